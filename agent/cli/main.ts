@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+/** `weft`: the one CLI. Each area registers its own subcommands; this file only wires them. */
+import { Command } from "commander";
+import { registerClusterCommands } from "../../scripts/cluster/cli.js";
+import { VERSION } from "../version.js";
+import { registerUpCommands } from "./up.js";
+
+/** Builds the command tree (exported for tests and docs generation). */
+export function buildProgram(): Command {
+  const program = new Command("weft")
+    .description("weft: an eBPF-assisted, node-level transparent service mesh")
+    .version(VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ outputError: (str, write) => write(`weft: ${str.replace(/^error: /, "")}`) });
+  registerUpCommands(program);
+  registerClusterCommands(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

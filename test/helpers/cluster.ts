@@ -1,0 +1,87 @@
+/** Test helpers around a local cluster: state, probes in pods, leftover checks. */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { cgroup2Root } from "../../native/cgroup.js";
+import { listNetns } from "../../native/netns.js";
+import type { ClusterState } from "../../scripts/cluster/state.js";
+import { ROOT, weft, weftOk } from "./weft.js";
+
+/** Path of the probe program tests run inside pods. */
+export const PROBE = join(ROOT, "test", "helpers", "probe.mjs");
+
+/** Reads a test cluster's recorded state. */
+export function readState(name: string): ClusterState {
+  return JSON.parse(readFileSync(join(process.env.WEFT_RUN_DIR ?? "/run/weft", name, "cluster.json"), "utf8")) as ClusterState;
+}
+
+/** Result of probe.mjs connect. */
+export interface ProbeResult {
+  ok: boolean;
+  reply?: string;
+  code?: string;
+  localAddress?: string;
+  remoteAddress?: string;
+  remotePort?: number;
+  ms: number;
+}
+
+/** Connects from a pod/node to host:port, sends message, returns what came back. */
+export async function probeConnect(
+  cluster: string,
+  from: string,
+  host: string,
+  port: number,
+  message: string,
+  timeoutMs = 5000,
+): Promise<ProbeResult> {
+  const out = await weftOk([
+    "cluster",
+    "exec",
+    "--name",
+    cluster,
+    from,
+    "--",
+    process.execPath,
+    PROBE,
+    "connect",
+    host,
+    String(port),
+    message,
+    String(timeoutMs),
+  ]);
+  const line = out.trim().split("\n").pop() ?? "";
+  return JSON.parse(line) as ProbeResult;
+}
+
+/** Starts an echo server in a pod (recorded, so `down` stops it). */
+export async function startEcho(cluster: string, pod: string, port: number): Promise<number> {
+  const out = await weftOk([
+    "cluster",
+    "exec",
+    "--name",
+    cluster,
+    "--detach",
+    pod,
+    "--",
+    process.execPath,
+    PROBE,
+    "echo-server",
+    String(port),
+  ]);
+  return Number(out.trim());
+}
+
+/** Everything of a cluster still on the machine: netns, cgroup dir, pins. */
+export function leftovers(name: string): string[] {
+  const found = listNetns().filter((n) => n === `${name}-fabric` || n.startsWith(`${name}-node`) || n.startsWith(`${name}-pod-`));
+  if (existsSync(join(cgroup2Root(), name))) found.push(`cgroup ${name}`);
+  if (existsSync("/sys/fs/bpf")) {
+    for (const d of readdirSync("/sys/fs/bpf")) if (d.startsWith(`${name}-`)) found.push(`pin ${d}`);
+  }
+  return found;
+}
+
+/** Best-effort teardown for afterAll hooks. */
+export async function forceDown(name: string): Promise<void> {
+  await weft(["cluster", "down", "--name", name], { timeoutMs: 60_000 });
+}
