@@ -1,5 +1,5 @@
 /** weft's version, read from package.json whether running from dist/ or from the sources. */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -7,7 +7,8 @@ function findPackageJson(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     const candidate = join(dir, "package.json");
-    if (existsSync(candidate)) return candidate;
+    // statSync, not existsSync: access(2) checks the real uid, which can differ from the effective one.
+    if (statSync(candidate, { throwIfNoEntry: false })?.isFile()) return candidate;
     dir = dirname(dir);
   }
   throw new Error("package.json not found above the weft installation");
