@@ -11,13 +11,9 @@ describePrivileged("local cluster: clear errors, nothing half-built", () => {
   });
 
   it("says it needs root when run as an ordinary user", async () => {
-    const r = await run(
-      "setpriv",
-      ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, WEFT_BIN, "cluster", "up", "--name", name],
-      {
-        allowFailure: true,
-      },
-    );
+    // An unprivileged uid that may still read the checkout (CI clones it anywhere, even 0700 dirs).
+    const asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"];
+    const r = await run("setpriv", [...asNobody, process.execPath, WEFT_BIN, "cluster", "up", "--name", name], { allowFailure: true });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/must run as root/);
     expect(leftovers(name)).toEqual([]);
