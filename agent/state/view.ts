@@ -1,0 +1,133 @@
+/**
+ * The proxy's query-only view of an immutable mesh snapshot. Each proxy worker builds its own
+ * view (with indexes) from the same cloneable snapshot data; nothing here ever mutates.
+ */
+import type {
+  AuthorizationPolicy,
+  MeshSnapshotData,
+  MtlsMode,
+  PeerAuthentication,
+  PolicyScope,
+  Service,
+  ServicePort,
+  Workload,
+} from "../../controller/api/model.js";
+
+/** A service matched by VIP and port. */
+export interface ServiceMatch {
+  service: Service;
+  port: ServicePort;
+}
+
+/** Effective mTLS mode at a workload's port, and which policy decided it. */
+export interface EffectiveMtls {
+  mode: Exclude<MtlsMode, "UNSET">;
+  /** "<ns>/<name>" of the deciding PeerAuthentication, or "default". */
+  source: string;
+}
+
+/** True when every selector label is on the workload (an empty selector matches all). */
+export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return true;
+  for (const k of Object.keys(selector)) if (labels[k] !== selector[k]) return false;
+  return true;
+}
+
+/** Read-only, indexed view of one snapshot. */
+export class MeshView {
+  private readonly byAddress = new Map<string, Workload>();
+  private readonly byUid = new Map<string, Workload>();
+  private readonly byVip = new Map<string, Service>();
+  private readonly byKey = new Map<string, Service>();
+  private readonly local: Workload[];
+
+  constructor(readonly data: MeshSnapshotData) {
+    for (const w of data.workloads) {
+      this.byUid.set(w.uid, w);
+      for (const a of w.addresses) this.byAddress.set(a, w);
+    }
+    for (const s of data.services) {
+      this.byKey.set(s.key, s);
+      for (const v of s.vips) this.byVip.set(v, s);
+    }
+    this.local = data.workloads.filter((w) => w.node === data.nodeName);
+  }
+
+  /** Snapshot version. */
+  get version(): string {
+    return this.data.version;
+  }
+
+  /** This agent's node name. */
+  get nodeName(): string {
+    return this.data.nodeName;
+  }
+
+  /** The workload owning a pod IP. */
+  workloadByAddress(ip: string): Workload | undefined {
+    return this.byAddress.get(ip);
+  }
+
+  /** A workload by pod uid. */
+  workloadByUid(uid: string): Workload | undefined {
+    return this.byUid.get(uid);
+  }
+
+  /** The service a VIP:port belongs to (undefined when the VIP is unknown or the port is not a service port). */
+  serviceByAddress(ip: string, port: number): ServiceMatch | undefined {
+    const service = this.byVip.get(ip);
+    if (!service) return undefined;
+    const p = service.ports.find((sp) => sp.port === port);
+    return p ? { service, port: p } : undefined;
+  }
+
+  /** True when an address is some service's VIP, whatever the port. */
+  isServiceVip(ip: string): boolean {
+    return this.byVip.has(ip);
+  }
+
+  /** A service by "<namespace>/<name>". */
+  serviceByKey(key: string): Service | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** Services (by key) that select a workload as an endpoint. */
+  servicesOf(workload: Workload): Service[] {
+    return this.data.services.filter((s) => s.endpoints.some((e) => e.workloadUid === workload.uid));
+  }
+
+  /** Workloads scheduled on this node. */
+  localWorkloads(): readonly Workload[] {
+    return this.local;
+  }
+
+  /** True when a policy's scope covers the workload. */
+  appliesTo(policy: { namespace: string; scope: PolicyScope }, w: Workload): boolean {
+    if (policy.scope.kind === "mesh") return policy.namespace === this.data.rootNamespace;
+    if (policy.namespace !== w.namespace) return false;
+    return policy.scope.kind === "namespace" || labelsMatch(policy.scope.selector, w.labels);
+  }
+
+  /** AuthorizationPolicies that apply to a destination workload. */
+  authorizationPoliciesFor(w: Workload): AuthorizationPolicy[] {
+    return this.data.authorizationPolicies.filter((p) => this.appliesTo(p, w));
+  }
+
+  /**
+   * Effective PeerAuthentication mode at a workload port, with Istio's precedence: workload
+   * policy (port-level first) over namespace over mesh; UNSET inherits; default PERMISSIVE.
+   * Among several workload policies the oldest wins in Istio; here the lowest key, deterministically.
+   */
+  mtlsModeFor(w: Workload, port: number): EffectiveMtls {
+    const applicable = this.data.peerAuthentications.filter((p) => this.appliesTo(p, w));
+    const pick = (kind: PolicyScope["kind"]): PeerAuthentication | undefined =>
+      applicable.filter((p) => p.scope.kind === kind).sort((a, b) => a.key.localeCompare(b.key))[0];
+    const workload = pick("workload");
+    const portMode = workload?.portLevelMtls[String(port)];
+    if (workload && portMode && portMode !== "UNSET") return { mode: portMode, source: workload.key };
+    for (const p of [workload, pick("namespace"), pick("mesh")]) {
+      if (p && p.mode !== "UNSET") return { mode: p.mode, source: p.key };
+    }
+    return { mode: "PERMISSIVE", source: "default" };
+  }
+}
