@@ -1,0 +1,45 @@
+/** The one dependency bundle every listener of the proxy is handed (ztunnel's ProxyInputs). */
+import type { Logger } from "pino";
+import type { IdentitySource } from "../identity/types.js";
+import type { MeshView } from "../state/view.js";
+import type { ProxyMetrics } from "../telemetry/metrics.js";
+import type { ConnectionManager } from "./connection-manager.js";
+import type { HbonePool, PoolOptions } from "./pool.js";
+import type { EndpointPicker, SocketAddr } from "./request.js";
+import type { ContextCache } from "./tls.js";
+
+/** Proxy settings. */
+export interface ProxyConfig {
+  /** Where captured outbound connections arrive (the pods' gateway, 15001). */
+  outbound: SocketAddr;
+  /** Where HBONE is served (the node address, 15008). */
+  hbone: SocketAddr;
+  /** Give up dialling a pod or a peer node after this long. */
+  connectTimeoutMs: number;
+  pool: PoolOptions;
+  /** HTTP/2 per-stream receive window: large enough that one stream can fill the link. */
+  streamWindowBytes: number;
+  /** HTTP/2 per-session receive window. */
+  sessionWindowBytes: number;
+}
+
+/** Defaults: windows as ztunnel's (4 MiB stream, 16 MiB connection). */
+export const DEFAULT_PROXY_TUNING = {
+  connectTimeoutMs: 5000,
+  streamWindowBytes: 4 * 1024 * 1024,
+  sessionWindowBytes: 16 * 1024 * 1024,
+};
+
+/** Everything a listener needs. */
+export interface ProxyContext {
+  config: ProxyConfig;
+  /** The current mesh view (immutable; replaced on change). */
+  view(): MeshView;
+  identity: IdentitySource;
+  contexts: ContextCache;
+  pool: HbonePool;
+  connections: ConnectionManager;
+  metrics: ProxyMetrics;
+  log: Logger;
+  pick: EndpointPicker;
+}

@@ -1,0 +1,234 @@
+/**
+ * Outbound (15001): accept a captured pod connection, learn its original destination (the
+ * getsockname hook makes localAddress/localPort report it: no syscall of ours), decide with
+ * buildRequest, then carry it: HBONE through the pool, same-node delivery, or passthrough.
+ */
+import { randomBytes } from "node:crypto";
+import { constants as h2 } from "node:http2";
+import { createServer, type Server, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Workload } from "../../controller/api/model.js";
+import { type ResponseFlag, trafficLabels } from "../telemetry/labels.js";
+import type { ConnectionInfo } from "./connection-manager.js";
+import type { ProxyContext } from "./context.js";
+import { splice } from "./copy.js";
+import { dial } from "./dial.js";
+import { checkInbound } from "./inbound-policy.js";
+import { buildRequest, type OutboundRequest, type SocketAddr } from "./request.js";
+
+/** The outbound capture listener. */
+export class OutboundListener {
+  private server?: Server;
+
+  constructor(private readonly ctx: ProxyContext) {}
+
+  /** Starts listening on the configured outbound address. */
+  async start(): Promise<void> {
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
+      void this.handle(sock).catch((e: Error) => {
+        this.ctx.log.error({ err: e.message, stack: e.stack }, "outbound connection failed unexpectedly");
+        sock.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ port: this.ctx.config.outbound.port, host: this.ctx.config.outbound.ip, backlog: 4096 }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.server = server;
+  }
+
+  private async handle(sock: Socket): Promise<void> {
+    sock.on("error", () => undefined);
+    const src: SocketAddr = { ip: stripV4Mapped(sock.remoteAddress ?? ""), port: sock.remotePort ?? 0 };
+    const dst: SocketAddr = { ip: stripV4Mapped(sock.localAddress ?? ""), port: sock.localPort ?? 0 };
+    const listen = this.ctx.config.outbound;
+    if (dst.port === listen.port && dst.ip === listen.ip) {
+      // Not rewritten: the connection was not captured by the hook (or came here directly).
+      this.ctx.log.warn({ src: `${src.ip}:${src.port}` }, "outbound connection without an original destination; refusing");
+      sock.resetAndDestroy();
+      return;
+    }
+    const view = this.ctx.view();
+    const req = buildRequest(view, src.ip, dst, this.ctx.pick);
+    switch (req.kind) {
+      case "reject":
+        this.refuse(sock, src, dst, req, req.reason, "CONNECT");
+        return;
+      case "passthrough":
+        await this.passthrough(sock, src, dst, req);
+        return;
+      case "hbone":
+        if (req.sameNode) await this.sameNode(sock, src, dst, req);
+        else await this.hbone(sock, src, dst, req);
+        return;
+    }
+  }
+
+  private info(src: SocketAddr, dst: SocketAddr, req: OutboundRequest, mode: string): ConnectionInfo {
+    const d = req.kind === "reject" ? undefined : req.destination;
+    return {
+      direction: "outbound",
+      mode,
+      src,
+      dst,
+      ...(req.kind !== "reject" ? { target: req.target } : {}),
+      ...(req.kind === "hbone" && !req.sameNode ? { hbone: req.hbone } : {}),
+      ...(req.source ? { srcWorkload: `${req.source.namespace}/${req.source.name}`, srcIdentity: req.source.identity } : {}),
+      ...(d ? { dstWorkload: `${d.namespace}/${d.name}`, ...(req.kind === "hbone" ? { dstIdentity: d.identity } : {}) } : {}),
+      ...(req.service ? { service: req.service.service.key } : {}),
+    };
+  }
+
+  private labels(req: OutboundRequest, mtls: boolean, flags: ResponseFlag = "-") {
+    const dest: Workload | undefined = req.kind === "reject" ? undefined : req.destination;
+    return trafficLabels({
+      reporter: "source",
+      ...(req.source ? { source: req.source, sourcePrincipal: req.source.identity } : {}),
+      ...(dest ? { destination: dest } : {}),
+      ...(req.service ? { service: req.service.service } : {}),
+      mtls,
+      responseFlags: flags,
+    });
+  }
+
+  private refuse(
+    sock: Socket,
+    src: SocketAddr,
+    dst: SocketAddr,
+    req: OutboundRequest,
+    reason: string,
+    flags: ResponseFlag,
+    mode = "reject",
+  ): void {
+    sock.resetAndDestroy();
+    this.ctx.connections.rejected(
+      { ...this.info(src, dst, req, mode), policy: reason },
+      this.labels(req, mode === "hbone", flags),
+      reason,
+      flags,
+    );
+  }
+
+  private track(sock: Socket, other: Duplex, info: ConnectionInfo, req: OutboundRequest, mtls: boolean) {
+    return this.ctx.connections.open(
+      info,
+      this.labels(req, mtls),
+      () => ({ received: sock.bytesRead, sent: sock.bytesWritten }),
+      (reason) => {
+        this.ctx.log.info({ reason, src: info.srcWorkload }, "closing connection");
+        sock.resetAndDestroy();
+        other.destroy();
+      },
+    );
+  }
+
+  private async passthrough(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "passthrough" }): Promise<void> {
+    let up: Socket;
+    try {
+      up = await dial(req.target, this.ctx.config.connectTimeoutMs);
+    } catch (e) {
+      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "passthrough");
+      return;
+    }
+    const tracked = this.track(sock, up, { ...this.info(src, dst, req, "passthrough"), policy: req.reason }, req, false);
+    const r = await splice(sock, up);
+    tracked.close(r.clean ? undefined : r.error);
+  }
+
+  /** Same node: no tunnel, but the same inbound decision a remote peer would get. */
+  private async sameNode(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "hbone" }): Promise<void> {
+    const decision = checkInbound(this.ctx.view(), { sourceIdentity: req.source.identity, sourceIp: src.ip, target: req.target });
+    if (!decision.ok) {
+      this.refuse(sock, src, dst, req, decision.reason, decision.flags, "same-node");
+      return;
+    }
+    let up: Socket;
+    try {
+      up = await dial(req.target, this.ctx.config.connectTimeoutMs);
+    } catch (e) {
+      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "same-node");
+      return;
+    }
+    const tracked = this.track(sock, up, { ...this.info(src, dst, req, "same-node"), policy: decision.policy }, req, true);
+    const r = await splice(sock, up);
+    tracked.close(r.clean ? undefined : r.error);
+  }
+
+  private async hbone(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "hbone" }): Promise<void> {
+    const headers = {
+      ":method": "CONNECT",
+      ":authority": formatAddr(req.target),
+      forwarded: `for=${src.ip.includes(":") ? `"[${src.ip}]"` : src.ip}`,
+      traceparent: `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`,
+      baggage: baggageOf(req.source),
+    };
+    let stream: Awaited<ReturnType<ProxyContext["pool"]["stream"]>>;
+    try {
+      stream = await this.ctx.pool.stream(
+        { srcIdentity: req.source.identity, dstIdentity: req.expectedIdentity, address: req.hbone },
+        headers,
+      );
+    } catch (e) {
+      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "hbone");
+      return;
+    }
+    const info = this.info(src, dst, req, "hbone");
+    const tracked = this.track(sock, stream, info, req, true);
+    let flags: ResponseFlag = "-";
+    let refusal: Error | undefined;
+    let answered = false;
+    stream.once("close", () => {
+      if (answered) return;
+      // No response at all: TLS 1.3 reports a refused client certificate only after the client's
+      // handshake completed, so the session dies under the stream. The app must see a reset.
+      flags = "CONNECT";
+      refusal = new Error(
+        `HBONE tunnel to ${formatAddr(req.hbone)} closed before the destination answered (peer refused our certificate?)`,
+      );
+      sock.resetAndDestroy();
+    });
+    stream.once("response", (h) => {
+      answered = true;
+      const status = Number(h[":status"]);
+      if (status !== 200) {
+        flags = status === 403 ? "DENY" : "CONNECT";
+        refusal = new Error(`destination refused the tunnel: HTTP ${status}`);
+        // The app sees a reset, as it would from a refused connection, never a clean close.
+        sock.resetAndDestroy();
+        stream.close(h2.NGHTTP2_CANCEL);
+      }
+    });
+    const r = await splice(sock, stream);
+    tracked.close(refusal ?? (r.clean ? undefined : r.error), flags);
+  }
+
+  /** Stops accepting new connections. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+function formatAddr(a: SocketAddr): string {
+  return a.ip.includes(":") ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
+function stripV4Mapped(ip: string): string {
+  return ip.startsWith("::ffff:") ? ip.slice(7) : ip;
+}
+
+/** W3C baggage with the source workload's names (what ztunnel sends), for the destination's telemetry. */
+function baggageOf(w: Workload): string {
+  const enc = encodeURIComponent;
+  return [
+    `k8s.namespace.name=${enc(w.namespace)}`,
+    `k8s.pod.name=${enc(w.name)}`,
+    `k8s.workload.name=${enc(w.workloadName)}`,
+    `service.name=${enc(w.canonicalName)}`,
+    `service.version=${enc(w.canonicalRevision)}`,
+  ].join(",");
+}

@@ -1,0 +1,112 @@
+/**
+ * The node proxy: HBONE inbound (15008) and outbound capture (15001) over one shared context.
+ * It reads the mesh only through an immutable view and keeps no global state, so several
+ * instances can run side by side (one per worker thread).
+ */
+import type { Logger } from "pino";
+import type { IdentitySource } from "../identity/types.js";
+import type { MeshView } from "../state/view.js";
+import type { ProxyMetrics } from "../telemetry/metrics.js";
+import { ConnectionManager, type ConnectionSnapshot } from "./connection-manager.js";
+import type { ProxyConfig, ProxyContext } from "./context.js";
+import { hboneConnector } from "./hbone-connect.js";
+import { InboundServer } from "./inbound.js";
+import { checkInbound } from "./inbound-policy.js";
+import { OutboundListener } from "./outbound.js";
+import { HbonePool, type PoolStats } from "./pool.js";
+import { type EndpointPicker, randomPicker } from "./request.js";
+import { ContextCache } from "./tls.js";
+
+/** What the proxy is built from. */
+export interface ProxyDeps {
+  config: ProxyConfig;
+  view: () => MeshView;
+  /** Subscribes to view changes; returns an unsubscribe function. */
+  onViewChange: (listener: (view: MeshView) => void) => () => void;
+  identity: IdentitySource;
+  metrics: ProxyMetrics;
+  log: Logger;
+  pick?: EndpointPicker;
+}
+
+/** A running node proxy. */
+export class NodeProxy {
+  readonly ctx: ProxyContext;
+  private readonly inbound: InboundServer;
+  private readonly outbound: OutboundListener;
+  private unsubscribe?: () => void;
+  private readonly poolGauge: NodeJS.Timeout;
+
+  constructor(deps: ProxyDeps) {
+    const contexts = new ContextCache();
+    const connections = new ConnectionManager(deps.metrics, deps.log.child({ scope: "access" }));
+    const base = {
+      config: deps.config,
+      view: deps.view,
+      identity: deps.identity,
+      contexts,
+      connections,
+      metrics: deps.metrics,
+      log: deps.log,
+      pick: deps.pick ?? randomPicker,
+    };
+    const pool = new HbonePool(hboneConnector(base), deps.config.pool);
+    this.ctx = { ...base, pool };
+    this.inbound = new InboundServer(this.ctx);
+    this.outbound = new OutboundListener(this.ctx);
+    this.unsubscribe = deps.onViewChange((view) => this.recheck(view));
+    this.poolGauge = setInterval(() => deps.metrics.poolSessions.set(pool.sessionCount), 1000);
+    this.poolGauge.unref();
+  }
+
+  /** Starts inbound first, so this node accepts tunnels before it sends any. */
+  async start(): Promise<void> {
+    await this.inbound.start();
+    await this.outbound.start();
+  }
+
+  /** Policy changed: closes live connections the new policy denies. */
+  recheck(view: MeshView): number {
+    const closed = this.ctx.connections.recheck((info) => {
+      if (!info.srcIdentity || !info.target) return null;
+      if (info.direction !== "inbound" && info.mode !== "same-node") return null;
+      const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target });
+      return d.ok ? null : `policy changed: ${d.reason}`;
+    });
+    if (closed > 0) this.ctx.log.info({ closed, version: view.version }, "closed connections newly denied by policy");
+    return closed;
+  }
+
+  /** Where HBONE is actually listening. */
+  hboneAddress(): { ip: string; port: number } | null {
+    return this.inbound.address();
+  }
+
+  /** Live connections. */
+  connections(): ConnectionSnapshot[] {
+    return this.ctx.connections.list();
+  }
+
+  /** HBONE pool state. */
+  poolStats(): { outbound: PoolStats[]; sessionsOpened: number; inboundSessions: number } {
+    return { outbound: this.ctx.pool.stats(), sessionsOpened: this.ctx.pool.sessionsOpened, inboundSessions: this.inbound.sessionCount };
+  }
+
+  /**
+   * Stops: no new connections; existing ones get drainMs to finish (GOAWAY on HBONE), then
+   * whatever is left is aborted.
+   */
+  async stop(drainMs = 5000): Promise<void> {
+    this.unsubscribe?.();
+    clearInterval(this.poolGauge);
+    await this.outbound.close();
+    const deadline = setTimeout(() => this.ctx.connections.abortAll("proxy shutting down"), drainMs);
+    deadline.unref();
+    await Promise.all([this.inbound.close(true), this.ctx.pool.close(true)]);
+    const until = Date.now() + drainMs;
+    while (this.ctx.connections.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    this.ctx.connections.abortAll("proxy shutting down");
+    clearTimeout(deadline);
+    this.ctx.connections.stop();
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Istio's standard traffic labels, so dashboards and alerts written for Istio work on weft as they
+ * are. Unknown values are "unknown", as Istio reports them.
+ */
+import type { Service, Workload } from "../../controller/api/model.js";
+
+/** The label names of Istio's standard TCP and HTTP metrics. */
+export const TRAFFIC_LABELS = [
+  "reporter",
+  "source_workload",
+  "source_canonical_service",
+  "source_canonical_revision",
+  "source_workload_namespace",
+  "source_principal",
+  "source_app",
+  "source_version",
+  "source_cluster",
+  "destination_service",
+  "destination_service_namespace",
+  "destination_service_name",
+  "destination_workload",
+  "destination_canonical_service",
+  "destination_canonical_revision",
+  "destination_workload_namespace",
+  "destination_principal",
+  "destination_app",
+  "destination_version",
+  "destination_cluster",
+  "request_protocol",
+  "response_flags",
+  "connection_security_policy",
+] as const;
+
+/** One value per Istio traffic label. */
+export type TrafficLabels = Record<(typeof TRAFFIC_LABELS)[number], string>;
+
+/** Response flags as ztunnel reports them: "-" ok, DENY by policy, CONNECT failure upstream. */
+export type ResponseFlag = "-" | "DENY" | "CONNECT";
+
+/** What the labels of one connection are built from. */
+export interface LabelInput {
+  reporter: "source" | "destination";
+  source?: Workload;
+  /** Authenticated source identity; only mTLS-derived identities are reported as principals. */
+  sourcePrincipal?: string;
+  destination?: Workload;
+  service?: Service;
+  mtls: boolean;
+  responseFlags?: ResponseFlag;
+  protocol?: "tcp" | "http";
+  clusterId?: string;
+}
+
+const U = "unknown";
+
+/** Builds the label set of a connection. */
+export function trafficLabels(i: LabelInput): TrafficLabels {
+  const s = i.source;
+  const d = i.destination;
+  const cluster = i.clusterId ?? "Kubernetes";
+  return {
+    reporter: i.reporter,
+    source_workload: s?.workloadName ?? U,
+    source_canonical_service: s?.canonicalName ?? U,
+    source_canonical_revision: s?.canonicalRevision ?? U,
+    source_workload_namespace: s?.namespace ?? U,
+    source_principal: i.sourcePrincipal ?? U,
+    source_app: s?.canonicalName ?? U,
+    source_version: s?.canonicalRevision ?? U,
+    source_cluster: s ? cluster : U,
+    destination_service: i.service?.hostname ?? U,
+    destination_service_namespace: i.service?.namespace ?? U,
+    destination_service_name: i.service?.name ?? U,
+    destination_workload: d?.workloadName ?? U,
+    destination_canonical_service: d?.canonicalName ?? U,
+    destination_canonical_revision: d?.canonicalRevision ?? U,
+    destination_workload_namespace: d?.namespace ?? U,
+    destination_principal: d && i.mtls ? d.identity : U,
+    destination_app: d?.canonicalName ?? U,
+    destination_version: d?.canonicalRevision ?? U,
+    destination_cluster: d ? cluster : U,
+    request_protocol: i.protocol ?? "tcp",
+    response_flags: i.responseFlags ?? "-",
+    connection_security_policy: i.mtls ? "mutual_tls" : "unknown",
+  };
+}

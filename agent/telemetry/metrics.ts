@@ -1,0 +1,65 @@
+/** The proxy's Prometheus metrics, with Istio's names (istio_*) so existing dashboards apply. */
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { TRAFFIC_LABELS, type TrafficLabels } from "./labels.js";
+
+/** Counters the proxy updates per connection. */
+export class ProxyMetrics {
+  readonly registry: Registry;
+  private readonly opened: Counter<string>;
+  private readonly closed: Counter<string>;
+  private readonly sent: Counter<string>;
+  private readonly received: Counter<string>;
+  /** HBONE sessions currently pooled (gauge), for pool health. */
+  readonly poolSessions: Gauge<string>;
+
+  constructor(registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
+    this.registry = registry;
+    const labelNames = [...TRAFFIC_LABELS];
+    this.opened = new Counter({
+      name: "istio_tcp_connections_opened_total",
+      help: "The total number of TCP connections opened",
+      labelNames,
+      registers: [registry],
+    });
+    this.closed = new Counter({
+      name: "istio_tcp_connections_closed_total",
+      help: "The total number of TCP connections closed",
+      labelNames,
+      registers: [registry],
+    });
+    this.sent = new Counter({
+      name: "istio_tcp_sent_bytes_total",
+      help: "The size of total bytes sent during response in case of a TCP connection",
+      labelNames,
+      registers: [registry],
+    });
+    this.received = new Counter({
+      name: "istio_tcp_received_bytes_total",
+      help: "The size of total bytes received during request in case of a TCP connection",
+      labelNames,
+      registers: [registry],
+    });
+    this.poolSessions = new Gauge({
+      name: "weft_hbone_pool_sessions",
+      help: "Pooled HBONE (mTLS HTTP/2) sessions open",
+      registers: [registry],
+    });
+    if (opts.processMetrics) collectDefaultMetrics({ register: registry });
+  }
+
+  /** A connection was opened. */
+  connectionOpened(labels: TrafficLabels): void {
+    this.opened.inc(labels);
+  }
+
+  /** A connection closed. */
+  connectionClosed(labels: TrafficLabels): void {
+    this.closed.inc(labels);
+  }
+
+  /** Adds bytes: received = client→server (request), sent = server→client (response). */
+  bytes(labels: TrafficLabels, received: number, sent: number): void {
+    if (received > 0) this.received.inc(labels, received);
+    if (sent > 0) this.sent.inc(labels, sent);
+  }
+}
