@@ -12,6 +12,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   tc: "iproute2",
   bridge: "iproute2",
   nsenter: "util-linux",
+  nft: "nftables",
   bpftool: "bpftool",
   clang: "clang",
   tcpdump: "tcpdump",

@@ -6,9 +6,9 @@ import { parseAllDocuments } from "yaml";
 import { action, CliError, emit, intOption, parseFormat, parseLabels, table } from "../../agent/cli/output.js";
 import { netnsExists } from "../../native/netns.js";
 import { isSameProcess } from "../../native/proc.js";
-import { addPod, addService, clusterDown, clusterUp, label, removePod, removeService, requireState } from "./cluster.js";
+import { addPod, addService, clusterDown, clusterUp, label, removePod, removeService, requireState, runDetached } from "./cluster.js";
 import { execArgv, resolvePlace } from "./processes.js";
-import { type ServicePort, saveState, withLock } from "./state.js";
+import type { ServicePort } from "./state.js";
 import { DEFAULT_SPEC, MAX_NODES, MAX_PODS_PER_NODE } from "./topology.js";
 import { applyUserObjects, deleteUserObjects } from "./user-objects.js";
 
@@ -124,14 +124,8 @@ export function registerClusterCommands(program: Command): void {
         const state = requireState(o.name);
         const place = resolvePlace(state, target);
         if (o.detach) {
-          const { spawnDetached } = await import("./processes.js");
-          await withLock(o.name, async () => {
-            const fresh = requireState(o.name);
-            const rec = spawnDetached(fresh, place, command, { what: `${target} ${command[0] ?? ""}` });
-            fresh.processes.push(rec);
-            saveState(fresh);
-            process.stdout.write(`${rec.pid}\n`);
-          });
+          const rec = await runDetached(o.name, target, command);
+          process.stdout.write(`${rec.pid}\n`);
           return;
         }
         const [cmd, ...args] = execArgv(state, place, command);

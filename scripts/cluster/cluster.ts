@@ -7,12 +7,15 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { cgroupPath, createCgroup, killCgroup, removeCgroupTree } from "../../native/cgroup.js";
 import { type CleanupReport, ownedNetns, teardown } from "./cleanup.js";
+import { syncServiceRules } from "./kube-proxy.js";
 import { createFabric, createNode, createPodNetwork, deletePodNetwork, routeNode } from "./network.js";
 import { checkAddressClash, requireRoot, requireTools } from "./preflight.js";
+import { resolvePlace, spawnDetached } from "./processes.js";
 import {
   type ClusterState,
   loadState,
   type PodRecord,
+  type ProcessRecord,
   type ServicePort,
   type ServiceRecord,
   saveState,
@@ -212,6 +215,40 @@ export async function label(
   });
 }
 
+/** Starts a recorded background process in a pod, node or the fabric; returns its pid. */
+export async function runDetached(
+  clusterName: string,
+  target: string,
+  argv: readonly string[],
+  opts: { what?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ProcessRecord> {
+  return withLock(clusterName, async () => {
+    const state = requireState(clusterName);
+    const place = resolvePlace(state, target);
+    const rec = spawnDetached(state, place, argv, {
+      what: opts.what ?? `${target} ${argv[0] ?? ""}`,
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+    state.processes.push(rec);
+    saveState(state);
+    return rec;
+  });
+}
+
+/**
+ * Kubernetes-style service environment for pods of a namespace (<NAME>_SERVICE_HOST/_PORT),
+ * which is how apps find services in a cluster without DNS.
+ */
+export function serviceEnv(state: ClusterState, namespace: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const s of state.services.filter((x) => x.namespace === namespace)) {
+    const key = s.name.toUpperCase().replace(/-/g, "_");
+    env[`${key}_SERVICE_HOST`] = s.vip;
+    env[`${key}_SERVICE_PORT`] = String(s.ports[0]?.port ?? "");
+  }
+  return env;
+}
+
 /** Reads a cluster's state or fails with how to create one. */
 export function requireState(name: string): ClusterState {
   const state = loadState(name);
@@ -228,6 +265,7 @@ export async function mutate<T>(name: string, fn: (state: ClusterState) => Promi
     const result = await fn(state);
     saveState(state);
     syncStore(state);
+    await syncServiceRules(state);
     return result;
   });
 }
