@@ -21,6 +21,8 @@ export interface ProxyConfig {
   streamWindowBytes: number;
   /** HTTP/2 per-session receive window. */
   sessionWindowBytes: number;
+  /** Listen with SO_REUSEPORT so several workers share the ports. */
+  reusePort?: boolean;
 }
 
 /** Defaults: windows as ztunnel's (4 MiB stream, 16 MiB connection). */

@@ -5,6 +5,7 @@
 import { createSecureServer, type Http2SecureServer, constants as h2, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { sharedListen } from "../../native/reuseport.js";
 import { trafficLabels } from "../telemetry/labels.js";
 import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
@@ -57,7 +58,8 @@ export class InboundServer {
     this.ctx.identity.onChange(() => server.setSecureContext({ ca: [...this.ctx.identity.trustBundle()] }));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(config.hbone.port, config.hbone.ip, () => {
+      const { ip, port } = config.hbone;
+      server.listen(config.reusePort ? sharedListen(ip, port) : { port, host: ip, backlog: 4096 }, () => {
         server.off("error", reject);
         resolve();
       });

@@ -8,6 +8,7 @@ import { constants as h2 } from "node:http2";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Workload } from "../../controller/api/model.js";
+import { sharedListen } from "../../native/reuseport.js";
 import { type ResponseFlag, trafficLabels } from "../telemetry/labels.js";
 import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
@@ -32,7 +33,8 @@ export class OutboundListener {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ port: this.ctx.config.outbound.port, host: this.ctx.config.outbound.ip, backlog: 4096 }, () => {
+      const { ip, port } = this.ctx.config.outbound;
+      server.listen(this.ctx.config.reusePort ? sharedListen(ip, port) : { port, host: ip, backlog: 4096 }, () => {
         server.off("error", reject);
         resolve();
       });
