@@ -150,7 +150,11 @@ describe("proxy as worker threads sharing ports (SO_REUSEPORT)", () => {
     setB(snapshot("B", [client, server], [], [], "3"));
     const events: string[] = [];
     const off = b.onConnectionEvent((e) => events.push(e.type));
-    await waitFor("allowed again", async () => (await readAll(await open().then((s) => (s.end("x"), s)))).status === 200);
+    await waitFor("allowed again", async () => {
+      const probe = await open();
+      probe.end("x");
+      return (await readAll(probe)).status === 200;
+    });
     const s = await open();
     s.write("hold");
     s.resume();
