@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { registerClusterCommands } from "../../scripts/cluster/cli.js";
 import { VERSION } from "../version.js";
+import { registerRedirectCommands } from "./redirect-commands.js";
 import { registerUpCommands } from "./up.js";
 
 /** Builds the command tree (exported for tests and docs generation). */
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(`weft: ${str.replace(/^error: /, "")}`) });
   registerUpCommands(program);
   registerClusterCommands(program);
+  registerRedirectCommands(program);
   return program;
 }
 
