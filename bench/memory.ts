@@ -1,0 +1,218 @@
+/**
+ * Proxy memory: resident memory of each path's proxies when idle, and what each idle tunnelled
+ * connection adds.
+ *
+ *   node dist/bench/memory.js [--quick] [--rounds 3] [--large-count 10000] [--variants haproxy,weft]
+ *
+ * For every measurement the variant is restarted (fresh proxies, so an earlier run's pools and
+ * caches are not counted), its idle RSS is read, then a holder in the client pod opens N
+ * keep-alive connections through the path, completes one 1 KiB request on each and keeps them
+ * open; RSS is read again once it settles. Per connection = (held − idle) / N, summed over the
+ * path's proxies (both halves of the HAProxy pair; both nodes' agents for weft). The proxies'
+ * socket counts and nginx's active connections confirm the N connections really are held.
+ */
+import type { ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { type ActiveVariant, type BenchEnv, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
+import type { BenchRow } from "./lib/output.js";
+import { socketCount, totalRss } from "./lib/proc-stats.js";
+import { median, sig } from "./lib/stats.js";
+import { checkTarget } from "./lib/targets.js";
+import { SMALL_PATH } from "./lib/upstream.js";
+
+const MIB = 2 ** 20;
+const SMALL_COUNT = 1000;
+const HOLDER = join(import.meta.dirname, "lib", "hold-connections.js");
+
+interface Sample {
+  /** Connections actually held (the path's fd budget may be below the count asked for). */
+  held: number;
+  idleRss: number;
+  heldRss: number;
+  perConn: number;
+}
+
+await runBench(
+  {
+    script: "memory",
+    numbers: [{ flag: "large-count", help: "the larger idle-connection count (0 skips it)", min: 0, max: 50_000, full: 10_000, quick: 0 }],
+    maxConnections: (n) => Math.max(SMALL_COUNT, n["large-count"] as number) + 100,
+  },
+  async (env) => {
+    const counts = [SMALL_COUNT, env.numbers["large-count"] as number].filter((c, i) => c > 0 && (i === 0 || c !== SMALL_COUNT));
+    const measured = env.active.filter((v) => v.setup.proxyPids.length > 0);
+    const samples = new Map<string, Map<number, Sample[]>>(measured.map((v) => [v.name, new Map(counts.map((c) => [c, []]))]));
+    for (let r = 0; r < env.args.rounds; r++) {
+      for (const count of counts) {
+        for (const v of env.order(r).filter((x) => x.setup.proxyPids.length > 0)) {
+          env.log(`round ${r + 1}/${env.args.rounds} ${v.name} ${count} idle connections`);
+          try {
+            samples
+              .get(v.name)
+              ?.get(count)
+              ?.push(await measure(env, v, count));
+          } catch (e) {
+            env.fail(v, e);
+          }
+        }
+      }
+    }
+    // A variant that failed part-way has only rows saying so.
+    for (const name of samples.keys()) if (!env.active.some((v) => v.name === name)) samples.delete(name);
+    const table = "Proxy memory: idle, and per idle tunnelled connection";
+    const rows: BenchRow[] = [];
+    for (const v of env.active) {
+      if (v.setup.proxyPids.length === 0) {
+        rows.push({ table, variant: v.title, proxies: 0, status: "no proxy: nothing to measure" });
+        continue;
+      }
+      const per = samples.get(v.name) as Map<number, Sample[]>;
+      const all = [...per.values()].flat();
+      if (!all.length) continue;
+      const idle = median(all.map((s) => s.idleRss));
+      const row: BenchRow = {
+        table,
+        variant: v.title,
+        proxies: v.setup.proxyPids.length,
+        "idle RSS MiB": sig(idle / MIB),
+        "idle RSS MiB per proxy": sig(idle / MIB / v.setup.proxyPids.length),
+      };
+      for (const c of counts) {
+        const xs = per.get(c) ?? [];
+        const label = countLabel(c);
+        row[`conns held (${label})`] = xs.length ? median(xs.map((s) => s.held)) : null;
+        row[`RSS MiB with ${label}`] = xs.length ? sig(median(xs.map((s) => s.heldRss)) / MIB) : null;
+        row[`KiB per conn (${label})`] = xs.length ? sig(median(xs.map((s) => s.perConn)) / 1024) : null;
+      }
+      row.status = "ok";
+      rows.push(row);
+    }
+    rows.push(...skippedRows(table, env.skipped));
+    return {
+      title: "Memory",
+      rows,
+      notes: [
+        `Each measurement restarts the variant's proxies, reads their idle RSS, opens N keep-alive connections from the client pod with one 1 KiB request each, and reads RSS again once it settles; ${env.args.rounds} round(s), medians.`,
+        "RSS is summed over the path's proxies (both HAProxy halves; both nodes' agents for weft): the per-connection figure is the whole path's cost for one idle tunnelled connection.",
+        "A path holds at most what its open-files limit allows (HAProxy needs two descriptors per connection): 'conns held' says how many were measured.",
+      ],
+      targets: targets(env, samples, counts),
+    };
+  },
+);
+
+async function measure(env: BenchEnv, v: ActiveVariant, count: number): Promise<Sample> {
+  await env.restart(v);
+  const pids = v.setup.proxyPids;
+  const n = Math.min(count, v.setup.maxConnections ?? count);
+  const idleRss = await settledRss(pids);
+  const sockets0 = pids.reduce((a, p) => a + socketCount(p), 0);
+  const holder = env.cluster.spawn(v.clientPod, [
+    process.execPath,
+    HOLDER,
+    v.setup.target.host,
+    String(v.setup.target.port),
+    SMALL_PATH,
+    String(n),
+    "600",
+  ]);
+  try {
+    const ready = await readyLine(holder, 60_000 + n * 20);
+    if (ready.open !== n) throw new Error(`holder opened ${String(ready.open)} of ${n} connections`);
+    const heldRss = await settledRss(pids);
+    const sockets1 = pids.reduce((a, p) => a + socketCount(p), 0);
+    if (sockets1 - sockets0 < n)
+      throw new Error(`the proxies hold ${sockets1 - sockets0} more sockets with ${n} connections open: they are not on the path`);
+    const status = await env.serverStatus(v);
+    if (status.active < n) throw new Error(`nginx has ${status.active} active connections, fewer than the ${n} held`);
+    return { held: n, idleRss, heldRss, perConn: (heldRss - idleRss) / n };
+  } finally {
+    holder.stdin?.end();
+    await exited(holder, 15_000);
+  }
+}
+
+/** RSS once two reads 100 ms apart agree within 64 KiB (at most 3 s): allocators settle after a burst. */
+async function settledRss(pids: readonly number[]): Promise<number> {
+  let prev = totalRss(pids);
+  for (let i = 0; i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = totalRss(pids);
+    if (Math.abs(now - prev) <= 64 * 1024) return now;
+    prev = now;
+  }
+  return prev;
+}
+
+interface HolderLine {
+  ready?: boolean;
+  open?: number;
+  error?: string;
+}
+
+/** Waits for the holder's ready line; its error line, an early exit or the deadline throw. */
+function readyLine(child: ChildProcess, timeoutMs: number): Promise<HolderLine> {
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    let stderr = "";
+    const timer = setTimeout(() => reject(new Error(`holder not ready after ${timeoutMs} ms`)), timeoutMs);
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000);
+    });
+    child.stdout?.on("data", (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        let msg: HolderLine;
+        try {
+          msg = JSON.parse(line) as HolderLine;
+        } catch {
+          continue;
+        }
+        if (msg.error) {
+          clearTimeout(timer);
+          reject(new Error(`holder: ${msg.error}`));
+        } else if (msg.ready) {
+          clearTimeout(timer);
+          resolve(msg);
+        }
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`holder exited (${code}) before it was ready${stderr.trim() ? `: ${stderr.trim()}` : ""}`));
+    });
+  });
+}
+
+async function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((r) => child.once("exit", () => r()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  await gone;
+  clearTimeout(timer);
+}
+
+function countLabel(c: number): string {
+  return c % 1000 === 0 ? `${c / 1000}k` : String(c);
+}
+
+function targets(env: BenchEnv, samples: Map<string, Map<number, Sample[]>>, counts: readonly number[]) {
+  const weft = samples.get("weft");
+  const missing = missingRatioReason(env, ["weft"]);
+  const weftPids = env.active.find((v) => v.name === "weft")?.setup.proxyPids.length ?? 0;
+  const all = weft ? [...weft.values()].flat() : [];
+  const idlePerAgent = all.length && weftPids ? median(all.map((s) => s.idleRss)) / weftPids / 1e6 : null;
+  const largest = Math.max(...counts);
+  const atLargest = weft?.get(largest) ?? [];
+  const perConnKB = atLargest.length ? median(atLargest.map((s) => s.perConn)) / 1e3 : null;
+  const countNote = largest < 10_000 ? `measured at ${largest} connections, not 10k (--large-count)` : undefined;
+  const perConn = checkTarget(
+    { what: "weft memory per idle tunnelled connection (10k)", op: "<=", bound: 2, unit: "KB" },
+    perConnKB,
+    missing,
+  );
+  if (countNote && perConn.met !== null) perConn.note = countNote;
+  return [checkTarget({ what: "weft idle agent RSS (per agent)", op: "<=", bound: 80, unit: "MB" }, idlePerAgent, missing), perConn];
+}

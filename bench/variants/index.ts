@@ -1,0 +1,12 @@
+/** Every measured path, by name; benchmarks build fresh instances from here. */
+import type { BenchVariant, VariantName } from "../lib/variant.js";
+import { directVariant } from "./direct.js";
+import { haproxyVariant } from "./haproxy.js";
+import { weftVariant } from "./weft.js";
+
+/** Factories of the variants, in report order. */
+export const VARIANTS: Readonly<Record<VariantName, () => BenchVariant>> = {
+  direct: directVariant,
+  haproxy: haproxyVariant,
+  weft: weftVariant,
+};
