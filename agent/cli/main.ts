@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /** `weft`: the one CLI. Each area registers its own subcommands; this file only wires them. */
 import { Command } from "commander";
+import { registerControllerCommands } from "../../controller/cli.js";
 import { registerClusterCommands } from "../../scripts/cluster/cli.js";
 import { VERSION } from "../version.js";
+import { registerAgentCommand } from "./agent-command.js";
 import { registerRedirectCommands } from "./redirect-commands.js";
 import { registerUpCommands } from "./up.js";
 
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(`weft: ${str.replace(/^error: /, "")}`) });
   registerUpCommands(program);
   registerClusterCommands(program);
+  registerAgentCommand(program);
+  registerControllerCommands(program);
   registerRedirectCommands(program);
   return program;
 }

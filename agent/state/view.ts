@@ -4,10 +4,12 @@
  */
 import type {
   AuthorizationPolicy,
+  DestinationPolicy,
   MeshSnapshotData,
   MtlsMode,
   PeerAuthentication,
   PolicyScope,
+  RouteTable,
   Service,
   ServicePort,
   Workload,
@@ -103,7 +105,7 @@ export class MeshView {
 
   /** True when a policy's scope covers the workload. */
   appliesTo(policy: { namespace: string; scope: PolicyScope }, w: Workload): boolean {
-    if (policy.scope.kind === "mesh") return policy.namespace === this.data.rootNamespace;
+    if (policy.scope.kind === "mesh") return policy.namespace === this.data.rootNamespace && labelsMatch(policy.scope.selector, w.labels);
     if (policy.namespace !== w.namespace) return false;
     return policy.scope.kind === "namespace" || labelsMatch(policy.scope.selector, w.labels);
   }
@@ -129,5 +131,43 @@ export class MeshView {
       if (p && p.mode !== "UNSET") return { mode: p.mode, source: p.key };
     }
     return { mode: "PERMISSIVE", source: "default" };
+  }
+
+  /**
+   * Route tables for calls from a client namespace to a service: those exported to the client
+   * (exportTo "*" or its namespace), the client namespace's own first (consumer routes win, as in
+   * GAMMA and Istio), then the oldest first.
+   */
+  routesFor(serviceKey: string, clientNamespace: string): RouteTable[] {
+    return (this.data.routes ?? [])
+      .filter((r) => r.services.includes(serviceKey) && (r.exportTo.includes("*") || r.exportTo.includes(clientNamespace)))
+      .sort(
+        (a, b) =>
+          Number(b.namespace === clientNamespace) - Number(a.namespace === clientNamespace) ||
+          a.createdAt.localeCompare(b.createdAt) ||
+          a.key.localeCompare(b.key),
+      );
+  }
+
+  /**
+   * The DestinationRule for calls to a service, looked up as Istio does: the client's namespace,
+   * then the service's, then the root namespace; exported to the client and selecting it
+   * (workloadSelector); the oldest wins within a namespace.
+   */
+  destinationPolicyFor(serviceKey: string, client: { namespace: string; labels: Record<string, string> }): DestinationPolicy | undefined {
+    const service = this.byKey.get(serviceKey);
+    const candidates = (this.data.destinationPolicies ?? []).filter(
+      (d) =>
+        d.service === serviceKey &&
+        (d.exportTo.includes("*") || d.exportTo.includes(client.namespace)) &&
+        (!d.workloadSelector || (d.namespace === client.namespace && labelsMatch(d.workloadSelector, client.labels))),
+    );
+    for (const ns of [client.namespace, service?.namespace, this.data.rootNamespace]) {
+      const hit = candidates
+        .filter((d) => d.namespace === ns)
+        .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.key.localeCompare(b.key))[0];
+      if (hit) return hit;
+    }
+    return undefined;
   }
 }

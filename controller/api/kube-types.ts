@@ -13,6 +13,10 @@ export interface ObjectMeta {
   creationTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** Set while the object is being deleted (a terminating pod). */
+  deletionTimestamp?: string;
+  /** Controllers owning the object (a pod's ReplicaSet, StatefulSet, Job…). */
+  ownerReferences?: { apiVersion: string; kind: string; name: string; uid?: string; controller?: boolean }[];
 }
 
 /** Any Kubernetes object. */

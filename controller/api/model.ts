@@ -71,9 +71,13 @@ export interface Service {
 
 /** Which workloads a policy applies to. */
 export interface PolicyScope {
-  /** "mesh" for the root namespace, "namespace" without selector, "workload" with one. */
+  /**
+   * "mesh" for the root namespace, "namespace" without selector, "workload" with one. A mesh
+   * AuthorizationPolicy may carry a selector: it then applies to matching workloads in every
+   * namespace (Istio's root-namespace semantics).
+   */
   kind: "mesh" | "namespace" | "workload";
-  /** matchLabels of spec.selector (workload scope). */
+  /** matchLabels of spec.selector (workload scope, or mesh scope with a selector). */
   selector?: Record<string, string>;
 }
 
@@ -139,6 +143,263 @@ export interface PeerAuthentication {
   portLevelMtls: Record<string, MtlsMode>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Routing and traffic policy, normalized from Istio VirtualService / DestinationRule and Gateway
+// API HTTPRoute (GAMMA: parentRef to a Service). Durations are milliseconds, percentages 0–100.
+// Matching semantics follow Istio: rules in order, first match wins; a rule with no matches
+// matches everything; within one HttpMatch every present field must match.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * How a string is compared. Regexes use RE2-compatible syntax and must match the whole value.
+ * "pathPrefix" is Gateway API's PathPrefix: whole path segments, so "/foo" matches "/foo" and
+ * "/foo/bar" but not "/foobar" (a trailing "/" in the value is ignored).
+ */
+export interface StringMatch {
+  kind: "exact" | "prefix" | "regex" | "pathPrefix";
+  value: string;
+}
+
+/** A request header condition. */
+export interface HeaderMatch {
+  /** Lower-case header name. */
+  name: string;
+  /** Absent: the header only has to be present. */
+  match?: StringMatch;
+  /** True: the request must NOT carry a matching header (VirtualService withoutHeaders). */
+  invert: boolean;
+}
+
+/** A query parameter condition. */
+export interface QueryParamMatch {
+  name: string;
+  match: StringMatch;
+}
+
+/** One way a request can match a rule (all present fields must match). */
+export interface HttpMatch {
+  name?: string;
+  path?: StringMatch;
+  /** Compare the path case-insensitively (VirtualService ignoreUriCase). */
+  ignorePathCase: boolean;
+  method?: StringMatch;
+  authority?: StringMatch;
+  scheme?: StringMatch;
+  headers: HeaderMatch[];
+  queryParams: QueryParamMatch[];
+  /** Service port the request was sent to. */
+  port?: number;
+  /** Labels the calling workload must carry (VirtualService sourceLabels). */
+  sourceLabels?: Record<string, string>;
+  /** Namespace the calling workload must be in. */
+  sourceNamespace?: string;
+}
+
+/** Header edits. */
+export interface HeaderOperations {
+  set: Record<string, string>;
+  add: Record<string, string>;
+  remove: string[];
+}
+
+/** Header edits on the request and on the response. */
+export interface HeaderRewrite {
+  request?: HeaderOperations;
+  response?: HeaderOperations;
+}
+
+/** A weighted destination of a route. */
+export interface RouteDestination {
+  /** Host as written, expanded to the FQDN when it names a known Service. */
+  host: string;
+  /** "<namespace>/<name>" when the host is a known Service. */
+  service?: string;
+  /** Service port; absent means the port the request came in on. */
+  port?: number;
+  /** DestinationRule subset. */
+  subset?: string;
+  /** Relative weight (destinations of a rule need not sum to 100). */
+  weight: number;
+  headers?: HeaderRewrite;
+}
+
+/** Retries of a route. */
+export interface RetryPolicy {
+  /** Retries after the first try; 0 disables. */
+  attempts: number;
+  perTryTimeoutMs?: number;
+  /** Envoy-style conditions ("5xx", "gateway-error", "connect-failure", "retriable-status-codes", "503", …). */
+  retryOn: string[];
+}
+
+/** Fault injection of a route. */
+export interface FaultInjection {
+  delay?: { fixedDelayMs: number; percentage: number };
+  abort?: { httpStatus?: number; grpcStatus?: string; percentage: number };
+}
+
+/** Mirroring a share of requests to another destination (responses ignored). */
+export interface MirrorPolicy {
+  destination: RouteDestination;
+  percentage: number;
+}
+
+/** Answer with a redirect instead of forwarding. */
+export interface HttpRedirect {
+  scheme?: string;
+  authority?: string;
+  port?: number;
+  /** Replace the whole path. */
+  path?: string;
+  /** Replace the matched path prefix. */
+  pathPrefix?: string;
+  statusCode: number;
+}
+
+/** Rewrite before forwarding. */
+export interface HttpRewrite {
+  authority?: string;
+  /** Replace the whole path. */
+  path?: string;
+  /** Replace the matched path prefix. */
+  pathPrefix?: string;
+  /** Regex substitution on the path. */
+  pathRegex?: { pattern: string; substitution: string };
+}
+
+/** Answer directly. */
+export interface DirectResponse {
+  status: number;
+  body?: string;
+}
+
+/** One HTTP routing rule. */
+export interface HttpRouteRule {
+  name?: string;
+  /** Any one must match; empty matches every request. */
+  matches: HttpMatch[];
+  /** Weighted destinations; empty only with redirect or directResponse. */
+  destinations: RouteDestination[];
+  redirect?: HttpRedirect;
+  directResponse?: DirectResponse;
+  rewrite?: HttpRewrite;
+  headers?: HeaderRewrite;
+  /** Whole-request timeout; 0 disables. */
+  timeoutMs?: number;
+  retries?: RetryPolicy;
+  fault?: FaultInjection;
+  mirrors: MirrorPolicy[];
+}
+
+/** One TCP routing rule (VirtualService tcp). */
+export interface TcpRouteRule {
+  /** Any one must match; empty matches every connection. */
+  matches: { port?: number; sourceLabels?: Record<string, string>; sourceNamespace?: string; destinationSubnets?: string[] }[];
+  destinations: RouteDestination[];
+}
+
+/** The routes one VirtualService or HTTPRoute defines for its services. */
+export interface RouteTable {
+  /** "<kind>/<namespace>/<name>" */
+  key: string;
+  kind: "VirtualService" | "HTTPRoute";
+  name: string;
+  namespace: string;
+  /** Services ("<namespace>/<name>") whose traffic these rules route. */
+  services: string[];
+  /** Hosts as written that are not known Services (kept for dumps; not routed). */
+  unresolvedHosts: string[];
+  /**
+   * Namespaces whose clients use these routes: "*" all. VirtualService exportTo ("." resolved
+   * to its own namespace); an HTTPRoute in its Service's namespace is a producer route (all),
+   * elsewhere a consumer route (its own namespace only), as GAMMA defines.
+   */
+  exportTo: string[];
+  http: HttpRouteRule[];
+  tcp: TcpRouteRule[];
+  /** creationTimestamp: among several tables for one service the oldest wins, as in Istio. */
+  createdAt: string;
+}
+
+/** Load balancing of a destination. */
+export interface LoadBalancerSettings {
+  simple?: "ROUND_ROBIN" | "LEAST_REQUEST" | "RANDOM" | "PASSTHROUGH" | "UNSPECIFIED";
+  /** Session affinity: exactly one key source is set. */
+  consistentHash?: {
+    header?: string;
+    cookie?: { name: string; path?: string; ttlMs?: number };
+    sourceIp?: boolean;
+    queryParameter?: string;
+  };
+  warmupDurationMs?: number;
+}
+
+/** Connection limits of a destination. */
+export interface ConnectionPoolSettings {
+  tcp?: { maxConnections?: number; connectTimeoutMs?: number; idleTimeoutMs?: number };
+  http?: {
+    http1MaxPendingRequests?: number;
+    http2MaxRequests?: number;
+    maxRequestsPerConnection?: number;
+    maxRetries?: number;
+    idleTimeoutMs?: number;
+    maxConcurrentStreams?: number;
+  };
+}
+
+/** Passive health checking (ejection of failing endpoints). */
+export interface OutlierDetection {
+  consecutive5xxErrors?: number;
+  consecutiveGatewayErrors?: number;
+  consecutiveLocalOriginFailures?: number;
+  intervalMs?: number;
+  baseEjectionTimeMs?: number;
+  maxEjectionPercent?: number;
+  minHealthPercent?: number;
+}
+
+/** Traffic policy for one port of a destination. */
+export interface PortTrafficPolicy {
+  port: number;
+  loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
+}
+
+/** Traffic policy of a destination or subset. */
+export interface TrafficPolicy {
+  loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
+  portLevel: PortTrafficPolicy[];
+}
+
+/** A named group of a service's endpoints, selected by labels. */
+export interface Subset {
+  name: string;
+  labels: Record<string, string>;
+  trafficPolicy?: TrafficPolicy;
+}
+
+/** A validated DestinationRule. */
+export interface DestinationPolicy {
+  /** "<namespace>/<name>" */
+  key: string;
+  name: string;
+  namespace: string;
+  /** Host as written, expanded to the FQDN when it names a known Service. */
+  host: string;
+  /** "<namespace>/<name>" when the host is a known Service. */
+  service?: string;
+  /** Namespaces whose clients use it ("*" all), as RouteTable.exportTo. */
+  exportTo: string[];
+  /** Only clients with these labels use it (DestinationRule workloadSelector). */
+  workloadSelector?: Record<string, string>;
+  trafficPolicy?: TrafficPolicy;
+  subsets: Subset[];
+  createdAt: string;
+}
+
 /** Everything an agent holds: the unit the state updater publishes. */
 export interface MeshSnapshotData {
   /** Changes whenever any resource changes (the last ACKed version per type, joined). */
@@ -152,6 +413,13 @@ export interface MeshSnapshotData {
   services: Service[];
   authorizationPolicies: AuthorizationPolicy[];
   peerAuthentications: PeerAuthentication[];
+  /**
+   * HTTP/TCP routing per service (VirtualService, HTTPRoute). Always set in snapshots the agent
+   * publishes; optional only so fixtures written before routes existed stay valid.
+   */
+  routes?: RouteTable[];
+  /** Traffic policies per destination (DestinationRule). Always set by the agent, like routes. */
+  destinationPolicies?: DestinationPolicy[];
 }
 
 /** SPIFFE id of a service account. */

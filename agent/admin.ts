@@ -1,0 +1,205 @@
+/**
+ * The admin HTTP API (Envoy/ztunnel-style, JSON): bound to 127.0.0.1:15000 and to a unix socket,
+ * so the `weft` CLI on the host reaches an agent that lives in a node netns. Components register
+ * handlers by path; the composition root (app.ts) registers the agent's own endpoints.
+ * The controller reuses this server for its status socket.
+ */
+import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { type AddressInfo, connect } from "node:net";
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+
+/** What a handler sees. */
+export interface AdminRequest {
+  method: string;
+  url: URL;
+  body: string;
+}
+
+/** What a handler returns: JSON by default, or text. */
+export interface AdminResponse {
+  status?: number;
+  json?: unknown;
+  text?: string;
+}
+
+/** A handler for one path. */
+export type AdminHandler = (req: AdminRequest) => AdminResponse | Promise<AdminResponse>;
+
+interface Route {
+  handler: AdminHandler;
+  methods: readonly string[];
+  description: string;
+}
+
+/** Largest request body read (the admin API takes small commands only). */
+const MAX_BODY = 64 * 1024;
+
+/** True when something answers on a unix socket. */
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/** HTTP admin server on TCP and/or a unix socket. */
+export class AdminServer {
+  private readonly routes = new Map<string, Route>();
+  private readonly servers: Server[] = [];
+  private readonly sockets: string[] = [];
+
+  constructor(private readonly log: Logger) {
+    this.register("/", () => ({ json: { endpoints: this.endpoints() } }), { description: "this list" });
+  }
+
+  /** Adds an endpoint; a path can be registered once. */
+  register(path: string, handler: AdminHandler, opts: { methods?: string[]; description?: string } = {}): void {
+    if (this.routes.has(path)) throw new Error(`admin path ${path} is already registered`);
+    this.routes.set(path, { handler, methods: opts.methods ?? ["GET"], description: opts.description ?? "" });
+  }
+
+  /** Registered endpoints with what they do. */
+  endpoints(): { path: string; methods: readonly string[]; description: string }[] {
+    return [...this.routes.entries()]
+      .map(([path, r]) => ({ path, methods: r.methods, description: r.description }))
+      .sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const send = (status: number, body: string, type: string) => {
+      res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+      res.end(body);
+    };
+    try {
+      const url = new URL(req.url ?? "/", "http://admin.local");
+      const route = this.routes.get(url.pathname.replace(/\/+$/, "") || "/");
+      if (!route) {
+        send(
+          404,
+          `${JSON.stringify({ error: `no admin endpoint ${url.pathname}`, endpoints: this.endpoints().map((e) => e.path) }, null, 2)}\n`,
+          "application/json",
+        );
+        return;
+      }
+      const method = req.method ?? "GET";
+      if (!route.methods.includes(method)) {
+        send(
+          405,
+          `${JSON.stringify({ error: `${method} is not allowed on ${url.pathname}; use ${route.methods.join(" or ")}` })}\n`,
+          "application/json",
+        );
+        return;
+      }
+      let body = "";
+      for await (const chunk of req) {
+        body += chunk;
+        if (body.length > MAX_BODY) {
+          send(413, `${JSON.stringify({ error: `request body larger than ${MAX_BODY} bytes` })}\n`, "application/json");
+          return;
+        }
+      }
+      const out = await route.handler({ method, url, body });
+      if (out.text !== undefined) send(out.status ?? 200, out.text, "text/plain; charset=utf-8");
+      else send(out.status ?? 200, `${JSON.stringify(out.json ?? null, null, 2)}\n`, "application/json");
+    } catch (e) {
+      this.log.error({ err: (e as Error).message, path: req.url }, "admin handler failed");
+      if (!res.headersSent) send(500, `${JSON.stringify({ error: (e as Error).message })}\n`, "application/json");
+      else res.destroy();
+    }
+  }
+
+  private server(): Server {
+    const s = createServer((req, res) => void this.handle(req, res));
+    s.on("clientError", (_e, sock) => sock.destroy());
+    this.servers.push(s);
+    return s;
+  }
+
+  /** Listens on host:port (port 0 = any); resolves with the bound address. */
+  listenTcp(host: string, port: number): Promise<AddressInfo> {
+    const s = this.server();
+    return new Promise((resolve, reject) => {
+      s.once("error", (e: NodeJS.ErrnoException) =>
+        reject(
+          new Error(
+            `admin API cannot listen on ${host}:${port}: ${e.code === "EADDRINUSE" ? "the port is in use (another agent on this node?)" : e.message}`,
+          ),
+        ),
+      );
+      s.listen(port, host, () => resolve(s.address() as AddressInfo));
+    });
+  }
+
+  /** Listens on a unix socket (0600); a stale socket file is replaced, a live one is an error. */
+  async listenUnix(path: string): Promise<void> {
+    mkdirSync(dirname(path), { recursive: true });
+    if (existsSync(path)) {
+      if (await socketInUse(path)) throw new Error(`admin socket ${path} is in use by another process (another agent for this node?)`);
+      rmSync(path, { force: true });
+    }
+    const s = this.server();
+    await new Promise<void>((resolve, reject) => {
+      s.once("error", (e) => reject(new Error(`admin API cannot listen on ${path}: ${e.message}`)));
+      s.listen(path, () => resolve());
+    });
+    chmodSync(path, 0o600);
+    this.sockets.push(path);
+  }
+
+  /** Stops listening and removes the socket files. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeAllConnections();
+          }),
+      ),
+    );
+    for (const p of this.sockets) rmSync(p, { force: true });
+  }
+}
+
+/** GETs a path from an admin API on a unix socket (the CLI and tests use it). */
+export function adminGet(socketPath: string, path: string, timeoutMs = 5000, what = "agent"): Promise<{ status: number; body: string }> {
+  return adminRequest(socketPath, "GET", path, undefined, timeoutMs, what);
+}
+
+/** Sends a request to an admin API on a unix socket. */
+export async function adminRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: string,
+  timeoutMs = 5000,
+  what = "agent",
+): Promise<{ status: number; body: string }> {
+  const { request } = await import("node:http");
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method, timeout: timeoutMs }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => {
+        data += c;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`admin API at ${socketPath} did not answer within ${timeoutMs} ms`)));
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          e.code === "ENOENT" || e.code === "ECONNREFUSED" ? `no ${what} admin API at ${socketPath} (is the ${what} running?)` : e.message,
+        ),
+      ),
+    );
+    req.end(body);
+  });
+}

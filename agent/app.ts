@@ -1,0 +1,265 @@
+/**
+ * The agent's composition root. It builds the parts and wires them, in one place:
+ *   config source (xDS client, or local YAML) → state updater (the only writer) → mesh state watch
+ *   mesh state watch → identity manager (certificates for local service accounts)
+ *   every part → admin API (127.0.0.1:15000 and a unix socket)
+ * Later parts (redirect, proxy, telemetry) are AgentComponents added in `components()`: each
+ * gets the same dependency bundle, starts in order, stops in reverse.
+ */
+
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { CertificateAuthority } from "../controller/ca/ca.js";
+import { loadStateDirCa } from "../controller/ca/root-store.js";
+import { fingerprint256, splitPemCertificates } from "../controller/ca/x509.js";
+import { createLogger, type Logger } from "../controller/log.js";
+import { AdminServer } from "./admin.js";
+import type { AgentConfig } from "./config.js";
+import { type CertificateIssuer, GrpcIssuer, LocalIssuer } from "./identity/issuer.js";
+import { IdentityManager } from "./identity/manager.js";
+import { StateUpdater } from "./state/updater.js";
+import { VERSION } from "./version.js";
+import type { ControllerEndpoint } from "./xds/channel.js";
+import { XdsClient } from "./xds/client.js";
+import { LocalConfigSource } from "./xds/local.js";
+
+/** What every component is handed. */
+export interface AgentDeps {
+  config: AgentConfig;
+  log: Logger;
+  updater: StateUpdater;
+  identity: IdentityManager;
+  admin: AdminServer;
+}
+
+/** A part of the agent with a lifecycle. */
+export interface AgentComponent {
+  readonly name: string;
+  start(): Promise<void> | void;
+  stop(): Promise<void> | void;
+  /** Extra admin endpoints. */
+  registerAdmin?(admin: AdminServer): void;
+  /** Its section of /status. */
+  status?(): unknown;
+}
+
+/** Summary of a root certificate for /certs. */
+function describeRoot(pem: string, signing: string | undefined): object {
+  const c = new X509Certificate(pem);
+  const fp = fingerprint256(c);
+  return {
+    subject: c.subject,
+    sha256: fp,
+    notBefore: new Date(c.validFrom).toISOString(),
+    notAfter: new Date(c.validTo).toISOString(),
+    signing: fp === signing,
+  };
+}
+
+/** The running agent. */
+export class AgentApp {
+  readonly log: Logger;
+  readonly updater: StateUpdater;
+  readonly identity: IdentityManager;
+  readonly admin: AdminServer;
+  private readonly parts: AgentComponent[];
+  private readonly started: AgentComponent[] = [];
+  private readonly startedAt = new Date();
+  /** Where the admin API listens (TCP), once started. */
+  adminPort = 0;
+  xds: XdsClient | undefined;
+  local: LocalConfigSource | undefined;
+
+  constructor(
+    readonly config: AgentConfig,
+    log?: Logger,
+  ) {
+    this.log = log ?? createLogger({ name: "weft-agent", level: config.logLevel });
+    this.updater = new StateUpdater(config.node, config.translate);
+    this.admin = new AdminServer(this.log);
+    let issuer: CertificateIssuer;
+    let localCa: CertificateAuthority | undefined;
+    if (config.source.kind === "controller") {
+      const endpoint = this.endpoint();
+      issuer = new GrpcIssuer(endpoint);
+      this.xds = new XdsClient({
+        endpoint,
+        node: config.node,
+        agentVersion: VERSION,
+        updater: this.updater,
+        log: this.log,
+        backoffInitialMs: config.backoffInitialMs,
+        backoffMaxMs: config.backoffMaxMs,
+      });
+    } else {
+      const { material, created } = loadStateDirCa(config.source.caDir, config.translate.trustDomain);
+      if (created)
+        this.log.info(
+          { dir: config.source.caDir },
+          "local-file mode: generated a local root CA (share this directory between agents that must trust each other)",
+        );
+      localCa = new CertificateAuthority(material, {
+        trustDomain: config.translate.trustDomain,
+        defaultTtlMs: 24 * 3600_000,
+        maxTtlMs: 30 * 24 * 3600_000,
+      });
+      issuer = new LocalIssuer(localCa);
+      const ca = localCa;
+      this.local = new LocalConfigSource({
+        path: config.source.path,
+        node: config.node,
+        translate: config.translate,
+        updater: this.updater,
+        log: this.log,
+        bundle: () => ca.trustBundle(),
+      });
+    }
+    this.identity = new IdentityManager({
+      issuer,
+      state: this.updater.state,
+      log: this.log,
+      ttlSeconds: config.certTtlSeconds,
+      rotationSpreadMs: config.rotationSpreadMs,
+    });
+    this.parts = this.components();
+  }
+
+  private endpoint(): ControllerEndpoint {
+    const src = this.config.source;
+    if (src.kind !== "controller") throw new Error("not in controller mode");
+    return {
+      target: src.target,
+      ...(src.serverName ? { serverName: src.serverName } : {}),
+      tokenFile: src.tokenFile,
+      // The configured roots plus the pushed bundle: a root rotation never locks the agent out.
+      roots: () => {
+        let fromFile: string[] = [];
+        try {
+          fromFile = splitPemCertificates(readFileSync(src.caFile, "utf8"));
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message, caFile: src.caFile }, "cannot read --ca-file; using the pushed trust bundle only");
+        }
+        return [...new Set([...fromFile, ...(this.updater.state.get().trustBundle?.rootsPem ?? [])])];
+      },
+    };
+  }
+
+  /** The agent's parts, in start order. Add new components here. */
+  private components(): AgentComponent[] {
+    const configSource: AgentComponent = this.xds
+      ? {
+          name: "xds",
+          start: () => (this.xds as XdsClient).start(),
+          stop: () => (this.xds as XdsClient).stop(),
+          status: () => (this.xds as XdsClient).status(),
+        }
+      : {
+          name: "local-config",
+          start: () => (this.local as LocalConfigSource).start(),
+          stop: () => (this.local as LocalConfigSource).stop(),
+          status: () => (this.local as LocalConfigSource).status(),
+        };
+    const identity: AgentComponent = {
+      name: "identity",
+      start: () => this.identity.start(),
+      stop: () => this.identity.stop(),
+      status: () => this.identity.status(),
+    };
+    return [configSource, identity];
+  }
+
+  /** The dependency bundle handed to components. */
+  deps(): AgentDeps {
+    return { config: this.config, log: this.log, updater: this.updater, identity: this.identity, admin: this.admin };
+  }
+
+  /** Starts every part, then the admin API. A part that fails to start stops the ones before it. */
+  async start(): Promise<void> {
+    this.registerAdmin();
+    for (const p of this.parts) {
+      p.registerAdmin?.(this.admin);
+      try {
+        await p.start();
+      } catch (e) {
+        this.log.error({ component: p.name, err: (e as Error).message }, "component failed to start");
+        await this.stop();
+        throw e;
+      }
+      this.started.push(p);
+    }
+    if (this.config.adminAddress)
+      this.adminPort = (await this.admin.listenTcp(this.config.adminAddress.host, this.config.adminAddress.port)).port;
+    if (this.config.adminSocket) await this.admin.listenUnix(this.config.adminSocket);
+    this.log.info(
+      { node: this.config.node, source: this.config.source.kind, admin: this.config.adminSocket, adminPort: this.adminPort },
+      "agent started",
+    );
+  }
+
+  /** Stops every part in reverse order; the last state stays in effect until the process exits. */
+  async stop(): Promise<void> {
+    for (const p of this.started.splice(0).reverse()) {
+      try {
+        await p.stop();
+      } catch (e) {
+        this.log.error({ component: p.name, err: (e as Error).message }, "component failed to stop cleanly");
+      }
+    }
+    await this.admin.close();
+  }
+
+  private registerAdmin(): void {
+    this.admin.register("/healthz", () => ({ text: "ok\n" }), { description: "liveness" });
+    this.admin.register(
+      "/ready",
+      () => (this.updater.state.get().synced ? { text: "ready\n" } : { status: 503, text: "not synced yet\n" }),
+      {
+        description: "200 once the first full state has arrived",
+      },
+    );
+    this.admin.register("/config_dump", () => ({ json: this.updater.state.get().data }), {
+      description: "the mesh state this agent holds (MeshSnapshotData)",
+    });
+    this.admin.register(
+      "/certs",
+      () => {
+        const bundle = this.updater.state.get().trustBundle;
+        const roots = this.identity.trustBundle();
+        return {
+          json: { certificates: this.identity.status(), trustBundle: roots.map((pem) => describeRoot(pem, bundle?.signingRootSha256)) },
+        };
+      },
+      { description: "workload certificates (serial, expiry, renewal) and the trust bundle" },
+    );
+    this.admin.register(
+      "/status",
+      () => {
+        const s = this.updater.state.get();
+        const d = s.data;
+        return {
+          json: {
+            node: this.config.node,
+            version: VERSION,
+            uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+            source: this.config.source.kind,
+            synced: s.synced,
+            revision: s.revision,
+            appliedVersions: this.updater.appliedVersions(),
+            counts: {
+              workloads: d.workloads.length,
+              localWorkloads: s.view.localWorkloads().length,
+              services: d.services.length,
+              authorizationPolicies: d.authorizationPolicies.length,
+              peerAuthentications: d.peerAuthentications.length,
+              routes: d.routes?.length ?? 0,
+              destinationPolicies: d.destinationPolicies?.length ?? 0,
+              certificates: this.identity.status().length,
+            },
+            components: Object.fromEntries(this.parts.map((p) => [p.name, p.status?.() ?? "running"])),
+          },
+        };
+      },
+      { description: "controller connection, applied versions, counts" },
+    );
+  }
+}

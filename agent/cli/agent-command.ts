@@ -1,0 +1,58 @@
+/**
+ * `weft agent`: runs the node agent. The `agent` command also holds subcommands that other areas
+ * attach (`weft agent uninstall`): whoever registers first creates it, the others find it by name
+ * with `agentCommand(program)`, so registration order does not matter.
+ */
+import type { Command } from "commander";
+import { action } from "./output.js";
+
+/** The `agent` command, created on first use (subcommands attach to the same one). */
+export function agentCommand(program: Command): Command {
+  return program.commands.find((c) => c.name() === "agent") ?? program.command("agent");
+}
+
+/** Resolves on the first SIGTERM or SIGINT. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off("SIGTERM", on);
+      process.off("SIGINT", on);
+      resolve(sig);
+    };
+    process.on("SIGTERM", on);
+    process.on("SIGINT", on);
+  });
+}
+
+/** Registers `weft agent` (run the agent). */
+export function registerAgentCommand(program: Command): void {
+  agentCommand(program)
+    .description("run the node agent: xDS client, identity manager, admin API (subcommands manage the node)")
+    .option("--node <name>", "this node's Kubernetes name (default: $NODE_NAME, else the hostname)")
+    .option("--controller <host:port>", "the controller's gRPC address, e.g. 10.250.0.1:15012")
+    .option("--token-file <file>", "the node's credential (bootstrap token, or projected service-account token)")
+    .option("--ca-file <file>", "root certificate(s) the controller's TLS certificate chains to")
+    .option("--server-name <name>", "TLS name to expect from the controller (default: the host of --controller)")
+    .option("--local-config <yaml>", "run without a controller from Kubernetes YAML (a file or a directory)")
+    .option("--local-ca-dir <dir>", "local-file mode: the CA directory (generated when empty; share it between agents)")
+    .option("--trust-domain <domain>", "SPIFFE trust domain (local mode, and until the controller says)", "cluster.local")
+    .option("--root-namespace <ns>", "namespace of mesh-wide policy (local mode)", "weft-system")
+    .option("--cluster-domain <domain>", "Kubernetes cluster domain (local mode)", "cluster.local")
+    .option("--admin-address <ip:port>", "admin API on loopback, or 'off'", "127.0.0.1:15000")
+    .option("--admin-socket <path>", "admin API unix socket, or 'off' (default /run/weft/agent-<node>.sock)")
+    .option("--cert-ttl <duration>", "certificate lifetime to request (default: the CA's)")
+    .option("--reconnect-max <duration>", "longest wait between reconnects to the controller", "10s")
+    .option("--log-level <level>", "trace, debug, info, warn or error", "info")
+    .action(
+      action(async (o) => {
+        // Loaded here, not at the top: other `weft` commands should not pay for gRPC and X.509.
+        const { agentConfig } = await import("../config.js");
+        const { AgentApp } = await import("../app.js");
+        const app = new AgentApp(agentConfig(o));
+        await app.start();
+        const sig = await untilSignal();
+        app.log.info({ signal: sig }, "agent stopping");
+        await app.stop();
+      }),
+    );
+}

@@ -1,0 +1,340 @@
+/**
+ * The controller's composition root: source → object store → (debounced) translation → xDS
+ * push, the CA with node authorization, one TLS gRPC server for both, and a status socket.
+ */
+import { readdirSync, statSync } from "node:fs";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import { Server, type ServerCredentials } from "@grpc/grpc-js";
+import { AdminServer } from "../agent/admin.js";
+import { SERVICES, serviceDefinition } from "./api/proto.js";
+import { type CaMaterial, CertificateAuthority } from "./ca/ca.js";
+import { BootstrapTokens, type NodeAuthenticator, TokenReviewAuthenticator } from "./ca/node-auth.js";
+import { caDir, loadPluginCa, loadSecretCa, loadStateDirCa } from "./ca/root-store.js";
+import { CaService } from "./ca/service.js";
+import type { ControllerConfig } from "./config.js";
+import { DiagnosticsReporter } from "./diagnostics.js";
+import { createLogger, type Logger } from "./log.js";
+import { RotatingServerCredentials } from "./server-credentials.js";
+import { FileSource } from "./sources/file.js";
+import { KubeSource } from "./sources/kube.js";
+import { KubeClient, loadKubeConfig } from "./sources/kube-client.js";
+import { KubeEventSink } from "./sources/kube-events.js";
+import { ObjectStore } from "./sources/object-store.js";
+import { TranslationMemo, translate } from "./translate/index.js";
+import type { MeshModel } from "./translate/types.js";
+import { Debouncer } from "./xds/debounce.js";
+import { XdsService } from "./xds/service.js";
+
+/** Lifetime of the controller's serving certificate (renewed at half life). */
+const SERVING_TTL_MS = 30 * 24 * 3600_000;
+
+/** A running controller. */
+export class Controller {
+  readonly log: Logger;
+  readonly store = new ObjectStore();
+  private ca!: CertificateAuthority;
+  private caSignature = "";
+  private auth!: NodeAuthenticator;
+  private tokens: BootstrapTokens | undefined;
+  private fileSource: FileSource | undefined;
+  private kubeSource: KubeSource | undefined;
+  private kube: KubeClient | undefined;
+  private events: KubeEventSink | undefined;
+  private server: Server | undefined;
+  private creds: RotatingServerCredentials | undefined;
+  private readonly admin: AdminServer;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private model: MeshModel | undefined;
+  private readonly memo = new TranslationMemo();
+  private reporter!: DiagnosticsReporter;
+  private debouncer!: Debouncer;
+  xds!: XdsService;
+  caService!: CaService;
+  /** The port the gRPC server is bound to. */
+  port = 0;
+  /** Translations done (status, tests). */
+  translations = 0;
+
+  constructor(
+    readonly config: ControllerConfig,
+    log?: Logger,
+  ) {
+    this.log = log ?? createLogger({ name: "weft-controller", level: config.logLevel });
+    this.admin = new AdminServer(this.log);
+  }
+
+  /** Starts everything; resolves when the gRPC server is listening with a first mesh state. */
+  async start(): Promise<void> {
+    try {
+      await this.startOrThrow();
+    } catch (e) {
+      // Leave nothing running (informer retries, watchers) behind a failed start.
+      await this.stop().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async startOrThrow(): Promise<void> {
+    const c = this.config;
+    this.log.info({ source: c.source.kind, listen: `${c.listenHost}:${c.listenPort}`, stateDir: c.stateDir }, "controller starting");
+    // Sources are checked before anything is written (a wrong --store must not leave a new CA behind).
+    if (c.source.kind === "kubernetes") this.kube = new KubeClient(await loadKubeConfig(c.source.connection));
+    else this.fileSource = new FileSource({ path: c.source.path, store: this.store, log: this.log });
+    await this.loadCa();
+    if (this.kube) {
+      this.events = new KubeEventSink(this.kube, this.log);
+      this.auth = new TokenReviewAuthenticator({
+        client: this.kube,
+        audiences: c.tokenAudiences,
+        agentServiceAccounts: c.agentServiceAccounts,
+        podNode: (ns, name, uid) => {
+          const pod = this.store.get("Pod", ns, name) as { spec?: { nodeName?: string }; metadata: { uid?: string } } | undefined;
+          if (!pod || (uid && pod.metadata.uid !== uid)) return undefined;
+          return pod.spec?.nodeName;
+        },
+      });
+    } else {
+      this.tokens = new BootstrapTokens(join(c.stateDir, "tokens"));
+      this.auth = this.tokens;
+    }
+    this.reporter = new DiagnosticsReporter(this.log, this.events);
+    this.xds = new XdsService(this.auth, this.log);
+    this.caService = new CaService(
+      () => this.ca,
+      this.auth,
+      (node) => this.xds.resources?.selector.identitiesOn(node) ?? new Set(),
+      this.log,
+    );
+    this.debouncer = new Debouncer(c.debounceMs, c.maxDebounceMs, () => this.recompute());
+    this.store.onChange(() => this.debouncer.trigger());
+
+    if (c.source.kind === "file") {
+      this.fileSource?.start();
+    } else {
+      this.kubeSource = new KubeSource({
+        client: this.kube as KubeClient,
+        store: this.store,
+        log: this.log,
+        rootNamespace: c.translate.rootNamespace,
+        ...(c.source.namespaceSelector ? { namespaceSelector: c.source.namespaceSelector } : {}),
+      });
+      await this.kubeSource.start();
+    }
+    // The first state is computed before serving: an agent never sees a half-loaded cluster.
+    this.debouncer.cancel();
+    this.recompute();
+    await this.serve();
+    this.registerAdmin();
+    await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: (e as Error).message }, "no status socket"));
+    if (c.ca.kind === "state-dir") this.every(2000, () => this.reloadCaIfChanged());
+    this.log.info({ port: this.port, ca: this.ca.origin }, "controller ready");
+  }
+
+  private every(ms: number, fn: () => void | Promise<void>): void {
+    const t = setInterval(() => {
+      Promise.resolve(fn()).catch((e) => this.log.error({ err: (e as Error).message }, "periodic task failed"));
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private async loadCa(): Promise<void> {
+    const c = this.config;
+    let material: CaMaterial;
+    if (c.ca.kind === "files") material = loadPluginCa(c.ca.dir);
+    else if (c.ca.kind === "secret")
+      material = await loadSecretCa(this.kube as KubeClient, c.ca.namespace, c.ca.name, c.translate.trustDomain, true);
+    else {
+      const r = loadStateDirCa(c.stateDir, c.translate.trustDomain);
+      if (r.created) this.log.info({ dir: caDir(c.stateDir) }, "generated a new root CA (key 0600)");
+      material = r.material;
+    }
+    this.caSignature = this.caDirSignature();
+    this.ca = new CertificateAuthority(material, {
+      trustDomain: c.translate.trustDomain,
+      defaultTtlMs: c.certTtlMs,
+      maxTtlMs: c.maxCertTtlMs,
+    });
+  }
+
+  /** Changes in <state>/ca (files and their mtimes), cheap enough to poll. */
+  private caDirSignature(): string {
+    if (this.config.ca.kind !== "state-dir") return "";
+    const dir = caDir(this.config.stateDir);
+    const walk = (d: string): string[] =>
+      readdirSync(d, { withFileTypes: true }).flatMap((e) => {
+        const p = join(d, e.name);
+        if (e.isDirectory()) return walk(p);
+        return e.name.startsWith(".") ? [] : [`${p}:${statSync(p).mtimeMs}`];
+      });
+    try {
+      return walk(dir).sort().join("|");
+    } catch {
+      return "";
+    }
+  }
+
+  /** Reloads the CA after a rotation step; a bad state is logged and the old CA kept. */
+  private reloadCaIfChanged(): void {
+    const sig = this.caDirSignature();
+    if (sig === this.caSignature) return;
+    this.caSignature = sig;
+    try {
+      const { material } = loadStateDirCa(this.config.stateDir, this.config.translate.trustDomain);
+      const before = this.ca.trustBundle().signingRootSha256;
+      this.ca.replace(material);
+      const after = this.ca.trustBundle();
+      this.log.info({ roots: after.rootsPem.length, signingRoot: after.signingRootSha256.slice(0, 16) }, "CA reloaded");
+      if (after.signingRootSha256 !== before) this.renewServingCert();
+      this.recompute();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, "CA files changed but cannot be loaded; still signing with the previous CA");
+    }
+  }
+
+  private recompute(): void {
+    try {
+      this.recomputeOrThrow();
+    } catch (e) {
+      // A bug must not take the control plane down: agents keep the last state that was pushed.
+      this.log.error(
+        { err: (e as Error).message, stack: (e as Error).stack },
+        "could not compute the mesh state; keeping the previous one",
+      );
+    }
+  }
+
+  private recomputeOrThrow(): void {
+    const start = performance.now();
+    const model = translate(this.store.snapshot(), this.config.translate, this.memo);
+    const translateMs = performance.now() - start;
+    this.translations++;
+    this.model = model;
+    this.reporter.update(model.diagnostics);
+    if (this.tokens) for (const n of model.nodes) this.tokens.ensure(n);
+    const set = this.xds.update(model, this.ca.trustBundle());
+    this.log.debug(
+      {
+        version: set.systemVersion,
+        ms: Math.round(performance.now() - start),
+        translateMs: Math.round(translateMs),
+        buildMs: this.xds.stats.lastBuildMs,
+        workloads: model.workloads.length,
+        services: model.services.length,
+      },
+      "mesh state pushed",
+    );
+  }
+
+  private servingNames(): { dns: string[]; ips: string[] } {
+    const c = this.config;
+    const dns = new Set([
+      "weft-controller",
+      `weft-controller.${c.namespace}.svc`,
+      `weft-controller.${c.namespace}.svc.${c.translate.clusterDomain}`,
+      "localhost",
+    ]);
+    const ips = new Set(["127.0.0.1", "::1"]);
+    if (c.listenHost !== "0.0.0.0" && c.listenHost !== "::" && isIP(c.listenHost)) ips.add(c.listenHost);
+    for (const n of c.serverNames) (isIP(n) ? ips : dns).add(n);
+    return { dns: [...dns], ips: [...ips] };
+  }
+
+  private renewServingCert(): void {
+    const names = this.servingNames();
+    const s = this.ca.issueServing(names.dns, names.ips, SERVING_TTL_MS);
+    if (this.creds) this.creds.update(s.certChainPem, s.keyPem);
+    else this.creds = new RotatingServerCredentials(s.certChainPem, s.keyPem);
+    this.log.info({ notAfter: s.notAfter.toISOString(), names: [...names.dns, ...names.ips] }, "serving certificate issued");
+  }
+
+  private async serve(): Promise<void> {
+    this.renewServingCert();
+    this.every(SERVING_TTL_MS / 2, () => this.renewServingCert());
+    const server = new Server({
+      "grpc.keepalive_time_ms": 30_000,
+      "grpc.keepalive_timeout_ms": 10_000,
+      "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc.max_receive_message_length": 4 * 1024 * 1024,
+      "grpc.max_send_message_length": 256 * 1024 * 1024,
+    });
+    server.addService(serviceDefinition(SERVICES.discovery), this.xds.handlers());
+    server.addService(serviceDefinition(SERVICES.certificates), this.caService.handlers());
+    const host = this.config.listenHost.includes(":") ? `[${this.config.listenHost}]` : this.config.listenHost;
+    this.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${this.config.listenPort}`, this.creds as ServerCredentials, (err, port) => {
+        if (err) reject(new Error(`cannot listen on ${host}:${this.config.listenPort}: ${err.message}`));
+        else resolve(port);
+      }),
+    );
+    this.server = server;
+  }
+
+  private registerAdmin(): void {
+    this.admin.register("/healthz", () => ({ text: "ok\n" }), { description: "liveness" });
+    this.admin.register("/status", () => ({ json: this.status() }), { description: "sources, agents, pushes, CA" });
+    this.admin.register(
+      "/config_dump",
+      ({ url }) => {
+        const node = url.searchParams.get("node");
+        const set = this.xds.resources;
+        if (!set) return { status: 503, json: { error: "no mesh state yet" } };
+        if (!node) return { json: { version: set.systemVersion, model: this.model } };
+        return {
+          json: {
+            version: set.systemVersion,
+            node,
+            selection: Object.fromEntries(
+              ["Workload", "AuthorizationPolicy", "PeerAuthentication"].map((k) => [
+                k,
+                [...set.forNode(node, k as "Workload")].map((r) => r.name),
+              ]),
+            ),
+          },
+        };
+      },
+      { description: "the translated mesh (?node=N: what that node is sent)" },
+    );
+    this.admin.register("/diagnostics", () => ({ json: this.reporter.list() }), { description: "invalid and unsupported objects" });
+  }
+
+  /** Status for the admin socket and tests. */
+  status(): object {
+    const bundle = this.ca.trustBundle();
+    return {
+      source: this.config.source.kind,
+      objects: this.store.counts(),
+      file: this.fileSource?.status(),
+      kubernetes: this.kubeSource
+        ? {
+            watching: this.kubeSource.status(),
+            missing: [...this.kubeSource.missing],
+            events: this.events && { sent: this.events.sent, dropped: this.events.dropped },
+          }
+        : undefined,
+      translations: this.translations,
+      diagnostics: this.reporter.list().length,
+      xds: this.xds.status(),
+      ca: {
+        origin: this.ca.origin,
+        issued: this.caService.stats.issued,
+        refused: this.caService.stats.refused,
+        roots: bundle.rootsPem.length,
+        signingRootSha256: bundle.signingRootSha256,
+      },
+    };
+  }
+
+  /** Stops serving and watching. */
+  async stop(): Promise<void> {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+    this.debouncer?.cancel();
+    this.fileSource?.stop();
+    await this.kubeSource?.stop();
+    await this.admin.close();
+    // Agent streams never end by themselves; cut them (agents reconnect to the next controller).
+    this.server?.forceShutdown();
+  }
+}

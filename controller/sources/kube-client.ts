@@ -1,0 +1,90 @@
+/**
+ * A small JSON client for the Kubernetes API on top of @kubernetes/client-node's KubeConfig
+ * (which knows in-cluster service accounts, kubeconfig files, exec plugins and client certs).
+ * Objects stay raw JSON, exactly as watches deliver them, so list and watch agree.
+ */
+import http from "node:http";
+import https from "node:https";
+import type { KubeConfig } from "@kubernetes/client-node";
+
+/** How to reach the API server. */
+export interface KubeConnection {
+  /** A kubeconfig file; absent: in-cluster when KUBERNETES_SERVICE_HOST is set, else the default kubeconfig. */
+  kubeconfig?: string;
+  /** Force the in-cluster service account (files under pathPrefix, for tests). */
+  inCluster?: boolean;
+  pathPrefix?: string;
+  /** kubeconfig context to use. */
+  context?: string;
+}
+
+/** A non-2xx answer from the API server. */
+export class KubeApiError extends Error {
+  override readonly name = "KubeApiError";
+  constructor(
+    readonly statusCode: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Loads the client library (lazily: it costs half a second, and only Kubernetes mode needs it). */
+export async function loadKubeConfig(conn: KubeConnection): Promise<KubeConfig> {
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  if (conn.kubeconfig) kc.loadFromFile(conn.kubeconfig);
+  else if (conn.inCluster) kc.loadFromCluster(conn.pathPrefix);
+  else kc.loadFromDefault();
+  if (conn.context) kc.setCurrentContext(conn.context);
+  if (!kc.getCurrentCluster()) throw new Error("no Kubernetes cluster configured (no kubeconfig context and not running in a cluster)");
+  return kc;
+}
+
+/** JSON requests to the API server. */
+export class KubeClient {
+  constructor(readonly config: KubeConfig) {}
+
+  /** The API server's base URL. */
+  get server(): string {
+    return this.config.getCurrentCluster()?.server ?? "";
+  }
+
+  /** Sends a request; resolves with the parsed body of a 2xx answer, else rejects with KubeApiError. */
+  async request<T>(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+    const url = new URL(this.server.replace(/\/$/, "") + path);
+    const opts: https.RequestOptions = { method, headers: { accept: "application/json" }, timeout: timeoutMs };
+    await this.config.applyToHTTPSOptions(opts);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (payload) (opts.headers as Record<string, string>)["content-type"] = "application/json";
+    const mod = url.protocol === "http:" ? http : https;
+    if (url.protocol === "http:") delete opts.agent;
+    return new Promise<T>((resolve, reject) => {
+      const req = mod.request(url, opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", reject);
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let parsed: unknown;
+          try {
+            parsed = text ? JSON.parse(text) : {};
+          } catch {
+            parsed = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300 && parsed !== undefined) {
+            resolve(parsed as T);
+            return;
+          }
+          const st = parsed as { reason?: string; message?: string } | undefined;
+          reject(new KubeApiError(status, st?.reason ?? "", `${method} ${path}: ${status} ${st?.message ?? text.slice(0, 200)}`));
+        });
+      });
+      req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
+      req.on("error", (e) => reject(new Error(`${method} ${path}: ${e.message} (API server ${this.server})`)));
+      req.end(payload);
+    });
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The Kubernetes source: informers on Namespaces, Nodes, Pods, Services, EndpointSlices and the
+ * policy CRDs (at whichever supported version the cluster serves, found by discovery and
+ * re-checked until the CRDs exist), feeding the object store. An optional namespace selector
+ * (like Istio's discoverySelectors) limits the mesh to selected namespaces: when a namespace
+ * loses the label, the API server sends its DELETED and its objects leave the store.
+ */
+import type { KubeObject } from "../api/kube-types.js";
+import type { Logger } from "../log.js";
+import { SOURCE_KINDS, type SourceKind } from "../translate/types.js";
+import { KIND_INFO } from "./kinds.js";
+import { KubeApiError, type KubeClient } from "./kube-client.js";
+import { Informer } from "./kube-informer.js";
+import type { ObjectStore } from "./object-store.js";
+
+/** Options of the Kubernetes source. */
+export interface KubeSourceOptions {
+  client: KubeClient;
+  store: ObjectStore;
+  log: Logger;
+  /** Label selector on Namespaces; objects in other namespaces are left out. */
+  namespaceSelector?: string;
+  /** Always included whatever the selector says (mesh-wide policy lives there). */
+  rootNamespace: string;
+  /** How often to look again for policy CRDs that were not installed (default 60 s). */
+  discoveryRetryMs?: number;
+  /** Longest wait for the first lists before serving anyway (default 60 s). */
+  syncTimeoutMs?: number;
+  watchTimeoutSeconds?: [number, number];
+}
+
+interface GroupDiscovery {
+  versions?: { version: string }[];
+}
+
+/** Keeps the object store in line with the API server. */
+export class KubeSource {
+  private readonly informers = new Map<SourceKind, Informer>();
+  /** Objects in namespaces the selector does not (yet) select, kept so selecting one is instant. */
+  private readonly parked = new Map<string, Map<string, { kind: SourceKind; obj: KubeObject }>>();
+  private readonly selectedNamespaces = new Set<string>();
+  private discoveryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** Kinds whose CRD is not installed (checked again periodically). */
+  readonly missing = new Set<SourceKind>();
+
+  constructor(private readonly opts: KubeSourceOptions) {}
+
+  /**
+   * Starts every informer; resolves when each kind that exists has been listed once, or after
+   * syncTimeoutMs (a kind the API server keeps refusing, e.g. for lack of RBAC, is logged and
+   * must not keep the whole mesh from being served).
+   */
+  async start(): Promise<void> {
+    const pending = await this.startAvailable([...SOURCE_KINDS]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), this.opts.syncTimeoutMs ?? 60_000);
+    });
+    const r = await Promise.race([Promise.all(pending).then(() => "synced" as const), timeout]);
+    clearTimeout(timer);
+    if (r === "timeout") {
+      const slow = [...this.informers.entries()].filter(([, i]) => i.lists === 0).map(([k]) => k);
+      this.opts.log.warn({ kinds: slow }, "some kinds are not listed yet (check the API server's answers and RBAC); serving what is known");
+    }
+    if (this.missing.size) this.scheduleDiscovery();
+  }
+
+  /** Stops all informers. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.discoveryTimer) clearTimeout(this.discoveryTimer);
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+  }
+
+  /** Kinds watched: path (API version in use), full lists done, resourceVersion reached. */
+  status(): { kind: SourceKind; path: string; lists: number; resourceVersion: string }[] {
+    return [...this.informers.entries()].map(([kind, inf]) => ({
+      kind,
+      path: inf.path,
+      lists: inf.lists,
+      resourceVersion: inf.resourceVersion,
+    }));
+  }
+
+  private scheduleDiscovery(): void {
+    if (this.stopped) return;
+    this.discoveryTimer = setTimeout(async () => {
+      const kinds = [...this.missing];
+      this.missing.clear();
+      try {
+        await this.startAvailable(kinds);
+      } catch (e) {
+        for (const k of kinds) if (!this.informers.has(k)) this.missing.add(k);
+        this.opts.log.warn({ err: (e as Error).message }, "API discovery failed");
+      }
+      if (this.missing.size) this.scheduleDiscovery();
+    }, this.opts.discoveryRetryMs ?? 60_000);
+    this.discoveryTimer.unref();
+  }
+
+  /** The served version of a group weft understands (preferred order), or null when not installed. */
+  private async servedVersion(group: string, versions: readonly string[]): Promise<string | null> {
+    if (group === "") return "v1";
+    try {
+      const d = await this.opts.client.request<GroupDiscovery>("GET", `/apis/${group}`);
+      const served = new Set((d.versions ?? []).map((v) => v.version));
+      return versions.find((v) => served.has(v)) ?? null;
+    } catch (e) {
+      if (e instanceof KubeApiError && e.statusCode === 404) return null;
+      throw e;
+    }
+  }
+
+  private async startAvailable(kinds: SourceKind[]): Promise<Promise<void>[]> {
+    const synced: Promise<void>[] = [];
+    for (const kind of kinds) {
+      const info = KIND_INFO[kind];
+      const version = await this.servedVersion(info.group, info.versions);
+      if (!version) {
+        this.missing.add(kind);
+        this.opts.log.info(
+          { kind, group: info.group },
+          `${info.group} is not served by this cluster (CRDs not installed?); ${kind} ignored until it is`,
+        );
+        continue;
+      }
+      const apiVersion = info.group ? `${info.group}/${version}` : version;
+      const path = info.group ? `/apis/${apiVersion}/${info.plural}` : `/api/v1/${info.plural}`;
+      const selector = kind === "Namespace" ? this.opts.namespaceSelector : undefined;
+      const informer = new Informer(
+        {
+          client: this.opts.client,
+          path,
+          apiVersion,
+          kind,
+          log: this.opts.log,
+          ...(selector ? { labelSelector: selector } : {}),
+          ...(this.opts.watchTimeoutSeconds ? { watchTimeoutSeconds: this.opts.watchTimeoutSeconds } : {}),
+        },
+        { upsert: (o) => this.upsert(kind, o), remove: (o) => this.remove(kind, o) },
+      );
+      this.informers.set(kind, informer);
+      await informer.start();
+      synced.push(informer.synced);
+      this.opts.log.info({ kind, path }, "watching");
+    }
+    return synced;
+  }
+
+  private inScope(kind: SourceKind, obj: KubeObject): boolean {
+    if (!this.opts.namespaceSelector || !KIND_INFO[kind].namespaced) return true;
+    const ns = obj.metadata.namespace ?? "default";
+    return ns === this.opts.rootNamespace || this.selectedNamespaces.has(ns);
+  }
+
+  private upsert(kind: SourceKind, obj: KubeObject): void {
+    if (kind === "Namespace" && this.opts.namespaceSelector && !this.selectedNamespaces.has(obj.metadata.name)) {
+      this.selectedNamespaces.add(obj.metadata.name);
+      for (const p of this.parked.get(obj.metadata.name)?.values() ?? []) this.opts.store.upsert(p.kind, p.obj);
+      this.parked.delete(obj.metadata.name);
+    }
+    if (this.inScope(kind, obj)) {
+      this.opts.store.upsert(kind, obj);
+      return;
+    }
+    const ns = obj.metadata.namespace ?? "default";
+    let m = this.parked.get(ns);
+    if (!m) {
+      m = new Map();
+      this.parked.set(ns, m);
+    }
+    m.set(`${kind}/${obj.metadata.name}`, { kind, obj });
+  }
+
+  private remove(kind: SourceKind, obj: KubeObject): void {
+    this.opts.store.remove(kind, obj.metadata.namespace, obj.metadata.name);
+    if (kind === "Namespace" && this.opts.namespaceSelector) {
+      // Deleted, or no longer matching the selector: the namespace's objects leave the mesh.
+      const name = obj.metadata.name;
+      this.selectedNamespaces.delete(name);
+      if (name === this.opts.rootNamespace) return;
+      const m = new Map<string, { kind: SourceKind; obj: KubeObject }>();
+      for (const k of SOURCE_KINDS) {
+        if (!KIND_INFO[k].namespaced) continue;
+        for (const o of this.opts.store.list(k)) {
+          if ((o.metadata.namespace ?? "default") !== name) continue;
+          m.set(`${k}/${o.metadata.name}`, { kind: k, obj: o });
+        }
+      }
+      for (const p of m.values()) this.opts.store.remove(p.kind, p.obj.metadata.namespace, p.obj.metadata.name);
+      if (m.size) this.parked.set(name, m);
+      return;
+    }
+    this.parked.get(obj.metadata.namespace ?? "default")?.delete(`${kind}/${obj.metadata.name}`);
+  }
+}

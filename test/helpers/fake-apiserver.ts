@@ -1,0 +1,454 @@
+/**
+ * An HTTPS fake of the Kubernetes API server with faithful list/watch semantics, for testing the
+ * Kubernetes source without a cluster:
+ *  - one resourceVersion counter for everything; lists carry it; limit/continue pagination;
+ *  - watches replay history after the given resourceVersion, then stream; a resourceVersion older
+ *    than the compaction horizon gets an ERROR event with a 410 Status (as etcd compaction does);
+ *  - label selectors (=, ==, !=, in, notin, exists, !exists) on lists and watches, with the
+ *    API server's transitions: an object that stops matching is sent as DELETED, one that
+ *    starts matching as ADDED;
+ *  - BOOKMARK events when asked (allowWatchBookmarks), timeoutSeconds, API group discovery,
+ *    bearer-token auth, Secrets, Events and TokenReviews.
+ * Only loopback: it listens on 127.0.0.1.
+ */
+import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import { CertificateAuthority, readPrivateKey } from "../../controller/ca/ca.js";
+import { generateRoot } from "../../controller/ca/root-store.js";
+
+type Obj = {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    creationTimestamp?: string;
+    generation?: number;
+  };
+  [k: string]: unknown;
+};
+
+interface Collection {
+  group: string;
+  kind: string;
+  plural: string;
+  namespaced: boolean;
+  objects: Map<string, Obj>;
+  history: { rv: number; type: "ADDED" | "MODIFIED" | "DELETED"; old?: Obj; obj: Obj }[];
+}
+
+interface WatchStream {
+  coll: Collection;
+  version: string;
+  namespace?: string;
+  selector: (labels: Record<string, string>) => boolean;
+  res: ServerResponse;
+  bookmarks: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+/** A label selector as a predicate; throws on syntax errors. */
+export function parseSelector(text: string | null): (labels: Record<string, string>) => boolean {
+  if (!text) return () => true;
+  const terms = text
+    .split(/,(?![^(]*\))/)
+    .map((t) => t.trim())
+    .filter(Boolean);
+  const preds = terms.map((t) => {
+    let m = /^([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)$/.exec(t);
+    if (m) {
+      const [, k, op, v] = m as unknown as [string, string, string, string];
+      return op === "!=" ? (l: Record<string, string>) => l[k] !== v : (l: Record<string, string>) => l[k] === v;
+    }
+    m = /^([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(t);
+    if (m) {
+      const [, k, op, list] = m as unknown as [string, string, string, string];
+      const vals = new Set(list.split(",").map((s) => s.trim()));
+      return op === "in"
+        ? (l: Record<string, string>) => l[k] !== undefined && vals.has(l[k] as string)
+        : (l: Record<string, string>) => l[k] === undefined || !vals.has(l[k] as string);
+    }
+    m = /^(!?)([\w./-]+)$/.exec(t);
+    if (m) {
+      const [, not, k] = m as unknown as [string, string, string];
+      return not ? (l: Record<string, string>) => l[k] === undefined : (l: Record<string, string>) => l[k] !== undefined;
+    }
+    throw new Error(`unable to parse requirement: '${t}'`);
+  });
+  return (labels) => preds.every((p) => p(labels));
+}
+
+/** Fake Kubernetes API server. */
+export class FakeApiServer {
+  readonly token = `tok-${randomUUID()}`;
+  private server: Server | undefined;
+  private rv = 100;
+  private horizon = 0;
+  private readonly collections = new Map<string, Collection>();
+  private readonly groups = new Map<string, string[]>();
+  private readonly watches = new Set<WatchStream>();
+  /** Every request, for assertions ("GET /api/v1/pods?resourceVersion=…"). */
+  readonly requests: { method: string; path: string; query: URLSearchParams }[] = [];
+  /** Events posted by the client. */
+  readonly events: Obj[] = [];
+  /** Secrets by "ns/name". */
+  readonly secrets = new Map<string, Obj>();
+  /** TokenReview answers by token. */
+  readonly tokenReviews = new Map<string, object>();
+  caPem = "";
+  url = "";
+
+  constructor() {
+    this.groups.set("", ["v1"]);
+    for (const [kind, plural, ns] of [
+      ["Namespace", "namespaces", false],
+      ["Node", "nodes", false],
+      ["Pod", "pods", true],
+      ["Service", "services", true],
+    ] as const) {
+      this.addCollection("", kind, plural, ns);
+    }
+    this.registerGroup("discovery.k8s.io", ["v1"]);
+    this.addCollection("discovery.k8s.io", "EndpointSlice", "endpointslices", true);
+  }
+
+  private addCollection(group: string, kind: string, plural: string, namespaced: boolean): void {
+    this.collections.set(`${group}/${plural}`, { group, kind, plural, namespaced, objects: new Map(), history: [] });
+  }
+
+  /** Makes an API group (and its kinds) exist, as installing CRDs does. */
+  registerGroup(group: string, versions: string[], kinds: [kind: string, plural: string][] = []): void {
+    this.groups.set(group, versions);
+    for (const [kind, plural] of kinds) if (!this.collections.has(`${group}/${plural}`)) this.addCollection(group, kind, plural, true);
+  }
+
+  /** Starts listening on 127.0.0.1 with a self-signed certificate. */
+  async start(): Promise<void> {
+    const root = generateRoot("fake-apiserver.local");
+    const ca = new CertificateAuthority(
+      {
+        origin: "fake",
+        signingKey: readPrivateKey(root.keyPem, "fake"),
+        signingCertPem: root.certPem,
+        intermediatesPem: [],
+        rootPem: root.certPem,
+        extraRootsPem: [],
+      },
+      { trustDomain: "fake-apiserver.local", defaultTtlMs: 3600_000, maxTtlMs: 3600_000 },
+    );
+    const serving = ca.issueServing(["localhost"], ["127.0.0.1"], 3600_000);
+    this.caPem = root.certPem;
+    this.server = createServer({ cert: serving.certChainPem, key: serving.keyPem }, (req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server?.listen(0, "127.0.0.1", () => resolve()));
+    this.url = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Stops the server and ends every watch. */
+  async stop(): Promise<void> {
+    this.closeWatches();
+    await new Promise<void>((resolve) => {
+      this.server?.close(() => resolve());
+      this.server?.closeAllConnections();
+    });
+  }
+
+  /** Writes a kubeconfig for this server; returns its path. */
+  writeKubeconfig(path: string, token = this.token): string {
+    const cfg = {
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "fake", cluster: { server: this.url, "certificate-authority-data": Buffer.from(this.caPem).toString("base64") } }],
+      users: [{ name: "fake", user: { token } }],
+      contexts: [{ name: "fake", context: { cluster: "fake", user: "fake" } }],
+      "current-context": "fake",
+    };
+    writeFileSync(path, JSON.stringify(cfg));
+    return path;
+  }
+
+  private coll(group: string, plural: string): Collection {
+    const c = this.collections.get(`${group}/${plural}`);
+    if (!c) throw new Error(`fake apiserver: no collection ${group}/${plural}`);
+    return c;
+  }
+
+  private key(o: Obj): string {
+    return `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+  }
+
+  /** Creates or replaces an object (group "" for core); returns the stored copy. */
+  apply(group: string, plural: string, obj: Obj): Obj {
+    const c = this.coll(group, plural);
+    const k = this.key(obj);
+    const old = c.objects.get(k);
+    const stored: Obj = structuredClone(obj);
+    stored.metadata.uid = old?.metadata.uid ?? obj.metadata.uid ?? randomUUID();
+    stored.metadata.creationTimestamp = old?.metadata.creationTimestamp ?? new Date().toISOString();
+    stored.metadata.generation = (old?.metadata.generation ?? 0) + 1;
+    stored.metadata.resourceVersion = String(++this.rv);
+    c.objects.set(k, stored);
+    this.record(c, old ? "MODIFIED" : "ADDED", stored, old);
+    return stored;
+  }
+
+  /** Deletes an object; returns false when absent. */
+  delete(group: string, plural: string, namespace: string | undefined, name: string): boolean {
+    const c = this.coll(group, plural);
+    const k = `${namespace ?? ""}/${name}`;
+    const old = c.objects.get(k);
+    if (!old) return false;
+    c.objects.delete(k);
+    const gone = structuredClone(old);
+    gone.metadata.resourceVersion = String(++this.rv);
+    this.record(c, "DELETED", gone, old);
+    return true;
+  }
+
+  /** Forgets history up to now: watches from an older resourceVersion get 410 Gone. */
+  compact(): void {
+    this.horizon = this.rv;
+    for (const c of this.collections.values()) c.history = [];
+  }
+
+  /** Ends every watch stream (as a server-side timeout does). */
+  closeWatches(): void {
+    for (const w of this.watches) {
+      if (w.timer) clearTimeout(w.timer);
+      w.res.end();
+    }
+    this.watches.clear();
+  }
+
+  /** Sends a BOOKMARK with the current resourceVersion on every watch that allows them. */
+  bookmark(): number {
+    let n = 0;
+    for (const w of this.watches) {
+      if (!w.bookmarks) continue;
+      this.send(w, "BOOKMARK", { metadata: { name: "", resourceVersion: String(this.rv) } });
+      n++;
+    }
+    return n;
+  }
+
+  /** The current resourceVersion. */
+  get resourceVersion(): number {
+    return this.rv;
+  }
+
+  /** Open watches (for tests to wait on). */
+  get openWatches(): number {
+    return this.watches.size;
+  }
+
+  private record(c: Collection, type: "ADDED" | "MODIFIED" | "DELETED", obj: Obj, old?: Obj): void {
+    const entry = { rv: this.rv, type, obj, ...(old ? { old } : {}) };
+    c.history.push(entry);
+    for (const w of this.watches) if (w.coll === c) this.deliver(w, entry);
+  }
+
+  /** The API server's selector transitions for one change. */
+  private deliver(w: WatchStream, e: Collection["history"][number]): void {
+    if (w.namespace && e.obj.metadata.namespace !== w.namespace) return;
+    const now = w.selector(e.obj.metadata.labels ?? {});
+    const before = e.old ? w.selector(e.old.metadata.labels ?? {}) : false;
+    if (e.type === "DELETED") {
+      if (before) this.send(w, "DELETED", e.obj);
+    } else if (e.type === "ADDED") {
+      if (now) this.send(w, "ADDED", e.obj);
+    } else if (now && before) this.send(w, "MODIFIED", e.obj);
+    else if (now) this.send(w, "ADDED", e.obj);
+    else if (before) this.send(w, "DELETED", e.obj);
+  }
+
+  private send(w: WatchStream, type: string, obj: object): void {
+    const c = w.coll;
+    // Objects are served at the version the watch asked for, as the API server converts them.
+    const out = { ...obj, apiVersion: c.group ? `${c.group}/${w.version}` : "v1", kind: c.kind };
+    w.res.write(`${JSON.stringify({ type, object: out })}\n`);
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+  }
+
+  private status(res: ServerResponse, code: number, reason: string, message: string): void {
+    this.json(res, code, { kind: "Status", apiVersion: "v1", status: "Failure", reason, message, code });
+  }
+
+  private async body(req: IncomingMessage): Promise<Obj> {
+    let s = "";
+    for await (const c of req) s += c;
+    return JSON.parse(s) as Obj;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "https://fake");
+    this.requests.push({ method: req.method ?? "GET", path: url.pathname, query: url.searchParams });
+    if (req.headers.authorization !== `Bearer ${this.token}`) {
+      this.status(res, 401, "Unauthorized", "Unauthorized");
+      return;
+    }
+    const p = url.pathname.split("/").filter(Boolean);
+    try {
+      if (p[0] === "apis" && p.length === 2) {
+        const versions = this.groups.get(p[1] as string);
+        if (!versions) return this.status(res, 404, "NotFound", `the server could not find the requested resource`);
+        return this.json(res, 200, {
+          kind: "APIGroup",
+          apiVersion: "v1",
+          name: p[1],
+          versions: versions.map((v) => ({ groupVersion: `${p[1]}/${v}`, version: v })),
+          preferredVersion: { groupVersion: `${p[1]}/${versions[0]}`, version: versions[0] },
+        });
+      }
+      if (req.method === "POST" && url.pathname === "/apis/authentication.k8s.io/v1/tokenreviews") {
+        const tr = await this.body(req);
+        const token = (tr.spec as { token?: string } | undefined)?.token ?? "";
+        return this.json(res, 201, {
+          ...tr,
+          status: this.tokenReviews.get(token) ?? { authenticated: false, error: "invalid bearer token" },
+        });
+      }
+      // /api/v1/[namespaces/<ns>/]<plural>[/<name>]  or  /apis/<g>/<v>/[namespaces/<ns>/]<plural>[/<name>]
+      let group = "";
+      let version = "v1";
+      let rest: string[];
+      if (p[0] === "api" && p[1] === "v1") rest = p.slice(2);
+      else if (p[0] === "apis" && p.length >= 4) {
+        group = p[1] as string;
+        version = p[2] as string;
+        rest = p.slice(3);
+        if (!this.groups.get(group)?.includes(version))
+          return this.status(res, 404, "NotFound", "the server could not find the requested resource");
+      } else return this.status(res, 404, "NotFound", "the server could not find the requested resource");
+      let namespace: string | undefined;
+      if (rest[0] === "namespaces" && rest.length >= 3) {
+        namespace = rest[1];
+        rest = rest.slice(2);
+      }
+      const [plural, name] = rest as [string, string | undefined];
+      if (group === "" && plural === "secrets") return this.secret(req, res, namespace as string, name);
+      if (group === "" && plural === "events" && req.method === "POST") {
+        const ev = await this.body(req);
+        ev.metadata.name ??= `${ev.metadata.name ?? "ev"}${randomUUID().slice(0, 8)}`;
+        this.events.push(ev);
+        return this.json(res, 201, ev);
+      }
+      const c = this.collections.get(`${group}/${plural}`);
+      if (!c) return this.status(res, 404, "NotFound", `${plural} not served`);
+      let selector: (l: Record<string, string>) => boolean;
+      try {
+        selector = parseSelector(url.searchParams.get("labelSelector"));
+      } catch (e) {
+        return this.status(res, 400, "BadRequest", (e as Error).message);
+      }
+      if (url.searchParams.get("watch") === "true") return this.watch(req, res, c, version, namespace, selector, url.searchParams);
+      return this.list(res, c, version, namespace, selector, url.searchParams);
+    } catch (e) {
+      this.status(res, 500, "InternalError", (e as Error).message);
+    }
+  }
+
+  private list(
+    res: ServerResponse,
+    c: Collection,
+    version: string,
+    namespace: string | undefined,
+    selector: (l: Record<string, string>) => boolean,
+    q: URLSearchParams,
+  ): void {
+    const all = [...c.objects.values()]
+      .filter((o) => (!namespace || o.metadata.namespace === namespace) && selector(o.metadata.labels ?? {}))
+      .sort((a, b) => this.key(a).localeCompare(this.key(b)));
+    const limit = Number(q.get("limit") ?? "0");
+    let offset = 0;
+    let listRv = this.rv;
+    const cont = q.get("continue");
+    if (cont) {
+      const t = JSON.parse(Buffer.from(cont, "base64").toString()) as { offset: number; rv: number };
+      if (t.rv < this.horizon) {
+        this.status(res, 410, "Expired", "The provided continue parameter is too old");
+        return;
+      }
+      offset = t.offset;
+      listRv = t.rv;
+    }
+    const items = limit > 0 ? all.slice(offset, offset + limit) : all.slice(offset);
+    const more = limit > 0 && offset + limit < all.length;
+    const metadata: Record<string, string> = { resourceVersion: String(listRv) };
+    if (more) metadata.continue = Buffer.from(JSON.stringify({ offset: offset + limit, rv: listRv })).toString("base64");
+    // Real lists leave kind/apiVersion out of items.
+    const apiVersion = c.group ? `${c.group}/${version}` : "v1";
+    this.json(res, 200, { kind: `${c.kind}List`, apiVersion, metadata, items: items.map(({ kind: _k, apiVersion: _a, ...rest }) => rest) });
+  }
+
+  private watch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    c: Collection,
+    version: string,
+    namespace: string | undefined,
+    selector: (l: Record<string, string>) => boolean,
+    q: URLSearchParams,
+  ): void {
+    res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+    res.flushHeaders(); // the API server answers a watch at once, before any event
+    const w: WatchStream = {
+      coll: c,
+      version,
+      selector,
+      res,
+      bookmarks: q.get("allowWatchBookmarks") === "true",
+      ...(namespace ? { namespace } : {}),
+    };
+    const from = q.get("resourceVersion") ?? "";
+    if (from !== "" && from !== "0" && Number(from) < this.horizon) {
+      res.end(
+        `${JSON.stringify({ type: "ERROR", object: { kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410, message: `too old resource version: ${from} (${this.horizon})` } })}\n`,
+      );
+      return;
+    }
+    this.watches.add(w);
+    if (from === "" || from === "0") {
+      for (const o of c.objects.values())
+        if ((!namespace || o.metadata.namespace === namespace) && selector(o.metadata.labels ?? {})) this.send(w, "ADDED", o);
+    } else {
+      for (const e of c.history) if (e.rv > Number(from)) this.deliver(w, e);
+    }
+    const timeout = Number(q.get("timeoutSeconds") ?? "0");
+    if (timeout > 0) {
+      w.timer = setTimeout(() => {
+        this.watches.delete(w);
+        res.end();
+      }, timeout * 1000);
+    }
+    req.on("close", () => {
+      if (w.timer) clearTimeout(w.timer);
+      this.watches.delete(w);
+    });
+  }
+
+  private async secret(req: IncomingMessage, res: ServerResponse, namespace: string, name: string | undefined): Promise<void> {
+    if (req.method === "GET" && name) {
+      const s = this.secrets.get(`${namespace}/${name}`);
+      if (!s) return this.status(res, 404, "NotFound", `secrets "${name}" not found`);
+      return this.json(res, 200, s);
+    }
+    if (req.method === "POST" && !name) {
+      const s = await this.body(req);
+      const k = `${namespace}/${s.metadata.name}`;
+      if (this.secrets.has(k)) return this.status(res, 409, "AlreadyExists", `secrets "${s.metadata.name}" already exists`);
+      s.metadata.resourceVersion = String(++this.rv);
+      this.secrets.set(k, s);
+      return this.json(res, 201, s);
+    }
+    this.status(res, 405, "MethodNotAllowed", "not supported by the fake");
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The controller in Kubernetes mode against the fake API server: its CA in a Secret, Events for
+ * invalid and partly unsupported objects, and agents authenticated by TokenReview (the node is the
+ * one the token's pod runs on).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentApp } from "../../agent/app.js";
+import { agentConfig } from "../../agent/config.js";
+import { controllerConfig } from "../../controller/config.js";
+import { Controller } from "../../controller/controller.js";
+import { rawStream } from "../helpers/control-client.js";
+import { captureLogger } from "../helpers/control-log.js";
+import { FakeApiServer } from "../helpers/fake-apiserver.js";
+import { waitFor } from "../helpers/wait.js";
+
+const agentUser = (pod: string, uid: string) => ({
+  authenticated: true,
+  user: {
+    username: "system:serviceaccount:weft-system:weft-agent",
+    extra: { "authentication.kubernetes.io/pod-name": [pod], "authentication.kubernetes.io/pod-uid": [uid] },
+  },
+  audiences: ["weft"],
+});
+
+describe("controller in Kubernetes mode", () => {
+  const dir = mkdtempSync(join(tmpdir(), "weft-kmode-"));
+  const api = new FakeApiServer();
+  let controller: Controller;
+  let caPem: string;
+  const cap = captureLogger("controller");
+  const agents: AgentApp[] = [];
+
+  beforeAll(async () => {
+    await api.start();
+    api.registerGroup(
+      "security.istio.io",
+      ["v1"],
+      [
+        ["AuthorizationPolicy", "authorizationpolicies"],
+        ["PeerAuthentication", "peerauthentications"],
+      ],
+    );
+    api.apply("", "namespaces", { metadata: { name: "shop", labels: { "weft.dev/mesh": "enabled" } } });
+    api.apply("", "nodes", { metadata: { name: "n1" }, status: { addresses: [{ type: "InternalIP", address: "10.250.0.11" }] } });
+    const agentPod = api.apply("", "pods", {
+      metadata: { name: "weft-agent-x1", namespace: "weft-system" },
+      spec: { nodeName: "n1", hostNetwork: true, serviceAccountName: "weft-agent" },
+      status: { podIP: "10.250.0.11" },
+    });
+    api.apply("", "pods", {
+      metadata: { name: "web", namespace: "shop" },
+      spec: { nodeName: "n1", serviceAccountName: "web" },
+      status: { podIP: "10.244.1.2", hostIP: "10.250.0.11", conditions: [{ type: "Ready", status: "True" }] },
+    });
+    api.apply("", "pods", {
+      metadata: { name: "db", namespace: "shop" },
+      spec: { nodeName: "n2", serviceAccountName: "db" },
+      status: { podIP: "10.244.2.2", hostIP: "10.250.0.12", conditions: [{ type: "Ready", status: "True" }] },
+    });
+    api.apply("security.istio.io", "authorizationpolicies", { metadata: { name: "bad", namespace: "shop" }, spec: { action: "MAYBE" } });
+    api.apply("security.istio.io", "authorizationpolicies", {
+      metadata: { name: "jwt", namespace: "shop" },
+      spec: { rules: [{ from: [{ source: { requestPrincipals: ["*"] } }] }] },
+    });
+    api.tokenReviews.set("agent-n1-token", agentUser("weft-agent-x1", agentPod.metadata.uid as string));
+    api.tokenReviews.set("intruder-token", { authenticated: true, user: { username: "system:serviceaccount:shop:web", extra: {} } });
+    controller = new Controller(
+      controllerConfig({
+        kubeconfig: api.writeKubeconfig(join(dir, "kubeconfig")),
+        listen: "127.0.0.1:0",
+        stateDir: join(dir, "state"),
+        caSecret: "weft-system/cacerts",
+        debounce: "20ms",
+      }),
+      cap.log,
+    );
+    await controller.start();
+    const secret = api.secrets.get("weft-system/cacerts") as unknown as { data: Record<string, string> };
+    caPem = Buffer.from(secret.data["root-cert.pem"] as string, "base64").toString();
+  });
+  afterAll(async () => {
+    for (const a of agents) await a.stop();
+    await controller.stop();
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("creates its CA in a Secret on first start (Istio's cacerts layout)", () => {
+    const secret = api.secrets.get("weft-system/cacerts") as unknown as { data: Record<string, string> };
+    expect(Object.keys(secret.data).sort()).toEqual(["ca-cert.pem", "ca-key.pem", "root-cert.pem"]);
+    expect(caPem).toMatch(/BEGIN CERTIFICATE/);
+  });
+
+  it("records Warning Events for an invalid policy and for an unsupported field, once each", async () => {
+    await waitFor("two events", () => api.events.length >= 2);
+    const ev = (name: string) =>
+      api.events.find((e) => (e.involvedObject as { name: string }).name === name) as Record<string, unknown> | undefined;
+    expect(ev("bad")).toMatchObject({
+      type: "Warning",
+      reason: "InvalidConfig",
+      involvedObject: { kind: "AuthorizationPolicy", name: "bad", namespace: "shop", apiVersion: "security.istio.io/v1" },
+      message: "invalid: spec.action: 'MAYBE' is not ALLOW, DENY, AUDIT or CUSTOM; policy skipped",
+      source: { component: "weft-controller" },
+    });
+    expect(ev("jwt")).toMatchObject({ reason: "UnsupportedConfig", message: expect.stringMatching(/requestPrincipals.*fail closed/) });
+    // Another translation (a pod changes) does not repeat them.
+    api.apply("", "pods", { metadata: { name: "extra", namespace: "shop" }, spec: { nodeName: "n1" }, status: { podIP: "10.244.1.9" } });
+    await waitFor("the pod translated", () => controller.xds.resources?.model.workloads.some((w) => w.name === "extra"));
+    expect(api.events).toHaveLength(2);
+  });
+
+  it("authenticates an agent by TokenReview and serves the node its pod runs on", async () => {
+    writeFileSync(join(dir, "token"), "agent-n1-token\n");
+    writeFileSync(join(dir, "ca.pem"), caPem);
+    const log = captureLogger("agent");
+    const app = new AgentApp(
+      agentConfig(
+        {
+          node: "n1",
+          controller: `127.0.0.1:${controller.port}`,
+          tokenFile: join(dir, "token"),
+          caFile: join(dir, "ca.pem"),
+          adminAddress: "off",
+          adminSocket: "off",
+        },
+        {},
+      ),
+      log.log,
+    );
+    agents.push(app);
+    await app.start();
+    await app.updater.state.when((s) => s.synced, 10_000);
+    expect(
+      app.updater.state
+        .get()
+        .view.localWorkloads()
+        .map((w) => w.name)
+        .sort(),
+    ).toEqual(["extra", "web"]);
+    const cert = await app.identity.certificate("spiffe://cluster.local/ns/shop/sa/web");
+    expect(cert.certChainPem).toMatch(/BEGIN CERTIFICATE/);
+    const review = api.requests.find((r) => r.path === "/apis/authentication.k8s.io/v1/tokenreviews");
+    expect(review?.method).toBe("POST");
+    expect(readFileSync(join(dir, "token"), "utf8")).toBe("agent-n1-token\n");
+  });
+
+  it("refuses a token of another service account, and one the API server does not accept", async () => {
+    const intruder = rawStream(`127.0.0.1:${controller.port}`, caPem, "intruder-token");
+    intruder.subscribeAll("n1");
+    expect(await intruder.ended).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      details: "'system:serviceaccount:shop:web' is not an agent service account (weft-system/weft-agent)",
+    });
+    const forged = rawStream(`127.0.0.1:${controller.port}`, caPem, "forged");
+    forged.subscribeAll("n1");
+    expect(await forged.ended).toMatchObject({
+      code: status.UNAUTHENTICATED,
+      details: "service-account token rejected by the API server: invalid bearer token",
+    });
+    intruder.close();
+    forged.close();
+  });
+});

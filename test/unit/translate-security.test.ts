@@ -1,0 +1,231 @@
+/** Translation of AuthorizationPolicy and PeerAuthentication: scopes, rules, fail-closed handling, errors. */
+import { describe, expect, it } from "vitest";
+import { translate } from "../../controller/translate/index.js";
+import type { Diagnostic } from "../../controller/translate/types.js";
+import { custom, objects } from "../helpers/control-objects.js";
+
+const ap = (name: string, ns: string, spec: unknown) => custom("security.istio.io/v1", "AuthorizationPolicy", name, ns, spec);
+const pa = (name: string, ns: string, spec: unknown) => custom("security.istio.io/v1beta1", "PeerAuthentication", name, ns, spec);
+const msgs = (d: Diagnostic[]) => d.map((x) => `${x.severity}: ${x.message}`);
+
+describe("translate: AuthorizationPolicy", () => {
+  it("translates a full ALLOW policy", () => {
+    const m = translate(
+      objects([
+        ap("allow", "shop", {
+          selector: { matchLabels: { app: "web" } },
+          action: "ALLOW",
+          rules: [
+            {
+              from: [
+                {
+                  source: {
+                    principals: ["spiffe://cluster.local/ns/shop/sa/client", "cluster.local/ns/x/*"],
+                    namespaces: ["shop"],
+                    notIpBlocks: ["10.0.0.0/8"],
+                    serviceAccounts: ["other/api"],
+                  },
+                },
+              ],
+              to: [{ operation: { ports: ["8080"], methods: ["get"], paths: ["/api/*"] } }],
+              when: [
+                { key: "source.ip", values: ["10.244.0.0/16"] },
+                { key: "request.headers[x-user]", notValues: ["bob"] },
+              ],
+            },
+          ],
+        }),
+      ]),
+    );
+    expect(m.diagnostics).toEqual([]);
+    expect(m.authorizationPolicies).toEqual([
+      {
+        key: "shop/allow",
+        name: "allow",
+        namespace: "shop",
+        scope: { kind: "workload", selector: { app: "web" } },
+        action: "ALLOW",
+        rules: [
+          {
+            from: [
+              {
+                principals: ["cluster.local/ns/shop/sa/client", "cluster.local/ns/x/*", "cluster.local/ns/other/sa/api"],
+                namespaces: ["shop"],
+                notIpBlocks: ["10.0.0.0/8"],
+              },
+            ],
+            to: [{ ports: [8080], methods: ["GET"], paths: ["/api/*"] }],
+            when: [
+              { key: "source.ip", values: ["10.244.0.0/16"] },
+              { key: "request.headers[x-user]", notValues: ["bob"] },
+            ],
+          },
+        ],
+      },
+    ]);
+  });
+
+  it.each([
+    ["shop", undefined, { kind: "namespace" }],
+    ["shop", { app: "web" }, { kind: "workload", selector: { app: "web" } }],
+    ["weft-system", undefined, { kind: "mesh" }],
+    // In the root namespace a selector applies in every namespace (Istio).
+    ["weft-system", { app: "web" }, { kind: "mesh", selector: { app: "web" } }],
+    ["shop", {}, { kind: "namespace" }],
+  ])("scope of a policy in %s with selector %j", (ns, labels, scope) => {
+    const m = translate(objects([ap("p", ns, labels ? { selector: { matchLabels: labels } } : {})]));
+    expect(m.authorizationPolicies[0]?.scope).toEqual(scope);
+  });
+
+  it("keeps Istio's empty-policy semantics: ALLOW without rules allows nothing, a rule {} matches all", () => {
+    const m = translate(objects([ap("deny-all", "shop", {}), ap("allow-all", "shop", { rules: [{}] })]));
+    expect(m.authorizationPolicies.map((p) => [p.name, p.action, p.rules])).toEqual([
+      ["allow-all", "ALLOW", [{ from: [], to: [], when: [] }]],
+      ["deny-all", "ALLOW", []],
+    ]);
+  });
+
+  it("drops an ALLOW rule that uses an unsupported field (fail closed) and says so", () => {
+    const m = translate(
+      objects([
+        ap("jwt", "shop", { rules: [{ from: [{ source: { requestPrincipals: ["*"] } }] }, { to: [{ operation: { ports: ["80"] } }] }] }),
+      ]),
+    );
+    expect(m.authorizationPolicies[0]?.rules).toEqual([{ from: [], to: [{ ports: [80] }], when: [] }]);
+    expect(msgs(m.diagnostics)).toEqual([
+      "warning: spec.rules[0] uses spec.rules[0].from[0].source.requestPrincipals, which weft cannot check: this ALLOW rule is dropped and never matches (fail closed)",
+    ]);
+  });
+
+  it("drops only the unsupported part of a DENY rule, so it denies more (fail closed)", () => {
+    const m = translate(
+      objects([
+        ap("deny", "shop", {
+          action: "DENY",
+          rules: [
+            {
+              from: [{ source: { requestPrincipals: ["x"], namespaces: ["evil"] } }],
+              when: [{ key: "request.auth.claims[iss]", values: ["x"] }],
+            },
+          ],
+        }),
+      ]),
+    );
+    expect(m.authorizationPolicies[0]?.rules).toEqual([{ from: [{ namespaces: ["evil"] }], to: [], when: [] }]);
+    expect(m.diagnostics[0]?.message).toMatch(/DENY rule denies more \(fail closed\)/);
+  });
+
+  it.each([
+    [
+      "CUSTOM",
+      { action: "CUSTOM", provider: { name: "ext" } },
+      /action CUSTOM \(external authorization\) is not supported: the policy is not applied/,
+    ],
+    ["targetRefs", { targetRefs: [{ kind: "Gateway", name: "gw" }] }, /targetRef\(s\) binds the policy to a gateway or waypoint/],
+  ])("reports a %s policy as not applied", (_n, spec, why) => {
+    const m = translate(objects([ap("p", "shop", spec)]));
+    expect(m.authorizationPolicies).toEqual([]);
+    expect(m.diagnostics).toEqual([expect.objectContaining({ severity: "warning", message: expect.stringMatching(why) })]);
+  });
+
+  it.each([
+    ["an unknown action", { action: "MAYBE" }, "invalid: spec.action: 'MAYBE' is not ALLOW, DENY, AUDIT or CUSTOM; policy skipped"],
+    [
+      "a bad CIDR",
+      { rules: [{ from: [{ source: { ipBlocks: ["10.0.0.0/40"] } }] }] },
+      "invalid: spec.rules[0].from[0].source.ipBlocks[0]: '10.0.0.0/40' is not an IP address or CIDR; policy skipped",
+    ],
+    [
+      "a bad port",
+      { rules: [{ to: [{ operation: { ports: ["http"] } }] }] },
+      "invalid: spec.rules[0].to[0].operation.ports[0]: 'http' is not a port number; policy skipped",
+    ],
+    [
+      "an unknown condition key",
+      { rules: [{ when: [{ key: "source.color", values: ["red"] }] }] },
+      "invalid: spec.rules[0].when[0].key: 'source.color' is not a condition key Istio defines; policy skipped",
+    ],
+    ["rules that are not a list", { rules: "all" }, 'invalid: spec.rules: expected a list, got string "all"; policy skipped'],
+    ["a provider without CUSTOM", { provider: { name: "x" } }, "invalid: spec.provider: is only valid with action CUSTOM; policy skipped"],
+  ])("skips a policy with %s, and the rest still flows", (_n, spec, message) => {
+    const m = translate(objects([ap("bad", "shop", spec), ap("good", "shop", { action: "DENY", rules: [{}] })]));
+    expect(m.authorizationPolicies.map((p) => p.name)).toEqual(["good"]);
+    expect(msgs(m.diagnostics)).toEqual([`error: ${message}`]);
+    expect(m.diagnostics[0]?.ref).toMatchObject({ kind: "AuthorizationPolicy", namespace: "shop", name: "bad" });
+  });
+
+  it("reports unknown fields instead of ignoring them silently", () => {
+    const m = translate(objects([ap("typo", "shop", { acton: "DENY", rules: [{ form: [] }] })]));
+    expect(msgs(m.diagnostics).sort()).toEqual([
+      "warning: spec.acton is not a field weft supports; it is ignored",
+      "warning: spec.rules[0].form is not a field weft supports; it is ignored",
+    ]);
+  });
+
+  it("tells Istio users that istio-system is not the root namespace unless configured", () => {
+    const p = ap("mesh", "istio-system", { action: "DENY", rules: [{}] });
+    expect(translate(objects([p])).diagnostics[0]?.message).toMatch(/run the controller with --root-namespace istio-system/);
+    const m = translate(objects([p]), { trustDomain: "cluster.local", rootNamespace: "istio-system", clusterDomain: "cluster.local" });
+    expect(m.diagnostics).toEqual([]);
+    expect(m.authorizationPolicies[0]?.scope).toEqual({ kind: "mesh" });
+  });
+});
+
+describe("translate: PeerAuthentication", () => {
+  it.each([
+    [{ mtls: { mode: "STRICT" } }, "STRICT"],
+    [{ mtls: { mode: "permissive" } }, "PERMISSIVE"],
+    [{ mtls: {} }, "UNSET"],
+    [{}, "UNSET"],
+    [{ mtls: { mode: "DISABLE" } }, "DISABLE"],
+  ])("mode of %j is %s", (spec, mode) => {
+    expect(translate(objects([pa("p", "shop", spec)])).peerAuthentications[0]?.mode).toBe(mode);
+  });
+
+  it("translates port-level modes for a workload policy", () => {
+    const m = translate(
+      objects([
+        pa("p", "shop", {
+          selector: { matchLabels: { app: "db" } },
+          mtls: { mode: "STRICT" },
+          portLevelMtls: { "8080": { mode: "PERMISSIVE" } },
+        }),
+      ]),
+    );
+    expect(m.peerAuthentications[0]).toEqual({
+      key: "shop/p",
+      name: "p",
+      namespace: "shop",
+      scope: { kind: "workload", selector: { app: "db" } },
+      mode: "STRICT",
+      portLevelMtls: { "8080": "PERMISSIVE" },
+    });
+  });
+
+  it.each([
+    [
+      "an unknown mode",
+      { mtls: { mode: "OPTIONAL" } },
+      "invalid: spec.mtls.mode: 'OPTIONAL' is not one of STRICT, PERMISSIVE, DISABLE, UNSET; policy skipped",
+    ],
+    [
+      "port-level settings without a selector",
+      { portLevelMtls: { "80": { mode: "DISABLE" } } },
+      "invalid: spec.portLevelMtls: needs spec.selector (port-level settings apply to selected workloads only); policy skipped",
+    ],
+    [
+      "a port that is not a number",
+      { selector: { matchLabels: { a: "b" } }, portLevelMtls: { http: { mode: "DISABLE" } } },
+      "invalid: spec.portLevelMtls.http: 'http' is not a port number; policy skipped",
+    ],
+  ])("skips a policy with %s", (_n, spec, message) => {
+    const m = translate(objects([pa("bad", "shop", spec)]));
+    expect(m.peerAuthentications).toEqual([]);
+    expect(msgs(m.diagnostics)).toEqual([`error: ${message}`]);
+  });
+
+  it("treats a root-namespace PeerAuthentication with a selector as workload-scoped there", () => {
+    const m = translate(objects([pa("p", "weft-system", { selector: { matchLabels: { app: "x" } }, mtls: { mode: "STRICT" } })]));
+    expect(m.peerAuthentications[0]?.scope).toEqual({ kind: "workload", selector: { app: "x" } });
+  });
+});
