@@ -9,15 +9,23 @@
 
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { PORT_HBONE, PORT_OUTBOUND, PROXY_MARK } from "../controller/api/constants.js";
 import { CertificateAuthority } from "../controller/ca/ca.js";
 import { loadStateDirCa } from "../controller/ca/root-store.js";
 import { fingerprint256, splitPemCertificates } from "../controller/ca/x509.js";
-import { createLogger, type Logger } from "../controller/log.js";
+import { createLogger, LOG_LEVELS, type Logger } from "../controller/log.js";
 import { AdminServer } from "./admin.js";
+import { CaptureComponent } from "./capture/component.js";
 import type { AgentConfig } from "./config.js";
 import { type CertificateIssuer, GrpcIssuer, LocalIssuer } from "./identity/issuer.js";
 import { IdentityManager } from "./identity/manager.js";
+import { ProxyComponent } from "./proxy/component.js";
+import { DEFAULT_PROXY_TUNING } from "./proxy/context.js";
+import { DEFAULT_POOL_OPTIONS } from "./proxy/pool.js";
+import { redirectConfig } from "./redirect/defaults.js";
 import { StateUpdater } from "./state/updater.js";
+import { type Readiness, renderMetrics, serveMetrics, serveReadiness } from "./telemetry/servers.js";
 import { VERSION } from "./version.js";
 import type { ControllerEndpoint } from "./xds/channel.js";
 import { XdsClient } from "./xds/client.js";
@@ -39,7 +47,7 @@ export interface AgentComponent {
   stop(): Promise<void> | void;
   /** Extra admin endpoints. */
   registerAdmin?(admin: AdminServer): void;
-  /** Its section of /status. */
+  /** Its section of /status (may be async). */
   status?(): unknown;
 }
 
@@ -69,6 +77,11 @@ export class AgentApp {
   adminPort = 0;
   xds: XdsClient | undefined;
   local: LocalConfigSource | undefined;
+  /** The data plane, when configured. */
+  capture: CaptureComponent | undefined;
+  proxy: ProxyComponent | undefined;
+  /** Agent-level metrics (process, state); the proxy's are added at scrape time. */
+  readonly registry = new Registry();
 
   constructor(
     readonly config: AgentConfig,
@@ -165,7 +178,124 @@ export class AgentApp {
       stop: () => this.identity.stop(),
       status: () => this.identity.status(),
     };
-    return [configSource, identity];
+    return [configSource, identity, ...this.dataPlane()];
+  }
+
+  /**
+   * Capture, proxy and telemetry. The proxy listens before capture attaches, so a captured
+   * connection always finds it; capture reconciles only once state is synced.
+   */
+  private dataPlane(): AgentComponent[] {
+    const dp = this.config.dataPlane;
+    if (!dp) return [];
+    const proxy = new ProxyComponent(
+      {
+        config: {
+          outbound: { ip: dp.proxyAddress, port: PORT_OUTBOUND },
+          hbone: { ip: dp.hboneAddress, port: PORT_HBONE },
+          pool: DEFAULT_POOL_OPTIONS,
+          ...DEFAULT_PROXY_TUNING,
+        },
+        workers: dp.workers,
+        drainMs: dp.drainMs,
+      },
+      this.updater.state,
+      this.identity,
+      this.log,
+    );
+    this.proxy = proxy;
+    const parts: AgentComponent[] = [
+      {
+        name: "proxy",
+        start: () => proxy.start(),
+        stop: () => proxy.stop(),
+        status: () => proxy.status(),
+        registerAdmin: (a) => proxy.registerAdmin(a),
+      },
+    ];
+    if (dp.capture) {
+      const c = dp.capture;
+      const capture = new CaptureComponent(
+        {
+          redirect: redirectConfig({
+            podCgroupParent: c.podCgroupParent,
+            proxyCgroup: c.proxyCgroup,
+            proxyAddress: dp.proxyAddress,
+            pinDir: c.pinDir,
+            excluded: c.excluded,
+            proxyMark: PROXY_MARK,
+          }),
+          layout: c.layout,
+        },
+        this.updater.state,
+        this.log,
+      );
+      this.capture = capture;
+      parts.push({ name: "redirect", start: () => capture.start(), stop: () => capture.stop(), status: () => capture.status() });
+    }
+    parts.push(this.telemetry(dp.metrics, dp.readiness));
+    return parts;
+  }
+
+  /** Metrics (15020) and readiness (15021) servers. */
+  private telemetry(metrics: { host: string; port: number } | null, readiness: { host: string; port: number } | null): AgentComponent {
+    collectDefaultMetrics({ register: this.registry, prefix: "weft_agent_" });
+    const state = () => this.updater.state.get();
+    new Gauge({
+      name: "weft_agent_workloads",
+      help: "Workloads in the agent's state",
+      registers: [this.registry],
+      collect() {
+        this.set(state().data.workloads.length);
+      },
+    });
+    const ready = () => (this.readiness().ready ? 1 : 0);
+    new Gauge({
+      name: "weft_agent_ready",
+      help: "1 when the agent is ready (see /healthz/ready)",
+      registers: [this.registry],
+      collect() {
+        this.set(ready());
+      },
+    });
+    this.pushes = new Counter({ name: "weft_agent_state_updates_total", help: "Mesh state snapshots applied", registers: [this.registry] });
+    const off = this.updater.state.subscribe(() => this.pushes?.inc());
+    const servers: { close(): void }[] = [];
+    return {
+      name: "telemetry",
+      start: async () => {
+        if (metrics)
+          servers.push(
+            await serveMetrics(metrics.host, metrics.port, async () =>
+              renderMetrics(this.registry, (await this.proxy?.handle.metrics()) ?? []),
+            ),
+          );
+        if (readiness) servers.push(await serveReadiness(readiness.host, readiness.port, () => this.readiness()));
+      },
+      stop: () => {
+        off();
+        for (const s of servers.splice(0)) s.close();
+      },
+    };
+  }
+
+  private pushes: Counter | undefined;
+
+  /** Ready only when config is synced, certificates are held, the proxy listens and capture is attached. */
+  readiness(): Readiness {
+    const reasons: string[] = [];
+    const s = this.updater.state.get();
+    if (!s.synced) reasons.push(this.xds ? "mesh config not yet synced from the controller" : "mesh config not yet loaded");
+    const certs = new Map(this.identity.status().map((c) => [c.identity, c]));
+    for (const w of s.view.localWorkloads()) {
+      if (!w.enrolled) continue;
+      const c = certs.get(w.identity);
+      if (c?.state !== "valid")
+        reasons.push(`no valid certificate for ${w.identity} (${c?.state ?? "not requested"}${c?.lastError ? `: ${c.lastError}` : ""})`);
+    }
+    if (this.proxy && !this.proxy.listening) reasons.push("proxy not listening");
+    if (this.capture && !this.capture.attached) reasons.push("eBPF capture programs not attached");
+    return { ready: reasons.length === 0, reasons: [...new Set(reasons)] };
   }
 
   /** The dependency bundle handed to components. */
@@ -209,6 +339,21 @@ export class AgentApp {
   }
 
   private registerAdmin(): void {
+    this.admin.register(
+      "/logging",
+      (req) => {
+        const level = req.url.searchParams.get("level");
+        if (req.method === "POST" && level) {
+          if (!(LOG_LEVELS as readonly string[]).includes(level))
+            return { status: 400, json: { error: `unknown level '${level}': use ${LOG_LEVELS.join(", ")}` } };
+          this.log.level = level;
+          this.proxy?.handle.setLogLevel(level);
+          this.log.warn({ level }, "log level changed");
+        }
+        return { json: { level: this.log.level } };
+      },
+      { methods: ["GET", "POST"], description: "GET the log level; POST ?level=debug to change it" },
+    );
     this.admin.register("/healthz", () => ({ text: "ok\n" }), { description: "liveness" });
     this.admin.register(
       "/ready",
@@ -233,7 +378,7 @@ export class AgentApp {
     );
     this.admin.register(
       "/status",
-      () => {
+      async () => {
         const s = this.updater.state.get();
         const d = s.data;
         return {
@@ -255,7 +400,10 @@ export class AgentApp {
               destinationPolicies: d.destinationPolicies?.length ?? 0,
               certificates: this.identity.status().length,
             },
-            components: Object.fromEntries(this.parts.map((p) => [p.name, p.status?.() ?? "running"])),
+            ready: this.readiness(),
+            components: Object.fromEntries(
+              await Promise.all(this.parts.map(async (p) => [p.name, (await p.status?.()) ?? "running"] as const)),
+            ),
           },
         };
       },

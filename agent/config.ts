@@ -7,6 +7,7 @@ import { LOG_LEVELS } from "../controller/log.js";
 import { parseDuration } from "../controller/translate/fields.js";
 import { validateTranslateOptions } from "../controller/translate/index.js";
 import type { TranslateOptions } from "../controller/translate/types.js";
+import { type DataPlaneConfig, type DataPlaneFlags, dataPlaneConfig } from "./config-dataplane.js";
 
 /** Where the agent's mesh state comes from. */
 export type AgentSource =
@@ -30,6 +31,8 @@ export interface AgentConfig {
   /** After a root rotation, certificates are re-issued at random within this window (not a flag). */
   rotationSpreadMs: number;
   logLevel: string;
+  /** Capture and proxy; null runs control-plane parts only. */
+  dataPlane: DataPlaneConfig | null;
 }
 
 /** Raw flag values. */
@@ -51,6 +54,9 @@ export interface AgentFlags {
   logLevel?: string;
 }
 
+/** All `weft agent` flags. */
+export type AllAgentFlags = AgentFlags & DataPlaneFlags;
+
 /** Default admin socket of a node's agent (reachable from the host while the agent is in a netns). */
 export function defaultAdminSocket(node: string): string {
   return `/run/weft/agent-${node}.sock`;
@@ -69,7 +75,7 @@ function duration(flag: string, text: string | undefined, fallback: number, min:
 }
 
 /** Builds and checks the configuration; throws one error listing every problem. */
-export function agentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const errors: string[] = [];
   const attempt = <T>(fn: () => T, fallback: T): T => {
     try {
@@ -130,6 +136,7 @@ export function agentConfig(f: AgentFlags, env: NodeJS.ProcessEnv = process.env)
     backoffMaxMs: attempt(() => duration("--reconnect-max", f.reconnectMax, 10_000, 100), 10_000),
     rotationSpreadMs: 30_000,
     logLevel,
+    dataPlane: dataPlaneConfig(f, errors),
   };
   if (errors.length) throw new Error(`invalid agent settings:\n  ${errors.join("\n  ")}`);
   return config;

@@ -27,7 +27,7 @@ function untilSignal(): Promise<NodeJS.Signals> {
 /** Registers `weft agent` (run the agent). */
 export function registerAgentCommand(program: Command): void {
   agentCommand(program)
-    .description("run the node agent: xDS client, identity manager, admin API (subcommands manage the node)")
+    .description("run the node agent: eBPF capture, the node proxy, xDS client, identity manager, admin API (subcommands manage the node)")
     .option("--node <name>", "this node's Kubernetes name (default: $NODE_NAME, else the hostname)")
     .option("--controller <host:port>", "the controller's gRPC address, e.g. 10.250.0.1:15012")
     .option("--token-file <file>", "the node's credential (bootstrap token, or projected service-account token)")
@@ -43,6 +43,17 @@ export function registerAgentCommand(program: Command): void {
     .option("--cert-ttl <duration>", "certificate lifetime to request (default: the CA's)")
     .option("--reconnect-max <duration>", "longest wait between reconnects to the controller", "10s")
     .option("--log-level <level>", "trace, debug, info, warn or error", "info")
+    .option("--proxy-address <ip>", "data plane: the pods' gateway address, where captured connections arrive (port 15001)")
+    .option("--hbone-address <ip>", "data plane: address HBONE (15008) listens on", "0.0.0.0")
+    .option("--pod-cgroup <path>", "capture: the parent cgroup of this node's pods (absolute, or relative to the cgroup v2 root)")
+    .option("--cgroup-layout <layout>", "capture: how pod cgroups are named under it: kubelet or local (weft's local cluster)", "kubelet")
+    .option("--proxy-cgroup <path>", "capture: the agent's own cgroup (default: the one it runs in)")
+    .option("--pin-dir <dir>", "capture: bpffs directory for pinned programs and maps", "/sys/fs/bpf/weft")
+    .option("--exclude <cidr[:port]...>", "capture: destinations never captured (repeatable)")
+    .option("--proxy-workers <n>", "proxy worker threads sharing the ports (0: in the agent's thread)", "0")
+    .option("--metrics-address <ip:port>", "Prometheus metrics, or 'off'", "0.0.0.0:15020")
+    .option("--readiness-address <ip:port>", "readiness (/healthz/ready), or 'off'", "0.0.0.0:15021")
+    .option("--drain <duration>", "on shutdown, how long connections get to finish", "5s")
     .action(
       action(async (o) => {
         // Loaded here, not at the top: other `weft` commands should not pay for gRPC and X.509.

@@ -145,15 +145,15 @@ export class ConnectionManager {
     this.metrics.connectionClosed({ ...c.labels, response_flags: responseFlags });
     const snap = c.snapshot();
     const fields = {
-      scope: "access",
       direction: snap.direction,
       mode: snap.mode,
-      "src.addr": `${snap.src.ip}:${snap.src.port}`,
+      "src.addr": snap.src.port ? `${snap.src.ip}:${snap.src.port}` : snap.src.ip,
       "src.workload": snap.srcWorkload,
       "src.identity": snap.srcIdentity,
       "dst.addr": `${snap.dst.ip}:${snap.dst.port}`,
       "dst.target": snap.target ? `${snap.target.ip}:${snap.target.port}` : undefined,
-      "dst.hbone_addr": snap.hbone ? `${snap.hbone.ip}:${snap.hbone.port}` : undefined,
+      // Outbound: the destination node's HBONE listener; inbound: the source node's connection.
+      hbone_peer: snap.hbone ? `${snap.hbone.ip}:${snap.hbone.port}` : undefined,
       "dst.service": snap.service,
       "dst.workload": snap.dstWorkload,
       "dst.identity": snap.dstIdentity,

@@ -5,8 +5,8 @@
 import diagnostics from "node:diagnostics_channel";
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
+import { createLogger } from "../../controller/log.js";
 import { MeshView } from "../state/view.js";
-import { createLogger } from "../telemetry/logger.js";
 import { ProxyMetrics } from "../telemetry/metrics.js";
 import type { ConnectionEvent } from "./connection-manager.js";
 import { NodeProxy } from "./proxy.js";
@@ -16,7 +16,9 @@ import type { FromWorker, ToWorker, WorkerInit } from "./worker-protocol.js";
 const port = parentPort as MessagePort;
 const init = workerData as WorkerInit;
 // Straight to fd 1: a worker's process.stdout would hop through the main thread for every line.
-const log = createLogger({ level: init.logLevel, destination: pino.destination({ fd: 1, sync: false }) }).child({ worker: init.index });
+const log = createLogger({ name: "weft-agent", level: init.logLevel, destination: pino.destination({ fd: 1, sync: false }) }).child({
+  worker: init.index,
+});
 let view = new MeshView(init.snapshot);
 const viewListeners = new Set<(v: MeshView) => void>();
 const identities = new WorkerIdentities(port, init.bundle);

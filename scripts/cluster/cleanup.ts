@@ -95,6 +95,13 @@ export async function teardown(name: string, state: ClusterState | null, all = f
       report.problems.push(`pin not removed: ${pin}: ${(e as Error).message}`);
     }
   }
+  // Agents' admin sockets live beside the clusters' state (/run/weft/agent-<node>.sock).
+  const sockRe = all ? /^agent-weft(-.*)?\.sock$/ : new RegExp(`^agent-${name}-node\\d+\\.sock$`);
+  try {
+    for (const f of readdirSync(RUN_DIR)) if (sockRe.test(f)) rmSync(join(RUN_DIR, f), { force: true });
+  } catch {
+    // no run dir
+  }
   if (all) {
     for (const d of listRunDirs()) removeState(d);
   } else {

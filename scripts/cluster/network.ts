@@ -28,7 +28,14 @@ export async function createNode(topo: Topology, n: number): Promise<void> {
     `link set ${port} master ${topo.bridge}`,
     `link set ${port} up`,
   ]);
-  await ipBatch(ns, ["link set lo up", `addr add ${topo.nodeIp(n)}/24 dev eth0`, "link set eth0 up"]);
+  // The pods' gateway also sits on lo, so it is a local address (the proxy can bind it) even
+  // before the node has a pod; the host veths answer ARP for it either way.
+  await ipBatch(ns, [
+    "link set lo up",
+    `addr add ${topo.podGateway(n)}/32 dev lo`,
+    `addr add ${topo.nodeIp(n)}/24 dev eth0`,
+    "link set eth0 up",
+  ]);
   // rp_filter off: replies from the proxy may leave by a different interface than requests came in.
   await sysctlInNetns(ns, {
     "net.ipv4.ip_forward": "1",

@@ -1,0 +1,155 @@
+/**
+ * Running weft on the local cluster: the controller in the fabric netns (on the bridge address)
+ * and one agent per node netns, in the node's system cgroup, capturing the node's pods. All are
+ * recorded processes of the cluster, so `weft cluster down` stops them and removes their pins.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { adminGet } from "../../agent/admin.js";
+import { defaultAdminSocket } from "../../agent/config.js";
+import { WEFT_ROOT } from "../../agent/version.js";
+import { PORT_CONTROLLER } from "../../controller/api/constants.js";
+import { requireState, runDetached } from "./cluster.js";
+import { stateDir } from "./state.js";
+import { Topology } from "./topology.js";
+
+/** Where the local controller keeps its CA, tokens and state. */
+export function controllerDir(cluster: string): string {
+  return join(stateDir(cluster), "controller");
+}
+
+/** The built CLI entry. */
+export function weftBin(): string {
+  return join(WEFT_ROOT, "dist", "agent", "cli", "main.js");
+}
+
+/** Mesh options. */
+export interface MeshOptions {
+  /** Proxy worker threads per agent (0: in the agent's thread). */
+  proxyWorkers?: number;
+  logLevel?: string;
+  /** Controller debounce. */
+  debounce?: string;
+  /** Extra agent flags. */
+  agentArgs?: string[];
+}
+
+async function until<T>(what: string, timeoutMs: number, check: () => T | Promise<T>): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The admin socket of a node's agent. */
+export function agentSocket(cluster: string, node: number): string {
+  return defaultAdminSocket(new Topology(requireState(cluster).spec).nodeName(node));
+}
+
+/** Starts the controller, waiting until it has written the root and every node's token. */
+export async function startController(cluster: string, opts: MeshOptions = {}): Promise<void> {
+  const state = requireState(cluster);
+  const topo = new Topology(state.spec);
+  const dir = controllerDir(cluster);
+  await runDetached(
+    cluster,
+    "fabric",
+    [
+      process.execPath,
+      weftBin(),
+      "controller",
+      "--store",
+      state.storeDir,
+      "--listen",
+      `${topo.fabricIp}:${PORT_CONTROLLER}`,
+      "--state-dir",
+      dir,
+      "--debounce",
+      opts.debounce ?? "50ms",
+      "--log-level",
+      opts.logLevel ?? "info",
+    ],
+    { what: "controller" },
+  );
+  await until(
+    "the controller's root certificate and node tokens",
+    30_000,
+    () =>
+      existsSync(join(dir, "ca", "root-cert.pem")) &&
+      state.nodes.every((n) => existsSync(join(dir, "tokens", `${topo.nodeName(n)}.token`))),
+  );
+}
+
+/** Starts node n's agent: capture on the node's pods, proxy on the pods' gateway and node address. */
+export async function startAgent(cluster: string, n: number, opts: MeshOptions = {}): Promise<void> {
+  const state = requireState(cluster);
+  const topo = new Topology(state.spec);
+  const node = topo.nodeName(n);
+  const dir = controllerDir(cluster);
+  await runDetached(
+    cluster,
+    `node${n}`,
+    [
+      process.execPath,
+      weftBin(),
+      "agent",
+      "--node",
+      node,
+      "--controller",
+      `${topo.fabricIp}:${PORT_CONTROLLER}`,
+      "--token-file",
+      join(dir, "tokens", `${node}.token`),
+      "--ca-file",
+      join(dir, "ca", "root-cert.pem"),
+      "--proxy-address",
+      topo.podGateway(n),
+      "--hbone-address",
+      topo.nodeIp(n),
+      "--pod-cgroup",
+      topo.podParentCgroup(n),
+      "--cgroup-layout",
+      "local",
+      "--pin-dir",
+      `/sys/fs/bpf/${node}`,
+      "--proxy-workers",
+      String(opts.proxyWorkers ?? 0),
+      "--log-level",
+      opts.logLevel ?? "info",
+      ...(opts.agentArgs ?? []),
+    ],
+    { what: `agent ${node}` },
+  );
+}
+
+/** Waits until node n's agent reports ready; the error carries its reasons. */
+export async function waitAgentReady(cluster: string, n: number, timeoutMs = 30_000): Promise<void> {
+  const socket = agentSocket(cluster, n);
+  let reasons = "agent not answering on its admin socket";
+  try {
+    await until(`agent on node${n} to be ready`, timeoutMs, async () => {
+      const r = await adminGet(socket, "/status", 2000);
+      const ready = (JSON.parse(r.body) as { ready?: { ready: boolean; reasons: string[] } }).ready;
+      if (ready && !ready.ready) reasons = ready.reasons.join("; ");
+      return ready?.ready === true;
+    });
+  } catch {
+    throw new Error(`agent on node${n} is not ready after ${timeoutMs} ms: ${reasons} (log: ${join(stateDir(cluster), "logs")})`);
+  }
+}
+
+/** Controller plus every node's agent, ready. */
+export async function startMesh(cluster: string, opts: MeshOptions = {}): Promise<void> {
+  await startController(cluster, opts);
+  const nodes = requireState(cluster).nodes;
+  for (const n of nodes) await startAgent(cluster, n, opts);
+  for (const n of nodes) await waitAgentReady(cluster, n);
+}
