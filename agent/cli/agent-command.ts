@@ -8,7 +8,7 @@ import { action } from "./output.js";
 
 /** The `agent` command, created on first use (subcommands attach to the same one). */
 export function agentCommand(program: Command): Command {
-  return program.commands.find((c) => c.name() === "agent") ?? program.command("agent");
+  return program.commands.find((c) => c.name() === "agent") ?? program.command("agent").enablePositionalOptions();
 }
 
 /** Resolves on the first SIGTERM or SIGINT. */

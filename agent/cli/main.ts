@@ -14,6 +14,8 @@ export function buildProgram(): Command {
     .description("weft: an eBPF-assisted, node-level transparent service mesh")
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
+    // Flags after a subcommand belong to it (`weft agent uninstall --pin-dir` vs `weft agent --pin-dir`).
+    .enablePositionalOptions()
     .configureOutput({ outputError: (str, write) => write(`weft: ${str.replace(/^error: /, "")}`) });
   registerUpCommands(program);
   registerClusterCommands(program);

@@ -14,6 +14,7 @@ import { inspect } from "../redirect/inspect.js";
 import { PinDirLock } from "../redirect/lock.js";
 import { listPins, removeAllPins } from "../redirect/pins.js";
 import { serve } from "../redirect/serve.js";
+import { agentCommand } from "./agent-command.js";
 import { action, CliError, emit, intOption, parseFormat, table } from "./output.js";
 
 function ipv4Option(name: string): (v: string) => string {
@@ -150,7 +151,7 @@ export function registerRedirectCommands(program: Command): void {
     );
 
   // `weft agent` may already exist (the agent's own command); uninstall hangs under it either way.
-  const agent = program.commands.find((c) => c.name() === "agent") ?? program.command("agent").description("the per-node agent");
+  const agent = agentCommand(program);
   agent
     .command("uninstall")
     .description("detach every weft eBPF program on this node and remove all its pins")

@@ -1,5 +1,8 @@
 // A tiny network probe run inside pods by tests (plain Node, no build step):
 //   probe.mjs echo-server <port> [host]   echo every byte back; prints "listening <port>"
+//   probe.mjs whoami-server <port>        first line back is the client address as seen, then echo
+//   probe.mjs hold <host> <port> <ms>     keep one connection busy; JSON {ok, rounds, failures}
+//   probe.mjs many <host> <port> <n> <c>  n echo connections, c at a time; JSON {ok, failed, errors}
 //   probe.mjs connect <host> <port> <message> [timeoutMs]
 //       prints one JSON line: {ok, reply, localAddress, localPort, remoteAddress, remotePort, code, ms}
 import net from "node:net";
@@ -13,6 +16,83 @@ if (mode === "echo-server") {
     s.pipe(s);
   });
   server.listen(port, args[1] ?? "0.0.0.0", () => console.log(`listening ${port}`));
+} else if (mode === "whoami-server") {
+  // First line back is the client address as the server sees it, then an echo.
+  const port = Number(args[0]);
+  const server = net.createServer((s) => {
+    s.on("error", () => {});
+    s.write(`${s.remoteAddress}\n`);
+    s.pipe(s);
+  });
+  server.listen(port, "0.0.0.0", () => console.log(`listening ${port}`));
+} else if (mode === "hold") {
+  // One connection kept busy: a message every 50 ms must come back, for durationMs.
+  const [host, port, duration] = args;
+  const sock = net.connect({ host, port: Number(port) });
+  let rounds = 0;
+  let failures = 0;
+  let pending = null;
+  let buf = "";
+  const finish = (extra) => {
+    console.log(JSON.stringify({ ok: failures === 0 && rounds > 0, rounds, failures, ...extra }));
+    sock.destroy();
+    process.exit(0);
+  };
+  sock.on("error", (e) => finish({ code: e.code }));
+  sock.on("data", (d) => {
+    buf += d;
+    if (pending && buf.includes(pending)) {
+      rounds++;
+      pending = null;
+    }
+  });
+  sock.on("connect", () => {
+    const until = Date.now() + Number(duration);
+    const tick = setInterval(() => {
+      if (pending) failures++;
+      if (Date.now() > until) {
+        clearInterval(tick);
+        finish({});
+        return;
+      }
+      pending = `r${rounds}-${Date.now()};`;
+      sock.write(pending);
+    }, 50);
+  });
+} else if (mode === "many") {
+  // n connections, c at a time, each must echo its message back; counts failures.
+  const [host, port, n, c] = args.map((x, i) => (i === 0 ? x : Number(x)));
+  let next = 0;
+  let ok = 0;
+  let failed = 0;
+  const errors = {};
+  const one = () =>
+    new Promise((resolve) => {
+      const i = next++;
+      const msg = `m${i}`;
+      let got = "";
+      const s = net.connect({ host, port });
+      const done = (err) => {
+        if (err) {
+          failed++;
+          errors[err] = (errors[err] ?? 0) + 1;
+        } else ok++;
+        s.destroy();
+        resolve();
+      };
+      s.setTimeout(10000, () => done("ETIMEDOUT"));
+      s.on("connect", () => s.end(msg));
+      s.on("data", (d) => {
+        got += d;
+      });
+      s.on("end", () => done(got.endsWith(msg) ? null : "BADREPLY"));
+      s.on("error", (e) => done(e.code ?? "ERR"));
+    });
+  const worker = async () => {
+    while (next < n) await one();
+  };
+  await Promise.all(Array.from({ length: c }, worker));
+  console.log(JSON.stringify({ ok, failed, errors }));
 } else if (mode === "connect") {
   const [host, port, message, timeout] = args;
   const started = process.hrtime.bigint();
@@ -41,6 +121,8 @@ if (mode === "echo-server") {
   );
   sock.on("error", (e) => done({ ok: false, code: e.code }));
 } else {
-  console.error(`usage: probe.mjs echo-server <port> | connect <host> <port> <message> [timeoutMs]`);
+  console.error(
+    "usage: probe.mjs echo-server <port> | whoami-server <port> | connect <host> <port> <message> [timeoutMs] | hold <host> <port> <ms> | many <host> <port> <n> <concurrency>",
+  );
   process.exit(2);
 }

@@ -1,0 +1,257 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { run } from "../../native/exec.js";
+import { netnsPath } from "../../native/netns.js";
+import { requireState, runDetached } from "../../scripts/cluster/cluster.js";
+import { Topology } from "../../scripts/cluster/topology.js";
+import { demoAppPath } from "../../scripts/demo/bookinfo.js";
+import { forceDown } from "../helpers/cluster.js";
+import { admin, agentLog, counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy, vip } from "../helpers/mesh.js";
+import { describePrivileged } from "../helpers/privileged.js";
+import { waitFor } from "../helpers/wait.js";
+import { testClusterName, weftOk } from "../helpers/weft.js";
+
+const C = testClusterName("e");
+const gateway = (n: number) => `10.244.${n}.1`;
+
+describePrivileged("the mesh end to end (2 nodes, controller, agents, real capture and mTLS)", () => {
+  beforeAll(async () => {
+    await meshUp(
+      C,
+      [
+        { ns: "app", name: "client", node: 1 },
+        { ns: "app", name: "server", node: 2, labels: { app: "server" } },
+        { ns: "app", name: "local", node: 1, labels: { app: "local" } },
+        { ns: "legacy", name: "outsider", node: 1 },
+        { ns: "legacy", name: "outsider2", node: 2 },
+        { ns: "late", name: "a", node: 1 },
+        { ns: "late", name: "b", node: 2 },
+      ],
+      ["app"],
+      [
+        { ns: "app", name: "server", port: 80, targetPort: 8080, selector: { app: "server" } },
+        { ns: "app", name: "web", port: 9080, targetPort: 9080, selector: { app: "server" } },
+      ],
+    );
+    for (const pod of ["app/server", "app/local", "late/b"]) await probeServer(C, pod, "whoami-server", 8080);
+    await runDetached(C, "app/server", [process.execPath, demoAppPath(), "--role", "details", "--port", "9080"], {
+      what: "http app/server",
+      env: { ...process.env, POD_NAME: "server" },
+    });
+    await waitFor("servers listening", async () => (await seenBy(C, "legacy/outsider2", podIp(C, "app", "server"), 8080)) !== "", 10_000);
+  });
+
+  afterAll(async () => {
+    await forceDown(C);
+  });
+
+  it("carries an unmodified client's request (curl) to a service on another node, logged on both nodes with identities", async () => {
+    const out = await weftOk([
+      "cluster",
+      "exec",
+      "--name",
+      C,
+      "app/client",
+      "--",
+      "curl",
+      "-s",
+      "-i",
+      "-m",
+      "5",
+      `http://${vip(C, "app", "web")}:9080/details/0`,
+    ]);
+    expect(out).toMatch(/^HTTP\/1.1 200/);
+    expect(out).toMatch(/x-served-by: server/);
+    const client = "spiffe://cluster.local/ns/app/sa/client";
+    const server = "spiffe://cluster.local/ns/app/sa/server";
+    const has = (n: number, direction: string) =>
+      agentLog(C, n).some(
+        (l) => l.msg === "connection complete" && l.direction === direction && l["src.identity"] === client && l["dst.identity"] === server,
+      );
+    await waitFor("access log lines on both nodes", () => has(1, "outbound") && has(2, "inbound"), 5000);
+  });
+
+  it("sends only TLS to 15008 between nodes: a marker crossing the mesh never appears on the wire", async () => {
+    const topo = new Topology(requireState(C).spec);
+    const dir = mkdtempSync(join(tmpdir(), "weft-pcap-"));
+    const pcap = join(dir, "bridge.pcap");
+    const marker = `WEFT-MARKER-${Math.random().toString(36).slice(2)}`;
+    let dump: ChildProcess | undefined;
+    try {
+      // Every port of the fabric (a bridge device itself shows only frames addressed to it).
+      dump = spawn(
+        "nsenter",
+        [
+          `--net=${netnsPath(topo.fabricNetns)}`,
+          "--",
+          "tcpdump",
+          "-Z",
+          "root",
+          "-i",
+          "any",
+          "--immediate-mode",
+          "-U",
+          "-s",
+          "0",
+          "-w",
+          pcap,
+        ],
+        {
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      let started = "";
+      dump.stderr?.on("data", (d) => {
+        started += d;
+      });
+      await waitFor("tcpdump listening", () => started.includes("listening on"), 10_000);
+      const payload = marker.repeat(2000);
+      const r = await probe<{ ok: boolean; reply?: string }>(C, "app/client", [
+        "connect",
+        podIp(C, "app", "server"),
+        "8080",
+        payload,
+        "10000",
+      ]);
+      expect(r.ok).toBe(true);
+      expect(r.reply?.split(marker).length).toBe(2001);
+      // The transfer is ~2x40 KiB of TLS: wait until the capture holds at least that much.
+      await waitFor("packets written", () => readFileSync(pcap).length > 80_000, 5000);
+      dump.kill("SIGINT");
+      await new Promise((res) => dump?.once("exit", res));
+      const raw = readFileSync(pcap);
+      expect(raw.includes(Buffer.from(marker))).toBe(false);
+      const { stdout } = await run("tcpdump", ["-nn", "-r", pcap, "tcp"]);
+      const lines = stdout.trim().split("\n").filter(Boolean);
+      expect(lines.length).toBeGreaterThan(10);
+      // Between nodes: HBONE (15008) and the agents' control connections (15012) only.
+      const other = lines.filter((l) => !/\.15008[ :]/.test(l) && !/\.15012[ :]/.test(l));
+      expect(other).toEqual([]);
+      expect(lines.some((l) => /\.15008[ :]/.test(l))).toBe(true);
+    } finally {
+      dump?.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("enrols a namespace at run time within a second without cutting an open connection, and un-enrols it", async () => {
+    const a = podIp(C, "late", "a");
+    const b = podIp(C, "late", "b");
+    expect(await seenBy(C, "late/a", b, 8080)).toBe(a); // direct: the server sees the client itself
+    const held = probe<{ ok: boolean; rounds: number; failures: number }>(C, "late/a", ["hold", b, "8080", "4000"]);
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    await weftOk(["cluster", "label", "--name", C, "namespace", "late", "weft.dev/mesh=enabled"]);
+    await waitFor("new connections through the mesh", async () => (await seenBy(C, "late/a", b, 8080)) === gateway(2), 1000, 20);
+    const enrolMs = Date.now() - t0;
+    expect(enrolMs).toBeLessThan(1000);
+    const h = await held;
+    expect(h).toMatchObject({ ok: true, failures: 0 });
+    expect(h.rounds).toBeGreaterThan(40);
+    await weftOk(["cluster", "label", "--name", C, "namespace", "late", "weft.dev/mesh-"]);
+    await waitFor("direct again", async () => (await seenBy(C, "late/a", b, 8080)) === a, 1000, 20);
+  });
+
+  it("STRICT refuses plaintext from outside the mesh (same node and other node); PERMISSIVE allows it", async () => {
+    const server = podIp(C, "app", "server");
+    const local = podIp(C, "app", "local");
+    expect(await seenBy(C, "legacy/outsider", server, 8080)).toBe(podIp(C, "legacy", "outsider"));
+    const dir = mkdtempSync(join(tmpdir(), "weft-pa-"));
+    const file = join(dir, "strict.yaml");
+    writeFileSync(
+      file,
+      "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: strict\n  namespace: app\nspec:\n  mtls:\n    mode: STRICT\n",
+    );
+    try {
+      await weftOk(["cluster", "apply", "--name", C, "-f", file]);
+      await waitFor(
+        "plaintext refused",
+        async () => {
+          const r = await probe<{ ok: boolean }>(C, "legacy/outsider2", ["connect", server, "8080", "x", "700"]);
+          return !r.ok;
+        },
+        3000,
+        50,
+      );
+      expect((await probe<{ ok: boolean }>(C, "legacy/outsider", ["connect", local, "8080", "x", "700"])).ok).toBe(false);
+      expect(await seenBy(C, "app/client", server, 8080)).toBe(gateway(2)); // the mesh still gets through
+      await weftOk(["cluster", "delete", "--name", C, "-f", file]);
+      await waitFor(
+        "plaintext allowed again",
+        async () => (await probe<{ ok: boolean }>(C, "legacy/outsider2", ["connect", server, "8080", "x", "1000"])).ok,
+        3000,
+        50,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("denies by source principal at the destination and counts it in Istio's metrics", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-authz-"));
+    const file = join(dir, "deny.yaml");
+    writeFileSync(
+      file,
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: deny-client\n  namespace: app\nspec:\n  selector:\n    matchLabels:\n      app: server\n  action: DENY\n  rules:\n  - from:\n    - source:\n        principals: ["cluster.local/ns/app/sa/client"]\n',
+    );
+    const deniedBefore = counterSum(await metrics(C, 2), "istio_tcp_connections_closed_total", {
+      reporter: "destination",
+      source_principal: "spiffe://cluster.local/ns/app/sa/client",
+      response_flags: "DENY",
+    });
+    try {
+      await weftOk(["cluster", "apply", "--name", C, "-f", file]);
+      await waitFor(
+        "client denied",
+        async () => {
+          const r = await probe<{ ok: boolean; code?: string }>(C, "app/client", ["connect", vip(C, "app", "server"), "80", "x", "2000"]);
+          return !r.ok && r.code === "ECONNRESET";
+        },
+        3000,
+        50,
+      );
+      const deniedAfter = counterSum(await metrics(C, 2), "istio_tcp_connections_closed_total", {
+        reporter: "destination",
+        source_principal: "spiffe://cluster.local/ns/app/sa/client",
+        response_flags: "DENY",
+      });
+      expect(deniedAfter).toBeGreaterThan(deniedBefore);
+      // Another identity is not affected.
+      expect((await probe<{ ok: boolean }>(C, "app/local", ["connect", vip(C, "app", "server"), "80", "x", "2000"])).ok).toBe(true);
+    } finally {
+      await weftOk(["cluster", "delete", "--name", C, "-f", file]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await waitFor(
+      "allowed again",
+      async () => (await probe<{ ok: boolean }>(C, "app/client", ["connect", vip(C, "app", "server"), "80", "x", "2000"])).ok,
+      3000,
+      50,
+    );
+  });
+
+  it("carries 1,000 sequential and 200 concurrent connections with no failure over a handful of mTLS sessions", async () => {
+    const target = vip(C, "app", "server");
+    const before = await admin<{ sessionsOpened: number }>(C, 1, "/pool");
+    const seq = await probe<{ ok: number; failed: number; errors: object }>(C, "app/client", ["many", target, "80", "1000", "1"], 120_000);
+    expect(seq).toEqual({ ok: 1000, failed: 0, errors: {} });
+    const conc = await probe<{ ok: number; failed: number; errors: object }>(
+      C,
+      "app/client",
+      ["many", target, "80", "200", "200"],
+      120_000,
+    );
+    expect(conc).toEqual({ ok: 200, failed: 0, errors: {} });
+    const after = await admin<{ sessionsOpened: number; outbound: { key: string; sessions: unknown[] }[] }>(C, 1, "/pool");
+    // 1,200 app connections; at 100 streams per session the burst needs 2: never one per connection.
+    expect(after.sessionsOpened - before.sessionsOpened).toBeLessThanOrEqual(4);
+    const key = after.outbound.find((p) =>
+      p.key.startsWith("spiffe://cluster.local/ns/app/sa/client|spiffe://cluster.local/ns/app/sa/server|"),
+    );
+    expect(key?.sessions.length).toBeGreaterThanOrEqual(1);
+    expect(key?.sessions.length).toBeLessThanOrEqual(4);
+  });
+});

@@ -1,0 +1,57 @@
+import { existsSync, readdirSync } from "node:fs";
+import { afterAll, expect, it } from "vitest";
+import { run } from "../../native/exec.js";
+import { forceDown, leftovers } from "../helpers/cluster.js";
+import { describePrivileged } from "../helpers/privileged.js";
+import { testClusterName, weft, weftOk } from "../helpers/weft.js";
+
+const C = testClusterName("u");
+
+describePrivileged("weft up / weft down (the README's first command)", () => {
+  afterAll(async () => {
+    await forceDown(C);
+  });
+
+  it("brings up the mesh with Bookinfo and traffic flowing, then removes every trace", async () => {
+    const up = await weft(["up", "--name", C], { timeoutMs: 120_000 });
+    expect(up.stderr).toBe("");
+    expect(up.code).toBe(0);
+    expect(up.stdout).toMatch(/2 agents ready/);
+    expect(up.stdout).toMatch(/traffic flowing \(reviews v[123] answered\)/);
+    expect(up.stdout).toMatch(/Try:/);
+    // The demo's own traffic keeps going through the mesh: productpage answers with reviews and details.
+    const page = await weftOk([
+      "cluster",
+      "exec",
+      "--name",
+      C,
+      "bookinfo/traffic",
+      "--",
+      "curl",
+      "-s",
+      "-m",
+      "5",
+      "http://10.96.0.10:9080/productpage",
+    ]);
+    expect(JSON.parse(page)).toMatchObject({ product: "The Comedy of Errors", details: { author: "William Shakespeare" } });
+    const progs = (await run("bpftool", ["-j", "prog", "show"])).stdout;
+    expect(progs).toMatch(/weft_connect4/);
+    expect(existsSync(`/sys/fs/bpf/${C}-node1`)).toBe(true);
+
+    const again = await weft(["up", "--name", C]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/already up/);
+
+    const down = await weftOk(["down", "--name", C]);
+    expect(down).toMatch(/removed 11 netns/);
+    expect(leftovers(C)).toEqual([]);
+    expect(readdirSync("/run/weft").filter((f) => f.includes(`${C}-`) || f === C)).toEqual([]);
+    const { stdout: ps } = await run("ps", ["-eo", "args"]);
+    expect(ps.split("\n").filter((l) => l.includes(`--name ${C}`) || l.includes(`${C}-node`) || l.includes(`/run/weft/${C}/`))).toEqual([]);
+    // No weft program of this cluster is attached any more (pins and cgroups are gone).
+    const links = JSON.parse((await run("bpftool", ["-j", "link", "show"])).stdout || "[]") as { prog_id: number }[];
+    const ours = JSON.parse(progs) as { id: number; name?: string }[];
+    const ourIds = new Set(ours.filter((p) => p.name?.startsWith("weft_")).map((p) => p.id));
+    expect(links.filter((l) => ourIds.has(l.prog_id))).toEqual([]);
+  });
+});
