@@ -1,14 +1,8 @@
-/**
- * A prebuilt BPF object (bpf/build/*.o) opened and loaded through libbpf: load-time constants
- * are written into .rodata before load, shared maps are taken over from their pins before load
- * (so every object and every restart uses the same maps), then programs and maps are handed out
- * by name. close() releases everything libbpf holds; links and pins made from it survive.
- */
-import { existsSync } from "node:fs";
 import { BpfError, checkInt, checkPtr, errnoNumber } from "./bpf-error.js";
 import { BpfMap } from "./bpf-map.js";
 import { type Libbpf, libbpf, type Ptr } from "./libbpf.js";
 import { lastErrno } from "./libc.js";
+import { pathExists } from "./paths.js";
 
 /** A loaded program: its name and fd (owned by the object). */
 export interface BpfProgram {
@@ -40,7 +34,7 @@ export class BpfObject {
 
   /** Opens an object file (parses ELF and BTF; nothing reaches the kernel yet). */
   static open(path: string): BpfObject {
-    if (!existsSync(path)) throw new MissingObjectError(path);
+    if (!pathExists(path)) throw new MissingObjectError(path);
     const lib = libbpf();
     const obj = checkPtr(`open BPF object ${path}`, lib.bpf_object__open_file(path, null), lastErrno);
     return new BpfObject(path, obj);

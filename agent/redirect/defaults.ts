@@ -1,7 +1,6 @@
-/** Default RedirectConfig values and where the prebuilt objects are found. */
-import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { PORT_INBOUND_PLAINTEXT, PORT_OUTBOUND, PROXY_MARK } from "../../controller/api/constants.js";
+import { pathExists } from "../../native/paths.js";
 import type { RedirectConfig } from "./types.js";
 
 /** Default pin directory of a node's agent. */
@@ -15,7 +14,7 @@ export function defaultObjectDir(): string {
   if (process.env.WEFT_BPF_OBJECT_DIR) return resolve(process.env.WEFT_BPF_OBJECT_DIR);
   let dir = import.meta.dirname;
   for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, "bpf", "Makefile"))) return join(dir, "bpf", "build");
+    if (pathExists(join(dir, "bpf", "Makefile"))) return join(dir, "bpf", "build");
     dir = dirname(dir);
   }
   return resolve(import.meta.dirname, "..", "..", "bpf", "build");

@@ -3,11 +3,12 @@
  * programs, the maps, and (only when the ABI matches) their entries. Never writes; safe to run
  * beside a live agent.
  */
-import { closeSync, existsSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { join } from "node:path";
 import { progInfo } from "../../native/bpf-info.js";
 import { BpfMap } from "../../native/bpf-map.js";
 import { LINK_TYPE, libbpf } from "../../native/libbpf.js";
+import { pathExists } from "../../native/paths.js";
 import { excludeKeyCodec, excludeValueCodec, guardCodec, guardKeyCodec, inboundModeName, MAP, podCodec, podKeyCodec } from "./abi.js";
 import { formatExclude } from "./exclude.js";
 import { assessPinned, listPins, openPinnedLink } from "./pins.js";
@@ -44,7 +45,7 @@ export interface Inspection {
 export function inspect(pinDir: string): Inspection {
   const out: Inspection = {
     pinDir,
-    exists: existsSync(pinDir),
+    exists: pathExists(pinDir),
     state: "empty",
     links: [],
     maps: [],

@@ -1,16 +1,10 @@
-/**
- * Bringing programs up: load every object with this node's constants, take over (or create and
- * pin) the shared maps, and attach each cgroup hook through a pinned link — or, when a pinned
- * link is already there (a restart), swap its program in place so the hook is never empty.
- * Pinned state from an incompatible ABI is removed first, never read.
- */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BpfLink } from "../../native/bpf-link.js";
 import { BpfMap, unpin } from "../../native/bpf-map.js";
 import { BpfObject, type BpfProgram } from "../../native/bpf-object.js";
 import { cgroupId } from "../../native/cgroup.js";
 import { LINK_TYPE } from "../../native/libbpf.js";
+import { pathExists } from "../../native/paths.js";
 import { configCodec, MAP, MAP_SHAPES } from "./abi.js";
 import { assessPinned, ensurePinDir, listPins, openPinnedLink, removeAllPins, shapeProblem, writeMeta } from "./pins.js";
 import { CGROUP_HOOKS, type CgroupHook, GUARD, hookPinName, OBJECT_FILES } from "./programs.js";
@@ -86,7 +80,7 @@ function loadObject(path: string, pinDir: string, config: Buffer): BpfObject {
     const created: string[] = [];
     for (const name of shared) {
       const pin = join(pinDir, name);
-      if (!existsSync(pin)) {
+      if (!pathExists(pin)) {
         created.push(name);
         continue;
       }

@@ -2,9 +2,10 @@
  * What the kernel and the machine must offer before redirect touches anything, each problem
  * phrased as what to do about it. Paths are injectable so the detection itself is testable.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import { parseCgroup2Mount } from "../../native/cgroup.js";
+import { pathExists } from "../../native/paths.js";
 import { OBJECT_FILES } from "./programs.js";
 import type { RedirectConfig } from "./types.js";
 
@@ -55,7 +56,7 @@ export function preflightProblems(cfg: RedirectConfig, paths: PreflightPaths = s
   if (paths.uid !== 0) {
     problems.push("not running as root: loading eBPF programs needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN); run with sudo");
   }
-  if (!existsSync(paths.btf)) {
+  if (!pathExists(paths.btf)) {
     problems.push(
       `the kernel has no BTF (${paths.btf} is missing): weft's programs are CO-RE and need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels 5.8+ are)`,
     );
@@ -94,7 +95,7 @@ export function preflightProblems(cfg: RedirectConfig, paths: PreflightPaths = s
   }
   for (const file of OBJECT_FILES) {
     const path = join(cfg.objectDir, file);
-    if (!existsSync(path)) problems.push(`BPF object ${path} is missing: build it with 'npm run build' (or 'bash scripts/build-bpf')`);
+    if (!pathExists(path)) problems.push(`BPF object ${path} is missing: build it with 'npm run build' (or 'bash scripts/build-bpf')`);
   }
   return problems;
 }
