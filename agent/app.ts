@@ -9,6 +9,7 @@
 
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { getHeapStatistics } from "node:v8";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { PORT_HBONE, PORT_OUTBOUND, PROXY_MARK } from "../controller/api/constants.js";
 import { CertificateAuthority } from "../controller/ca/ca.js";
@@ -339,6 +340,19 @@ export class AgentApp {
   }
 
   private registerAdmin(): void {
+    this.admin.register(
+      "/memory",
+      (req) => {
+        // ?gc=1 collects first (when run with --expose-gc), so the numbers show what is retained.
+        const g = (globalThis as { gc?: () => void }).gc;
+        if (req.url.searchParams.get("gc") === "1" && g) g();
+        const h = getHeapStatistics();
+        return {
+          json: { ...process.memoryUsage(), heapLimit: h.heap_size_limit, mallocedMemory: h.malloced_memory, gcExposed: Boolean(g) },
+        };
+      },
+      { description: "process memory (RSS, V8 heap, external, array buffers); ?gc=1 to collect first when --expose-gc" },
+    );
     this.admin.register(
       "/logging",
       (req) => {

@@ -9,9 +9,10 @@ import { sharedListen } from "../../native/reuseport.js";
 import { trafficLabels } from "../telemetry/labels.js";
 import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
-import { splice } from "./copy.js";
+import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
 import { checkInbound, forwardedFor, type InboundDecision, parseAuthority } from "./inbound-policy.js";
+import { workloadRef } from "./names.js";
 import { HBONE_ALPN, identitySni, peerIdentity } from "./tls.js";
 
 interface SessionInfo {
@@ -134,10 +135,10 @@ export class InboundServer {
       target,
       hbone: info.peerAddr,
       srcIdentity: info.peer,
-      ...(decision.destination
-        ? { dstWorkload: `${decision.destination.namespace}/${decision.destination.name}`, dstIdentity: decision.destination.identity }
-        : {}),
-      ...(decision.source ? { srcWorkload: `${decision.source.namespace}/${decision.source.name}` } : {}),
+      srcWorkload: decision.source ? workloadRef(decision.source) : undefined,
+      dstWorkload: decision.destination ? workloadRef(decision.destination) : undefined,
+      dstIdentity: decision.destination?.identity,
+      service: undefined,
       policy: decision.ok ? decision.policy : decision.reason,
     };
     if (!decision.ok) {
@@ -192,8 +193,7 @@ export class InboundServer {
         up.resetAndDestroy();
       },
     );
-    const result = await splice(stream, up);
-    tracked.close(result.clean ? undefined : result.error);
+    spliceWith(stream, up, (result) => tracked.close(result.clean ? undefined : result.error));
   }
 
   /** The bound address (the port is known only after listen when configured as 0). */

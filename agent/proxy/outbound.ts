@@ -12,9 +12,10 @@ import { sharedListen } from "../../native/reuseport.js";
 import { type ResponseFlag, trafficLabels } from "../telemetry/labels.js";
 import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
-import { splice } from "./copy.js";
+import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
 import { checkInbound } from "./inbound-policy.js";
+import { baggageOf, workloadRef } from "./names.js";
 import { buildRequest, type OutboundRequest, type SocketAddr } from "./request.js";
 
 /** The outbound capture listener. */
@@ -71,16 +72,20 @@ export class OutboundListener {
 
   private info(src: SocketAddr, dst: SocketAddr, req: OutboundRequest, mode: string): ConnectionInfo {
     const d = req.kind === "reject" ? undefined : req.destination;
+    // One fixed shape (absent fields undefined): thousands of these live as long as their connections.
     return {
       direction: "outbound",
       mode,
       src,
       dst,
-      ...(req.kind !== "reject" ? { target: req.target } : {}),
-      ...(req.kind === "hbone" && !req.sameNode ? { hbone: req.hbone } : {}),
-      ...(req.source ? { srcWorkload: `${req.source.namespace}/${req.source.name}`, srcIdentity: req.source.identity } : {}),
-      ...(d ? { dstWorkload: `${d.namespace}/${d.name}`, ...(req.kind === "hbone" ? { dstIdentity: d.identity } : {}) } : {}),
-      ...(req.service ? { service: req.service.service.key } : {}),
+      target: req.kind !== "reject" ? req.target : undefined,
+      hbone: req.kind === "hbone" && !req.sameNode ? req.hbone : undefined,
+      srcWorkload: req.source ? workloadRef(req.source) : undefined,
+      srcIdentity: req.source?.identity,
+      dstWorkload: d ? workloadRef(d) : undefined,
+      dstIdentity: d && req.kind === "hbone" ? d.identity : undefined,
+      service: req.service?.service.key,
+      policy: undefined,
     };
   }
 
@@ -136,8 +141,7 @@ export class OutboundListener {
       return;
     }
     const tracked = this.track(sock, up, { ...this.info(src, dst, req, "passthrough"), policy: req.reason }, req, false);
-    const r = await splice(sock, up);
-    tracked.close(r.clean ? undefined : r.error);
+    spliceWith(sock, up, (r) => tracked.close(r.clean ? undefined : r.error));
   }
 
   /** Same node: no tunnel, but the same inbound decision a remote peer would get. */
@@ -155,8 +159,7 @@ export class OutboundListener {
       return;
     }
     const tracked = this.track(sock, up, { ...this.info(src, dst, req, "same-node"), policy: decision.policy }, req, true);
-    const r = await splice(sock, up);
-    tracked.close(r.clean ? undefined : r.error);
+    spliceWith(sock, up, (r) => tracked.close(r.clean ? undefined : r.error));
   }
 
   private async hbone(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "hbone" }): Promise<void> {
@@ -203,8 +206,7 @@ export class OutboundListener {
         stream.close(h2.NGHTTP2_CANCEL);
       }
     });
-    const r = await splice(sock, stream);
-    tracked.close(refusal ?? (r.clean ? undefined : r.error), flags);
+    spliceWith(sock, stream, (r) => tracked.close(refusal ?? (r.clean ? undefined : r.error), flags));
   }
 
   /** Stops accepting new connections. */
@@ -221,16 +223,4 @@ function formatAddr(a: SocketAddr): string {
 
 function stripV4Mapped(ip: string): string {
   return ip.startsWith("::ffff:") ? ip.slice(7) : ip;
-}
-
-/** W3C baggage with the source workload's names (what ztunnel sends), for the destination's telemetry. */
-function baggageOf(w: Workload): string {
-  const enc = encodeURIComponent;
-  return [
-    `k8s.namespace.name=${enc(w.namespace)}`,
-    `k8s.pod.name=${enc(w.name)}`,
-    `k8s.workload.name=${enc(w.workloadName)}`,
-    `service.name=${enc(w.canonicalName)}`,
-    `service.version=${enc(w.canonicalRevision)}`,
-  ].join(",");
 }

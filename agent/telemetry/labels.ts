@@ -53,8 +53,46 @@ export interface LabelInput {
 
 const U = "unknown";
 
-/** Builds the label set of a connection. */
+const cache = new Map<string, TrafficLabels>();
+const CACHE_MAX = 8192;
+
+/**
+ * The label set of a connection, shared between connections with the same labels: they are
+ * immutable, and one object per connection is ~0.5 KB that thousands of idle tunnels would hold.
+ */
 export function trafficLabels(i: LabelInput): TrafficLabels {
+  const s = i.source;
+  const d = i.destination;
+  const key = [
+    i.reporter,
+    s?.uid,
+    s?.workloadName,
+    s?.canonicalName,
+    s?.canonicalRevision,
+    s?.namespace,
+    i.sourcePrincipal,
+    d?.uid,
+    d?.workloadName,
+    d?.canonicalName,
+    d?.canonicalRevision,
+    d?.namespace,
+    d?.identity,
+    i.service?.key,
+    i.mtls,
+    i.responseFlags,
+    i.protocol,
+    i.clusterId,
+  ].join("|");
+  let hit = cache.get(key);
+  if (!hit) {
+    if (cache.size >= CACHE_MAX) cache.clear();
+    hit = Object.freeze(buildLabels(i));
+    cache.set(key, hit);
+  }
+  return hit;
+}
+
+function buildLabels(i: LabelInput): TrafficLabels {
   const s = i.source;
   const d = i.destination;
   const cluster = i.clusterId ?? "Kubernetes";

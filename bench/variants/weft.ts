@@ -1,42 +1,83 @@
 /**
- * The weft mesh as a measured path: THE PLUG POINT for the mesh rows.
+ * The weft mesh as a measured path: the client pod dials the server pod's own address; the
+ * connect hook on node 1 hands the connection to node 1's agent, which carries it over pooled
+ * HBONE (mTLS HTTP/2) to node 2's agent, which delivers it to the server pod.
  *
- * Until this variant's setup is written, `unavailable()` returns a reason and every benchmark
- * lists the weft rows as "not run (variant not available: …)"; the direct and HAProxy rows
- * and their ratios are unaffected. To plug the mesh in, implement setup/teardown and make
- * `unavailable()` return null (or a reason only when a prerequisite is really missing):
+ *   client pod ──captured──▶ agent node1 (15001) ══HBONE mTLS 1.3══▶ agent node2 (15008) ──▶ server pod
  *
- *   setup(ctx):
- *     1. Enrol the variant's own pods: `await ctx.cluster.labelNamespace(ctx.client.namespace,
- *        ["weft.dev/mesh=enabled"])` (client and server share the namespace `bench-weft`; the
- *        direct and HAProxy pods live in other, unenrolled namespaces, so they are never captured).
- *     2. Start the controller in the fabric and one agent per node, each with
- *        `ctx.cluster.detach(place, argv, what)` (agents go to "node1"/"node2": the node's system
- *        cgroup, outside the hooked pod cgroup), configs under `ctx.workDir`.
- *     3. Wait until capture is in place on node 1 and the server's identity is served on node 2
- *        (the harness then fetches the 1 KiB body through the target and fails the variant
- *        if it does not arrive).
- *     4. Return `{ target: { host: ctx.server.ip, port: ctx.serverPort }, proxyPids: [agent on
- *        node 1, agent on node 2], info: {...} }`: the client dials the pod IP and capture
- *        carries it through HBONE; the agents' CPU (all their threads, workers included) and
- *        RSS are the mesh's cost. The controller is control plane, not a per-request cost.
- *   teardown(): stop what setup started (`ctx.cluster.stop(proc)`), remove the label; it may run
- *     after a partial setup, and the memory benchmark calls setup/teardown more than once.
+ * The agents' CPU and RSS (all threads, proxy workers included) are the path's cost; the
+ * controller is control plane and not counted. WEFT_BENCH_PROXY_WORKERS sets the agents'
+ * worker threads (default 0: the proxy runs in the agent's own thread).
  */
-import type { BenchVariant } from "../lib/variant.js";
+import { existsSync } from "node:fs";
+import { adminGet } from "../../agent/admin.js";
+import { runSync } from "../../native/exec.js";
+import { agentSocket, type MeshProcesses, startMesh, weftBin } from "../../scripts/cluster/mesh.js";
+import type { BenchVariant, VariantContext, VariantSetup } from "../lib/variant.js";
 
-/** Why the weft rows are not run yet; shown in every table's weft row. */
-export const WEFT_NOT_WIRED = "variant not available: the mesh (controller + agents) is not wired into bench/variants/weft.ts yet";
+/** Proxy worker threads per agent for this run. */
+export function benchProxyWorkers(env = process.env): number {
+  const n = Number(env.WEFT_BENCH_PROXY_WORKERS ?? "0");
+  return Number.isInteger(n) && n >= 0 && n <= 16 ? n : 0;
+}
+
+async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
 
 /** A fresh weft variant. */
 export function weftVariant(): BenchVariant {
+  let mesh: MeshProcesses | null = null;
+  let ctxRef: VariantContext | null = null;
   return {
     name: "weft",
     title: "weft L4 (HBONE)",
-    unavailable: () => WEFT_NOT_WIRED,
-    async setup() {
-      throw new Error(WEFT_NOT_WIRED);
+    unavailable: () => (existsSync(weftBin()) ? null : `${weftBin()} is missing: run 'npm run build'`),
+    async setup(ctx): Promise<VariantSetup> {
+      ctxRef = ctx;
+      const workers = benchProxyWorkers();
+      await ctx.cluster.labelNamespace(ctx.client.namespace, ["weft.dev/mesh=enabled"]);
+      mesh = await startMesh(ctx.cluster.name, { proxyWorkers: workers, logLevel: "warn" });
+      // Ready agents hold the certificates; also wait until node 1 has captured the client pod.
+      await until("the client pod to be captured on node 1", 15_000, async () => {
+        const r = await adminGet(agentSocket(ctx.cluster.name, 1), "/status", 2000);
+        const redirect = (JSON.parse(r.body) as { components?: { redirect?: { desired?: number } } }).components?.redirect;
+        return (redirect?.desired ?? 0) >= 1;
+      });
+      ctx.log(`weft: controller and 2 agents ready (${workers} proxy workers each)`);
+      return {
+        target: { host: ctx.server.ip, port: ctx.serverPort },
+        proxyPids: [...mesh.agents.values()].map((a) => a.pid),
+        info: {
+          "weft proxy workers per agent": String(workers),
+          "weft HBONE": "TLS 1.3, ECDSA P-256 SPIFFE certificates, HTTP/2 CONNECT, pooled",
+        },
+      };
     },
-    async teardown() {},
+    async teardown() {
+      const ctx = ctxRef;
+      if (!ctx) return;
+      // Leave the mesh before the agents go, so no pod is left captured with no proxy behind it.
+      await ctx.cluster.labelNamespace(ctx.client.namespace, ["weft.dev/mesh-"]).catch(() => undefined);
+      if (mesh) {
+        for (const p of [...mesh.agents.values(), mesh.controller]) await ctx.cluster.stop(p);
+        for (const n of mesh.agents.keys()) {
+          runSync("sh", [
+            "-c",
+            `${process.execPath} ${weftBin()} agent uninstall --pin-dir /sys/fs/bpf/${ctx.cluster.name}-node${n} >/dev/null 2>&1 || true`,
+          ]);
+        }
+      }
+      mesh = null;
+    },
   };
 }

@@ -5,11 +5,9 @@
  */
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import forge from "node-forge";
+import { type Asn1, asn1, util } from "./forge-asn1.js";
 
-const { asn1 } = forge;
-/** A forge ASN.1 node. */
-export type Asn1 = forge.asn1.Asn1;
+export type { Asn1 };
 
 /** Object identifiers weft uses. */
 export const OID = {
@@ -133,11 +131,9 @@ export function algorithm(sigOid: string): Asn1 {
 export function name(attrs: { O?: string; CN?: string }): Asn1 {
   const rdns: Asn1[] = [];
   if (attrs.O)
-    rdns.push(
-      set([seq([oid(OID.organization), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.UTF8, false, forge.util.encodeUtf8(attrs.O))])]),
-    );
+    rdns.push(set([seq([oid(OID.organization), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.UTF8, false, util.encodeUtf8(attrs.O))])]));
   if (attrs.CN)
-    rdns.push(set([seq([oid(OID.commonName), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.UTF8, false, forge.util.encodeUtf8(attrs.CN))])]));
+    rdns.push(set([seq([oid(OID.commonName), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.UTF8, false, util.encodeUtf8(attrs.CN))])]));
   return seq(rdns);
 }
 

@@ -3,7 +3,6 @@
  * node) and checked by the CA: structure, signature, key strength, and the SAN it asks for.
  */
 import { createPublicKey, type KeyObject, sign, verify } from "node:crypto";
-import forge from "node-forge";
 import {
   type Asn1,
   algorithm,
@@ -22,9 +21,8 @@ import {
   sequenceElements,
   set,
 } from "./asn1.js";
+import { asn1 } from "./forge-asn1.js";
 import { toPem } from "./x509.js";
-
-const { asn1 } = forge;
 
 /** Largest CSR the CA reads. */
 export const MAX_CSR_BYTES = 16 * 1024;

@@ -10,7 +10,7 @@ import { defaultAdminSocket } from "../../agent/config.js";
 import { WEFT_ROOT } from "../../agent/version.js";
 import { PORT_CONTROLLER } from "../../controller/api/constants.js";
 import { requireState, runDetached } from "./cluster.js";
-import { stateDir } from "./state.js";
+import { type ProcessRecord, stateDir } from "./state.js";
 import { Topology } from "./topology.js";
 
 /** Where the local controller keeps its CA, tokens and state. */
@@ -21,6 +21,15 @@ export function controllerDir(cluster: string): string {
 /** The built CLI entry. */
 export function weftBin(): string {
   return join(WEFT_ROOT, "dist", "agent", "cli", "main.js");
+}
+
+/**
+ * Node flags for agents. A small young generation: a proxy's garbage is short-lived, and V8's
+ * default lets the nursery grow to 3x16 MB, which shows as RSS that never comes back (see
+ * bench/RESULTS.md). WEFT_AGENT_NODE_FLAGS overrides.
+ */
+export function agentNodeFlags(env = process.env): string[] {
+  return (env.WEFT_AGENT_NODE_FLAGS ?? "--max-semi-space-size=8").split(/\s+/).filter(Boolean);
 }
 
 /** Mesh options. */
@@ -56,11 +65,11 @@ export function agentSocket(cluster: string, node: number): string {
 }
 
 /** Starts the controller, waiting until it has written the root and every node's token. */
-export async function startController(cluster: string, opts: MeshOptions = {}): Promise<void> {
+export async function startController(cluster: string, opts: MeshOptions = {}): Promise<ProcessRecord> {
   const state = requireState(cluster);
   const topo = new Topology(state.spec);
   const dir = controllerDir(cluster);
-  await runDetached(
+  const rec = await runDetached(
     cluster,
     "fabric",
     [
@@ -87,19 +96,21 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
       existsSync(join(dir, "ca", "root-cert.pem")) &&
       state.nodes.every((n) => existsSync(join(dir, "tokens", `${topo.nodeName(n)}.token`))),
   );
+  return rec;
 }
 
 /** Starts node n's agent: capture on the node's pods, proxy on the pods' gateway and node address. */
-export async function startAgent(cluster: string, n: number, opts: MeshOptions = {}): Promise<void> {
+export async function startAgent(cluster: string, n: number, opts: MeshOptions = {}): Promise<ProcessRecord> {
   const state = requireState(cluster);
   const topo = new Topology(state.spec);
   const node = topo.nodeName(n);
   const dir = controllerDir(cluster);
-  await runDetached(
+  return runDetached(
     cluster,
     `node${n}`,
     [
       process.execPath,
+      ...agentNodeFlags(),
       weftBin(),
       "agent",
       "--node",
@@ -146,10 +157,19 @@ export async function waitAgentReady(cluster: string, n: number, timeoutMs = 30_
   }
 }
 
+/** The mesh's processes. */
+export interface MeshProcesses {
+  controller: ProcessRecord;
+  /** By node number. */
+  agents: Map<number, ProcessRecord>;
+}
+
 /** Controller plus every node's agent, ready. */
-export async function startMesh(cluster: string, opts: MeshOptions = {}): Promise<void> {
-  await startController(cluster, opts);
+export async function startMesh(cluster: string, opts: MeshOptions = {}): Promise<MeshProcesses> {
+  const controller = await startController(cluster, opts);
   const nodes = requireState(cluster).nodes;
-  for (const n of nodes) await startAgent(cluster, n, opts);
+  const agents = new Map<number, ProcessRecord>();
+  for (const n of nodes) agents.set(n, await startAgent(cluster, n, opts));
   for (const n of nodes) await waitAgentReady(cluster, n);
+  return { controller, agents };
 }
