@@ -17,11 +17,33 @@ export interface AdminRequest {
   body: string;
 }
 
-/** What a handler returns: JSON by default, or text. */
+/** What a handler returns: JSON by default, or text, or a stream of JSON lines. */
 export interface AdminResponse {
   status?: number;
   json?: unknown;
   text?: string;
+  /**
+   * A long-lived response (`weft tap`): newline-delimited JSON written through the AdminStream
+   * until the handler ends it, the client goes away or the server closes.
+   */
+  stream?: (out: AdminStream) => void;
+}
+
+/** The writing end of a streamed (NDJSON) admin response. */
+export interface AdminStream {
+  /** Writes one JSON line; false (and nothing written) when the client is not keeping up. */
+  send(value: unknown): boolean;
+  /** Ends the stream, after a last line when given. */
+  end(last?: unknown): void;
+  /** Runs fn once when the stream ends for any reason (client gone, end(), server closing). */
+  onClose(fn: () => void): void;
+  readonly closed: boolean;
+}
+
+/** Options of the admin server. */
+export interface AdminServerOptions {
+  /** A keep-alive line goes out on idle streams this often, so clients can tell a live agent from a hung one. */
+  streamKeepAliveMs?: number;
 }
 
 /** A handler for one path. */
@@ -35,6 +57,12 @@ interface Route {
 
 /** Largest request body read (the admin API takes small commands only). */
 const MAX_BODY = 64 * 1024;
+
+/** Bytes a streamed response may have queued for a slow client before lines are dropped. */
+const MAX_STREAM_BACKLOG = 1024 * 1024;
+
+/** Interval of keep-alive lines on idle streams. */
+export const STREAM_KEEPALIVE_MS = 10_000;
 
 /** True when something answers on a unix socket. */
 function socketInUse(path: string): Promise<boolean> {
@@ -53,8 +81,13 @@ export class AdminServer {
   private readonly routes = new Map<string, Route>();
   private readonly servers: Server[] = [];
   private readonly sockets: string[] = [];
+  /** Open streams, with their responses (to wait for the last line to flush on close). */
+  private readonly streams = new Map<AdminStream, ServerResponse>();
 
-  constructor(private readonly log: Logger) {
+  constructor(
+    private readonly log: Logger,
+    private readonly opts: AdminServerOptions = {},
+  ) {
     this.register("/", () => ({ json: { endpoints: this.endpoints() } }), { description: "this list" });
   }
 
@@ -105,13 +138,70 @@ export class AdminServer {
         }
       }
       const out = await route.handler({ method, url, body });
-      if (out.text !== undefined) send(out.status ?? 200, out.text, "text/plain; charset=utf-8");
+      if (out.stream) this.startStream(res, out.stream, out.status ?? 200);
+      else if (out.text !== undefined) send(out.status ?? 200, out.text, "text/plain; charset=utf-8");
       else send(out.status ?? 200, `${JSON.stringify(out.json ?? null, null, 2)}\n`, "application/json");
     } catch (e) {
       this.log.error({ err: (e as Error).message, path: req.url }, "admin handler failed");
       if (!res.headersSent) send(500, `${JSON.stringify({ error: (e as Error).message })}\n`, "application/json");
       else res.destroy();
     }
+  }
+
+  /**
+   * Serves a streamed response: NDJSON lines, a keep-alive line when idle, lines dropped (send
+   * returns false) rather than buffered without bound when the client stops reading.
+   */
+  private startStream(res: ServerResponse, producer: (out: AdminStream) => void, status: number): void {
+    res.writeHead(status, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+    res.flushHeaders();
+    const closers: (() => void)[] = [];
+    let closed = false;
+    let lastWrite = Date.now();
+    const every = this.opts.streamKeepAliveMs ?? STREAM_KEEPALIVE_MS;
+    const finish = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(keepAlive);
+      this.streams.delete(stream);
+      for (const fn of closers.splice(0)) {
+        try {
+          fn();
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message }, "admin stream cleanup failed");
+        }
+      }
+    };
+    const write = (value: unknown): boolean => {
+      if (closed || res.writableLength > MAX_STREAM_BACKLOG) return false;
+      lastWrite = Date.now();
+      res.write(`${JSON.stringify(value)}\n`);
+      return true;
+    };
+    const stream: AdminStream = {
+      send: write,
+      end: (last?: unknown) => {
+        if (closed) return;
+        if (last !== undefined) write(last);
+        res.end();
+        finish();
+      },
+      onClose: (fn) => {
+        if (closed) fn();
+        else closers.push(fn);
+      },
+      get closed() {
+        return closed;
+      },
+    };
+    const keepAlive = setInterval(() => {
+      if (Date.now() - lastWrite >= every) write({ type: "keepalive", at: new Date().toISOString() });
+    }, every);
+    keepAlive.unref();
+    this.streams.set(stream, res);
+    // 'close' on the response covers both a completed response and a client that went away.
+    res.on("close", finish);
+    producer(stream);
   }
 
   private server(): Server {
@@ -152,8 +242,23 @@ export class AdminServer {
     this.sockets.push(path);
   }
 
-  /** Stops listening and removes the socket files. */
+  /** Ends open streams (telling their clients why), stops listening and removes the socket files. */
   async close(): Promise<void> {
+    const open = [...this.streams.entries()];
+    for (const [s] of open) s.end({ type: "end", reason: "the agent is shutting down" });
+    // Let the last lines flush before connections are cut (bounded: a stuck client cannot hold shutdown).
+    await Promise.race([
+      Promise.all(
+        open.map(
+          ([, res]) =>
+            new Promise((resolve) => {
+              if (res.writableFinished) resolve(null);
+              res.once("finish", resolve).once("close", resolve);
+            }),
+        ),
+      ),
+      new Promise((resolve) => setTimeout(resolve, 250).unref()),
+    ]);
     await Promise.all(
       this.servers.map(
         (s) =>

@@ -17,6 +17,7 @@ import { loadStateDirCa } from "../controller/ca/root-store.js";
 import { fingerprint256, splitPemCertificates } from "../controller/ca/x509.js";
 import { createLogger, LOG_LEVELS, type Logger } from "../controller/log.js";
 import { AdminServer } from "./admin.js";
+import { registerDebugEndpoints } from "./admin-debug.js";
 import { CaptureComponent } from "./capture/component.js";
 import type { AgentConfig } from "./config.js";
 import { type CertificateIssuer, GrpcIssuer, LocalIssuer } from "./identity/issuer.js";
@@ -340,6 +341,7 @@ export class AgentApp {
   }
 
   private registerAdmin(): void {
+    registerDebugEndpoints(this.admin, this);
     this.admin.register(
       "/memory",
       (req) => {

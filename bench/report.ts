@@ -8,7 +8,7 @@
  * that failed, or printed no valid JSON, is listed under "Did not complete" with its last
  * stderr lines; the others are still reported.
  */
-import { existsSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { collect } from "./lib/collect.js";
@@ -32,14 +32,17 @@ async function main(): Promise<void> {
     throw new Error("usage: report.js --results DIR --out FILE [--command TEXT] [--quick] [--order 'a b c']");
   if (!existsSync(values.results)) throw new Error(`--results ${values.results}: no such directory`);
   const { outputs, failures } = collect(values.results, (values.order ?? "").split(/\s+/).filter(Boolean));
-  const text = renderResults({
+  // The profiles and what was tried for missed targets are written by hand; they ride along.
+  const analysisPath = join(REPO, "bench", "ANALYSIS.md");
+  const analysis = existsSync(analysisPath) ? `\n${readFileSync(analysisPath, "utf8").trim()}\n` : "";
+  const text = `${renderResults({
     generatedAt: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     command: values.command ?? "npm run bench",
     quick: values.quick === true,
     machine: await machineFacts(REPO),
     outputs,
     failures,
-  });
+  }).trimEnd()}\n${analysis}`;
   // Atomic: a reader (or a crash mid-write) never sees half a report.
   const tmp = join(dirname(values.out), `.RESULTS.${process.pid}.tmp`);
   writeFileSync(tmp, text);

@@ -5,6 +5,7 @@ import { registerControllerCommands } from "../../controller/cli.js";
 import { registerClusterCommands } from "../../scripts/cluster/cli.js";
 import { VERSION } from "../version.js";
 import { registerAgentCommand } from "./agent-command.js";
+import { registerNodeCommands } from "./node-commands.js";
 import { registerRedirectCommands } from "./redirect-commands.js";
 import { registerUpCommands } from "./up.js";
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerAgentCommand(program);
   registerControllerCommands(program);
   registerRedirectCommands(program);
+  registerNodeCommands(program);
   return program;
 }
 

@@ -37,6 +37,16 @@ describePrivileged("weft up / weft down (the README's first command)", () => {
     const progs = (await run("bpftool", ["-j", "prog", "show"])).stdout;
     expect(progs).toMatch(/weft_connect4/);
     expect(existsSync(`/sys/fs/bpf/${C}-node1`)).toBe(true);
+    // This cluster's own links (not other clusters' on the same machine): the ones pinned for its nodes.
+    const ourLinks: number[] = [];
+    for (const dir of [`/sys/fs/bpf/${C}-node1`, `/sys/fs/bpf/${C}-node2`]) {
+      for (const pin of readdirSync(dir).filter((f) => f.startsWith("link") || f.startsWith("guard"))) {
+        const r = await run("bpftool", ["-j", "link", "show", "pinned", `${dir}/${pin}`], { allowFailure: true });
+        const id = (JSON.parse(r.stdout || "{}") as { id?: number }).id;
+        if (id) ourLinks.push(id);
+      }
+    }
+    expect(ourLinks.length).toBeGreaterThan(4);
 
     const again = await weft(["up", "--name", C]);
     expect(again.code).not.toBe(0);
@@ -48,10 +58,8 @@ describePrivileged("weft up / weft down (the README's first command)", () => {
     expect(readdirSync("/run/weft").filter((f) => f.includes(`${C}-`) || f === C)).toEqual([]);
     const { stdout: ps } = await run("ps", ["-eo", "args"]);
     expect(ps.split("\n").filter((l) => l.includes(`--name ${C}`) || l.includes(`${C}-node`) || l.includes(`/run/weft/${C}/`))).toEqual([]);
-    // No weft program of this cluster is attached any more (pins and cgroups are gone).
-    const links = JSON.parse((await run("bpftool", ["-j", "link", "show"])).stdout || "[]") as { prog_id: number }[];
-    const ours = JSON.parse(progs) as { id: number; name?: string }[];
-    const ourIds = new Set(ours.filter((p) => p.name?.startsWith("weft_")).map((p) => p.id));
-    expect(links.filter((l) => ourIds.has(l.prog_id))).toEqual([]);
+    // None of this cluster's links is attached any more (pins and cgroups are gone).
+    const links = JSON.parse((await run("bpftool", ["-j", "link", "show"])).stdout || "[]") as { id: number }[];
+    expect(links.filter((l) => ourLinks.includes(l.id))).toEqual([]);
   });
 });
