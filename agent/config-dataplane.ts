@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { isAbsolute, join } from "node:path";
 import { PORT_HBONE, PORT_METRICS, PORT_OUTBOUND, PORT_READINESS } from "../controller/api/constants.js";
+import { durationFlag } from "../controller/translate/fields.js";
 import { cgroup2Root } from "../native/cgroup.js";
 import type { CgroupLayout } from "./capture/pod-cgroups.js";
 import { DEFAULT_PIN_DIR } from "./redirect/defaults.js";
@@ -98,15 +99,18 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
   const workers = Number(f.proxyWorkers ?? "0");
   if (!Number.isInteger(workers) || workers < 0 || workers > 64)
     errors.push(`--proxy-workers '${f.proxyWorkers}': expected 0 (in the agent's thread) to 64`);
-  const drainText = f.drain ?? "5s";
-  const dm = /^(\d+)(ms|s)$/.exec(drainText);
-  if (!dm) errors.push(`--drain '${drainText}': expected a duration such as 500ms or 5s`);
+  let drainMs = 5000;
+  try {
+    drainMs = durationFlag("--drain", f.drain, 5000);
+  } catch (e) {
+    errors.push((e as Error).message);
+  }
   return {
     proxyAddress: f.proxyAddress,
     hboneAddress,
     capture,
     workers,
-    drainMs: dm ? Number(dm[1]) * (dm[2] === "s" ? 1000 : 1) : 5000,
+    drainMs,
     metrics: hostPort("--metrics-address", f.metricsAddress ?? `0.0.0.0:${PORT_METRICS}`, errors),
     readiness: hostPort("--readiness-address", f.readinessAddress ?? `0.0.0.0:${PORT_READINESS}`, errors),
   };

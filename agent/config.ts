@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { PORT_ADMIN } from "../controller/api/constants.js";
 import { parseListen } from "../controller/config.js";
 import { LOG_LEVELS } from "../controller/log.js";
-import { parseDuration } from "../controller/translate/fields.js";
+import { durationFlag } from "../controller/translate/fields.js";
 import { validateTranslateOptions } from "../controller/translate/index.js";
 import type { TranslateOptions } from "../controller/translate/types.js";
 import { type DataPlaneConfig, type DataPlaneFlags, dataPlaneConfig } from "./config-dataplane.js";
@@ -60,18 +60,6 @@ export type AllAgentFlags = AgentFlags & DataPlaneFlags;
 /** Default admin socket of a node's agent (reachable from the host while the agent is in a netns). */
 export function defaultAdminSocket(node: string): string {
   return `/run/weft/agent-${node}.sock`;
-}
-
-function duration(flag: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  let ms: number;
-  try {
-    ms = parseDuration(text, flag);
-  } catch {
-    throw new Error(`${flag} '${text}': expected a duration such as 500ms, 30s, 24h`);
-  }
-  if (ms < min) throw new Error(`${flag} '${text}': must be at least ${min} ms`);
-  return ms;
 }
 
 /** Builds and checks the configuration; throws one error listing every problem. */
@@ -131,9 +119,9 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     translate,
     adminAddress,
     adminSocket: f.adminSocket === "off" ? null : (f.adminSocket ?? defaultAdminSocket(node)),
-    certTtlSeconds: Math.round(attempt(() => duration("--cert-ttl", f.certTtl, 0, 1000), 0) / 1000),
+    certTtlSeconds: Math.round(attempt(() => durationFlag("--cert-ttl", f.certTtl, 0, 1000), 0) / 1000),
     backoffInitialMs: 250,
-    backoffMaxMs: attempt(() => duration("--reconnect-max", f.reconnectMax, 10_000, 100), 10_000),
+    backoffMaxMs: attempt(() => durationFlag("--reconnect-max", f.reconnectMax, 10_000, 100), 10_000),
     rotationSpreadMs: 30_000,
     logLevel,
     dataPlane: dataPlaneConfig(f, errors),

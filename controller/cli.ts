@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { action, CliError, emit, parseFormat, table } from "../agent/cli/output.js";
+import { untilSignal } from "../native/proc.js";
 import type { RotationPhase } from "./ca/root-store.js";
 import { DEFAULT_STATE_DIR } from "./config.js";
 
@@ -16,18 +17,6 @@ import { DEFAULT_STATE_DIR } from "./config.js";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
-}
-
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      process.off("SIGTERM", on);
-      process.off("SIGINT", on);
-      resolve(sig);
-    };
-    process.on("SIGTERM", on);
-    process.on("SIGINT", on);
-  });
 }
 
 async function rootsIn(stateDir: string): Promise<{ file: string; subject: string; sha256: string; notAfter: string; role: string }[]> {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { PORT_CONTROLLER } from "./api/constants.js";
 import { LOG_LEVELS } from "./log.js";
 import type { KubeConnection } from "./sources/kube-client.js";
-import { parseDuration } from "./translate/fields.js";
+import { durationFlag } from "./translate/fields.js";
 import { validateTranslateOptions } from "./translate/index.js";
 import type { TranslateOptions } from "./translate/types.js";
 
@@ -76,18 +76,6 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host, port };
 }
 
-function duration(flag: string, text: string | undefined, fallback: number, min = 0): number {
-  if (text === undefined) return fallback;
-  let ms: number;
-  try {
-    ms = parseDuration(text, flag);
-  } catch {
-    throw new Error(`${flag} '${text}': expected a duration such as 100ms, 30s, 24h`);
-  }
-  if (ms < min) throw new Error(`${flag} '${text}': must be at least ${min} ms`);
-  return ms;
-}
-
 /** Builds and checks the configuration; throws one error listing every problem. */
 export function controllerConfig(f: ControllerFlags): ControllerConfig {
   const errors: string[] = [];
@@ -128,8 +116,8 @@ export function controllerConfig(f: ControllerFlags): ControllerConfig {
     else if (!useKube) errors.push("--ca-secret needs --kubernetes");
     else ca = { kind: "secret", namespace: ns, name };
   }
-  const certTtlMs = attempt(() => duration("--cert-ttl", f.certTtl, 24 * 3600_000, 1000), 0);
-  const maxCertTtlMs = attempt(() => duration("--max-cert-ttl", f.maxCertTtl, Math.max(30 * 24 * 3600_000, certTtlMs), 1000), 0);
+  const certTtlMs = attempt(() => durationFlag("--cert-ttl", f.certTtl, 24 * 3600_000, 1000), 0);
+  const maxCertTtlMs = attempt(() => durationFlag("--max-cert-ttl", f.maxCertTtl, Math.max(30 * 24 * 3600_000, certTtlMs), 1000), 0);
   if (certTtlMs > maxCertTtlMs) errors.push(`--cert-ttl (${f.certTtl}) is longer than --max-cert-ttl (${f.maxCertTtl})`);
   const sas = f.agentServiceAccount?.length ? f.agentServiceAccount : ["weft-system/weft-agent"];
   for (const sa of sas)
@@ -144,8 +132,8 @@ export function controllerConfig(f: ControllerFlags): ControllerConfig {
     listenPort: listen.port,
     stateDir,
     translate,
-    debounceMs: attempt(() => duration("--debounce", f.debounce, 100), 100),
-    maxDebounceMs: attempt(() => duration("--max-debounce", f.maxDebounce, 1000), 1000),
+    debounceMs: attempt(() => durationFlag("--debounce", f.debounce, 100), 100),
+    maxDebounceMs: attempt(() => durationFlag("--max-debounce", f.maxDebounce, 1000), 1000),
     ca,
     certTtlMs,
     maxCertTtlMs,

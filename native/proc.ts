@@ -67,3 +67,16 @@ function isZombie(pid: number): boolean {
     return true;
   }
 }
+
+/** Resolves on the first SIGTERM or SIGINT (a daemon's cue to drain and stop). */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off("SIGTERM", on);
+      process.off("SIGINT", on);
+      resolve(sig);
+    };
+    process.on("SIGTERM", on);
+    process.on("SIGINT", on);
+  });
+}

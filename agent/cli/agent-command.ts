@@ -4,24 +4,12 @@
  * with `agentCommand(program)`, so registration order does not matter.
  */
 import type { Command } from "commander";
+import { untilSignal } from "../../native/proc.js";
 import { action } from "./output.js";
 
 /** The `agent` command, created on first use (subcommands attach to the same one). */
 export function agentCommand(program: Command): Command {
   return program.commands.find((c) => c.name() === "agent") ?? program.command("agent").enablePositionalOptions();
-}
-
-/** Resolves on the first SIGTERM or SIGINT. */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      process.off("SIGTERM", on);
-      process.off("SIGINT", on);
-      resolve(sig);
-    };
-    process.on("SIGTERM", on);
-    process.on("SIGINT", on);
-  });
 }
 
 /** Registers `weft agent` (run the agent). */

@@ -1,5 +1,12 @@
 /** Output for `weft` commands: human tables by default, `-o json|yaml` for machines. */
-import { stringify } from "yaml";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+
+/** yaml is loaded only when YAML output is asked for: long-running commands never pay for it. */
+function stringify(value: unknown): string {
+  return (require("yaml") as typeof import("yaml")).stringify(value);
+}
 
 /** Output formats every listing command accepts. */
 export type OutputFormat = "table" | "json" | "yaml";

@@ -185,3 +185,16 @@ export function durationField(f: Fields, key: string): number | undefined {
   const v = f.str(key);
   return v === undefined ? undefined : parseDuration(v, f.at(key));
 }
+
+/** A command-line duration flag in milliseconds: fallback when absent, errors naming the flag. */
+export function durationFlag(flag: string, text: string | undefined, fallback: number, min = 0): number {
+  if (text === undefined) return fallback;
+  let ms: number;
+  try {
+    ms = parseDuration(text, flag);
+  } catch {
+    throw new Error(`${flag} '${text}': expected a duration such as 100ms, 30s, 24h`);
+  }
+  if (ms < min) throw new Error(`${flag} '${text}': must be at least ${min} ms`);
+  return ms;
+}

@@ -1,4 +1,3 @@
-import type { ClientHttp2Stream } from "node:http2";
 import { type AddressInfo, createServer, type Server } from "node:net";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +7,7 @@ import { NodeProxy } from "../../agent/proxy/proxy.js";
 import { MeshView } from "../../agent/state/view.js";
 import { ProxyMetrics } from "../../agent/telemetry/metrics.js";
 import type { AuthorizationPolicy, MeshSnapshotData } from "../../controller/api/model.js";
+import { readAll } from "../helpers/h2.js";
 import { snapshot, workload } from "../helpers/mesh-fixture.js";
 import { StaticIdentities, TestPki } from "../helpers/test-pki.js";
 import { waitFor } from "../helpers/wait.js";
@@ -47,21 +47,6 @@ function proxy(holder: Holder, ids: StaticIdentities, metrics = new ProxyMetrics
     identity: ids,
     metrics,
     log: pino({ level: "silent" }),
-  });
-}
-
-function readAll(stream: ClientHttp2Stream): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    let status = 0;
-    let body = "";
-    stream.on("response", (h) => {
-      status = Number(h[":status"]);
-    });
-    stream.on("data", (d: Buffer) => {
-      body += d.toString();
-    });
-    stream.on("end", () => resolve({ status, body }));
-    stream.on("error", reject);
   });
 }
 

@@ -118,8 +118,21 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       ]);
       expect(r.ok).toBe(true);
       expect(r.reply?.split(marker).length).toBe(2001);
-      // The transfer is ~2x40 KiB of TLS: wait until the capture holds at least that much.
-      await waitFor("packets written", () => readFileSync(pcap).length > 80_000, 5000);
+      // The transfer is ~40 KiB of TLS each way: wait until the capture holds at least one
+      // direction's worth and has stopped growing (tcpdump writes as packets arrive).
+      let last = -1;
+      let stable = 0;
+      await waitFor(
+        "the capture to settle",
+        () => {
+          const size = readFileSync(pcap).length;
+          stable = size === last ? stable + 1 : 0;
+          last = size;
+          return size > 40_000 && stable >= 4;
+        },
+        10_000,
+        100,
+      );
       dump.kill("SIGINT");
       await new Promise((res) => dump?.once("exit", res));
       const raw = readFileSync(pcap);

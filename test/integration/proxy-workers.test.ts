@@ -1,4 +1,3 @@
-import type { ClientHttp2Stream } from "node:http2";
 import { type AddressInfo, createServer, type Server } from "node:net";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +7,7 @@ import type { WorkerProxyHandle as WorkerHandleType } from "../../agent/proxy/wo
 import { MeshView } from "../../agent/state/view.js";
 import { ProxyMetrics } from "../../agent/telemetry/metrics.js";
 import type { AuthorizationPolicy, MeshSnapshotData } from "../../controller/api/model.js";
+import { freePort, readAll } from "../helpers/h2.js";
 import { snapshot, workload } from "../helpers/mesh-fixture.js";
 import { StaticIdentities, TestPki } from "../helpers/test-pki.js";
 import { waitFor } from "../helpers/wait.js";
@@ -18,29 +18,6 @@ const { WorkerProxyHandle } = (await import(`${ROOT}/dist/agent/proxy/worker-poo
 
 const client = workload({ name: "client", ns: "a", ip: "127.0.0.2", node: "A", nodeAddress: "127.0.0.1" });
 const server = workload({ name: "server", ns: "b", ip: "127.0.0.3", node: "B", nodeAddress: "127.0.0.1" });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
-function readAll(stream: ClientHttp2Stream): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    let status = 0;
-    let body = "";
-    stream.on("response", (h) => {
-      status = Number(h[":status"]);
-    });
-    stream.on("data", (d: Buffer) => {
-      body += d.toString();
-    });
-    stream.on("end", () => resolve({ status, body }));
-    stream.on("error", reject);
-  });
-}
 
 describe("proxy as worker threads sharing ports (SO_REUSEPORT)", () => {
   const pki = new TestPki();
