@@ -52,6 +52,8 @@ export function registerAgentCommand(program: Command): void {
         const sig = await untilSignal();
         app.log.info({ signal: sig }, "agent stopping");
         await app.stop();
+        // Stopped cleanly; do not wait for stray handles (a gRPC channel's timers) to drain.
+        process.exit(0);
       }),
     );
 }

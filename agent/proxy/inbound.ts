@@ -51,8 +51,21 @@ export class InboundServer {
       settings: { initialWindowSize: config.streamWindowBytes, maxConcurrentStreams: 1000, enablePush: false },
       maxSessionMemory: 256,
     });
-    server.on("session", (session) => this.onSession(session));
-    server.on("stream", (stream, headers) => this.onStream(stream, headers));
+    // Frames for many streams share each socket: never hold a small write back for Nagle.
+    server.on("secureConnection", (socket: TLSSocket) => socket.setNoDelay(true));
+    // A bug in handling one session or stream must cost that stream, never the node's proxy.
+    server.on("session", (session) =>
+      this.guard(
+        () => this.onSession(session),
+        () => session.destroy(),
+      ),
+    );
+    server.on("stream", (stream, headers) =>
+      this.guard(
+        () => this.onStream(stream, headers),
+        () => stream.close(h2.NGHTTP2_INTERNAL_ERROR),
+      ),
+    );
     server.on("tlsClientError", (err: Error, socket: TLSSocket) => {
       this.ctx.log.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, "HBONE TLS handshake refused");
     });
@@ -66,6 +79,19 @@ export class InboundServer {
       });
     });
     this.server = server;
+  }
+
+  private guard(fn: () => void, onError: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.ctx.log.error({ err: (e as Error).message, stack: (e as Error).stack }, "HBONE handler failed; dropping that session or stream");
+      try {
+        onError();
+      } catch {
+        // already gone
+      }
+    }
   }
 
   /** Maps SNI back to one of this node's identities and returns its TLS context. */
