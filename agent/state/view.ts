@@ -35,6 +35,8 @@ export function labelsMatch(selector: Record<string, string> | undefined, labels
   return true;
 }
 
+const NONE: readonly Service[] = Object.freeze([]);
+
 /** Read-only, indexed view of one snapshot. */
 export class MeshView {
   private readonly byAddress = new Map<string, Workload>();
@@ -42,6 +44,8 @@ export class MeshView {
   private readonly byVip = new Map<string, Service>();
   private readonly byKey = new Map<string, Service>();
   private readonly local: Workload[];
+  private byEndpoint: Map<string, Service[]> | undefined;
+  private readonly policiesByWorkload = new WeakMap<Workload, AuthorizationPolicy[]>();
 
   constructor(readonly data: MeshSnapshotData) {
     for (const w of data.workloads) {
@@ -94,8 +98,20 @@ export class MeshView {
   }
 
   /** Services (by key) that select a workload as an endpoint. */
-  servicesOf(workload: Workload): Service[] {
-    return this.data.services.filter((s) => s.endpoints.some((e) => e.workloadUid === workload.uid));
+  servicesOf(workload: Workload): readonly Service[] {
+    // Asked per inbound connection (telemetry labels): index once per snapshot, on first use.
+    if (!this.byEndpoint) {
+      const idx = new Map<string, Service[]>();
+      for (const svc of this.data.services) {
+        for (const uid of new Set(svc.endpoints.map((e) => e.workloadUid))) {
+          const list = idx.get(uid);
+          if (list) list.push(svc);
+          else idx.set(uid, [svc]);
+        }
+      }
+      this.byEndpoint = idx;
+    }
+    return this.byEndpoint.get(workload.uid) ?? NONE;
   }
 
   /** Workloads scheduled on this node. */
@@ -111,8 +127,14 @@ export class MeshView {
   }
 
   /** AuthorizationPolicies that apply to a destination workload. */
-  authorizationPoliciesFor(w: Workload): AuthorizationPolicy[] {
-    return this.data.authorizationPolicies.filter((p) => this.appliesTo(p, w));
+  authorizationPoliciesFor(w: Workload): readonly AuthorizationPolicy[] {
+    // Asked per connection at the destination: the answer only changes with the snapshot.
+    let hit = this.policiesByWorkload.get(w);
+    if (!hit) {
+      hit = this.data.authorizationPolicies.filter((p) => this.appliesTo(p, w));
+      this.policiesByWorkload.set(w, hit);
+    }
+    return hit;
   }
 
   /**

@@ -72,6 +72,9 @@ describe("MeshView", () => {
     expect(v.isServiceVip("10.96.0.10")).toBe(true);
     expect(v.localWorkloads().map((w) => w.name)).toEqual(["web", "x"]);
     expect(v.servicesOf(web).map((s) => s.key)).toEqual(["shop/web"]);
+    expect(v.servicesOf(db)).toEqual([]);
+    // Indexed on first use: a second answer is the same list.
+    expect(v.servicesOf(web)).toBe(v.servicesOf(web));
   });
 
   it.each([
@@ -93,6 +96,25 @@ describe("MeshView", () => {
     ["other namespace's policy does not apply", [pa("n", "shop", "STRICT")], other, 80, "PERMISSIVE", "default"],
   ] as const)("mTLS mode: %s", (_name, pas, w, port, mode, source) => {
     expect(view([...pas]).mtlsModeFor(w, port)).toEqual({ mode, source });
+  });
+
+  it("answers which AuthorizationPolicies apply, per workload, from the snapshot", () => {
+    const deny = (name: string, ns: string, selector?: Record<string, string>) => ({
+      key: `${ns}/${name}`,
+      name,
+      namespace: ns,
+      scope: selector ? { kind: "workload" as const, selector } : { kind: "namespace" as const },
+      action: "DENY" as const,
+      rules: [],
+    });
+    const v = new MeshView({
+      ...view().data,
+      authorizationPolicies: [deny("all", "shop"), deny("db-only", "shop", { app: "db" }), deny("other", "default")],
+    });
+    expect(v.authorizationPoliciesFor(web).map((p) => p.key)).toEqual(["shop/all"]);
+    expect(v.authorizationPoliciesFor(db).map((p) => p.key)).toEqual(["shop/all", "shop/db-only"]);
+    expect(v.authorizationPoliciesFor(other).map((p) => p.key)).toEqual(["default/other"]);
+    expect(v.authorizationPoliciesFor(db)).toBe(v.authorizationPoliciesFor(db));
   });
 
   it("parses SPIFFE ids and rejects others", () => {
