@@ -25,8 +25,22 @@ export interface ProbeResult {
   ms: number;
 }
 
+/**
+ * Runs a probe program (plain Node) in a pod, node or the fabric, joined to its netns and cgroup,
+ * and parses its last stdout line as JSON: every probe mode reports that way.
+ */
+export async function runProbe<T>(cluster: string, from: string, script: string, args: readonly string[], timeoutMs = 60_000): Promise<T> {
+  const r = await weft(["cluster", "exec", "--name", cluster, from, "--", process.execPath, script, ...args], { timeoutMs });
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(line) as T;
+  } catch {
+    throw new Error(`probe ${args.join(" ")} from ${from} printed no result (exit ${r.code}): ${r.stdout} ${r.stderr}`);
+  }
+}
+
 /** Connects from a pod/node to host:port, sends message, returns what came back. */
-export async function probeConnect(
+export function probeConnect(
   cluster: string,
   from: string,
   host: string,
@@ -34,23 +48,7 @@ export async function probeConnect(
   message: string,
   timeoutMs = 5000,
 ): Promise<ProbeResult> {
-  const out = await weftOk([
-    "cluster",
-    "exec",
-    "--name",
-    cluster,
-    from,
-    "--",
-    process.execPath,
-    PROBE,
-    "connect",
-    host,
-    String(port),
-    message,
-    String(timeoutMs),
-  ]);
-  const line = out.trim().split("\n").pop() ?? "";
-  return JSON.parse(line) as ProbeResult;
+  return runProbe<ProbeResult>(cluster, from, PROBE, ["connect", host, String(port), message, String(timeoutMs)]);
 }
 
 /** Starts an echo server in a pod (recorded, so `down` stops it). */

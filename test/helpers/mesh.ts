@@ -8,7 +8,7 @@ import { agentSocket, startMesh } from "../../scripts/cluster/mesh.js";
 import { execArgv, resolvePlace } from "../../scripts/cluster/processes.js";
 import { stateDir } from "../../scripts/cluster/state.js";
 import { DEFAULT_SPEC } from "../../scripts/cluster/topology.js";
-import { forceDown, PROBE } from "./cluster.js";
+import { forceDown, PROBE, runProbe } from "./cluster.js";
 
 /** A pod to create. */
 export interface TestPod {
@@ -54,29 +54,7 @@ export async function probeServer(cluster: string, pod: string, mode: "echo-serv
 
 /** Runs the probe in a pod (joined to its netns and cgroup) and returns its last stdout line as JSON. */
 export function probe<T = Record<string, unknown>>(cluster: string, from: string, args: string[], timeoutMs = 60_000): Promise<T> {
-  const state = requireState(cluster);
-  const [cmd, ...rest] = execArgv(state, resolvePlace(state, from), [process.execPath, PROBE, ...args]);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    child.on("exit", () => {
-      clearTimeout(timer);
-      const line = out.trim().split("\n").pop() ?? "";
-      try {
-        resolve(JSON.parse(line) as T);
-      } catch {
-        reject(new Error(`probe ${args.join(" ")} from ${from} printed no result: ${out} ${err}`));
-      }
-    });
-  });
+  return runProbe<T>(cluster, from, PROBE, args, timeoutMs);
 }
 
 /** The address the whoami server saw for a connection from `from` to host:port. */

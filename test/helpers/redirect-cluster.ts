@@ -12,7 +12,7 @@ import type { PodRedirect } from "../../agent/redirect/types.js";
 import { cgroup2Root } from "../../native/cgroup.js";
 import { run } from "../../native/exec.js";
 import type { PodRecord } from "../../scripts/cluster/state.js";
-import { readState } from "./cluster.js";
+import { readState, runProbe } from "./cluster.js";
 import { waitFor } from "./wait.js";
 import { ROOT, WEFT_BIN, weftOk } from "./weft.js";
 
@@ -152,7 +152,7 @@ export interface AcceptedView {
 }
 
 /** Connects from a pod or node to host:port, sends message, returns what came back. */
-export async function connectFrom(
+export function connectFrom(
   cluster: string,
   from: string,
   host: string,
@@ -160,22 +160,7 @@ export async function connectFrom(
   message = "hi",
   timeoutMs = 3000,
 ): Promise<ConnectResult> {
-  const out = await weftOk([
-    "cluster",
-    "exec",
-    "--name",
-    cluster,
-    from,
-    "--",
-    process.execPath,
-    REDIRECT_PROBE,
-    "connect",
-    host,
-    String(port),
-    message,
-    String(timeoutMs),
-  ]);
-  return JSON.parse(out.trim().split("\n").pop() ?? "{}") as ConnectResult;
+  return runProbe<ConnectResult>(cluster, from, REDIRECT_PROBE, ["connect", host, String(port), message, String(timeoutMs)]);
 }
 
 /** The stand-in's banner from a reply, or null when the connection did not reach the stand-in. */
