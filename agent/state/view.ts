@@ -158,7 +158,8 @@ export class MeshView {
   /**
    * Route tables for calls from a client namespace to a service: those exported to the client
    * (exportTo "*" or its namespace), the client namespace's own first (consumer routes win, as in
-   * GAMMA and Istio), then the oldest first.
+   * GAMMA and Istio), then HTTPRoutes before VirtualServices (Istio ignores VirtualServices for a
+   * service with a GAMMA HTTPRoute attached), then the oldest first.
    */
   routesFor(serviceKey: string, clientNamespace: string): RouteTable[] {
     return (this.data.routes ?? [])
@@ -166,6 +167,7 @@ export class MeshView {
       .sort(
         (a, b) =>
           Number(b.namespace === clientNamespace) - Number(a.namespace === clientNamespace) ||
+          Number(b.kind === "HTTPRoute") - Number(a.kind === "HTTPRoute") ||
           a.createdAt.localeCompare(b.createdAt) ||
           a.key.localeCompare(b.key),
       );

@@ -4,9 +4,9 @@ import { MeshView } from "../../agent/state/view.js";
 import type { DestinationPolicy, MeshSnapshotData, RouteTable } from "../../controller/api/model.js";
 import { SERVICE, WORKLOAD } from "../helpers/control-fixtures-model.js";
 
-const rt = (ns: string, name: string, exportTo: string[], createdAt: string): RouteTable => ({
-  key: `VirtualService/${ns}/${name}`,
-  kind: "VirtualService",
+const rt = (ns: string, name: string, exportTo: string[], createdAt: string, kind: RouteTable["kind"] = "VirtualService"): RouteTable => ({
+  key: `${kind}/${ns}/${name}`,
+  kind,
   name,
   namespace: ns,
   services: ["shop/web"],
@@ -58,6 +58,20 @@ describe("MeshView routing lookups", () => {
     expect(v.routesFor("shop/web", "client").map((r) => r.name)).toEqual(["mine", "old", "new"]);
     expect(v.routesFor("shop/web", "shop").map((r) => r.name)).toEqual(["old", "new"]);
     expect(v.routesFor("shop/other", "shop")).toEqual([]);
+  });
+
+  it("puts an HTTPRoute before any VirtualService after the client's own namespace, however old", () => {
+    const v = view(
+      [
+        rt("shop", "old-vs", ["*"], "2025-01-01T00:00:00Z"),
+        rt("shop", "new-hr", ["*"], "2026-06-01T00:00:00Z", "HTTPRoute"),
+        rt("shop", "newer-hr", ["*"], "2026-07-01T00:00:00Z", "HTTPRoute"),
+        rt("client", "mine-vs", ["client"], "2026-08-01T00:00:00Z"),
+      ],
+      [],
+    );
+    expect(v.routesFor("shop/web", "shop").map((r) => r.name)).toEqual(["new-hr", "newer-hr", "old-vs"]);
+    expect(v.routesFor("shop/web", "client").map((r) => r.name)).toEqual(["mine-vs", "new-hr", "newer-hr", "old-vs"]);
   });
 
   it("finds the DestinationRule in the client's namespace, else the service's, else the root's", () => {
