@@ -4,7 +4,14 @@ import { compileMatch, compileStringMatch, fullRegex, RequestFacts, stripPort } 
 import type { HttpMatch, StringMatch } from "../../controller/api/model.js";
 import { workload } from "../helpers/mesh-fixture.js";
 
-const client = workload({ name: "client", ns: "client", ip: "10.244.1.10", node: "n1", nodeAddress: "10.250.0.11", labels: { app: "c", v: "1" } });
+const client = workload({
+  name: "client",
+  ns: "client",
+  ip: "10.244.1.10",
+  node: "n1",
+  nodeAddress: "10.250.0.11",
+  labels: { app: "c", v: "1" },
+});
 
 describe("compileStringMatch", () => {
   it.each<[string, StringMatch, boolean, string, boolean]>([
@@ -56,8 +63,7 @@ const facts = (p: {
   scheme?: string;
   headers?: Record<string, string | string[]>;
   port?: number;
-}) =>
-  new RequestFacts(p.method ?? "GET", p.target ?? "/", p.authority ?? "web", p.scheme ?? "http", p.headers ?? {}, p.port ?? 80, client);
+}) => new RequestFacts(p.method ?? "GET", p.target ?? "/", p.authority ?? "web", p.scheme ?? "http", p.headers ?? {}, p.port ?? 80, client);
 
 describe("compileMatch", () => {
   it.each<[string, Partial<HttpMatch>, Parameters<typeof facts>[0], boolean]>([
@@ -76,25 +82,65 @@ describe("compileMatch", () => {
     ["sourceNamespace miss", { sourceNamespace: "shop" }, {}, false],
     ["sourceLabels hit (subset of the labels)", { sourceLabels: { app: "c" } }, {}, true],
     ["sourceLabels miss", { sourceLabels: { app: "c", v: "2" } }, {}, false],
-    ["header exact", { headers: [{ name: "x-v", match: { kind: "exact", value: "2" }, invert: false }] }, { headers: { "x-v": "2" } }, true],
-    ["header prefix", { headers: [{ name: "x-v", match: { kind: "prefix", value: "2" }, invert: false }] }, { headers: { "x-v": "20" } }, true],
-    ["header regex", { headers: [{ name: "x-v", match: { kind: "regex", value: "\\d+" }, invert: false }] }, { headers: { "x-v": "2a" } }, false],
+    [
+      "header exact",
+      { headers: [{ name: "x-v", match: { kind: "exact", value: "2" }, invert: false }] },
+      { headers: { "x-v": "2" } },
+      true,
+    ],
+    [
+      "header prefix",
+      { headers: [{ name: "x-v", match: { kind: "prefix", value: "2" }, invert: false }] },
+      { headers: { "x-v": "20" } },
+      true,
+    ],
+    [
+      "header regex",
+      { headers: [{ name: "x-v", match: { kind: "regex", value: "\\d+" }, invert: false }] },
+      { headers: { "x-v": "2a" } },
+      false,
+    ],
     ["header absent", { headers: [{ name: "x-v", match: { kind: "exact", value: "2" }, invert: false }] }, {}, false],
     ["header presence only", { headers: [{ name: "x-v", invert: false }] }, { headers: { "x-v": "" } }, true],
     ["header presence only, absent", { headers: [{ name: "x-v", invert: false }] }, {}, false],
-    ["several values joined by ','", { headers: [{ name: "x-v", match: { kind: "exact", value: "a,b" }, invert: false }] }, { headers: { "x-v": ["a", "b"] } }, true],
+    [
+      "several values joined by ','",
+      { headers: [{ name: "x-v", match: { kind: "exact", value: "a,b" }, invert: false }] },
+      { headers: { "x-v": ["a", "b"] } },
+      true,
+    ],
     ["withoutHeaders: present → no match", { headers: [{ name: "x-debug", invert: true }] }, { headers: { "x-debug": "1" } }, false],
     ["withoutHeaders: absent → match", { headers: [{ name: "x-debug", invert: true }] }, {}, true],
-    ["withoutHeaders value: other value → match", { headers: [{ name: "x-v", match: { kind: "exact", value: "1" }, invert: true }] }, { headers: { "x-v": "2" } }, true],
-    ["withoutHeaders value: that value → no match", { headers: [{ name: "x-v", match: { kind: "exact", value: "1" }, invert: true }] }, { headers: { "x-v": "1" } }, false],
+    [
+      "withoutHeaders value: other value → match",
+      { headers: [{ name: "x-v", match: { kind: "exact", value: "1" }, invert: true }] },
+      { headers: { "x-v": "2" } },
+      true,
+    ],
+    [
+      "withoutHeaders value: that value → no match",
+      { headers: [{ name: "x-v", match: { kind: "exact", value: "1" }, invert: true }] },
+      { headers: { "x-v": "1" } },
+      false,
+    ],
     ["query exact", { queryParams: [{ name: "v", match: { kind: "exact", value: "2" } }] }, { target: "/?a=1&v=2" }, true],
     ["query regex", { queryParams: [{ name: "v", match: { kind: "regex", value: "v[0-9]+" } }] }, { target: "/?v=v12" }, true],
     ["query decoded", { queryParams: [{ name: "q", match: { kind: "exact", value: "a b/c" } }] }, { target: "/?q=a%20b%2Fc" }, true],
     ["query '+' stays '+'", { queryParams: [{ name: "q", match: { kind: "exact", value: "a+b" } }] }, { target: "/?q=a+b" }, true],
-    ["query first occurrence counts", { queryParams: [{ name: "v", match: { kind: "exact", value: "2" } }] }, { target: "/?v=1&v=2" }, false],
+    [
+      "query first occurrence counts",
+      { queryParams: [{ name: "v", match: { kind: "exact", value: "2" } }] },
+      { target: "/?v=1&v=2" },
+      false,
+    ],
     ["query without value is ''", { queryParams: [{ name: "flag", match: { kind: "exact", value: "" } }] }, { target: "/?flag" }, true],
     ["query absent", { queryParams: [{ name: "v", match: { kind: "regex", value: ".*" } }] }, { target: "/" }, false],
-    ["query malformed escape compared raw", { queryParams: [{ name: "v", match: { kind: "exact", value: "%zz" } }] }, { target: "/?v=%zz" }, true],
+    [
+      "query malformed escape compared raw",
+      { queryParams: [{ name: "v", match: { kind: "exact", value: "%zz" } }] },
+      { target: "/?v=%zz" },
+      true,
+    ],
     ["a bad regex fails the match closed", { path: { kind: "regex", value: "(" } }, { target: "/" }, false],
   ])("%s", (_n, m, f, want) => {
     expect(compileMatch({ ...base, ...m })(facts(f))).toBe(want);

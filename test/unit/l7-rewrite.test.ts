@@ -60,7 +60,9 @@ describe("applyRewrite", () => {
   });
   it("substitutes a regex with RE2-style groups, every match, on the path only", () => {
     const rw = { pathRegex: { pattern: "^/service/([^/]+)(/.*)$", substitution: "\\2/instance/\\1" } };
-    expect(applyRewrite(rw, "/service/foo/v1/api?x=/service/a/b", "web", undefined)).toMatchObject({ path: "/v1/api/instance/foo?x=/service/a/b" });
+    expect(applyRewrite(rw, "/service/foo/v1/api?x=/service/a/b", "web", undefined)).toMatchObject({
+      path: "/v1/api/instance/foo?x=/service/a/b",
+    });
     expect(applyRewrite({ pathRegex: { pattern: "a", substitution: "$b" } }, "/aXa", "web", undefined)).toMatchObject({ path: "/$bX$b" });
     // The compiled regex is global and cached: a second use starts from the beginning again.
     expect(applyRewrite(rw, "/service/bar/x", "web", undefined)).toMatchObject({ path: "/x/instance/bar" });
@@ -77,14 +79,26 @@ describe("redirectLocation", () => {
   const req = { scheme: "http", authority: "web.shop:8080", target: "/old/x?q=1" };
   it.each<[string, HttpRedirect, HttpMatch | undefined, boolean, string]>([
     ["path only, query kept", { statusCode: 301, path: "/new" }, undefined, false, "http://web.shop:8080/new?q=1"],
-    ["a path with its own query replaces the query", { statusCode: 301, path: "/new?a=b" }, undefined, false, "http://web.shop:8080/new?a=b"],
+    [
+      "a path with its own query replaces the query",
+      { statusCode: 301, path: "/new?a=b" },
+      undefined,
+      false,
+      "http://web.shop:8080/new?a=b",
+    ],
     ["prefix", { statusCode: 301, pathPrefix: "/fresh" }, on("pathPrefix", "/old"), true, "http://web.shop:8080/fresh/x?q=1"],
     ["authority", { statusCode: 301, authority: "api.other" }, undefined, false, "http://api.other/old/x?q=1"],
     ["port", { statusCode: 301, port: 9000 }, undefined, false, "http://web.shop:9000/old/x?q=1"],
     ["authority with a port and a port", { statusCode: 301, authority: "api:1", port: 2 }, undefined, false, "http://api:2/old/x?q=1"],
     ["Istio scheme keeps the port", { statusCode: 301, scheme: "https" }, undefined, false, "https://web.shop:8080/old/x?q=1"],
     ["Gateway API scheme drops the port", { statusCode: 302, scheme: "https" }, undefined, true, "https://web.shop/old/x?q=1"],
-    ["the scheme's default port is left out", { statusCode: 301, scheme: "https", port: 443 }, undefined, true, "https://web.shop/old/x?q=1"],
+    [
+      "the scheme's default port is left out",
+      { statusCode: 301, scheme: "https", port: 443 },
+      undefined,
+      true,
+      "https://web.shop/old/x?q=1",
+    ],
     ["a path without a leading slash gets one", { statusCode: 301, path: "x" }, undefined, false, "http://web.shop:8080/x?q=1"],
   ])("%s", (_n, r, m, gw, want) => {
     expect(redirectLocation(r, req, m, gw)).toBe(want);

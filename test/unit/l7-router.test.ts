@@ -3,114 +3,9 @@
  * HTTPRoutes and DestinationRules translated by the controller's translate(), then route().
  */
 import { describe, expect, it } from "vitest";
-import { type RouteDecision, type RouteInput, route } from "../../agent/proxy/l7/router.js";
+import { type RouteInput, route } from "../../agent/proxy/l7/router.js";
 import { MeshView } from "../../agent/state/view.js";
-import type { KubeObject } from "../../controller/api/kube-types.js";
-import type { MeshSnapshotData, Workload } from "../../controller/api/model.js";
-import { translate } from "../../controller/translate/index.js";
-import { custom, namespace, node, objects, pod, service } from "../helpers/control-objects.js";
-
-const v1 = pod({ name: "web-v1", ns: "shop", node: "n1", ip: "10.244.1.2", labels: { app: "web", version: "v1" } });
-const v2 = pod({ name: "web-v2", ns: "shop", node: "n1", ip: "10.244.1.3", labels: { app: "web", version: "v2" } });
-const shadowPod = pod({ name: "shadow", ns: "shop", node: "n1", ip: "10.244.1.4" });
-const apiPod = pod({ name: "api", ns: "shop", node: "n1", ip: "10.244.1.5" });
-const clientPod = pod({ name: "client", ns: "client", node: "n1", ip: "10.244.1.10", labels: { app: "client", tier: "front" } });
-const otherPod = pod({ name: "other", ns: "other", node: "n1", ip: "10.244.1.11" });
-const base: KubeObject[] = [
-  namespace("shop"),
-  namespace("client"),
-  namespace("other"),
-  node("n1", "10.250.0.11"),
-  v1,
-  v2,
-  shadowPod,
-  apiPod,
-  clientPod,
-  otherPod,
-  ...service("web", "shop", "10.96.0.10", [{ name: "http", port: 80, targetPort: 8080 }], [v1, v2]),
-  ...service("shadow", "shop", "10.96.0.11", [{ name: "http", port: 8000, targetPort: 8080 }], [shadowPod]),
-  ...service(
-    "api",
-    "shop",
-    "10.96.0.12",
-    [
-      { name: "http", port: 80, targetPort: 8080 },
-      { name: "admin", port: 9090, targetPort: 9090 },
-    ],
-    [apiPod],
-  ),
-];
-const vs = (name: string, spec: unknown, ns = "shop", createdAt = "2026-01-01T00:00:00Z") =>
-  custom("networking.istio.io/v1", "VirtualService", name, ns, spec, { creationTimestamp: createdAt });
-const hr = (name: string, spec: unknown, ns = "shop", createdAt = "2026-01-01T00:00:00Z") =>
-  custom("gateway.networking.k8s.io/v1", "HTTPRoute", name, ns, spec, { creationTimestamp: createdAt });
-const dr = (name: string, spec: unknown) => custom("networking.istio.io/v1", "DestinationRule", name, "shop", spec);
-const parent = { group: "", kind: "Service", name: "web", port: 80 };
-const subsets = dr("web", {
-  host: "web",
-  trafficPolicy: { loadBalancer: { simple: "ROUND_ROBIN" }, outlierDetection: { consecutive5xxErrors: 5 } },
-  subsets: [
-    { name: "v1", labels: { version: "v1" } },
-    {
-      name: "v2",
-      labels: { version: "v2" },
-      trafficPolicy: { loadBalancer: { simple: "LEAST_REQUEST" }, portLevelSettings: [{ port: { number: 80 }, connectionPool: { tcp: { maxConnections: 7 } } }] },
-    },
-  ],
-});
-
-interface World {
-  view: MeshView;
-  data: MeshSnapshotData;
-  client: Workload;
-  other: Workload;
-}
-
-/** Translates the objects as the controller does and builds the agent's view of them. */
-function world(...extra: KubeObject[]): World {
-  const m = translate(objects([...base, ...extra]));
-  expect(m.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
-  const data: MeshSnapshotData = {
-    version: "1",
-    nodeName: "n1",
-    trustDomain: "cluster.local",
-    rootNamespace: "weft-system",
-    workloads: m.workloads,
-    services: m.services,
-    authorizationPolicies: [],
-    peerAuthentications: [],
-    routes: m.routes,
-    destinationPolicies: m.destinationPolicies,
-  };
-  const view = new MeshView(data);
-  const byName = (n: string) => m.workloads.find((w) => w.name === n) as Workload;
-  return { view, data, client: byName("client"), other: byName("other") };
-}
-
-function req(w: World, p: Partial<RouteInput> & { vip?: string; port?: number } = {}): RouteInput {
-  const { vip, port, ...rest } = p;
-  const service = w.view.serviceByAddress(vip ?? "10.96.0.10", port ?? 80);
-  if (!service) throw new Error("fixture: no such service port");
-  return { method: "GET", path: "/", authority: "web.shop.svc.cluster.local", headers: {}, service, source: w.client, ...rest };
-}
-
-function forward(d: RouteDecision) {
-  if (d.kind !== "forward") throw new Error(`expected forward, got ${JSON.stringify(d)}`);
-  return d;
-}
-const addrs = (d: RouteDecision) => forward(d).cluster.endpoints.map((e) => e.address);
-
-/** Seeded PRNG (mulberry32) for reproducible statistics. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { addrs, forward, req, seeded, subsets, vs, world } from "../helpers/l7-world.js";
 
 describe("route: default route", () => {
   it("forwards to the connected service port with all ready endpoints, the DestinationRule's policy, default retries, no timeout", () => {
@@ -120,7 +15,11 @@ describe("route: default route", () => {
     expect(d.cluster).toMatchObject({ key: "shop/web:80", port: { port: 80, targetPort: 8080 } });
     expect(d.cluster.subset).toBeUndefined();
     expect(addrs(d).sort()).toEqual(["10.244.1.2", "10.244.1.3"]);
-    expect(d.cluster.policy).toEqual({ loadBalancer: { simple: "ROUND_ROBIN" }, outlierDetection: { consecutive5xxErrors: 5 }, destinationRule: "shop/web" });
+    expect(d.cluster.policy).toEqual({
+      loadBalancer: { simple: "ROUND_ROBIN" },
+      outlierDetection: { consecutive5xxErrors: 5 },
+      destinationRule: "shop/web",
+    });
     expect(d).toMatchObject({ path: "/x?y=1", authority: "web:80", timeoutMs: 0, requestHeaders: [], responseHeaders: [], mirrors: [] });
     expect(d.retries).toEqual({
       attempts: 2,
@@ -149,10 +48,17 @@ describe("route: rules", () => {
     hosts: ["web"],
     http: [
       { name: "canary", match: [{ headers: { "x-canary": { exact: "1" } } }], route: [{ destination: { host: "web", subset: "v2" } }] },
-      { name: "admins", match: [{ sourceLabels: { tier: "front" }, uri: { prefix: "/admin" } }], route: [{ destination: { host: "api" } }] },
+      {
+        name: "admins",
+        match: [{ sourceLabels: { tier: "front" }, uri: { prefix: "/admin" } }],
+        route: [{ destination: { host: "api" } }],
+      },
       { name: "others", match: [{ sourceNamespace: "other" }], route: [{ destination: { host: "shadow" } }] },
       { name: "ci", match: [{ uri: { exact: "/CaSe" }, ignoreUriCase: true }], route: [{ destination: { host: "web", subset: "v1" } }] },
-      { match: [{ uri: { prefix: "/v1" } }, { queryParams: { v: { exact: "1" } } }], route: [{ destination: { host: "web", subset: "v1" } }] },
+      {
+        match: [{ uri: { prefix: "/v1" } }, { queryParams: { v: { exact: "1" } } }],
+        route: [{ destination: { host: "web", subset: "v1" } }],
+      },
     ],
   });
 
@@ -184,7 +90,10 @@ describe("route: rules", () => {
 
   it("matches a rule without matches for every request", () => {
     const w = world(vs("web", { hosts: ["web"], http: [{ route: [{ destination: { host: "web", subset: "v1" } }] }] }), subsets);
-    expect(forward(route(w.view, req(w, { method: "DELETE", path: "/anything" }))).route).toEqual({ table: "VirtualService/shop/web", rule: "http[0]" });
+    expect(forward(route(w.view, req(w, { method: "DELETE", path: "/anything" }))).route).toEqual({
+      table: "VirtualService/shop/web",
+      rule: "http[0]",
+    });
   });
 
   it("matches the service port the request came to", () => {
@@ -261,7 +170,11 @@ describe("route: destinations", () => {
     const w = world(split(1, 0), subsets);
     const d1 = forward(route(w.view, req(w)));
     expect(addrs(d1)).toEqual(["10.244.1.2"]);
-    expect(d1.cluster.policy).toEqual({ loadBalancer: { simple: "ROUND_ROBIN" }, outlierDetection: { consecutive5xxErrors: 5 }, destinationRule: "shop/web" });
+    expect(d1.cluster.policy).toEqual({
+      loadBalancer: { simple: "ROUND_ROBIN" },
+      outlierDetection: { consecutive5xxErrors: 5 },
+      destinationRule: "shop/web",
+    });
     const w2 = world(split(0, 1), subsets);
     const d2 = forward(route(w2.view, req(w2)));
     expect(addrs(d2)).toEqual(["10.244.1.3"]);
@@ -280,7 +193,9 @@ describe("route: destinations", () => {
     });
     const bare = world(table);
     const d = route(bare.view, req(bare));
-    expect(d.kind === "no-route" && d.status === 503 && d.reason).toMatch(/subset 'v9' of service shop\/web is not defined \(no DestinationRule\)/);
+    expect(d.kind === "no-route" && d.status === 503 && d.reason).toMatch(
+      /subset 'v9' of service shop\/web is not defined \(no DestinationRule\)/,
+    );
   });
 
   it("answers 503 NR for a destination host that is not a known Service", () => {

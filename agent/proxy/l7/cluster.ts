@@ -152,7 +152,13 @@ export function resolveCluster(view: MeshView, req: ClusterRequest, client: Work
   return hit;
 }
 
-function build(view: MeshView, service: Service, port: ServicePort, subset: string | undefined, dr: DestinationPolicy | undefined): ClusterResult {
+function build(
+  view: MeshView,
+  service: Service,
+  port: ServicePort,
+  subset: string | undefined,
+  dr: DestinationPolicy | undefined,
+): ClusterResult {
   const base = `${service.key}:${port.port}`;
   let endpoints = service.endpoints.filter((e) => e.ready);
   if (subset !== undefined) {

@@ -55,7 +55,12 @@ export type RewriteResult = { ok: true; path: string; authority: string } | { ok
  * is kept. A path regex rewrite replaces every match in the path (Envoy regex_rewrite); one that
  * does not compile fails the request rather than forward it to a path nobody asked for.
  */
-export function applyRewrite(rw: HttpRewrite | undefined, target: string, authority: string, matched: HttpMatch | undefined): RewriteResult {
+export function applyRewrite(
+  rw: HttpRewrite | undefined,
+  target: string,
+  authority: string,
+  matched: HttpMatch | undefined,
+): RewriteResult {
   if (!rw) return { ok: true, path: target, authority };
   const q = target.indexOf("?");
   let path = q < 0 ? target : target.slice(0, q);
