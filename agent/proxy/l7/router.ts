@@ -22,7 +22,7 @@ import type {
   Workload,
 } from "../../../controller/api/model.js";
 import type { MeshView, ServiceMatch } from "../../state/view.js";
-import { type ClusterResult, resolveCluster, type UpstreamCluster } from "./cluster.js";
+import { type ClusterRequest, type ClusterResult, resolveCluster, type UpstreamCluster } from "./cluster.js";
 import { type CompiledRule, compileTable, findRule, RequestFacts, type RouteRef } from "./match.js";
 import { applyRewrite, redirectLocation } from "./rewrite.js";
 
@@ -150,7 +150,7 @@ export function pickWeighted<T extends { weight: number }>(items: readonly T[], 
 
 function toCluster(view: MeshView, input: RouteInput, d: RouteDestination): ClusterResult {
   if (!d.service) return { ok: false, reason: `destination host '${d.host}' is not a known Service` };
-  const req: Parameters<typeof resolveCluster>[1] = { serviceKey: d.service, requestPort: input.service.port.port };
+  const req: ClusterRequest = { serviceKey: d.service, requestPort: input.service.port.port };
   if (d.port !== undefined) req.port = d.port;
   if (d.subset !== undefined) req.subset = d.subset;
   return resolveCluster(view, req, input.source);
