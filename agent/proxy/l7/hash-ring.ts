@@ -3,18 +3,20 @@
  * a 32-bit circle and a key belongs to the first point at or after its hash.
  *
  * Invariants:
- * - An endpoint's points depend only on its address, never on the other endpoints, so removing one
- *   endpoint of N moves only the keys it owned (≈1/N) and adding one moves ≈1/(N+1) to it.
- * - The ring holds at least MIN_RING_SIZE points in total (Istio's minimumRingSize default, 1024)
- *   so that shares stay within a few percent of equal; each endpoint gets the same number.
+ * - An endpoint's points depend only on its address, never on the other endpoints or their count,
+ *   so removing one endpoint of N moves exactly the keys it owned (≈1/N) and adding one moves
+ *   ≈1/(N+1), all to it. (Envoy sizes its ring to minimumRingSize and spreads it over the hosts,
+ *   which reshuffles some keys among the survivors; weft keeps the per-endpoint count fixed.)
+ * - Every endpoint owns POINTS_PER_HOST points: shares stay within a few percent of equal, and
+ *   from four endpoints up the ring has Istio's default minimumRingSize (1024) or more.
  * - Points are sorted ascending; equal hashes (rare 32-bit collisions) are ordered by address so
  *   the owner of a point does not depend on insertion order.
  * - A ring is immutable once built: balancers rebuild it when their endpoint set changes.
  */
 import { createHash } from "node:crypto";
 
-/** Istio's default minimumRingSize. */
-export const MIN_RING_SIZE = 1024;
+/** Points each endpoint owns on the ring. */
+export const POINTS_PER_HOST = 256;
 
 /** 32-bit hash of a string (the first four bytes of its SHA-1: well mixed, and in OpenSSL, not JS). */
 export function hash32(value: string): number {
@@ -28,11 +30,16 @@ export class HashRing {
   private readonly hosts: number;
 
   /** Builds the ring for these addresses (duplicates ignored). */
-  constructor(addresses: readonly string[], minRingSize = MIN_RING_SIZE) {
+  constructor(addresses: readonly string[]) {
     const unique = [...new Set(addresses)];
-    const perHost = unique.length === 0 ? 0 : Math.ceil(minRingSize / unique.length);
     const entries: { point: number; owner: string }[] = [];
-    for (const owner of unique) for (let i = 0; i < perHost; i++) entries.push({ point: hash32(`${owner}_${i}`), owner });
+    for (const owner of unique) {
+      // One SHA-256 digest yields eight 32-bit points: an eighth of the hashing of one per point.
+      for (let block = 0; block < POINTS_PER_HOST / 8; block++) {
+        const digest = createHash("sha256").update(`${owner}#${block}`).digest();
+        for (let i = 0; i < 8; i++) entries.push({ point: digest.readUInt32BE(i * 4), owner });
+      }
+    }
     entries.sort((a, b) => a.point - b.point || (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0));
     this.points = Uint32Array.from(entries, (e) => e.point);
     this.owners = entries.map((e) => e.owner);
