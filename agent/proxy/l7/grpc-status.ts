@@ -29,5 +29,6 @@ export function grpcStatusCode(value: string): number | undefined {
     const n = Number(trimmed);
     return n <= 0x7fffffff ? n : undefined;
   }
-  return GRPC_STATUS[trimmed.toUpperCase()];
+  const name = trimmed.toUpperCase();
+  return Object.hasOwn(GRPC_STATUS, name) ? GRPC_STATUS[name] : undefined;
 }
