@@ -21,6 +21,8 @@ export interface ProxyConfig {
   streamWindowBytes: number;
   /** HTTP/2 per-session receive window. */
   sessionWindowBytes: number;
+  /** How long an undeclared service port waits for the client's first bytes before it is TCP. */
+  sniffTimeoutMs?: number;
   /** Listen with SO_REUSEPORT so several workers share the ports. */
   reusePort?: boolean;
 }

@@ -34,6 +34,9 @@ function forward(from: Duplex, to: Duplex): void {
   from.once("end", () => {
     if (!to.destroyed) to.end();
   });
+  // A sniffed socket was left explicitly paused (its first bytes put back): a data listener
+  // alone would not start it.
+  from.resume();
 }
 
 /** Connects a and b both ways; calls done once both are closed. */

@@ -15,14 +15,24 @@ import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
 import { checkInbound } from "./inbound-policy.js";
+import type { HttpProxy } from "./l7/http-proxy.js";
+import { portHandling, sniff } from "./l7/protocol.js";
 import { baggageOf, workloadRef } from "./names.js";
 import { buildRequest, type OutboundRequest, type SocketAddr } from "./request.js";
+
+/** How long a port that declares no protocol waits for the client's first bytes (Istio's detection timeout). */
+export const DEFAULT_SNIFF_TIMEOUT_MS = 100;
+/** A declared HTTP port waits this long for the request before treating the connection as TCP. */
+const DECLARED_HTTP_WAIT_MS = 60_000;
 
 /** The outbound capture listener. */
 export class OutboundListener {
   private server?: Server;
 
-  constructor(private readonly ctx: ProxyContext) {}
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly http?: HttpProxy,
+  ) {}
 
   /** Starts listening on the configured outbound address. */
   async start(): Promise<void> {
@@ -54,6 +64,7 @@ export class OutboundListener {
       sock.resetAndDestroy();
       return;
     }
+    if (this.http && (await this.tryHttp(sock, src, dst))) return;
     const view = this.ctx.view();
     const req = buildRequest(view, src.ip, dst, this.ctx.pick);
     switch (req.kind) {
@@ -68,6 +79,30 @@ export class OutboundListener {
         else await this.hbone(sock, src, dst, req);
         return;
     }
+  }
+
+  /**
+   * Hands a connection to a service port that speaks HTTP to the L7 proxy; true when taken.
+   * Declared protocols decide first; undeclared ports are sniffed; what is not HTTP stays L4.
+   */
+  private async tryHttp(sock: Socket, src: SocketAddr, dst: SocketAddr): Promise<boolean> {
+    const http = this.http as HttpProxy;
+    const view = this.ctx.view();
+    const service = view.serviceByAddress(dst.ip, dst.port);
+    if (!service) return false;
+    const handling = portHandling(service.port.appProtocol);
+    if (handling === "l4") return false;
+    const source = view.workloadByAddress(src.ip);
+    if (!source || source.node !== view.nodeName) return false;
+    const wait = handling === "sniff" ? (this.ctx.config.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS) : DECLARED_HTTP_WAIT_MS;
+    const protocol = await sniff(sock, wait);
+    if (protocol === "closed") {
+      sock.destroy();
+      return true;
+    }
+    if (protocol === "tcp") return false;
+    http.accept(sock, protocol, { source, src, dst, service });
+    return true;
   }
 
   private info(src: SocketAddr, dst: SocketAddr, req: OutboundRequest, mode: string): ConnectionInfo {

@@ -12,6 +12,11 @@ import type { ProxyConfig, ProxyContext } from "./context.js";
 import { hboneConnector } from "./hbone-connect.js";
 import { InboundServer } from "./inbound.js";
 import { checkInbound } from "./inbound-policy.js";
+import { BalancerRegistry } from "./l7/balancer.js";
+import { UpstreamClients } from "./l7/clients.js";
+import { HttpProxy } from "./l7/http-proxy.js";
+import { LimiterRegistry } from "./l7/limiter.js";
+import { OutlierRegistry } from "./l7/outlier.js";
 import { OutboundListener } from "./outbound.js";
 import { HbonePool, type PoolStats } from "./pool.js";
 import { type EndpointPicker, randomPicker } from "./request.js";
@@ -34,6 +39,8 @@ export class NodeProxy {
   readonly ctx: ProxyContext;
   private readonly inbound: InboundServer;
   private readonly outbound: OutboundListener;
+  private readonly http: HttpProxy;
+  private readonly clients: UpstreamClients;
   private unsubscribe?: () => void;
   private readonly poolGauge: NodeJS.Timeout;
 
@@ -53,7 +60,15 @@ export class NodeProxy {
     const pool = new HbonePool(hboneConnector(base), deps.config.pool);
     this.ctx = { ...base, pool };
     this.inbound = new InboundServer(this.ctx);
-    this.outbound = new OutboundListener(this.ctx);
+    this.clients = new UpstreamClients(this.ctx);
+    this.http = new HttpProxy({
+      ctx: this.ctx,
+      clients: this.clients,
+      balancers: new BalancerRegistry(),
+      outliers: new OutlierRegistry(),
+      limiters: new LimiterRegistry(),
+    });
+    this.outbound = new OutboundListener(this.ctx, this.http);
     this.unsubscribe = deps.onViewChange((view) => this.recheck(view));
     this.poolGauge = setInterval(() => deps.metrics.poolSessions.set(pool.sessionCount), 1000);
     this.poolGauge.unref();
@@ -100,12 +115,14 @@ export class NodeProxy {
     this.unsubscribe?.();
     clearInterval(this.poolGauge);
     await this.outbound.close();
+    this.http.close();
     const deadline = setTimeout(() => this.ctx.connections.abortAll("proxy shutting down"), drainMs);
     deadline.unref();
     await Promise.all([this.inbound.close(true), this.ctx.pool.close(true)]);
     const until = Date.now() + drainMs;
     while (this.ctx.connections.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     this.ctx.connections.abortAll("proxy shutting down");
+    this.clients.close();
     clearTimeout(deadline);
     this.ctx.connections.stop();
   }

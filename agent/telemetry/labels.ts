@@ -34,8 +34,30 @@ export const TRAFFIC_LABELS = [
 /** One value per Istio traffic label. */
 export type TrafficLabels = Record<(typeof TRAFFIC_LABELS)[number], string>;
 
-/** Response flags as ztunnel reports them: "-" ok, DENY by policy, CONNECT failure upstream. */
-export type ResponseFlag = "-" | "DENY" | "CONNECT";
+/**
+ * Response flags: ztunnel's for connections ("-" ok, DENY by policy, CONNECT failure upstream)
+ * and Envoy's for requests: UO overflow (circuit breaker), UH no healthy upstream, UF upstream
+ * connect failure, URX retries exhausted, UT upstream timeout, UC upstream connection
+ * terminated, DC downstream closed, DI delay injected, FI fault abort, NR no route, RL rate
+ * limited. Several are joined with ",".
+ */
+export type ResponseFlag =
+  | "-"
+  | "DENY"
+  | "CONNECT"
+  | "UO"
+  | "UH"
+  | "UF"
+  | "URX"
+  | "UT"
+  | "UC"
+  | "DC"
+  | "DI"
+  | "FI"
+  | "NR"
+  | "RL"
+  | "DI,FI"
+  | "DI,UT";
 
 /** What the labels of one connection are built from. */
 export interface LabelInput {
@@ -47,7 +69,7 @@ export interface LabelInput {
   service?: Service;
   mtls: boolean;
   responseFlags?: ResponseFlag;
-  protocol?: "tcp" | "http";
+  protocol?: "tcp" | "http" | "grpc";
   clusterId?: string;
 }
 

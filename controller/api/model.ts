@@ -37,8 +37,11 @@ export interface Workload {
   ready: boolean;
 }
 
-/** Application protocol of a service port (from appProtocol or the port name). */
-export type AppProtocol = "tcp" | "http" | "http2" | "grpc";
+/**
+ * Application protocol of a service port (from appProtocol or the port name). "auto": the port
+ * declares nothing, so the proxy sniffs the client's first bytes (Istio's protocol detection).
+ */
+export type AppProtocol = "tcp" | "http" | "http2" | "grpc" | "auto";
 
 /** A port of a service. */
 export interface ServicePort {

@@ -75,7 +75,7 @@ function servicePort(o: Rec, path: string): ServicePort {
     name: optStr(o, "name", path),
     port: num(o, "port", path, 1, 65535),
     targetPort: num(o, "targetPort", path, 1, 65535),
-    appProtocol: oneOf(o, "appProtocol", path, ["tcp", "http", "http2", "grpc"] as const),
+    appProtocol: oneOf(o, "appProtocol", path, ["tcp", "http", "http2", "grpc", "auto"] as const),
   });
 }
 

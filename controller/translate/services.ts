@@ -4,7 +4,14 @@ import { type EndpointSlice, type KubeObject, LABELS, type PodSpec, type Service
 import type { AppProtocol, Endpoint, Service, ServicePort } from "../api/model.js";
 import { type Diagnostic, type Diagnostics, refOf, type TranslateOptions } from "./types.js";
 
-/** Protocol of a port from appProtocol, else Istio's port-name convention ("http-web", "grpc"). */
+/** Istio's port-name prefixes of protocols that are not HTTP: never sniffed. */
+const KNOWN_NON_HTTP = new Set(["tcp", "tls", "https", "mongo", "mysql", "redis", "udp", "kafka"]);
+
+/**
+ * Protocol of a port from appProtocol, else Istio's port-name convention ("http-web", "grpc",
+ * "tcp-db"); a port that says neither is "auto" (sniffed by the proxy). An appProtocol weft does
+ * not speak ("mysql", "kafka") is TCP: the user said what it is, and it is not HTTP.
+ */
 export function appProtocolOf(appProtocol: string | undefined, portName: string | undefined): AppProtocol {
   const ap = appProtocol?.toLowerCase();
   if (ap) {
@@ -17,7 +24,9 @@ export function appProtocolOf(appProtocol: string | undefined, portName: string 
   if (prefix === "http") return "http";
   if (prefix === "http2") return "http2";
   if (prefix === "grpc") return "grpc";
-  return "tcp";
+  if (prefix === "grpcweb") return "http";
+  if (prefix === undefined || prefix === "") return "auto";
+  return KNOWN_NON_HTTP.has(prefix) ? "tcp" : "auto";
 }
 
 /** EndpointSlices grouped by "<namespace>/<service name>". */

@@ -1,0 +1,99 @@
+/**
+ * A request body that can be sent more than once: chunks stream to the current attempt as they
+ * arrive and are kept (up to a limit) so a retry or a mirror can replay them. Past the limit the
+ * body streams on but can no longer be replayed, and retries stop (as Envoy's buffer limit does).
+ *
+ * Invariants: at most one sink at a time; a sink receives every chunk exactly once, in order,
+ * then end() once the source has ended; the source is paused while no sink takes data or the
+ * sink pushes back.
+ */
+import type { Readable, Writable } from "node:stream";
+
+/** Default bytes kept for replay (Envoy's per-request retry buffer is of this order). */
+export const REPLAY_LIMIT = 64 * 1024;
+
+/** A replayable request body. */
+export class ReplayableBody {
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  private overflowed = false;
+  private ended = false;
+  private failed?: Error;
+  private sink?: Writable;
+  /** Bytes read from the source so far. */
+  bytes = 0;
+
+  constructor(
+    private readonly source: Readable,
+    private readonly limit = REPLAY_LIMIT,
+  ) {
+    source.pause();
+    source.on("data", (c: Buffer) => this.onData(c));
+    source.once("end", () => {
+      this.ended = true;
+      this.sink?.end();
+    });
+    source.once("error", (e: Error) => {
+      this.failed = e;
+    });
+  }
+
+  /** False once more than the limit was read (a retry can no longer resend it). */
+  get replayable(): boolean {
+    return !this.overflowed && !this.failed;
+  }
+
+  /** True when the whole body has been read. */
+  get complete(): boolean {
+    return this.ended;
+  }
+
+  /** The whole body, when it is complete and was kept. */
+  buffered(): Buffer | undefined {
+    return this.ended && !this.overflowed ? Buffer.concat(this.chunks) : undefined;
+  }
+
+  /** Sends the body to a new sink: the kept chunks first, then live data. */
+  attach(sink: Writable): void {
+    this.detach();
+    this.sink = sink;
+    for (const c of this.chunks) sink.write(c);
+    if (this.ended) {
+      sink.end();
+      return;
+    }
+    this.source.resume();
+  }
+
+  /** Stops feeding the current sink (its attempt is abandoned). */
+  detach(): void {
+    if (!this.sink) return;
+    this.sink = undefined;
+    if (!this.ended) this.source.pause();
+  }
+
+  private onData(c: Buffer): void {
+    this.bytes += c.length;
+    if (!this.overflowed) {
+      if (this.kept + c.length <= this.limit) {
+        this.chunks.push(c);
+        this.kept += c.length;
+      } else {
+        this.overflowed = true;
+        this.chunks.length = 0;
+        this.kept = 0;
+      }
+    }
+    const sink = this.sink;
+    if (!sink) {
+      this.source.pause();
+      return;
+    }
+    if (!sink.write(c)) {
+      this.source.pause();
+      sink.once("drain", () => {
+        if (this.sink === sink) this.source.resume();
+      });
+    }
+  }
+}

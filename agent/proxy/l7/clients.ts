@@ -1,0 +1,346 @@
+/**
+ * Upstream HTTP connections, reused per (source workload, endpoint, protocol): HTTP/1.1
+ * keep-alive connections through an http.Agent whose sockets are tunnels (tunnel.ts), and one
+ * multiplexed HTTP/2 session per key for h2 and gRPC. Each exchange reports how it failed in
+ * the terms retries and outlier detection speak (connect-failure, reset, refused-stream).
+ *
+ * Invariants:
+ * - A tunnel carries one upstream HTTP connection and belongs to one source workload, so the
+ *   destination sees the right peer identity and `forwarded` address for every request on it.
+ * - Concurrency limits are not enforced here (the per-cluster RequestLimiter admits requests
+ *   before they reach a client); an Agent opens as many connections as requests in flight.
+ * - A client idle for idleTimeoutMs is closed and forgotten; a broken h2 session leaves the map
+ *   at once, so the next request opens a fresh one.
+ */
+import { Agent, type ClientRequest, request as h1request, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import { type ClientHttp2Session, type ClientHttp2Stream, constants as h2, connect as h2connect } from "node:http2";
+import type { Socket } from "node:net";
+import { type Duplex, type Readable, Writable } from "node:stream";
+import type { Workload } from "../../../controller/api/model.js";
+import type { ProxyContext } from "../context.js";
+import { openTunnel, TunnelRefusedError, type UpstreamTarget } from "./tunnel.js";
+
+/** The head of a request as sent upstream. */
+export interface UpstreamHead {
+  method: string;
+  path: string;
+  authority: string;
+  /** Lower-case names, no pseudo-headers, no hop-by-hop headers. */
+  headers: Record<string, string | string[]>;
+}
+
+/** A response head from upstream, with its body still streaming. */
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+  /** Trailers, once the body has ended (h2/gRPC; HTTP/1.1 chunked trailers). */
+  trailers(): IncomingHttpHeaders | undefined;
+}
+
+/** Why an exchange failed before a response head arrived. */
+export type ExchangeFailure =
+  | { kind: "connect-failure"; error: Error }
+  | { kind: "denied"; status: number; error: Error }
+  | { kind: "reset"; error: Error }
+  | { kind: "refused-stream"; error: Error };
+
+/** One request in flight upstream. */
+export interface Exchange {
+  /** Where the request body goes (end it when the downstream body ends). */
+  body: Writable;
+  /** Settles with the response head, or the failure. */
+  response: Promise<{ ok: true; response: UpstreamResponse } | { ok: false; failure: ExchangeFailure }>;
+  /** Abandons the exchange (timeout, downstream gone): the upstream stream is reset. */
+  abort(): void;
+}
+
+/** Connection settings from the DestinationRule's connectionPool. */
+export interface ClientSettings {
+  maxRequestsPerConnection?: number;
+  idleTimeoutMs?: number;
+}
+
+const DEFAULT_IDLE_MS = 60 * 60 * 1000;
+
+/** Makes an h2 stream look enough like a net.Socket for http.Agent's keep-alive bookkeeping. */
+function socketLike(d: Duplex): Socket {
+  const s = d as Duplex & Partial<Socket>;
+  if ((s as Partial<Socket>).setKeepAlive === undefined) {
+    // Node's http2 stream corrupts data when an HTTP/1 client corks a string head and a body
+    // into one writev (seen on Node 20): one write per chunk avoids that path.
+    (s as { _writev?: unknown })._writev = null;
+    Object.assign(s, {
+      setKeepAlive: () => s,
+      setNoDelay: () => s,
+      ref: () => s,
+      unref: () => s,
+    });
+  }
+  return s as Socket;
+}
+
+interface H1Entry {
+  agent: Agent;
+  lastUsed: number;
+}
+
+interface H2Entry {
+  session: Promise<ClientHttp2Session>;
+  lastUsed: number;
+}
+
+/** Per-worker upstream HTTP clients. */
+export class UpstreamClients {
+  private readonly h1 = new Map<string, H1Entry>();
+  private readonly h2 = new Map<string, H2Entry>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly ctx: ProxyContext) {
+    this.sweeper = setInterval(() => this.sweep(), 30_000);
+    this.sweeper.unref();
+  }
+
+  /** Starts one request to the target, from the source workload at sourceIp. */
+  send(
+    source: Workload,
+    sourceIp: string,
+    t: UpstreamTarget,
+    protocol: "http1" | "http2",
+    head: UpstreamHead,
+    settings: ClientSettings,
+  ): Exchange {
+    const key = `${source.uid}|${sourceIp}|${t.target.ip}:${t.target.port}|${t.mode}`;
+    return protocol === "http1" ? this.sendH1(key, source, sourceIp, t, head, settings) : this.sendH2(key, source, sourceIp, t, head);
+  }
+
+  private agentFor(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, settings: ClientSettings): Agent {
+    const hit = this.h1.get(key);
+    if (hit) {
+      hit.lastUsed = Date.now();
+      return hit.agent;
+    }
+    const ctx = this.ctx;
+    const maxPerConnection = settings.maxRequestsPerConnection ?? 0;
+    const served = new WeakMap<Socket, number>();
+    class TunnelAgent extends Agent {
+      override createConnection(_opts: unknown, cb: (err: Error | null, s?: Duplex) => void): undefined {
+        openTunnel(ctx, source, sourceIp, t).then(
+          (d) => cb(null, socketLike(d)),
+          (e: Error) => cb(e),
+        );
+        return undefined;
+      }
+      override keepSocketAlive(socket: Socket): boolean {
+        const n = (served.get(socket) ?? 0) + 1;
+        served.set(socket, n);
+        if (maxPerConnection > 0 && n >= maxPerConnection) return false;
+        return super.keepSocketAlive(socket) as unknown as boolean;
+      }
+    }
+    const agent = new TunnelAgent({
+      keepAlive: true,
+      maxFreeSockets: 256,
+      timeout: settings.idleTimeoutMs ?? DEFAULT_IDLE_MS,
+      scheduling: "lifo",
+    });
+    this.h1.set(key, { agent, lastUsed: Date.now() });
+    return agent;
+  }
+
+  private sendH1(
+    key: string,
+    source: Workload,
+    sourceIp: string,
+    t: UpstreamTarget,
+    head: UpstreamHead,
+    settings: ClientSettings,
+  ): Exchange {
+    const agent = this.agentFor(key, source, sourceIp, t, settings);
+    let connected = false;
+    const req: ClientRequest = h1request({
+      agent,
+      method: head.method,
+      path: head.path,
+      setHost: false,
+      headers: { ...head.headers, host: head.authority },
+      // The proxy decides on timeouts itself; Node's defaults would cut long responses.
+      timeout: 0,
+    });
+    req.once("socket", () => {
+      connected = true;
+    });
+    const response = new Promise<Awaited<Exchange["response"]>>((resolve) => {
+      req.once("response", (res: IncomingMessage) => {
+        resolve({
+          ok: true,
+          response: {
+            status: res.statusCode ?? 502,
+            headers: res.headers,
+            body: res,
+            trailers: () => (Object.keys(res.trailers).length > 0 ? res.trailers : undefined),
+          },
+        });
+      });
+      req.once("error", (e: Error) => {
+        if (e instanceof TunnelRefusedError) {
+          resolve({
+            ok: false,
+            failure: e.status === 403 ? { kind: "denied", status: 403, error: e } : { kind: "connect-failure", error: e },
+          });
+          return;
+        }
+        resolve({ ok: false, failure: connected ? { kind: "reset", error: e } : { kind: "connect-failure", error: e } });
+      });
+    });
+    return { body: req, response, abort: () => req.destroy() };
+  }
+
+  private sessionFor(key: string, source: Workload, sourceIp: string, t: UpstreamTarget): Promise<ClientHttp2Session> {
+    const hit = this.h2.get(key);
+    if (hit) {
+      hit.lastUsed = Date.now();
+      return hit.session;
+    }
+    const session = openTunnel(this.ctx, source, sourceIp, t).then((tunnel) => {
+      const s = h2connect(`http://${t.target.ip}:${t.target.port}`, {
+        createConnection: () => socketLike(tunnel),
+        settings: { enablePush: false },
+      });
+      const forget = () => {
+        if (this.h2.get(key)?.session === session) this.h2.delete(key);
+      };
+      s.on("error", forget);
+      s.on("close", forget);
+      s.on("goaway", forget);
+      s.on("error", (e) => this.ctx.log.debug({ err: e.message, upstream: key }, "upstream h2 session error"));
+      return s;
+    });
+    session.catch(() => {
+      if (this.h2.get(key)?.session === session) this.h2.delete(key);
+    });
+    this.h2.set(key, { session, lastUsed: Date.now() });
+    return session;
+  }
+
+  private sendH2(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, head: UpstreamHead): Exchange {
+    let stream: ClientHttp2Stream | undefined;
+    let aborted = false;
+    // The body sink must exist before the session does: buffer writes in a small relay.
+    const relay = new RelayWritable();
+    const response = this.sessionFor(key, source, sourceIp, t).then(
+      (session) =>
+        new Promise<Awaited<Exchange["response"]>>((resolve) => {
+          if (aborted) {
+            resolve({ ok: false, failure: { kind: "reset", error: new Error("aborted") } });
+            return;
+          }
+          try {
+            stream = session.request(
+              { ":method": head.method, ":path": head.path, ":authority": head.authority, ":scheme": "http", ...head.headers },
+              { endStream: false },
+            );
+          } catch (e) {
+            resolve({ ok: false, failure: { kind: "connect-failure", error: e as Error } });
+            return;
+          }
+          const s = stream;
+          relay.target(s);
+          let trailers: IncomingHttpHeaders | undefined;
+          s.once("trailers", (t) => {
+            trailers = t;
+          });
+          s.once("response", (h) => {
+            const { ":status": status, ...rest } = h;
+            resolve({
+              ok: true,
+              response: { status: Number(status), headers: rest as IncomingHttpHeaders, body: s, trailers: () => trailers },
+            });
+          });
+          s.once("close", () => {
+            const code = s.rstCode;
+            const error = new Error(`upstream stream closed before a response (RST code ${code})`);
+            resolve({
+              ok: false,
+              failure: code === h2.NGHTTP2_REFUSED_STREAM ? { kind: "refused-stream", error } : { kind: "reset", error },
+            });
+          });
+          s.on("error", () => undefined);
+        }),
+      (e: Error) => {
+        const failure: ExchangeFailure =
+          e instanceof TunnelRefusedError && e.status === 403
+            ? { kind: "denied", status: 403, error: e }
+            : { kind: "connect-failure", error: e };
+        return { ok: false as const, failure };
+      },
+    );
+    return {
+      body: relay,
+      response,
+      abort: () => {
+        aborted = true;
+        stream?.close(h2.NGHTTP2_CANCEL);
+      },
+    };
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [k, e] of this.h1) {
+      const sockets = Object.keys(e.agent.sockets).length + Object.keys(e.agent.requests).length;
+      if (sockets === 0 && now - e.lastUsed > DEFAULT_IDLE_MS) {
+        e.agent.destroy();
+        this.h1.delete(k);
+      }
+    }
+  }
+
+  /** Closes every upstream connection. */
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const e of this.h1.values()) e.agent.destroy();
+    for (const e of this.h2.values()) e.session.then((s) => s.close()).catch(() => undefined);
+    this.h1.clear();
+    this.h2.clear();
+  }
+}
+
+/**
+ * A writable that holds what is written until its real target exists (an h2 stream opened once
+ * the session is up), then forwards with the target's backpressure.
+ */
+class RelayWritable extends Writable {
+  private dest?: Writable;
+  private pending: { chunk: Buffer; cb: (e?: Error | null) => void }[] = [];
+  private ending?: () => void;
+
+  /** Sets the real destination and flushes what was held. */
+  target(dest: Writable): void {
+    this.dest = dest;
+    for (const p of this.pending) this.forward(p.chunk, p.cb);
+    this.pending = [];
+    if (this.ending) {
+      dest.end();
+      this.ending();
+    }
+  }
+
+  private forward(chunk: Buffer, cb: (e?: Error | null) => void): void {
+    const dest = this.dest as Writable;
+    if (dest.write(chunk)) cb();
+    else dest.once("drain", () => cb());
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    if (this.dest) this.forward(chunk, cb);
+    else this.pending.push({ chunk, cb });
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    if (this.dest) {
+      this.dest.end();
+      cb();
+    } else this.ending = () => cb();
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The client side of one request, HTTP/1.1 or HTTP/2 alike, so the request pipeline is written
+ * once: its head (hop-by-hop headers removed), its body, and the ways to answer — a local reply,
+ * or a streamed response with trailers (gRPC's grpc-status lives there).
+ */
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { constants as h2, type ServerHttp2Stream } from "node:http2";
+import type { Readable } from "node:stream";
+
+/** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1, and h2's forbidden ones). */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "http2-settings",
+  "host",
+]);
+
+/** A request's headers without pseudo-headers and hop-by-hop ones (TE: trailers survives, gRPC needs it). */
+export function endToEnd(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const named = String(headers.connection ?? "")
+    .toLowerCase()
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined || k.startsWith(":") || HOP_BY_HOP.has(k) || named.includes(k)) continue;
+    out[k] = v;
+  }
+  if (
+    String(headers.te ?? "")
+      .toLowerCase()
+      .includes("trailers")
+  )
+    out.te = "trailers";
+  return out;
+}
+
+/** HTTP status → gRPC status for replies the proxy makes to gRPC clients (as Envoy maps them). */
+export function grpcStatusForHttp(status: number): number {
+  if (status === 400) return 13;
+  if (status === 401) return 16;
+  if (status === 403) return 7;
+  if (status === 404) return 12;
+  if (status === 429 || status === 502 || status === 503 || status === 504) return 14;
+  return 2;
+}
+
+/** One downstream request. */
+export interface Downstream {
+  protocol: "http1" | "http2";
+  method: string;
+  path: string;
+  authority: string;
+  headers: Record<string, string | string[]>;
+  body: Readable;
+  /** The client speaks gRPC (content-type application/grpc…). */
+  grpc: boolean;
+  /** True once a response head went out. */
+  readonly headersSent: boolean;
+  /** Answers with a complete response made by the proxy; gRPC clients get a trailers-only reply. */
+  reply(status: number, body: string, headers?: OutgoingHttpHeaders, grpcStatus?: number): number;
+  /** Starts a streamed response; returns the body writer. */
+  start(status: number, headers: OutgoingHttpHeaders): ResponseWriter;
+  /** Resets the client's request (the response cannot be completed). */
+  abort(): void;
+  /** Registers a callback for the client going away before the response completed. */
+  onGone(fn: () => void): void;
+}
+
+/** Writes a streamed response body. */
+export interface ResponseWriter {
+  /** False: wait for drain. */
+  write(chunk: Buffer): boolean;
+  onDrain(fn: () => void): void;
+  /** Ends the response, with trailers when there are any. */
+  end(trailers?: IncomingHttpHeaders): void;
+}
+
+function responseHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined || k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+function trailersOnly(t: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(t)) if (v !== undefined && !k.startsWith(":")) out[k] = v;
+  return out;
+}
+
+function isGrpc(headers: IncomingHttpHeaders): boolean {
+  return String(headers["content-type"] ?? "").startsWith("application/grpc");
+}
+
+/** An HTTP/1.1 request from Node's server. */
+export function h1Downstream(req: IncomingMessage, res: ServerResponse): Downstream {
+  return {
+    protocol: "http1",
+    method: req.method ?? "GET",
+    path: req.url ?? "/",
+    authority: req.headers.host ?? "",
+    headers: endToEnd(req.headers),
+    body: req,
+    grpc: isGrpc(req.headers),
+    get headersSent() {
+      return res.headersSent;
+    },
+    reply(status, body, headers = {}, grpcStatus) {
+      if (res.headersSent) {
+        res.destroy();
+        return 0;
+      }
+      const payload = Buffer.from(body);
+      const extra = isGrpc(req.headers)
+        ? {
+            "content-type": "application/grpc",
+            "grpc-status": String(grpcStatus ?? grpcStatusForHttp(status)),
+            "grpc-message": encodeURIComponent(body.trim()),
+          }
+        : {};
+      res.writeHead(status, { "content-type": "text/plain", "content-length": payload.length, ...headers, ...extra });
+      res.end(payload);
+      return payload.length;
+    },
+    start(status, headers) {
+      res.writeHead(status, responseHeaders(headers));
+      return {
+        write: (c) => res.write(c),
+        onDrain: (fn) => res.once("drain", fn),
+        end: (trailers) => {
+          if (trailers && Object.keys(trailers).length > 0 && res.chunkedEncoding) res.addTrailers(trailersOnly(trailers));
+          res.end();
+        },
+      };
+    },
+    abort() {
+      res.destroy();
+      req.socket.destroy();
+    },
+    onGone(fn) {
+      res.once("close", () => {
+        if (!res.writableFinished) fn();
+      });
+    },
+  };
+}
+
+/** An HTTP/2 stream from Node's server (h2c prior knowledge; gRPC). */
+export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Downstream {
+  let sent = false;
+  return {
+    protocol: "http2",
+    method: String(headers[":method"] ?? "GET"),
+    path: String(headers[":path"] ?? "/"),
+    authority: String(headers[":authority"] ?? headers.host ?? ""),
+    headers: endToEnd(headers),
+    body: stream,
+    grpc: isGrpc(headers),
+    get headersSent() {
+      return sent || stream.headersSent;
+    },
+    reply(status, body, extra = {}, grpcStatus) {
+      if (stream.destroyed || stream.closed) return 0;
+      if (sent || stream.headersSent) {
+        stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+        return 0;
+      }
+      sent = true;
+      if (isGrpc(headers)) {
+        stream.respond(
+          {
+            ":status": 200,
+            "content-type": "application/grpc",
+            "grpc-status": String(grpcStatus ?? grpcStatusForHttp(status)),
+            "grpc-message": encodeURIComponent(body.trim()),
+            ...responseHeaders(extra),
+          },
+          { endStream: true },
+        );
+        return 0;
+      }
+      const payload = Buffer.from(body);
+      stream.respond({ ":status": status, "content-type": "text/plain", "content-length": payload.length, ...responseHeaders(extra) });
+      stream.end(payload);
+      return payload.length;
+    },
+    start(status, h) {
+      sent = true;
+      stream.respond({ ":status": status, ...responseHeaders(h) }, { waitForTrailers: true });
+      return {
+        write: (c) => stream.write(c),
+        onDrain: (fn) => stream.once("drain", fn),
+        end: (trailers) => {
+          stream.once("wantTrailers", () => {
+            if (trailers && Object.keys(trailers).length > 0) stream.sendTrailers(trailersOnly(trailers));
+            else stream.close();
+          });
+          stream.end();
+        },
+      };
+    },
+    abort() {
+      if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    },
+    onGone(fn) {
+      stream.once("close", () => {
+        if (!stream.writableFinished || stream.rstCode !== h2.NGHTTP2_NO_ERROR) fn();
+      });
+    },
+  };
+}

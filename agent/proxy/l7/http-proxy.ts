@@ -1,0 +1,451 @@
+/**
+ * The source node's HTTP proxy for captured connections to HTTP service ports: each request is
+ * routed on its own (router.ts), carried out by the forwarding layers (forward.ts) and streamed
+ * back, with Istio's request metrics (reporter="source") and one access log line per request.
+ * HTTP/1.1 connections share one Node HTTP server per worker (the connection's facts hang off
+ * the socket); an HTTP/2 (h2c, gRPC) connection gets its own small server.
+ */
+import { randomUUID } from "node:crypto";
+import diagnostics from "node:diagnostics_channel";
+import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import { createServer as createH2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Workload } from "../../../controller/api/model.js";
+import type { ServiceMatch } from "../../state/view.js";
+import { type ResponseFlag, trafficLabels } from "../../telemetry/labels.js";
+import type { ConnectionInfo } from "../connection-manager.js";
+import { spliceWith } from "../copy.js";
+import { workloadRef } from "../names.js";
+import type { SocketAddr } from "../request.js";
+import { ReplayableBody } from "./body.js";
+import { type Downstream, endToEnd, h1Downstream, h2Downstream } from "./downstream.js";
+import { type ForwardResult, forward, type L7Deps } from "./forward.js";
+import { withSniffedBytes } from "./protocol.js";
+import { applyHeaderOperations } from "./rewrite.js";
+import { type RouteDecision, route } from "./router.js";
+import { openTunnel, targetOf, type UpstreamTarget } from "./tunnel.js";
+
+/** Channel carrying RequestEvent per finished request (what `weft tap` shows). */
+export const requestChannel = diagnostics.channel("weft:request");
+
+/** The facts of a captured connection that every request on it shares. */
+export interface HttpConnScope {
+  source: Workload;
+  src: SocketAddr;
+  dst: SocketAddr;
+  service: ServiceMatch;
+}
+
+/** A finished request, for logs, tap and tests. */
+export interface RequestEvent {
+  method: string;
+  path: string;
+  authority: string;
+  status: number;
+  grpcStatus: string;
+  flags: ResponseFlag;
+  durationMs: number;
+  route: string;
+  upstream?: string;
+  upstreamCluster?: string;
+  attempts: number;
+  requestId: string;
+  source: string;
+  destinationWorkload?: string;
+  bytesSent: number;
+  bytesReceived: number;
+  reason?: string;
+}
+
+function routeName(d: RouteDecision): string {
+  const r = d.route;
+  if (!r) return "-";
+  return r.table ? `${r.table}${r.rule ? `#${r.rule}` : ""}` : "default";
+}
+
+/** The HTTP side of the outbound listener. */
+export class HttpProxy {
+  private readonly h1: Server;
+  private readonly scopes = new WeakMap<Socket, HttpConnScope>();
+  private readonly h2Sessions = new Set<{ close(): void }>();
+
+  constructor(private readonly deps: L7Deps) {
+    this.h1 = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 3_600_000, noDelay: true }, (req, res) =>
+      this.onH1(req, res),
+    );
+    this.h1.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.h1.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+      socket.end("HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    });
+    this.h1.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+      if (socket.writable)
+        socket.end(
+          `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nbad request: ${err.code ?? err.message}\n`,
+        );
+      else socket.destroy();
+    });
+  }
+
+  /** Takes a captured connection that speaks HTTP/1.1 or h2c. */
+  accept(sock: Socket, protocol: "http1" | "http2", scope: HttpConnScope): void {
+    const { ctx } = this.deps;
+    const info: ConnectionInfo = {
+      direction: "outbound",
+      mode: protocol === "http1" ? "http" : "http2",
+      src: scope.src,
+      dst: scope.dst,
+      target: undefined,
+      hbone: undefined,
+      srcWorkload: workloadRef(scope.source),
+      srcIdentity: scope.source.identity,
+      dstWorkload: undefined,
+      dstIdentity: undefined,
+      service: scope.service.service.key,
+      policy: undefined,
+    };
+    const labels = trafficLabels({
+      reporter: "source",
+      source: scope.source,
+      sourcePrincipal: scope.source.identity,
+      service: scope.service.service,
+      mtls: true,
+      protocol: "http",
+    });
+    const tracked = ctx.connections.open(
+      info,
+      labels,
+      () => ({ received: sock.bytesRead, sent: sock.bytesWritten }),
+      (reason) => {
+        ctx.log.info({ reason, src: info.srcWorkload }, "closing connection");
+        sock.destroy();
+      },
+    );
+    sock.once("close", () => tracked.close());
+    if (protocol === "http1") {
+      this.scopes.set(sock, scope);
+      this.h1.emit("connection", sock);
+      sock.resume();
+      return;
+    }
+    const server = createH2Server({ settings: { enablePush: false } });
+    server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      void this.handle(scope, h2Downstream(stream, headers)).catch((e: Error) => this.crashed(e, () => stream.close()));
+    });
+    server.on("session", (session) => {
+      this.h2Sessions.add(session);
+      session.once("close", () => this.h2Sessions.delete(session));
+      session.on("error", () => undefined);
+    });
+    server.emit("connection", withSniffedBytes(sock));
+  }
+
+  private crashed(e: Error, cleanup: () => void): void {
+    this.deps.ctx.log.error({ err: e.message, stack: e.stack }, "HTTP request handling failed; dropping that request");
+    try {
+      cleanup();
+    } catch {
+      // already gone
+    }
+  }
+
+  private onH1(req: IncomingMessage, res: ServerResponse): void {
+    const scope = this.scopes.get(req.socket);
+    if (!scope) {
+      res.writeHead(500).end();
+      return;
+    }
+    void this.handle(scope, h1Downstream(req, res)).catch((e: Error) => this.crashed(e, () => res.destroy()));
+  }
+
+  /** Routes, forwards and answers one request. */
+  private async handle(scope: HttpConnScope, down: Downstream): Promise<void> {
+    const { ctx } = this.deps;
+    const started = Date.now();
+    const headers = down.headers;
+    let requestId = headers["x-request-id"];
+    if (typeof requestId !== "string" || requestId === "") {
+      requestId = randomUUID();
+      headers["x-request-id"] = requestId;
+    }
+    const view = ctx.view();
+    const decision = route(view, {
+      method: down.method,
+      path: down.path,
+      authority: down.authority,
+      headers,
+      service: scope.service,
+      source: scope.source,
+    });
+    const ev: RequestEvent = {
+      method: down.method,
+      path: down.path,
+      authority: down.authority,
+      status: 0,
+      grpcStatus: "",
+      flags: "-",
+      durationMs: 0,
+      route: routeName(decision),
+      attempts: 0,
+      requestId,
+      source: workloadRef(scope.source),
+      bytesSent: 0,
+      bytesReceived: 0,
+    };
+    switch (decision.kind) {
+      case "direct":
+        down.body.resume();
+        ev.status = decision.status;
+        ev.bytesSent = down.reply(decision.status, decision.body ?? "");
+        this.finish(scope, ev, started);
+        return;
+      case "redirect":
+        down.body.resume();
+        ev.status = decision.status;
+        down.reply(decision.status, "", { location: decision.location });
+        this.finish(scope, ev, started);
+        return;
+      case "no-route":
+        down.body.resume();
+        ev.status = decision.status;
+        ev.flags = "NR";
+        ev.reason = decision.reason;
+        down.reply(decision.status, `no route: ${decision.reason}\n`);
+        this.finish(scope, ev, started);
+        return;
+      case "forward":
+        break;
+    }
+    const reqHeaders = applyHeaderOperations(headers, decision.requestHeaders) as Record<string, string | string[]>;
+    const q = decision.path.indexOf("?");
+    const body = new ReplayableBody(down.body);
+    const gone = new AbortController();
+    down.onGone(() => gone.abort());
+    ev.upstreamCluster = decision.cluster.key;
+    const result = await forward(this.deps, decision, {
+      source: scope.source,
+      sourceIp: scope.src.ip,
+      protocol: down.protocol,
+      head: { method: down.method, path: decision.path, authority: decision.authority, headers: reqHeaders },
+      query: q >= 0 ? decision.path.slice(q + 1) : "",
+      body,
+      signal: gone.signal,
+      started,
+    });
+    this.mirror(decision, scope, down, reqHeaders, body);
+    ev.attempts = result.attempts;
+    if (result.target) {
+      ev.upstream = `${result.target.target.ip}:${result.target.target.port}`;
+      if (result.target.workload) ev.destinationWorkload = workloadRef(result.target.workload);
+    }
+    if (result.kind === "local") {
+      body.detach();
+      down.body.resume();
+      ev.status = result.status;
+      ev.flags = result.flags;
+      ev.reason = result.reason;
+      if (down.grpc) ev.grpcStatus = String(result.grpcStatus ?? "");
+      if (result.status !== 499) ev.bytesSent = down.reply(result.status, `${result.reason}\n`, {}, result.grpcStatus);
+      ev.bytesReceived = body.bytes;
+      this.finish(scope, ev, started, result.target);
+      return;
+    }
+    await this.stream(down, decision, result, ev);
+    ev.bytesReceived = body.bytes;
+    this.finish(scope, ev, started, result.target);
+  }
+
+  /** Streams an upstream response to the client, honouring backpressure and the deadline. */
+  private stream(
+    down: Downstream,
+    decision: RouteDecision & { kind: "forward" },
+    result: ForwardResult & { kind: "response" },
+    ev: RequestEvent,
+  ): Promise<void> {
+    const res = result.response;
+    ev.status = res.status;
+    ev.flags = result.flags;
+    const out: OutgoingHttpHeaders = applyHeaderOperations(endToEnd(res.headers), decision.responseHeaders);
+    const grpcHead = res.headers["grpc-status"];
+    return new Promise<void>((resolve) => {
+      let finished = false;
+      const finish = (flags?: ResponseFlag) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        if (flags) ev.flags = flags;
+        const trailerStatus = res.trailers()?.["grpc-status"];
+        if (down.grpc) ev.grpcStatus = String(trailerStatus ?? grpcHead ?? "");
+        result.done();
+        resolve();
+      };
+      const remaining = result.deadline - Date.now();
+      const timer = Number.isFinite(remaining)
+        ? setTimeout(
+            () => {
+              // The whole-request timeout passed mid-body: the response cannot be completed.
+              result.abort();
+              down.abort();
+              finish("UT");
+            },
+            Math.max(0, remaining),
+          )
+        : undefined;
+      const writer = down.start(res.status, out);
+      down.onGone(() => {
+        result.abort();
+        finish("DC");
+      });
+      res.body.on("data", (c: Buffer) => {
+        ev.bytesSent += c.length;
+        if (!writer.write(c)) {
+          res.body.pause();
+          writer.onDrain(() => res.body.resume());
+        }
+      });
+      res.body.once("end", () => {
+        writer.end(res.trailers());
+        finish();
+      });
+      res.body.once("error", () => {
+        down.abort();
+        finish("UC");
+      });
+      res.body.once("close", () => {
+        if (!res.body.readableEnded) {
+          down.abort();
+          finish("UC");
+        }
+      });
+    });
+  }
+
+  /** Sends a copy of the request to each mirror that draws it; responses are discarded. */
+  private mirror(
+    decision: RouteDecision & { kind: "forward" },
+    scope: HttpConnScope,
+    down: Downstream,
+    headers: Record<string, string | string[]>,
+    body: ReplayableBody,
+  ): void {
+    for (const m of decision.mirrors) {
+      if (Math.random() * 100 >= m.percentage) continue;
+      const eps = m.cluster.endpoints;
+      const ep = eps[Math.floor(Math.random() * eps.length)];
+      if (!ep) continue;
+      const send = () => {
+        const copy = body.buffered();
+        if (!copy) return;
+        const t = targetOf(this.deps.ctx.view(), ep, m.cluster.port.targetPort);
+        const authority = decision.authority.replace(/^([^:]+)/, "$1-shadow");
+        const ex = this.deps.clients.send(
+          scope.source,
+          scope.src.ip,
+          t,
+          down.protocol,
+          { method: down.method, path: decision.path, authority, headers },
+          {},
+        );
+        ex.body.end(copy);
+        ex.response.then((r) => {
+          if (r.ok) r.response.body.resume();
+        });
+      };
+      if (body.complete) send();
+      else down.body.once("end", send);
+    }
+  }
+
+  private finish(scope: HttpConnScope, ev: RequestEvent, started: number, target?: UpstreamTarget): void {
+    const { ctx } = this.deps;
+    ev.durationMs = Date.now() - started;
+    const labels = trafficLabels({
+      reporter: "source",
+      source: scope.source,
+      sourcePrincipal: scope.source.identity,
+      ...(target?.workload ? { destination: target.workload } : {}),
+      service: scope.service.service,
+      mtls: target ? target.mode !== "passthrough" : true,
+      responseFlags: ev.flags,
+      protocol: ev.grpcStatus !== "" ? "grpc" : "http",
+    });
+    ctx.metrics.request(labels, ev.status, ev.grpcStatus, ev.durationMs, ev.bytesReceived, ev.bytesSent);
+    const fields = {
+      method: ev.method,
+      path: ev.path,
+      authority: ev.authority,
+      status: ev.status,
+      grpc_status: ev.grpcStatus || undefined,
+      response_flags: ev.flags,
+      duration_ms: ev.durationMs,
+      route: ev.route,
+      upstream: ev.upstream,
+      upstream_cluster: ev.upstreamCluster,
+      attempts: ev.attempts,
+      x_request_id: ev.requestId,
+      "src.workload": ev.source,
+      "dst.workload": ev.destinationWorkload,
+      bytes_sent: ev.bytesSent,
+      bytes_recv: ev.bytesReceived,
+      ...(ev.reason ? { reason: ev.reason } : {}),
+    };
+    if (ev.status >= 500 || ev.flags !== "-") ctx.log.warn(fields, "request complete");
+    else ctx.log.info(fields, "request complete");
+    if (requestChannel.hasSubscribers) requestChannel.publish(ev);
+  }
+
+  /** An HTTP/1.1 Upgrade (WebSocket): routed like a request, then spliced as bytes. */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const scope = this.scopes.get(req.socket as Socket);
+    const refuse = (status: number, why: string) => {
+      socket.end(`HTTP/1.1 ${status} ${why}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    };
+    if (!scope) {
+      refuse(500, "Internal Server Error");
+      return;
+    }
+    const { ctx } = this.deps;
+    const headers = endToEnd(req.headers);
+    const decision = route(ctx.view(), {
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      authority: req.headers.host ?? "",
+      headers,
+      service: scope.service,
+      source: scope.source,
+    });
+    if (decision.kind !== "forward") {
+      refuse(decision.kind === "no-route" ? decision.status : 503, "No Route");
+      return;
+    }
+    const eps = decision.cluster.endpoints;
+    const ep = eps[Math.floor(Math.random() * eps.length)];
+    if (!ep) {
+      refuse(503, "Service Unavailable");
+      return;
+    }
+    const t = targetOf(ctx.view(), ep, decision.cluster.port.targetPort);
+    openTunnel(ctx, scope.source, scope.src.ip, t).then(
+      (tunnel) => {
+        const lines = [`${req.method} ${decision.path} HTTP/1.1`, `host: ${decision.authority}`];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) {
+          const name = req.rawHeaders[i] as string;
+          if (name.toLowerCase() !== "host") lines.push(`${name}: ${req.rawHeaders[i + 1]}`);
+        }
+        tunnel.write(`${lines.join("\r\n")}\r\n\r\n`);
+        if (head.length > 0) tunnel.write(head);
+        spliceWith(socket, tunnel, () => undefined);
+      },
+      (e: Error) => {
+        ctx.log.warn({ err: e.message, upstream: `${t.target.ip}:${t.target.port}` }, "upgrade tunnel failed");
+        refuse(503, "Service Unavailable");
+      },
+    );
+  }
+
+  /** Closes HTTP/2 downstream sessions and the shared HTTP/1 server's idle connections. */
+  close(): void {
+    for (const s of this.h2Sessions) s.close();
+    this.h1.closeAllConnections();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * One byte stream to an upstream endpoint, for an upstream HTTP connection to ride on: a CONNECT
+ * stream on the pooled HBONE session (remote node), a checked direct dial (same node: the
+ * destination's inbound policy still runs), or plain TCP (endpoints outside the mesh).
+ */
+import { randomBytes } from "node:crypto";
+import { constants as h2 } from "node:http2";
+import type { Duplex } from "node:stream";
+import { PORT_HBONE } from "../../../controller/api/constants.js";
+import type { Endpoint, Workload } from "../../../controller/api/model.js";
+import type { MeshView } from "../../state/view.js";
+import type { ProxyContext } from "../context.js";
+import { dial } from "../dial.js";
+import { checkInbound } from "../inbound-policy.js";
+import { baggageOf } from "../names.js";
+import type { SocketAddr } from "../request.js";
+
+/** How an endpoint is reached. */
+export interface UpstreamTarget {
+  endpoint: Endpoint;
+  workload?: Workload;
+  /** The pod address and target port (the CONNECT :authority). */
+  target: SocketAddr;
+  mode: "hbone" | "same-node" | "passthrough";
+  /** Destination node's HBONE listener (hbone mode). */
+  hbone?: SocketAddr;
+}
+
+/** A tunnel the destination refused, with the status it answered (403: denied by policy). */
+export class TunnelRefusedError extends Error {
+  override readonly name = "TunnelRefusedError";
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Works out how to reach an endpoint of a service port (no I/O). */
+export function targetOf(view: MeshView, endpoint: Endpoint, targetPort: number): UpstreamTarget {
+  const workload = view.workloadByUid(endpoint.workloadUid) ?? view.workloadByAddress(endpoint.address);
+  const target = { ip: endpoint.address, port: targetPort };
+  if (!workload?.enrolled) return { endpoint, ...(workload ? { workload } : {}), target, mode: "passthrough" };
+  if (workload.node === view.nodeName) return { endpoint, workload, target, mode: "same-node" };
+  return { endpoint, workload, target, mode: "hbone", hbone: { ip: workload.nodeAddress, port: PORT_HBONE } };
+}
+
+/** Opens a byte stream from `source` (whose address is sourceIp) to the target. */
+export async function openTunnel(ctx: ProxyContext, source: Workload, sourceIp: string, t: UpstreamTarget): Promise<Duplex> {
+  if (t.mode === "passthrough") return dial(t.target, ctx.config.connectTimeoutMs);
+  if (t.mode === "same-node") {
+    const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target });
+    if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
+    return dial(t.target, ctx.config.connectTimeoutMs);
+  }
+  const workload = t.workload as Workload;
+  const stream = await ctx.pool.stream(
+    { srcIdentity: source.identity, dstIdentity: workload.identity, address: t.hbone as SocketAddr },
+    {
+      ":method": "CONNECT",
+      ":authority": `${t.target.ip}:${t.target.port}`,
+      forwarded: `for=${sourceIp}`,
+      traceparent: `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`,
+      baggage: baggageOf(source),
+    },
+  );
+  return new Promise<Duplex>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stream.close(h2.NGHTTP2_CANCEL);
+      reject(new Error(`HBONE CONNECT to ${t.target.ip}:${t.target.port} unanswered after ${ctx.config.connectTimeoutMs} ms`));
+    }, ctx.config.connectTimeoutMs);
+    stream.once("response", (h) => {
+      clearTimeout(timer);
+      const status = Number(h[":status"]);
+      if (status === 200) {
+        stream.off("close", onClose);
+        resolve(stream);
+        return;
+      }
+      stream.close(h2.NGHTTP2_CANCEL);
+      reject(new TunnelRefusedError(`destination refused the tunnel to ${t.target.ip}:${t.target.port}: HTTP ${status}`, status));
+    });
+    const onClose = () => {
+      clearTimeout(timer);
+      reject(new Error(`HBONE tunnel to ${t.target.ip}:${t.target.port} closed before the destination answered`));
+    };
+    stream.once("close", onClose);
+    stream.on("error", () => undefined);
+  });
+}
