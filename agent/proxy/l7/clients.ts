@@ -59,6 +59,8 @@ export interface Exchange {
 export interface ClientSettings {
   maxRequestsPerConnection?: number;
   idleTimeoutMs?: number;
+  /** Give up opening the upstream connection after this long (DestinationRule tcp.connectTimeout). */
+  connectTimeoutMs?: number;
 }
 
 const DEFAULT_IDLE_MS = 60 * 60 * 1000;
@@ -111,7 +113,7 @@ export class UpstreamClients {
     settings: ClientSettings,
   ): Exchange {
     const key = `${source.uid}|${sourceIp}|${t.target.ip}:${t.target.port}|${t.mode}`;
-    return protocol === "http1" ? this.sendH1(key, source, sourceIp, t, head, settings) : this.sendH2(key, source, sourceIp, t, head);
+    return protocol === "http1" ? this.sendH1(key, source, sourceIp, t, head, settings) : this.sendH2(key, source, sourceIp, t, head, settings);
   }
 
   private agentFor(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, settings: ClientSettings): Agent {
@@ -125,7 +127,7 @@ export class UpstreamClients {
     const served = new WeakMap<Socket, number>();
     class TunnelAgent extends Agent {
       override createConnection(_opts: unknown, cb: (err: Error | null, s?: Duplex) => void): undefined {
-        openTunnel(ctx, source, sourceIp, t).then(
+        openTunnel(ctx, source, sourceIp, t, settings.connectTimeoutMs).then(
           (d) => cb(null, socketLike(d)),
           (e: Error) => cb(e),
         );
@@ -196,13 +198,13 @@ export class UpstreamClients {
     return { body: req, response, abort: () => req.destroy() };
   }
 
-  private sessionFor(key: string, source: Workload, sourceIp: string, t: UpstreamTarget): Promise<ClientHttp2Session> {
+  private sessionFor(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, settings: ClientSettings): Promise<ClientHttp2Session> {
     const hit = this.h2.get(key);
     if (hit) {
       hit.lastUsed = Date.now();
       return hit.session;
     }
-    const session = openTunnel(this.ctx, source, sourceIp, t).then((tunnel) => {
+    const session = openTunnel(this.ctx, source, sourceIp, t, settings.connectTimeoutMs).then((tunnel) => {
       const s = h2connect(`http://${t.target.ip}:${t.target.port}`, {
         createConnection: () => socketLike(tunnel),
         settings: { enablePush: false },
@@ -223,12 +225,12 @@ export class UpstreamClients {
     return session;
   }
 
-  private sendH2(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, head: UpstreamHead): Exchange {
+  private sendH2(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, head: UpstreamHead, settings: ClientSettings): Exchange {
     let stream: ClientHttp2Stream | undefined;
     let aborted = false;
     // The body sink must exist before the session does: buffer writes in a small relay.
     const relay = new RelayWritable();
-    const response = this.sessionFor(key, source, sourceIp, t).then(
+    const response = this.sessionFor(key, source, sourceIp, t, settings).then(
       (session) =>
         new Promise<Awaited<Exchange["response"]>>((resolve) => {
           if (aborted) {

@@ -59,6 +59,8 @@ export type ForwardResult =
       flags: ResponseFlag;
       /** Deadline (ms epoch) for the response to complete; Infinity for none. */
       deadline: number;
+      /** A consistent-hash cookie the balancer generated, to set on the response. */
+      setCookie?: string;
       /** Call once the response has ended or failed: frees the limiter slot and balancer count. */
       done(): void;
       /** Abandons the upstream request (downstream gone, or deadline passed mid-body). */
@@ -187,9 +189,11 @@ async function attempts(
     tried.add(addr);
     const target = targetOf(view, picked.endpoint, cluster.port.targetPort);
     balancer.started(addr);
+    const tcp = cluster.policy.connectionPool?.tcp;
     const settings = {
       ...(pool?.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: pool.maxRequestsPerConnection } : {}),
       ...(pool?.idleTimeoutMs !== undefined ? { idleTimeoutMs: pool.idleTimeoutMs } : {}),
+      ...(tcp?.connectTimeoutMs !== undefined ? { connectTimeoutMs: tcp.connectTimeoutMs } : {}),
     };
     const ex = deps.clients.send(scope.source, scope.sourceIp, target, scope.protocol, scope.head, settings);
     scope.body.attach(ex.body);
@@ -245,6 +249,7 @@ async function attempts(
         attempts: attempt,
         flags: exhausted ? "URX" : "-",
         deadline,
+        ...(picked.setCookie ? { setCookie: picked.setCookie } : {}),
         done: finishedHere,
         abort: () => ex.abort(),
       };

@@ -266,6 +266,10 @@ export class HttpProxy {
     ev.status = res.status;
     ev.flags = result.flags;
     const out: OutgoingHttpHeaders = applyHeaderOperations(endToEnd(res.headers), decision.responseHeaders);
+    if (result.setCookie) {
+      const cur = out["set-cookie"];
+      out["set-cookie"] = cur === undefined ? [result.setCookie] : [...(Array.isArray(cur) ? cur : [String(cur)]), result.setCookie];
+    }
     const grpcHead = res.headers["grpc-status"];
     return new Promise<void>((resolve) => {
       let finished = false;

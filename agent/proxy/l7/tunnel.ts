@@ -47,12 +47,18 @@ export function targetOf(view: MeshView, endpoint: Endpoint, targetPort: number)
 }
 
 /** Opens a byte stream from `source` (whose address is sourceIp) to the target. */
-export async function openTunnel(ctx: ProxyContext, source: Workload, sourceIp: string, t: UpstreamTarget): Promise<Duplex> {
-  if (t.mode === "passthrough") return dial(t.target, ctx.config.connectTimeoutMs);
+export async function openTunnel(
+  ctx: ProxyContext,
+  source: Workload,
+  sourceIp: string,
+  t: UpstreamTarget,
+  connectTimeoutMs = ctx.config.connectTimeoutMs,
+): Promise<Duplex> {
+  if (t.mode === "passthrough") return dial(t.target, connectTimeoutMs);
   if (t.mode === "same-node") {
     const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target });
     if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
-    return dial(t.target, ctx.config.connectTimeoutMs);
+    return dial(t.target, connectTimeoutMs);
   }
   const workload = t.workload as Workload;
   const stream = await ctx.pool.stream(
@@ -68,8 +74,8 @@ export async function openTunnel(ctx: ProxyContext, source: Workload, sourceIp: 
   return new Promise<Duplex>((resolve, reject) => {
     const timer = setTimeout(() => {
       stream.close(h2.NGHTTP2_CANCEL);
-      reject(new Error(`HBONE CONNECT to ${t.target.ip}:${t.target.port} unanswered after ${ctx.config.connectTimeoutMs} ms`));
-    }, ctx.config.connectTimeoutMs);
+      reject(new Error(`HBONE CONNECT to ${t.target.ip}:${t.target.port} unanswered after ${connectTimeoutMs} ms`));
+    }, connectTimeoutMs);
     stream.once("response", (h) => {
       clearTimeout(timer);
       const status = Number(h[":status"]);
