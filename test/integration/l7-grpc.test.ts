@@ -99,6 +99,7 @@ describePrivileged("L7: gRPC over h2c routed per call by the source node proxy",
       ok: await sourceRequests(C, node, ok),
       unavailable: await sourceRequests(C, node, unavailable),
       notFound: await sourceRequests(C, node, notFound),
+      unavailable200: await sourceRequests(C, node, { ...unavailable, response_code: "200" }),
     };
     expect((await calls(2, 10)).statuses).toEqual({ 0: 20 });
     expect((await calls(2, 5, ["--status", "14"])).statuses).toEqual({ 14: 10 });
