@@ -1,9 +1,10 @@
 // A fortio-like load client run inside pods by the L7 tests (plain Node, no build step):
 //   load-client.mjs --url <url> [-c <connections>] [-n <requests per connection>]
 //                   [--header name:value ...] [--count-header x-served-by]
-//                   [--timeout-ms 10000] [--max-ms 120000] [--seq] [--last]
+//                   [--timeout-ms 10000] [--max-ms 120000] [--seq] [--last] [--no-keepalive]
 // c workers, each on its own HTTP/1.1 keep-alive connection (a new one only if the server closes
 // it), send n GETs each, one after another. Bounded: no request starts after --max-ms.
+// --no-keepalive: a new connection for every request (so even an L4 balancer spreads them).
 // Prints one JSON line:
 //   {requests, codes: {"200": n, ...}, byHeader: {value: n}, errors: {code: n}, ms,
 //    seq?: [[status, headerValue], ...] (in completion order), last?: {status, headers, body, ms}}
@@ -22,6 +23,7 @@ const { values: o } = parseArgs({
     "max-ms": { type: "string", default: "120000" },
     seq: { type: "boolean", default: false },
     last: { type: "boolean", default: false },
+    "no-keepalive": { type: "boolean", default: false },
   },
 });
 
@@ -103,12 +105,12 @@ function one(agent) {
 }
 
 async function worker() {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const agent = o["no-keepalive"] ? false : new Agent({ keepAlive: true, maxSockets: 1 });
   for (let i = 0; i < n && Date.now() - started < maxMs; i++) {
     requests++;
     await one(agent);
   }
-  agent.destroy();
+  if (agent) agent.destroy();
 }
 
 await Promise.all(Array.from({ length: c }, worker));

@@ -58,7 +58,7 @@ describePrivileged("L7: Gateway API HTTPRoute (GAMMA) in the source node proxy",
     await waitFor(
       "echo backends answering through the mesh",
       async () => {
-        const r = await loadClient(C, CLIENT, ["--url", url("/__health"), "-n", "20"]);
+        const r = await loadClient(C, CLIENT, ["--url", url("/__health"), "-n", "20", "--no-keepalive"]);
         if (r.codes["200"] !== 20 || !r.byHeader["echo-v1"] || !r.byHeader["echo-v2"]) throw new Error(JSON.stringify(r));
         return true;
       },

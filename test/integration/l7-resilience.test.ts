@@ -88,8 +88,9 @@ describePrivileged("L7: circuit breaking, outlier detection and retries in the s
 
   it("ejects the endpoint that answers 500 after consecutive5xxErrors, sends it nothing for baseEjectionTime, then lets it back", async () => {
     const bad = podIp(C, NS, "flaky-bad");
-    // Without the rule the failing endpoint takes its share.
-    const plain = await loadClient(C, CLIENT, ["--url", url("flaky"), "-n", "30"]);
+    // Without the rule the failing endpoint takes its share. Every request on a new connection
+    // throughout, so what is measured is the proxy's endpoint choice, not a pinned connection.
+    const plain = await loadClient(C, CLIENT, ["--url", url("flaky"), "-n", "30", "--no-keepalive"]);
     expect(plain.codes["500"]).toBeGreaterThan(0);
 
     await applyIn(C, NS, join(ISTIO, "destination-rule-outlier-detection.yaml"));
@@ -99,7 +100,7 @@ describePrivileged("L7: circuit breaking, outlier detection and retries in the s
       "the failing endpoint ejected (its 500s stop)",
       async () => {
         t0 = Date.now();
-        const r = await loadClient(C, CLIENT, ["--url", url("flaky"), "-n", "30", "--seq"]);
+        const r = await loadClient(C, CLIENT, ["--url", url("flaky"), "-n", "30", "--seq", "--no-keepalive"]);
         errorsSeen += r.codes["500"] ?? 0;
         const tail = (r.seq ?? []).slice(15);
         if (tail.length < 15 || tail.some(([code]) => code !== 200))
@@ -112,14 +113,14 @@ describePrivileged("L7: circuit breaking, outlier detection and retries in the s
     expect(errorsSeen).toBeGreaterThanOrEqual(3); // consecutive5xxErrors: 3 before the ejection
     // While ejected: no request reaches it at all (its own counter stands still).
     const during = await httpbinStats(C, CLIENT, bad, PORT);
-    const burst = await loadClient(C, CLIENT, ["--url", url("flaky"), "-c", "3", "-n", "10"]);
+    const burst = await loadClient(C, CLIENT, ["--url", url("flaky"), "-c", "3", "-n", "10", "--no-keepalive"]);
     expect(burst.codes).toEqual({ 200: 30 });
     expect((await httpbinStats(C, CLIENT, bad, PORT)).total).toBe(during.total);
     // After baseEjectionTime (15 s) it is tried again.
     const back = await waitFor(
       "the ejected endpoint getting requests again",
       async () => {
-        await loadClient(C, CLIENT, ["--url", url("flaky"), "-n", "6"]);
+        await loadClient(C, CLIENT, ["--url", url("flaky"), "-n", "6", "--no-keepalive"]);
         return (await httpbinStats(C, CLIENT, bad, PORT)).total > during.total ? Date.now() : 0;
       },
       45_000,
