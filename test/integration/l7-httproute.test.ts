@@ -73,12 +73,13 @@ describePrivileged("L7: Gateway API HTTPRoute (GAMMA) in the source node proxy",
 
   it("splits 80/20 between echo-v1 and echo-v2 within ±3 points over 2,000 requests", async () => {
     await applyIn(C, NS, route("httproute-split-80-20.yaml"));
-    const split = (n: number, c: number) =>
-      loadClient(C, CLIENT, ["--url", url(), "-c", String(c), "-n", String(n / c), "--max-ms", "120000"]);
+    const split = (n: number, c: number, extra: string[] = []) =>
+      loadClient(C, CLIENT, ["--url", url(), "-c", String(c), "-n", String(n / c), "--max-ms", "120000", ...extra]);
     await waitFor(
       "the 80/20 route in effect",
       async () => {
-        const r = await split(200, 10);
+        // New connections, so connections pinned to one backend cannot pass for the split.
+        const r = await split(200, 10, ["--no-keepalive"]);
         if (percent(r.byHeader, "echo-v1") < 70) throw new Error(`backends seen: ${JSON.stringify(r.byHeader)}`);
         return true;
       },
