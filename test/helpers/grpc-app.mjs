@@ -6,8 +6,9 @@
 //       answers Who with its version; a request with status != 0 gets that grpc-status instead
 //       (details "version <v>", trailer x-version: <v>). Prints "listening <port>" when ready.
 //   grpc-app.mjs client --target <host:port> [-c 1] [-n 1] [--metadata name:value ...]
-//                       [--status <code>] [--deadline-ms 5000] [--max-ms 120000]
-//       c concurrent callers over one channel (one HTTP/2 connection), n calls each; prints one
+//                       [--status <code>] [--deadline-ms 5000] [--max-ms 120000] [--connection-per-caller]
+//       c concurrent callers over one channel (one HTTP/2 connection; with --connection-per-caller
+//       each caller has its own channel and connection), n calls each; prints one
 //       JSON line {calls, versions: {v1: n}, statuses: {"0": n, "14": n}, errors: {details: n}, ms}.
 
 import { hostname } from "node:os";
@@ -57,6 +58,7 @@ const { values: o } = parseArgs({
     status: { type: "string", default: "0" },
     "deadline-ms": { type: "string", default: "5000" },
     "max-ms": { type: "string", default: "120000" },
+    "connection-per-caller": { type: "boolean", default: false },
   },
 });
 
@@ -98,7 +100,9 @@ if (mode === "server") {
   const deadlineMs = int("deadline-ms", o["deadline-ms"], 1, 600_000);
   const maxMs = int("max-ms", o["max-ms"], 1, 3_600_000);
   const Client = grpc.makeGenericClientConstructor(SERVICE, "Echo");
-  const client = new Client(o.target, grpc.credentials.createInsecure());
+  const shared = new Client(o.target, grpc.credentials.createInsecure());
+  // A local subchannel pool gives a channel its own connection instead of sharing the process's.
+  const own = () => new Client(o.target, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
   const md = new grpc.Metadata();
   for (const m of o.metadata) {
     const i = m.indexOf(":");
@@ -113,7 +117,7 @@ if (mode === "server") {
   const bump = (map, k) => {
     map[k] = (map[k] ?? 0) + 1;
   };
-  const one = () =>
+  const one = (client) =>
     new Promise((resolve) => {
       client.Who({ status, note: "" }, md, { deadline: Date.now() + deadlineMs }, (err, reply) => {
         if (err) {
@@ -129,13 +133,15 @@ if (mode === "server") {
       });
     });
   const worker = async () => {
+    const client = o["connection-per-caller"] ? own() : shared;
     for (let i = 0; i < n && Date.now() - started < maxMs; i++) {
       calls++;
-      await one();
+      await one(client);
     }
+    if (client !== shared) client.close();
   };
   await Promise.all(Array.from({ length: c }, worker));
-  client.close();
+  shared.close();
   console.log(JSON.stringify({ calls, versions, statuses, errors, ms: Date.now() - started }));
 } else {
   console.error(

@@ -17,8 +17,21 @@ const NS = "grpc";
 const PORT = 50051;
 const CLIENT = `${NS}/client`;
 const target = () => `${vip(C, NS, "grpc-echo")}:${PORT}`;
+// Each caller on its own HTTP/2 connection: a connection pinned to one endpoint (L4) can then
+// never pass for per-call routing; the proxy must route every call on each connection.
 const calls = (c: number, n: number, extra: string[] = []) =>
-  grpcClient(C, CLIENT, ["--target", target(), "-c", String(c), "-n", String(n), "--max-ms", "120000", ...extra]);
+  grpcClient(C, CLIENT, [
+    "--target",
+    target(),
+    "-c",
+    String(c),
+    "-n",
+    String(n),
+    "--max-ms",
+    "120000",
+    "--connection-per-caller",
+    ...extra,
+  ]);
 
 describePrivileged("L7: gRPC over h2c routed per call by the source node proxy", () => {
   beforeAll(async () => {
@@ -53,13 +66,15 @@ describePrivileged("L7: gRPC over h2c routed per call by the source node proxy",
     await forceDown(C);
   });
 
-  it("routes calls with x-user: tester to v2 and all others to v1, on the same connection per client", async () => {
+  it("routes calls with x-user: tester to v2 and all others to v1, per call on each connection", async () => {
     await applyIn(C, NS, join(ISTIO, "virtual-service-grpc-header.yaml"));
     await waitFor(
       "the header route in effect",
       async () => {
         const r = await calls(4, 10, ["--metadata", "x-user:tester"]);
-        if (Object.keys(r.versions).join() !== "v2") throw new Error(`versions seen: ${JSON.stringify(r.versions)}`);
+        const other = await calls(4, 10);
+        if (Object.keys(r.versions).join() !== "v2" || Object.keys(other.versions).join() !== "v1")
+          throw new Error(`versions seen: tester ${JSON.stringify(r.versions)}, others ${JSON.stringify(other.versions)}`);
         return true;
       },
       20_000,
