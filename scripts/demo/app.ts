@@ -3,18 +3,31 @@
  * → ratings) as plain HTTP services that know nothing of the mesh. Like Kubernetes apps, they find
  * services through <NAME>_SERVICE_HOST/_PORT environment variables (the local cluster has no DNS).
  *
- *   node app.js --role productpage|details|reviews|ratings [--version v1] [--port 9080]
+ *   node app.js --role productpage|details|reviews|ratings [--version v1] [--port 9080] [--call-timeout-ms 10000]
  *   node app.js --role loadgen --target productpage [--rps 2] [--duration-s 3600]
+ *
+ * As Istio's Bookinfo, for its traffic-management tasks:
+ * - productpage calls details and reviews; reviews v2 and v3 call ratings, v1 does not.
+ * - every app copies `end-user`, `x-request-id`, W3C and B3 trace headers to its own calls.
+ * - productpage's user comes from `?user=NAME`, an `end-user` header or a `user=NAME` cookie
+ *   (Istio's takes a login form; see headers.ts).
+ * - productpage answers 200 even when a call failed, reporting each call's status and duration
+ *   under `calls` (Istio's page shows "error fetching product reviews"), and says which reviews
+ *   version answered in `reviewsVersion` and the `x-weft-reviews-version` header ("none" if none).
+ * - every answer lists the propagated headers the app received under `received`.
  */
-import { createServer, get, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import { type CallResult, call } from "./call.js";
+import { endUser, forwardHeaders } from "./headers.js";
 
 const { values: opts } = parseArgs({
   options: {
     role: { type: "string" },
     version: { type: "string", default: "v1" },
     port: { type: "string", default: "9080" },
+    "call-timeout-ms": { type: "string", default: "10000" },
     target: { type: "string", default: "productpage" },
     rps: { type: "string", default: "2" },
     "duration-s": { type: "string", default: "3600" },
@@ -22,56 +35,23 @@ const { values: opts } = parseArgs({
 });
 
 const POD = process.env.POD_NAME ?? hostname();
+// Longer than any fault the tasks inject (ratings' 7 s delay), so a caller sees the delay, not its own deadline.
+const CALL_TIMEOUT_MS = Number(opts["call-timeout-ms"]);
 
-/** Address of a service from the Kubernetes-style environment. */
-function serviceAddr(name: string): { host: string; port: number } {
-  const key = name.toUpperCase().replace(/-/g, "_");
-  const host = process.env[`${key}_SERVICE_HOST`];
-  const port = Number(process.env[`${key}_SERVICE_PORT`] ?? 9080);
-  if (!host) throw new Error(`${key}_SERVICE_HOST is not set: cannot find service ${name}`);
-  return { host, port };
-}
-
-/** GET a JSON document from a service, with a deadline. */
-function fetchJson(name: string, path: string, headers: Record<string, string>): Promise<unknown> {
-  const { host, port } = serviceAddr(name);
-  return new Promise((resolve, reject) => {
-    const req = get({ host, port, path, headers, timeout: 3000, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => {
-        body += c;
-      });
-      res.on("end", () => {
-        if ((res.statusCode ?? 500) >= 400) reject(new Error(`${name}${path}: HTTP ${res.statusCode}`));
-        else {
-          try {
-            resolve(JSON.parse(body));
-          } catch {
-            reject(new Error(`${name}${path}: not JSON`));
-          }
-        }
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error(`${name}${path}: timed out`)));
-    req.on("error", reject);
-  });
-}
-
-/** Trace headers an app forwards so spans join up (what Bookinfo does). */
-function traceHeaders(req: IncomingMessage): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const h of ["traceparent", "tracestate", "baggage", "x-request-id"]) {
-    const v = req.headers[h];
-    if (typeof v === "string") out[h] = v;
-  }
-  return out;
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "x-served-by": POD, "content-length": Buffer.byteLength(text) });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "x-served-by": POD,
+    "content-length": Buffer.byteLength(text),
+    ...extra,
+  });
   res.end(text);
+}
+
+/** What a call reports on the page: its outcome without the body (shown separately). */
+function summary(r: CallResult): Omit<CallResult, "body"> {
+  return { status: r.status, ms: r.ms, ...(r.error ? { error: r.error } : {}) };
 }
 
 const STARS: Record<string, string> = { v1: "none", v2: "black", v3: "red" };
@@ -79,37 +59,65 @@ const STARS: Record<string, string> = { v1: "none", v2: "black", v3: "red" };
 async function handle(role: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? "/", "http://x");
   if (url.pathname === "/health") return send(res, 200, { ok: true, pod: POD });
+  const received = forwardHeaders(req.headers);
   switch (role) {
     case "details":
-      return send(res, 200, { id: 0, title: "The Comedy of Errors", author: "William Shakespeare", year: 1595, pages: 200, pod: POD });
+      return send(res, 200, {
+        id: 0,
+        title: "The Comedy of Errors",
+        author: "William Shakespeare",
+        year: 1595,
+        pages: 200,
+        pod: POD,
+        received,
+      });
     case "ratings":
-      return send(res, 200, { id: 0, ratings: { Reviewer1: 5, Reviewer2: 4 }, pod: POD });
+      return send(res, 200, { id: 0, ratings: { Reviewer1: 5, Reviewer2: 4 }, pod: POD, received });
     case "reviews": {
       const reviews: Record<string, unknown> = {
         id: 0,
         version: opts.version,
         pod: POD,
+        received,
         reviews: [
           { reviewer: "Reviewer1", text: "An extremely entertaining play." },
           { reviewer: "Reviewer2", text: "Absolutely fun." },
         ],
       };
       if (opts.version !== "v1") {
-        try {
-          reviews.ratings = await fetchJson("ratings", "/ratings/0", traceHeaders(req));
-          reviews.stars = STARS[opts.version as string] ?? "black";
-        } catch (e) {
-          reviews.ratings = { error: (e as Error).message };
-        }
+        const r = await call("ratings", "/ratings/0", received, CALL_TIMEOUT_MS);
+        reviews.ratingsCall = summary(r);
+        reviews.ratings = r.error ? { error: "Ratings service is currently unavailable" } : r.body;
+        reviews.stars = STARS[opts.version as string] ?? "black";
       }
       return send(res, 200, reviews);
     }
     case "productpage": {
-      const h = traceHeaders(req);
-      const [details, reviews] = await Promise.allSettled([fetchJson("details", "/details/0", h), fetchJson("reviews", "/reviews/0", h)]);
-      const val = (r: PromiseSettledResult<unknown>) => (r.status === "fulfilled" ? r.value : { error: (r.reason as Error).message });
-      const ok = details.status === "fulfilled" && reviews.status === "fulfilled";
-      return send(res, ok ? 200 : 503, { product: "The Comedy of Errors", pod: POD, details: val(details), reviews: val(reviews) });
+      const user = endUser(url, req.headers);
+      const headers = { ...received };
+      if (user) headers["end-user"] = user;
+      else delete headers["end-user"];
+      const [details, reviews] = await Promise.all([
+        call("details", "/details/0", headers, CALL_TIMEOUT_MS),
+        call("reviews", "/reviews/0", headers, CALL_TIMEOUT_MS),
+      ]);
+      const version = reviews.error ? undefined : (reviews.body as { version?: unknown }).version;
+      const reviewsVersion = typeof version === "string" ? version : "none";
+      return send(
+        res,
+        200,
+        {
+          product: "The Comedy of Errors",
+          pod: POD,
+          user: user ?? null,
+          reviewsVersion,
+          details: details.error ? { error: "Sorry, product details are currently unavailable" } : details.body,
+          reviews: reviews.error ? { error: "Sorry, product reviews are currently unavailable" } : reviews.body,
+          calls: { details: summary(details), reviews: summary(reviews) },
+          received,
+        },
+        { "x-weft-reviews-version": reviewsVersion },
+      );
     }
     default:
       return send(res, 404, { error: `unknown role ${role}` });
@@ -123,13 +131,11 @@ async function loadgen(): Promise<void> {
   let ok = 0;
   let failed = 0;
   while (Date.now() < until) {
-    try {
-      await fetchJson(opts.target as string, "/productpage", {});
-      ok++;
-    } catch (e) {
+    const r = await call(opts.target as string, "/productpage", {}, 3000);
+    if (r.error) {
       failed++;
-      if (failed % 10 === 1) console.error(`loadgen: ${(e as Error).message}`);
-    }
+      if (failed % 10 === 1) console.error(`loadgen: ${r.error}`);
+    } else ok++;
     if ((ok + failed) % 50 === 0) console.log(JSON.stringify({ ok, failed }));
     await new Promise((r) => setTimeout(r, 1000 / rps));
   }
@@ -139,6 +145,10 @@ async function loadgen(): Promise<void> {
 if (opts.role === "loadgen") {
   await loadgen();
 } else if (opts.role && ["productpage", "details", "reviews", "ratings"].includes(opts.role)) {
+  if (!(CALL_TIMEOUT_MS > 0)) {
+    console.error(`--call-timeout-ms '${opts["call-timeout-ms"]}': expected a positive number of milliseconds`);
+    process.exit(2);
+  }
   const role = opts.role;
   const server = createServer((req, res) => {
     handle(role, req, res).catch((e: Error) => send(res, 500, { error: e.message }));
@@ -147,6 +157,6 @@ if (opts.role === "loadgen") {
   server.listen(Number(opts.port), "0.0.0.0", () => console.log(`${role} ${opts.version} listening on ${opts.port}`));
   process.on("SIGTERM", () => server.close(() => process.exit(0)));
 } else {
-  console.error("usage: app.js --role productpage|details|reviews|ratings|loadgen [--version v1] [--port 9080]");
+  console.error("usage: app.js --role productpage|details|reviews|ratings|loadgen [--version v1] [--port 9080] [--call-timeout-ms 10000]");
   process.exit(2);
 }

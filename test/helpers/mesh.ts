@@ -24,7 +24,7 @@ export async function meshUp(
   cluster: string,
   pods: TestPod[],
   enrolled: string[],
-  services: { ns: string; name: string; port: number; targetPort: number; selector: Record<string, string> }[] = [],
+  services: { ns: string; name: string; port: number; targetPort: number; selector: Record<string, string>; appProtocol?: string }[] = [],
 ): Promise<void> {
   await forceDown(cluster);
   await clusterUp({ ...DEFAULT_SPEC, name: cluster, podsPerNode: 0 });
@@ -41,7 +41,7 @@ export async function meshUp(
     await addService(cluster, {
       namespace: s.ns,
       name: s.name,
-      ports: [{ port: s.port, targetPort: s.targetPort, protocol: "TCP" }],
+      ports: [{ port: s.port, targetPort: s.targetPort, protocol: "TCP", ...(s.appProtocol ? { appProtocol: s.appProtocol } : {}) }],
       selector: s.selector,
     });
   await startMesh(cluster, { debounce: "20ms" });
