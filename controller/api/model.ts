@@ -127,6 +127,11 @@ export interface AuthorizationPolicy {
   action: "ALLOW" | "DENY" | "AUDIT";
   /** ALLOW with no rules allows nothing; a rule {} matches everything (Istio semantics). */
   rules: AuthzRule[];
+  /**
+   * Why the object failed validation (field path: problem). Present only then; the policy is
+   * already in its fail-closed form (ALLOW with fewer or no rules, or DENY of the whole scope).
+   */
+  errors?: string[];
 }
 
 /** mTLS mode of PeerAuthentication. */
@@ -141,6 +146,8 @@ export interface PeerAuthentication {
   mode: MtlsMode;
   /** Per-port overrides (workload scope only, as in Istio). */
   portLevelMtls: Record<string, MtlsMode>;
+  /** Why the object failed validation; present only then, with mode already STRICT (fail closed). */
+  errors?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------

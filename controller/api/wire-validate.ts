@@ -165,6 +165,7 @@ function authorizationPolicy(o: Rec): AuthorizationPolicy {
     scope: scope(rec(o.scope, "scope"), "scope"),
     action: oneOf(o, "action", "", ["ALLOW", "DENY", "AUDIT"] as const),
     rules: list(o, "rules", "", authzRule),
+    ...errorsOf(o),
   };
 }
 
@@ -181,7 +182,14 @@ function peerAuthentication(o: Rec): PeerAuthentication {
     scope: scope(rec(o.scope, "scope"), "scope"),
     mode: oneOf(o, "mode", "", MTLS_MODES),
     portLevelMtls,
+    ...errorsOf(o),
   };
+}
+
+/** Validation errors an invalid (fail-closed) policy carries; absent when there are none. */
+function errorsOf(o: Rec): { errors?: string[] } {
+  const errors = strList(o, "errors", "");
+  return errors.length ? { errors } : {};
 }
 
 function trustBundle(o: Rec): TrustBundle {
