@@ -427,6 +427,8 @@ export interface MeshSnapshotData {
   routes?: RouteTable[];
   /** Traffic policies per destination (DestinationRule). Always set by the agent, like routes. */
   destinationPolicies?: DestinationPolicy[];
+  /** Routing objects the controller refused as invalid, with why (absent: none). */
+  refused?: { kind: string; namespace: string; name: string; errors: string[] }[];
 }
 
 /** SPIFFE id of a service account. */

@@ -37,7 +37,7 @@ import {
   strList,
   strMap,
 } from "./wire-check.js";
-import type { MeshConfig, TrustBundle } from "./wire-types.js";
+import type { MeshConfig, RefusedObject, TrustBundle } from "./wire-types.js";
 import { destinationPolicyFromWire, routeTableFromWire } from "./wire-validate-routes.js";
 
 const MTLS_MODES: readonly MtlsMode[] = ["STRICT", "PERMISSIVE", "DISABLE", "UNSET"];
@@ -208,11 +208,22 @@ function trustBundle(o: Rec): TrustBundle {
   return { trustDomain: str(o, "trustDomain", "", true), rootsPem, signingRootSha256 };
 }
 
+function refusedObject(o: Rec, path: string): RefusedObject {
+  return {
+    kind: str(o, "kind", path, true),
+    namespace: str(o, "namespace", path, true),
+    name: str(o, "name", path, true),
+    errors: strList(o, "errors", path),
+  };
+}
+
 function meshConfig(o: Rec): MeshConfig {
+  const refused = list(o, "refused", "", refusedObject);
   return {
     trustDomain: str(o, "trustDomain", "", true),
     rootNamespace: str(o, "rootNamespace", "", true),
     clusterDomain: str(o, "clusterDomain", "", true),
+    ...(refused.length ? { refused } : {}),
   };
 }
 

@@ -8,9 +8,10 @@ import { parseSpiffeId } from "../api/model.js";
 import { translateDestinationRule } from "./destination-rule.js";
 import { ServiceIndex } from "./hosts.js";
 import { translateHttpRoute } from "./http-route.js";
+import { unknownSubsets } from "./route-checks.js";
 import { translateAuthorizationPolicy, translatePeerAuthentication } from "./security.js";
 import { type ServiceMemo, slicesByService, translateServices } from "./services.js";
-import { type ClusterObjects, Diagnostics, type MeshModel, refOf, type TranslateOptions } from "./types.js";
+import { type ClusterObjects, Diagnostics, type MeshModel, type RefusedObject, refOf, type TranslateOptions } from "./types.js";
 import { translateVirtualService } from "./virtual-service.js";
 import { translateWorkloads, type WorkloadMemo } from "./workloads.js";
 
@@ -73,18 +74,61 @@ export function translate(objects: ClusterObjects, opts: TranslateOptions = DEFA
       return null;
     }
   };
+  const refused: RefusedObject[] = [];
+  /** Routing objects are refused whole when invalid; agents list them (weft policies). */
+  const routing = <T>(o: KubeObject, fn: () => T | null): T | null => {
+    const before = diags.list.length;
+    const out = guard(o, fn);
+    const errors = diags.list.slice(before).filter((d) => d.severity === "error");
+    if (out === null && errors.length)
+      refused.push(
+        refusedOf(
+          o,
+          errors.map((d) => d.message),
+        ),
+      );
+    return out;
+  };
+  const destinationPolicies = byKey(objects.DestinationRule.map((o) => routing(o, () => translateDestinationRule(o, index, diags))));
+  const routeObjects = new Map<string, KubeObject>();
+  const routes = byKey([
+    ...objects.VirtualService.map((o) =>
+      routing(o, () => {
+        const table = translateVirtualService(o, index, diags);
+        if (table) routeObjects.set(table.key, o);
+        return table;
+      }),
+    ),
+    ...objects.HTTPRoute.map((o) => routing(o, () => translateHttpRoute(o, index, diags))),
+  ]).filter((table) => {
+    const o = routeObjects.get(table.key);
+    const problems = o ? unknownSubsets(table, destinationPolicies) : [];
+    if (!o || problems.length === 0) return true;
+    const messages = problems.map((p) => `invalid: ${p.path}: ${p.message}; VirtualService refused`);
+    for (const m of messages) diags.error(refOf(o), m);
+    refused.push(refusedOf(o, messages));
+    return false;
+  });
   return {
-    meshConfig: { trustDomain: opts.trustDomain, rootNamespace: opts.rootNamespace, clusterDomain: opts.clusterDomain },
+    meshConfig: {
+      trustDomain: opts.trustDomain,
+      rootNamespace: opts.rootNamespace,
+      clusterDomain: opts.clusterDomain,
+      ...(refused.length
+        ? { refused: refused.sort((a, b) => `${a.kind}/${a.namespace}/${a.name}`.localeCompare(`${b.kind}/${b.namespace}/${b.name}`)) }
+        : {}),
+    },
     workloads,
     services,
     authorizationPolicies: byKey(objects.AuthorizationPolicy.map((o) => guard(o, () => translateAuthorizationPolicy(o, opts, diags)))),
     peerAuthentications: byKey(objects.PeerAuthentication.map((o) => guard(o, () => translatePeerAuthentication(o, opts, diags)))),
-    routes: byKey([
-      ...objects.VirtualService.map((o) => guard(o, () => translateVirtualService(o, index, diags))),
-      ...objects.HTTPRoute.map((o) => guard(o, () => translateHttpRoute(o, index, diags))),
-    ]),
-    destinationPolicies: byKey(objects.DestinationRule.map((o) => guard(o, () => translateDestinationRule(o, index, diags)))),
+    routes,
+    destinationPolicies,
     nodes: [...nodes.keys()].sort(),
     diagnostics: diags.list,
   };
+}
+
+function refusedOf(o: KubeObject, errors: string[]): RefusedObject {
+  return { kind: o.kind, namespace: o.metadata.namespace ?? "default", name: o.metadata.name, errors };
 }

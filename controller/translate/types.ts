@@ -1,7 +1,9 @@
 /** Inputs and outputs of translation: Kubernetes objects in, the mesh model and diagnostics out. */
 import type { KubeObject } from "../api/kube-types.js";
 import type { AuthorizationPolicy, DestinationPolicy, PeerAuthentication, RouteTable, Service, Workload } from "../api/model.js";
-import type { MeshConfig } from "../api/wire-types.js";
+import type { MeshConfig, RefusedObject } from "../api/wire-types.js";
+
+export type { RefusedObject };
 
 /** The kinds translation reads. */
 export const SOURCE_KINDS = [
