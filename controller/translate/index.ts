@@ -15,6 +15,9 @@ import { type ClusterObjects, Diagnostics, type MeshModel, type RefusedObject, r
 import { translateVirtualService } from "./virtual-service.js";
 import { translateWorkloads, type WorkloadMemo } from "./workloads.js";
 
+/** A DNS-1123 subdomain, as Kubernetes requires of Node names. */
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
 /** Defaults for translation options. */
 export const DEFAULT_TRANSLATE_OPTIONS: TranslateOptions = {
   trustDomain: "cluster.local",
@@ -24,6 +27,14 @@ export const DEFAULT_TRANSLATE_OPTIONS: TranslateOptions = {
 
 function byName(objs: readonly KubeObject[]): Map<string, KubeObject> {
   return new Map(objs.map((o) => [o.metadata.name, o]));
+}
+
+/** Node names become token file names and credentials: one Kubernetes would refuse is skipped. */
+function validNode(n: KubeObject, diags: Diagnostics): boolean {
+  const name = n.metadata?.name;
+  if (typeof name === "string" && NODE_NAME.test(name)) return true;
+  diags.error(refOf(n), `invalid: metadata.name: '${String(name)}' is not a valid node name (lower-case DNS subdomain); node skipped`);
+  return false;
 }
 
 function byKey<T extends { key: string }>(items: readonly (T | null)[]): T[] {
@@ -56,7 +67,7 @@ export class TranslationMemo {
 export function translate(objects: ClusterObjects, opts: TranslateOptions = DEFAULT_TRANSLATE_OPTIONS, memo?: TranslationMemo): MeshModel {
   const diags = new Diagnostics();
   const namespaces = byName(objects.Namespace);
-  const nodes = byName(objects.Node);
+  const nodes = byName(objects.Node.filter((n) => validNode(n, diags)));
   const workloads = translateWorkloads(objects.Pod, namespaces, nodes, opts, diags, memo?.workloads).sort((a, b) =>
     a.uid < b.uid ? -1 : 1,
   );
