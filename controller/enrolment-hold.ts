@@ -8,7 +8,7 @@ import type { Workload } from "./api/model.js";
 import type { MeshModel, SourceKind } from "./translate/types.js";
 
 /** Kinds whose absence would widen access (no AuthorizationPolicy = allow all, no PeerAuthentication = permissive). */
-export const POLICY_KINDS: readonly SourceKind[] = ["AuthorizationPolicy", "PeerAuthentication"];
+const POLICY_KINDS: readonly SourceKind[] = ["AuthorizationPolicy", "PeerAuthentication"];
 
 /** A source kind that cannot be read, as the Kubernetes source reports it. */
 export interface UnreadableKind {

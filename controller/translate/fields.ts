@@ -40,7 +40,7 @@ function distance(a: string, b: string): number {
 }
 
 /** " (did you mean X?)" when an unknown key is close to a known one, else "". */
-export function didYouMean(key: string, known: Iterable<string>): string {
+function didYouMean(key: string, known: Iterable<string>): string {
   let best: string | undefined;
   let bestD = Number.POSITIVE_INFINITY;
   for (const k of known) {
