@@ -1,7 +1,7 @@
 /**
  * Translation: the cluster's Kubernetes objects → the mesh model. Pure (no I/O, no clock), so
  * it is table-tested and the agent's local-file mode runs exactly the controller's code.
- * Invalid objects are reported and skipped; everything else still flows.
+ * Invalid objects are reported and skipped (security policy: kept, fail-closed); the rest flows.
  */
 import type { KubeObject } from "../api/kube-types.js";
 import { parseSpiffeId } from "../api/model.js";
