@@ -14,6 +14,7 @@ import { caDir, loadPluginCa, loadSecretCa, loadStateDirCa } from "./ca/root-sto
 import { CaService } from "./ca/service.js";
 import type { ControllerConfig } from "./config.js";
 import { DiagnosticsReporter } from "./diagnostics.js";
+import { holdNewEnrolments, type SourceCondition, sourceConditions } from "./enrolment-hold.js";
 import { createLogger, type Logger } from "./log.js";
 import { RotatingServerCredentials } from "./server-credentials.js";
 import { FileSource } from "./sources/file.js";
@@ -48,6 +49,9 @@ export class Controller {
   private model: MeshModel | undefined;
   private readonly memo = new TranslationMemo();
   private reporter!: DiagnosticsReporter;
+  /** Why sources are not fully readable (status); logged when they change. */
+  private conditions: SourceCondition[] = [];
+  private readonly badTokenNodes = new Set<string>();
   private debouncer!: Debouncer;
   xds!: XdsService;
   caService!: CaService;
@@ -125,9 +129,12 @@ export class Controller {
     this.debouncer.cancel();
     this.recompute();
     await this.serve();
+    for (const cond of this.conditions) this.log.error({ condition: cond.type, kinds: cond.kinds }, cond.message);
     this.registerAdmin();
     await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: (e as Error).message }, "no status socket"));
     if (c.ca.kind === "state-dir") this.every(2000, () => this.reloadCaIfChanged());
+    // A kind becoming unreadable (or readable) changes no object: look for it here.
+    if (this.kubeSource) this.every(1000, () => this.recheckConditions());
     this.log.info({ port: this.port, ca: this.ca.origin }, "controller ready");
   }
 
@@ -207,12 +214,18 @@ export class Controller {
 
   private recomputeOrThrow(): void {
     const start = performance.now();
-    const model = translate(this.store.snapshot(), this.config.translate, this.memo);
+    let model = translate(this.store.snapshot(), this.config.translate, this.memo);
     const translateMs = performance.now() - start;
+    this.updateConditions();
+    const unknown = this.conditions.find((c) => c.type === "PolicyUnknown");
+    if (unknown) {
+      const before = new Set(this.model?.workloads.filter((w) => w.enrolled).map((w) => w.uid));
+      model = holdNewEnrolments(model, before, `policy is not known (${unknown.kinds.join(", ")} cannot be read)`);
+    }
     this.translations++;
     this.model = model;
     this.reporter.update(model.diagnostics);
-    if (this.tokens) for (const n of model.nodes) this.tokens.ensure(n);
+    if (this.tokens) for (const n of model.nodes) this.ensureToken(n);
     const set = this.xds.update(model, this.ca.trustBundle());
     this.log.debug(
       {
@@ -225,6 +238,35 @@ export class Controller {
       },
       "mesh state pushed",
     );
+  }
+
+  /** One node's token; a node that cannot get one is logged (once), and the rest of the mesh still flows. */
+  private ensureToken(node: string): void {
+    try {
+      (this.tokens as BootstrapTokens).ensure(node);
+    } catch (e) {
+      if (this.badTokenNodes.has(node)) return;
+      this.badTokenNodes.add(node);
+      this.log.error({ node, err: (e as Error).message }, "cannot mint a bootstrap token for this node; its agent cannot connect");
+    }
+  }
+
+  private recheckConditions(): void {
+    const next = this.kubeSource ? sourceConditions(this.kubeSource.unreadable()) : [];
+    if (JSON.stringify(next) !== JSON.stringify(this.conditions)) this.debouncer.trigger();
+  }
+
+  /** Source conditions from the Kubernetes source; each change is logged (at error while policy is unknown or stale). */
+  private updateConditions(): void {
+    const next = this.kubeSource ? sourceConditions(this.kubeSource.unreadable()) : [];
+    const text = (l: SourceCondition[]) => JSON.stringify(l);
+    if (text(next) === text(this.conditions)) return;
+    // Before serving, kinds are still being listed: that is starting, not a condition to shout about.
+    if (this.server) {
+      for (const c of next) this.log.error({ condition: c.type, kinds: c.kinds }, c.message);
+      if (next.length === 0) this.log.info("every source kind can be read again");
+    }
+    this.conditions = next;
   }
 
   private servingNames(): { dns: string[]; ips: string[] } {
@@ -314,6 +356,7 @@ export class Controller {
             events: this.events && { sent: this.events.sent, dropped: this.events.dropped },
           }
         : undefined,
+      conditions: this.conditions,
       translations: this.translations,
       diagnostics: this.reporter.list().length,
       xds: this.xds.status(),

@@ -31,6 +31,11 @@ function scopeText(scope: PolicyScope): string {
   return scope.kind === "workload" ? sel : scope.kind === "mesh" ? (sel ? `mesh, ${sel}` : "mesh") : "namespace";
 }
 
+/** What an invalid policy's row says: it is enforced in its fail-closed form, and why. */
+function invalidText(errors: readonly string[] | undefined): string {
+  return errors?.length ? `; INVALID, enforced fail-closed: ${errors.join("; ")}` : "";
+}
+
 /** Every policy the agent holds, with what it applies to on this node. */
 export function policyRows(data: MeshSnapshotData): PolicyRow[] {
   const view = new MeshView(data);
@@ -47,7 +52,7 @@ export function policyRows(data: MeshSnapshotData): PolicyRow[] {
       namespace: p.namespace,
       name: p.name,
       scope: scopeText(p.scope),
-      detail: `${p.action}, ${p.rules.length} rule${p.rules.length === 1 ? "" : "s"}${p.action === "ALLOW" && p.rules.length === 0 ? " (allows nothing)" : ""}`,
+      detail: `${p.action}, ${p.rules.length} rule${p.rules.length === 1 ? "" : "s"}${p.action === "ALLOW" && p.rules.length === 0 ? " (allows nothing)" : ""}${invalidText(p.errors)}`,
       appliesTo: appliesTo(p),
     });
   for (const p of data.peerAuthentications) {
@@ -57,7 +62,7 @@ export function policyRows(data: MeshSnapshotData): PolicyRow[] {
       namespace: p.namespace,
       name: p.name,
       scope: scopeText(p.scope),
-      detail: `mTLS ${p.mode}${ports.length ? ` (ports ${ports.join(", ")})` : ""}`,
+      detail: `mTLS ${p.mode}${ports.length ? ` (ports ${ports.join(", ")})` : ""}${invalidText(p.errors)}`,
       appliesTo: appliesTo(p),
     });
   }
@@ -78,6 +83,15 @@ export function policyRows(data: MeshSnapshotData): PolicyRow[] {
       scope: d.workloadSelector ? `clients ${Object.entries(d.workloadSelector).map(([k, v]) => `${k}=${v}`)}` : "all clients",
       detail: `${d.subsets.length} subsets${d.trafficPolicy?.loadBalancer?.simple ? `, ${d.trafficPolicy.loadBalancer.simple}` : ""}`,
       appliesTo: [`service ${d.service ?? d.host}`],
+    });
+  for (const r of data.refused ?? [])
+    rows.push({
+      kind: r.kind,
+      namespace: r.namespace,
+      name: r.name,
+      scope: "-",
+      detail: `REFUSED (not applied): ${r.errors.join("; ")}`,
+      appliesTo: [],
     });
   return rows.sort((a, b) => a.kind.localeCompare(b.kind) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
 }

@@ -133,6 +133,7 @@ export class StateUpdater {
       peerAuthentications: byName(get("PeerAuthentication")),
       routes: byName(get("RouteTable")),
       destinationPolicies: byName(get("DestinationPolicy")),
+      ...(meshConfig?.refused?.length ? { refused: meshConfig.refused } : {}),
     });
     const state: MeshState = {
       revision: ++this.revision,

@@ -130,6 +130,11 @@ export interface AuthorizationPolicy {
   action: "ALLOW" | "DENY" | "AUDIT";
   /** ALLOW with no rules allows nothing; a rule {} matches everything (Istio semantics). */
   rules: AuthzRule[];
+  /**
+   * Why the object failed validation (field path: problem). Present only then; the policy is
+   * already in its fail-closed form (ALLOW with fewer or no rules, or DENY of the whole scope).
+   */
+  errors?: string[];
 }
 
 /** mTLS mode of PeerAuthentication. */
@@ -144,6 +149,8 @@ export interface PeerAuthentication {
   mode: MtlsMode;
   /** Per-port overrides (workload scope only, as in Istio). */
   portLevelMtls: Record<string, MtlsMode>;
+  /** Why the object failed validation; present only then, with mode already STRICT (fail closed). */
+  errors?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,6 +430,8 @@ export interface MeshSnapshotData {
   routes?: RouteTable[];
   /** Traffic policies per destination (DestinationRule). Always set by the agent, like routes. */
   destinationPolicies?: DestinationPolicy[];
+  /** Routing objects the controller refused as invalid, with why (absent: none). */
+  refused?: { kind: string; namespace: string; name: string; errors: string[] }[];
 }
 
 /** SPIFFE id of a service account. */

@@ -66,9 +66,20 @@ export interface TrustBundle {
   signingRootSha256: string;
 }
 
+/** A routing object the controller refused as invalid (weft.mesh.v1.RefusedObject). */
+export interface RefusedObject {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** Each problem with its field path. */
+  errors: string[];
+}
+
 /** Mesh-wide settings (weft.mesh.v1.MeshConfig). */
 export interface MeshConfig {
   trustDomain: string;
   rootNamespace: string;
   clusterDomain: string;
+  /** Routing objects refused as invalid, so that every agent can show why (weft policies). */
+  refused?: RefusedObject[];
 }

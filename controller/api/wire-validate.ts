@@ -37,7 +37,7 @@ import {
   strList,
   strMap,
 } from "./wire-check.js";
-import type { MeshConfig, TrustBundle } from "./wire-types.js";
+import type { MeshConfig, RefusedObject, TrustBundle } from "./wire-types.js";
 import { destinationPolicyFromWire, routeTableFromWire } from "./wire-validate-routes.js";
 
 const MTLS_MODES: readonly MtlsMode[] = ["STRICT", "PERMISSIVE", "DISABLE", "UNSET"];
@@ -165,6 +165,7 @@ function authorizationPolicy(o: Rec): AuthorizationPolicy {
     scope: scope(rec(o.scope, "scope"), "scope"),
     action: oneOf(o, "action", "", ["ALLOW", "DENY", "AUDIT"] as const),
     rules: list(o, "rules", "", authzRule),
+    ...errorsOf(o),
   };
 }
 
@@ -181,7 +182,14 @@ function peerAuthentication(o: Rec): PeerAuthentication {
     scope: scope(rec(o.scope, "scope"), "scope"),
     mode: oneOf(o, "mode", "", MTLS_MODES),
     portLevelMtls,
+    ...errorsOf(o),
   };
+}
+
+/** Validation errors an invalid (fail-closed) policy carries; absent when there are none. */
+function errorsOf(o: Rec): { errors?: string[] } {
+  const errors = strList(o, "errors", "");
+  return errors.length ? { errors } : {};
 }
 
 function trustBundle(o: Rec): TrustBundle {
@@ -200,11 +208,22 @@ function trustBundle(o: Rec): TrustBundle {
   return { trustDomain: str(o, "trustDomain", "", true), rootsPem, signingRootSha256 };
 }
 
+function refusedObject(o: Rec, path: string): RefusedObject {
+  return {
+    kind: str(o, "kind", path, true),
+    namespace: str(o, "namespace", path, true),
+    name: str(o, "name", path, true),
+    errors: strList(o, "errors", path),
+  };
+}
+
 function meshConfig(o: Rec): MeshConfig {
+  const refused = list(o, "refused", "", refusedObject);
   return {
     trustDomain: str(o, "trustDomain", "", true),
     rootNamespace: str(o, "rootNamespace", "", true),
     clusterDomain: str(o, "clusterDomain", "", true),
+    ...(refused.length ? { refused } : {}),
   };
 }
 

@@ -46,8 +46,16 @@ export class Informer {
   private syncedResolve: (() => void) | undefined;
   /** Resolves once the first list has been delivered. */
   readonly synced: Promise<void>;
+  /** Resolves once the first list has been delivered or the API server refused it (403). */
+  readonly settled: Promise<void>;
+  private settledResolve: (() => void) | undefined;
   /** Number of full lists done (1 + relists after 410 Gone or errors). */
   lists = 0;
+  /**
+   * The API server's refusal since the last good answer (403: installed, not readable), or
+   * undefined. Objects already delivered stay in the store meanwhile: a refusal is not "none".
+   */
+  refusal: { statusCode: number; message: string } | undefined;
 
   constructor(
     private readonly opts: InformerOptions,
@@ -56,6 +64,10 @@ export class Informer {
     this.synced = new Promise((r) => {
       this.syncedResolve = r;
     });
+    this.settled = new Promise((r) => {
+      this.settledResolve = r;
+    });
+    void this.synced.then(() => this.settledResolve?.());
   }
 
   /** The resourceVersion the next watch resumes from. */
@@ -72,6 +84,9 @@ export class Informer {
   async start(): Promise<void> {
     const lib = await import("@kubernetes/client-node");
     const range = this.opts.watchTimeoutSeconds ?? [300, 600];
+    const clearRefusal = () => {
+      this.refusal = undefined;
+    };
     class BookmarkingWatch extends lib.Watch {
       override watch(
         path: string,
@@ -80,7 +95,11 @@ export class Informer {
         done: (err: unknown) => void,
       ): Promise<AbortController> {
         const timeoutSeconds = range[0] + Math.floor(Math.random() * (range[1] - range[0] + 1));
-        return super.watch(path, { ...query, allowWatchBookmarks: true, timeoutSeconds }, cb, done);
+        const seen = (phase: string, obj: unknown, raw?: unknown) => {
+          clearRefusal();
+          cb(phase, obj, raw);
+        };
+        return super.watch(path, { ...query, allowWatchBookmarks: true, timeoutSeconds }, seen, done);
       }
     }
     const lw = new lib.ListWatch<KubernetesObject>(
@@ -125,7 +144,17 @@ export class Informer {
     const delay = Math.min(30_000, 500 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
     this.attempt = Math.min(this.attempt + 1, 10);
     const message = err instanceof Error ? err.message : String(err);
-    this.opts.log.warn({ path: this.opts.path, err: message, retryInMs: Math.round(delay) }, "watch failed; restarting");
+    const statusCode = (err as { statusCode?: unknown }).statusCode;
+    if (statusCode === 403) {
+      const first = this.refusal === undefined;
+      this.refusal = { statusCode, message };
+      this.settledResolve?.();
+      const held = this.lists > 0 ? "the objects read before are kept" : "none has ever been read";
+      const fields = { path: this.opts.path, kind: this.opts.kind, statusCode, err: message, retryInMs: Math.round(delay) };
+      // Loud once per outage; the retries after it are routine.
+      if (first) this.opts.log.error(fields, `the API server refuses to list/watch ${this.opts.kind} (${statusCode}): check RBAC; ${held}`);
+      else this.opts.log.debug(fields, "still refused; retrying");
+    } else this.opts.log.warn({ path: this.opts.path, err: message, retryInMs: Math.round(delay) }, "watch failed; restarting");
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (!this.stopped) this.listWatch?.start().catch((e) => this.retry(e));
@@ -151,6 +180,8 @@ export class Informer {
       cont = page.metadata?.continue || undefined;
     } while (cont);
     this.lists++;
+    if (this.refusal) this.opts.log.info({ path: this.opts.path, kind: this.opts.kind }, `${this.opts.kind} can be read again`);
+    this.refusal = undefined;
     // ListWatch applies the items right after this promise resolves; mark synced after that.
     setImmediate(() => this.syncedResolve?.());
     return { metadata: { resourceVersion }, items };

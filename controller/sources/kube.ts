@@ -43,13 +43,15 @@ export class KubeSource {
   private stopped = false;
   /** Kinds whose CRD is not installed (checked again periodically). */
   readonly missing = new Set<SourceKind>();
+  /** Kinds whose API group could not be discovered (an error other than 404), with the error; retried. */
+  private readonly undiscovered = new Map<SourceKind, string>();
 
   constructor(private readonly opts: KubeSourceOptions) {}
 
   /**
-   * Starts every informer; resolves when each kind that exists has been listed once, or after
-   * syncTimeoutMs (a kind the API server keeps refusing, e.g. for lack of RBAC, is logged and
-   * must not keep the whole mesh from being served).
+   * Starts every informer; resolves when each kind that exists has been listed once or refused
+   * (403: reported by unreadable()), or after syncTimeoutMs (a kind the API server does not
+   * answer is logged and must not keep the whole mesh from being served).
    */
   async start(): Promise<void> {
     const pending = await this.startAvailable([...SOURCE_KINDS]);
@@ -63,7 +65,7 @@ export class KubeSource {
       const slow = [...this.informers.entries()].filter(([, i]) => i.lists === 0).map(([k]) => k);
       this.opts.log.warn({ kinds: slow }, "some kinds are not listed yet (check the API server's answers and RBAC); serving what is known");
     }
-    if (this.missing.size) this.scheduleDiscovery();
+    if (this.missing.size || this.undiscovered.size) this.scheduleDiscovery();
   }
 
   /** Stops all informers. */
@@ -83,18 +85,39 @@ export class KubeSource {
     }));
   }
 
+  /**
+   * Kinds that are installed (or may be) but cannot be read: the API server refuses to list or
+   * watch them (RBAC), or refused discovering their group. `known` says whether objects of the
+   * kind were read before (they are kept). Only a 404 on the group means "not installed".
+   */
+  unreadable(): { kind: SourceKind; known: boolean; error: string }[] {
+    const out: { kind: SourceKind; known: boolean; error: string }[] = [];
+    for (const [kind, error] of this.undiscovered) out.push({ kind, known: false, error });
+    for (const kind of SOURCE_KINDS) {
+      if (!this.informers.has(kind) && !this.missing.has(kind) && !this.undiscovered.has(kind))
+        out.push({ kind, known: false, error: "not read yet" });
+    }
+    for (const [kind, inf] of this.informers) {
+      if (inf.refusal) out.push({ kind, known: inf.lists > 0, error: `${inf.refusal.statusCode}: ${inf.refusal.message}` });
+      else if (inf.lists === 0) out.push({ kind, known: false, error: "not listed yet" });
+    }
+    return out;
+  }
+
   private scheduleDiscovery(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.discoveryTimer) return;
     this.discoveryTimer = setTimeout(async () => {
-      const kinds = [...this.missing];
+      this.discoveryTimer = undefined;
+      const kinds = [...this.missing, ...this.undiscovered.keys()];
       this.missing.clear();
+      this.undiscovered.clear();
       try {
         await this.startAvailable(kinds);
       } catch (e) {
         for (const k of kinds) if (!this.informers.has(k)) this.missing.add(k);
         this.opts.log.warn({ err: (e as Error).message }, "API discovery failed");
       }
-      if (this.missing.size) this.scheduleDiscovery();
+      if (this.missing.size || this.undiscovered.size) this.scheduleDiscovery();
     }, this.opts.discoveryRetryMs ?? 60_000);
     this.discoveryTimer.unref();
   }
@@ -116,7 +139,18 @@ export class KubeSource {
     const synced: Promise<void>[] = [];
     for (const kind of kinds) {
       const info = KIND_INFO[kind];
-      const version = await this.servedVersion(info.group, info.versions);
+      let version: string | null;
+      try {
+        version = await this.servedVersion(info.group, info.versions);
+      } catch (e) {
+        // A refused credential is a configuration error: starting fails with the server's answer.
+        if (e instanceof KubeApiError && e.statusCode === 401) throw e;
+        // Installed or not, we cannot tell: never "no objects". Retried with the missing kinds.
+        const error = (e as Error).message;
+        this.undiscovered.set(kind, error);
+        this.opts.log.error({ kind, group: info.group, err: error }, `cannot discover ${info.group || "core"} for ${kind}; retrying`);
+        continue;
+      }
       if (!version) {
         this.missing.add(kind);
         this.opts.log.info(
@@ -142,7 +176,9 @@ export class KubeSource {
       );
       this.informers.set(kind, informer);
       await informer.start();
-      synced.push(informer.synced);
+      // A refused kind settles at once: waiting cannot make it readable, and the controller holds
+      // what depends on it (enrolment without known policy) instead.
+      synced.push(informer.settled);
       this.opts.log.info({ kind, path }, "watching");
     }
     return synced;

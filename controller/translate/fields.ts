@@ -23,20 +23,57 @@ function typeName(v: unknown): string {
   return typeof v === "object" ? "a mapping" : `${typeof v} ${JSON.stringify(v)}`;
 }
 
+/** Edit distance counting a swap of neighbours as one edit ("form" → "from"), for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  const at = (i: number, j: number) => (d[i] as number[])[j] as number;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1);
+      (d[i] as number[])[j] = v;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+/** " (did you mean X?)" when an unknown key is close to a known one, else "". */
+function didYouMean(key: string, known: Iterable<string>): string {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const k of known) {
+    const d = distance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best !== undefined && bestD <= Math.max(1, Math.floor(best.length / 3)) ? ` (did you mean ${best}?)` : "";
+}
+
 /** A reader over one YAML mapping at a path ("spec.http[0]"). */
 export class Fields {
   private readonly used = new Set<string>();
 
+  /**
+   * strict: keys never read are "unknown field" problems (security objects, where an ignored key
+   * could widen access), not "ignored" notes.
+   */
   constructor(
     readonly value: Plain,
     readonly path: string,
     private readonly unsupportedSink: (path: string, note: string) => void,
+    readonly strict = false,
   ) {}
 
   /** A reader over a mapping value, or throws naming the path. */
-  static of(v: unknown, path: string, sink: (path: string, note: string) => void): Fields {
+  static of(v: unknown, path: string, sink: (path: string, note: string) => void, strict = false): Fields {
     if (v === null || typeof v !== "object" || Array.isArray(v)) throw new InvalidField(path, `expected a mapping, got ${typeName(v)}`);
-    return new Fields(v as Plain, path, sink);
+    return new Fields(v as Plain, path, sink, strict);
+  }
+
+  /** The same mapping, reporting to another sink (problems of one part kept apart). */
+  withSink(sink: (path: string, note: string) => void): Fields {
+    return new Fields(this.value, this.path, sink, this.strict);
   }
 
   /** Path of a key under this mapping. */
@@ -127,7 +164,7 @@ export class Fields {
   obj(key: string): Fields | undefined {
     const v = this.raw(key);
     if (v === undefined) return undefined;
-    return Fields.of(v, this.at(key), this.unsupportedSink);
+    return Fields.of(v, this.at(key), this.unsupportedSink, this.strict);
   }
 
   /** A list of mapping readers (absent = []). */
@@ -135,7 +172,7 @@ export class Fields {
     const v = this.raw(key);
     if (v === undefined) return [];
     if (!Array.isArray(v)) throw new InvalidField(this.at(key), `expected a list, got ${typeName(v)}`);
-    return v.map((item, i) => Fields.of(item, `${this.at(key)}[${i}]`, this.unsupportedSink));
+    return v.map((item, i) => Fields.of(item, `${this.at(key)}[${i}]`, this.unsupportedSink, this.strict));
   }
 
   /** Marks keys as understood without reading them (accepted, nothing to do). */
@@ -151,11 +188,12 @@ export class Fields {
     return true;
   }
 
-  /** Reports every key that was never read as unsupported. Call once, after reading. */
+  /** Reports every key that was never read as unsupported (strict: unknown). Call once, after reading. */
   finish(): void {
     for (const k of Object.keys(this.value)) {
       if (!this.used.has(k) && this.value[k] !== null && this.value[k] !== undefined) {
-        this.unsupportedSink(this.at(k), "is not a field weft supports; it is ignored");
+        const hint = didYouMean(k, this.used);
+        this.unsupportedSink(this.at(k), this.strict ? `unknown field${hint}` : `is not a field weft supports; it is ignored${hint}`);
       }
     }
   }

@@ -1,18 +1,22 @@
 /**
  * Translation: the cluster's Kubernetes objects → the mesh model. Pure (no I/O, no clock), so
  * it is table-tested and the agent's local-file mode runs exactly the controller's code.
- * Invalid objects are reported and skipped; everything else still flows.
+ * Invalid objects are reported and skipped (security policy: kept, fail-closed); the rest flows.
  */
 import type { KubeObject } from "../api/kube-types.js";
 import { parseSpiffeId } from "../api/model.js";
 import { translateDestinationRule } from "./destination-rule.js";
 import { ServiceIndex } from "./hosts.js";
 import { translateHttpRoute } from "./http-route.js";
+import { unknownSubsets } from "./route-checks.js";
 import { translateAuthorizationPolicy, translatePeerAuthentication } from "./security.js";
 import { type ServiceMemo, slicesByService, translateServices } from "./services.js";
-import { type ClusterObjects, Diagnostics, type MeshModel, refOf, type TranslateOptions } from "./types.js";
+import { type ClusterObjects, Diagnostics, type MeshModel, type RefusedObject, refOf, type TranslateOptions } from "./types.js";
 import { translateVirtualService } from "./virtual-service.js";
 import { translateWorkloads, type WorkloadMemo } from "./workloads.js";
+
+/** A DNS-1123 subdomain, as Kubernetes requires of Node names. */
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** Defaults for translation options. */
 export const DEFAULT_TRANSLATE_OPTIONS: TranslateOptions = {
@@ -23,6 +27,14 @@ export const DEFAULT_TRANSLATE_OPTIONS: TranslateOptions = {
 
 function byName(objs: readonly KubeObject[]): Map<string, KubeObject> {
   return new Map(objs.map((o) => [o.metadata.name, o]));
+}
+
+/** Node names become token file names and credentials: one Kubernetes would refuse is skipped. */
+function validNode(n: KubeObject, diags: Diagnostics): boolean {
+  const name = n.metadata?.name;
+  if (typeof name === "string" && NODE_NAME.test(name)) return true;
+  diags.error(refOf(n), `invalid: metadata.name: '${String(name)}' is not a valid node name (lower-case DNS subdomain); node skipped`);
+  return false;
 }
 
 function byKey<T extends { key: string }>(items: readonly (T | null)[]): T[] {
@@ -55,7 +67,7 @@ export class TranslationMemo {
 export function translate(objects: ClusterObjects, opts: TranslateOptions = DEFAULT_TRANSLATE_OPTIONS, memo?: TranslationMemo): MeshModel {
   const diags = new Diagnostics();
   const namespaces = byName(objects.Namespace);
-  const nodes = byName(objects.Node);
+  const nodes = byName(objects.Node.filter((n) => validNode(n, diags)));
   const workloads = translateWorkloads(objects.Pod, namespaces, nodes, opts, diags, memo?.workloads).sort((a, b) =>
     a.uid < b.uid ? -1 : 1,
   );
@@ -73,18 +85,61 @@ export function translate(objects: ClusterObjects, opts: TranslateOptions = DEFA
       return null;
     }
   };
+  const refused: RefusedObject[] = [];
+  /** Routing objects are refused whole when invalid; agents list them (weft policies). */
+  const routing = <T>(o: KubeObject, fn: () => T | null): T | null => {
+    const before = diags.list.length;
+    const out = guard(o, fn);
+    const errors = diags.list.slice(before).filter((d) => d.severity === "error");
+    if (out === null && errors.length)
+      refused.push(
+        refusedOf(
+          o,
+          errors.map((d) => d.message),
+        ),
+      );
+    return out;
+  };
+  const destinationPolicies = byKey(objects.DestinationRule.map((o) => routing(o, () => translateDestinationRule(o, index, diags))));
+  const routeObjects = new Map<string, KubeObject>();
+  const routes = byKey([
+    ...objects.VirtualService.map((o) =>
+      routing(o, () => {
+        const table = translateVirtualService(o, index, diags);
+        if (table) routeObjects.set(table.key, o);
+        return table;
+      }),
+    ),
+    ...objects.HTTPRoute.map((o) => routing(o, () => translateHttpRoute(o, index, diags))),
+  ]).filter((table) => {
+    const o = routeObjects.get(table.key);
+    const problems = o ? unknownSubsets(table, destinationPolicies) : [];
+    if (!o || problems.length === 0) return true;
+    const messages = problems.map((p) => `invalid: ${p.path}: ${p.message}; VirtualService refused`);
+    for (const m of messages) diags.error(refOf(o), m);
+    refused.push(refusedOf(o, messages));
+    return false;
+  });
   return {
-    meshConfig: { trustDomain: opts.trustDomain, rootNamespace: opts.rootNamespace, clusterDomain: opts.clusterDomain },
+    meshConfig: {
+      trustDomain: opts.trustDomain,
+      rootNamespace: opts.rootNamespace,
+      clusterDomain: opts.clusterDomain,
+      ...(refused.length
+        ? { refused: refused.sort((a, b) => `${a.kind}/${a.namespace}/${a.name}`.localeCompare(`${b.kind}/${b.namespace}/${b.name}`)) }
+        : {}),
+    },
     workloads,
     services,
     authorizationPolicies: byKey(objects.AuthorizationPolicy.map((o) => guard(o, () => translateAuthorizationPolicy(o, opts, diags)))),
     peerAuthentications: byKey(objects.PeerAuthentication.map((o) => guard(o, () => translatePeerAuthentication(o, opts, diags)))),
-    routes: byKey([
-      ...objects.VirtualService.map((o) => guard(o, () => translateVirtualService(o, index, diags))),
-      ...objects.HTTPRoute.map((o) => guard(o, () => translateHttpRoute(o, index, diags))),
-    ]),
-    destinationPolicies: byKey(objects.DestinationRule.map((o) => guard(o, () => translateDestinationRule(o, index, diags)))),
+    routes,
+    destinationPolicies,
     nodes: [...nodes.keys()].sort(),
     diagnostics: diags.list,
   };
+}
+
+function refusedOf(o: KubeObject, errors: string[]): RefusedObject {
+  return { kind: o.kind, namespace: o.metadata.namespace ?? "default", name: o.metadata.name, errors };
 }

@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { type EndpointSlice, type KubeObject, LABELS, type PodSpec, type ServiceSpec } from "../api/kube-types.js";
 import type { AppProtocol, Endpoint, Service, ServicePort } from "../api/model.js";
 import { type Diagnostic, type Diagnostics, refOf, type TranslateOptions } from "./types.js";
+import { wireProblem } from "./wire-guard.js";
 
 /** Istio's port-name prefixes of protocols that are not HTTP: never sniffed. */
 const KNOWN_NON_HTTP = new Set(["tcp", "tls", "https", "mongo", "mysql", "redis", "udp", "kafka"]);
@@ -161,6 +162,29 @@ function translateService(
   };
 }
 
+/** One service, guarded: one that cannot be translated (or that agents would refuse) is reported and skipped. */
+function guardedService(
+  svc: KubeObject<ServiceSpec>,
+  slices: EndpointSlice[],
+  pods: ReadonlyMap<string, KubeObject>,
+  opts: TranslateOptions,
+): ServiceResult {
+  let r: ServiceResult;
+  try {
+    r = translateService(svc, slices, pods, opts);
+  } catch (e) {
+    const message = `could not be translated (or one of its EndpointSlices): ${(e as Error).message}; service skipped`;
+    return { service: null, diagnostics: [{ ref: refOf(svc), severity: "error", message }], readPods: false };
+  }
+  const problem = r.service ? wireProblem("Service", r.service) : undefined;
+  if (!problem) return r;
+  return {
+    ...r,
+    service: null,
+    diagnostics: [...r.diagnostics, { ref: refOf(svc), severity: "error", message: `invalid: ${problem}; service skipped` }],
+  };
+}
+
 /** Translates Services (ExternalName ones are not routable by VIP and are left out). */
 export function translateServices(
   services: readonly KubeObject[],
@@ -178,7 +202,7 @@ export function translateServices(
     let result: ServiceResult;
     if (hit && hit.opts === opts && sameList(hit.slices, mySlices)) result = hit.result;
     else {
-      result = translateService(svc, mySlices, podsByUid, opts);
+      result = guardedService(svc, mySlices, podsByUid, opts);
       if (!result.readPods) memo?.set(svc, { slices: mySlices, opts, result });
     }
     diags.list.push(...result.diagnostics);

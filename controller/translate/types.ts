@@ -1,7 +1,9 @@
 /** Inputs and outputs of translation: Kubernetes objects in, the mesh model and diagnostics out. */
 import type { KubeObject } from "../api/kube-types.js";
 import type { AuthorizationPolicy, DestinationPolicy, PeerAuthentication, RouteTable, Service, Workload } from "../api/model.js";
-import type { MeshConfig } from "../api/wire-types.js";
+import type { MeshConfig, RefusedObject } from "../api/wire-types.js";
+
+export type { RefusedObject };
 
 /** The kinds translation reads. */
 export const SOURCE_KINDS = [
@@ -43,9 +45,10 @@ export interface ObjectRef {
 }
 
 /**
- * A problem found in an object. "error": the object is invalid and skipped (the rest of the mesh
- * still flows). "warning": part of it is not supported and is ignored (or, for authorization,
- * handled fail-closed, as the message says).
+ * A problem found in an object. "error": the object is invalid (the rest of the mesh still
+ * flows): routing and cluster objects are skipped, security policies are enforced in a stricter
+ * fail-closed form, as the message says. "warning": part of it is not supported and is ignored
+ * (or, for authorization, handled fail-closed, as the message says).
  */
 export interface Diagnostic {
   ref: ObjectRef;
@@ -85,7 +88,7 @@ export function describeRef(ref: ObjectRef): string {
 export class Diagnostics {
   readonly list: Diagnostic[] = [];
 
-  /** The object is invalid and skipped. */
+  /** The object is invalid (skipped, or for security policy enforced fail-closed). */
   error(ref: ObjectRef, message: string): void {
     this.list.push({ ref, severity: "error", message });
   }

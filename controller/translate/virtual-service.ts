@@ -28,13 +28,42 @@ export function istioStringMatch(f: Fields): StringMatch {
   return { kind, value };
 }
 
-/** Throws an InvalidField when a regex does not compile. */
+/**
+ * What RE2 (the regex engine of Istio and Envoy) refuses though JavaScript accepts it:
+ * lookaround and backreferences. A route that works here must mean the same under Istio.
+ */
+function re2Refusal(value: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === "\\") {
+      const n = value[i + 1] ?? "";
+      if (!inClass && /[1-9]/.test(n)) return `backreference \\${n}`;
+      if (n === "k" && value[i + 2] === "<") return "named backreference \\k<...>";
+      i++;
+    } else if (inClass) {
+      if (c === "]") inClass = false;
+    } else if (c === "[") {
+      inClass = true;
+      if (value[i + 1] === "]") i++;
+    } else if (c === "(" && value[i + 1] === "?") {
+      const rest = value.slice(i + 2, i + 4);
+      if (rest.startsWith("=") || rest.startsWith("!")) return "lookahead (?= / (?!";
+      if (rest === "<=" || rest === "<!") return "lookbehind (?<= / (?<!";
+    }
+  }
+  return undefined;
+}
+
+/** Throws an InvalidField when a regex does not compile, or uses what RE2 refuses. */
 export function checkRegex(value: string, path: string): void {
   try {
     new RegExp(value);
   } catch (e) {
     throw new InvalidField(path, `regex '${value}' does not compile: ${(e as Error).message}`);
   }
+  const refusal = re2Refusal(value);
+  if (refusal) throw new InvalidField(path, `regex '${value}' uses ${refusal}, which RE2 (Istio's regex engine) does not support`);
 }
 
 function percentage(f: Fields, key: string): number | undefined {
@@ -127,7 +156,11 @@ function match(f: Fields, warn: (p: string, n: string) => void): HttpMatch {
 
 function weighted(dests: RouteDestination[], path: string): RouteDestination[] {
   if (dests.length === 1 && dests[0]?.weight === 0) (dests[0] as RouteDestination).weight = 100;
-  else if (dests.length > 1 && dests.every((d) => d.weight === 0)) throw new InvalidField(path, "several destinations need weights");
+  else if (dests.length > 1) {
+    // Istio's rule: with several destinations, the weights must add up to 100.
+    const total = dests.reduce((sum, d) => sum + d.weight, 0);
+    if (total !== 100) throw new InvalidField(path, `weights of the ${dests.length} destinations add up to ${total}, not 100`);
+  }
   return dests;
 }
 

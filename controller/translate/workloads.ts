@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { type KubeObject, LABELS, type NodeStatus, type PodSpec, type PodStatus } from "../api/kube-types.js";
 import { spiffeId, type Workload } from "../api/model.js";
 import { type Diagnostic, type Diagnostics, refOf, type TranslateOptions } from "./types.js";
+import { wireProblem } from "./wire-guard.js";
 
 /** Pod annotation Istio sets on sidecar-injected pods; those are never captured by a node proxy. */
 const ISTIO_SIDECAR_STATUS = "sidecar.istio.io/status";
@@ -139,6 +140,30 @@ function translatePod(
   };
 }
 
+/** One pod, guarded: a pod that cannot be translated, or that agents would refuse, is reported and skipped. */
+function guardedPod(
+  pod: KubeObject<PodSpec, PodStatus>,
+  nsObj: KubeObject | undefined,
+  nodeObj: KubeObject | undefined,
+  opts: TranslateOptions,
+): PodResult {
+  let r: PodResult;
+  try {
+    r = translatePod(pod, nsObj, nodeObj, opts);
+  } catch (e) {
+    return {
+      workload: null,
+      diagnostics: [{ ref: refOf(pod), severity: "error", message: `could not be translated: ${(e as Error).message}; pod skipped` }],
+    };
+  }
+  const problem = r.workload ? wireProblem("Workload", r.workload) : undefined;
+  if (!problem) return r;
+  return {
+    workload: null,
+    diagnostics: [...r.diagnostics, { ref: refOf(pod), severity: "error", message: `invalid: ${problem}; pod skipped` }],
+  };
+}
+
 /**
  * Translates pods. Pods without an IP or a node (pending), finished ones and hostNetwork ones are
  * not workloads (normal, not reported); a pod without a uid is invalid.
@@ -161,7 +186,7 @@ export function translateWorkloads(
     let result: PodResult;
     if (hit && hit.ns === nsObj && hit.node === nodeObj && hit.opts === opts) result = hit.result;
     else {
-      result = translatePod(pod, nsObj, nodeObj, opts);
+      result = guardedPod(pod, nsObj, nodeObj, opts);
       memo?.set(pod, { ns: nsObj, node: nodeObj, opts, result });
     }
     diags.list.push(...result.diagnostics);

@@ -77,6 +77,7 @@ export const AUTHZ: AuthorizationPolicy = {
       when: [{ key: "request.headers[x-user]", values: ["a"], notValues: ["b"] }],
     },
   ],
+  errors: ["spec.rules[1].from[0].source.namespace: unknown field (did you mean namespaces?)"],
 };
 
 /** A PeerAuthentication with every field. */
@@ -87,6 +88,7 @@ export const PEER: PeerAuthentication = {
   scope: { kind: "workload", selector: { app: "web" } },
   mode: "STRICT",
   portLevelMtls: { "8080": "PERMISSIVE" },
+  errors: ["spec.mtls.mdoe: unknown field (did you mean mode?)"],
 };
 
 const ops = { set: { "x-a": "1" }, add: { "x-b": "2" }, remove: ["x-c"] };
@@ -205,7 +207,12 @@ export const DESTINATION: DestinationPolicy = {
 };
 
 /** Mesh settings. */
-export const MESH: MeshConfig = { trustDomain: "cluster.local", rootNamespace: "weft-system", clusterDomain: "cluster.local" };
+export const MESH: MeshConfig = {
+  trustDomain: "cluster.local",
+  rootNamespace: "weft-system",
+  clusterDomain: "cluster.local",
+  refused: [{ kind: "VirtualService", namespace: "shop", name: "bad", errors: ["spec.hosts: needs at least one host"] }],
+};
 
 /** One fixture per resource type. */
 export function fixtures(bundle: TrustBundle): { [K in ResourceKind]: ResourceValues[K] } {

@@ -101,6 +101,8 @@ export class FakeApiServer {
   readonly secrets = new Map<string, Obj>();
   /** TokenReview answers by token. */
   readonly tokenReviews = new Map<string, object>();
+  /** Collections ("group/plural") whose list and watch answer 403, as missing RBAC does. */
+  readonly forbidden = new Set<string>();
   caPem = "";
   url = "";
 
@@ -343,6 +345,16 @@ export class FakeApiServer {
       }
       const c = this.collections.get(`${group}/${plural}`);
       if (!c) return this.status(res, 404, "NotFound", `${plural} not served`);
+      if (this.forbidden.has(`${group}/${plural}`)) {
+        // A watch already open keeps running: RBAC is checked when a request starts.
+        const who = 'User "system:serviceaccount:weft-system:weft-controller"';
+        return this.status(
+          res,
+          403,
+          "Forbidden",
+          `${plural}.${group} is forbidden: ${who} cannot list resource "${plural}" in API group "${group}"`,
+        );
+      }
       let selector: (l: Record<string, string>) => boolean;
       try {
         selector = parseSelector(url.searchParams.get("labelSelector"));

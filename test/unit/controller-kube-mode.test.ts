@@ -103,7 +103,8 @@ describe("controller in Kubernetes mode", () => {
       type: "Warning",
       reason: "InvalidConfig",
       involvedObject: { kind: "AuthorizationPolicy", name: "bad", namespace: "shop", apiVersion: "security.istio.io/v1" },
-      message: "invalid: spec.action: 'MAYBE' is not ALLOW, DENY, AUDIT or CUSTOM; policy skipped",
+      message:
+        "invalid: spec.action: 'MAYBE' is not ALLOW, DENY, AUDIT or CUSTOM; the policy denies every request in its scope (fail closed)",
       source: { component: "weft-controller" },
     });
     expect(ev("jwt")).toMatchObject({ reason: "UnsupportedConfig", message: expect.stringMatching(/requestPrincipals.*fail closed/) });

@@ -68,6 +68,13 @@ describe("translate: VirtualService", () => {
           { route: [{ destination: { host: "web" } }] },
         ],
       }),
+      dr("web", "shop", {
+        host: "web",
+        subsets: [
+          { name: "v1", labels: { v: "1" } },
+          { name: "v2", labels: { v: "2" } },
+        ],
+      }),
     );
     expect(m.diagnostics).toEqual([]);
     expect(m.routes).toHaveLength(1);

@@ -128,37 +128,53 @@ describe("translate: AuthorizationPolicy", () => {
     expect(m.diagnostics).toEqual([expect.objectContaining({ severity: "warning", message: expect.stringMatching(why) })]);
   });
 
+  const ALL: unknown = { from: [], to: [], when: [] };
   it.each([
-    ["an unknown action", { action: "MAYBE" }, "invalid: spec.action: 'MAYBE' is not ALLOW, DENY, AUDIT or CUSTOM; policy skipped"],
+    ["an unknown action", { action: "MAYBE" }, "DENY", [ALL], ["spec.action: 'MAYBE' is not ALLOW, DENY, AUDIT or CUSTOM"]],
     [
-      "a bad CIDR",
+      "a bad CIDR in an ALLOW",
       { rules: [{ from: [{ source: { ipBlocks: ["10.0.0.0/40"] } }] }] },
-      "invalid: spec.rules[0].from[0].source.ipBlocks[0]: '10.0.0.0/40' is not an IP address or CIDR; policy skipped",
+      "ALLOW",
+      [],
+      ["spec.rules[0].from[0].source.ipBlocks[0]: '10.0.0.0/40' is not an IP address or CIDR"],
     ],
     [
-      "a bad port",
-      { rules: [{ to: [{ operation: { ports: ["http"] } }] }] },
-      "invalid: spec.rules[0].to[0].operation.ports[0]: 'http' is not a port number; policy skipped",
+      "a bad port in a DENY",
+      { action: "DENY", rules: [{ to: [{ operation: { ports: ["http"] } }] }] },
+      "DENY",
+      [ALL],
+      ["spec.rules[0].to[0].operation.ports[0]: 'http' is not a port number"],
     ],
     [
       "an unknown condition key",
       { rules: [{ when: [{ key: "source.color", values: ["red"] }] }] },
-      "invalid: spec.rules[0].when[0].key: 'source.color' is not a condition key Istio defines; policy skipped",
+      "ALLOW",
+      [],
+      ["spec.rules[0].when[0].key: 'source.color' is not a condition key Istio defines"],
     ],
-    ["rules that are not a list", { rules: "all" }, 'invalid: spec.rules: expected a list, got string "all"; policy skipped'],
-    ["a provider without CUSTOM", { provider: { name: "x" } }, "invalid: spec.provider: is only valid with action CUSTOM; policy skipped"],
-  ])("skips a policy with %s, and the rest still flows", (_n, spec, message) => {
+    ["rules that are not a list", { rules: "all" }, "ALLOW", [], ['spec.rules: expected a list, got string "all"']],
+    [
+      "a provider without CUSTOM",
+      { action: "DENY", provider: { name: "x" } },
+      "DENY",
+      [ALL],
+      ["spec.provider: is only valid with action CUSTOM"],
+    ],
+  ])("keeps a policy with %s in force in its fail-closed form, and the rest still flows", (_n, spec, action, rules, errors) => {
     const m = translate(objects([ap("bad", "shop", spec), ap("good", "shop", { action: "DENY", rules: [{}] })]));
-    expect(m.authorizationPolicies.map((p) => p.name)).toEqual(["good"]);
-    expect(msgs(m.diagnostics)).toEqual([`error: ${message}`]);
+    expect(m.authorizationPolicies.map((p) => p.name)).toEqual(["bad", "good"]);
+    expect(m.authorizationPolicies[0]).toMatchObject({ action, rules, errors });
+    expect(m.diagnostics.map((d) => d.severity)).toEqual(errors.map(() => "error"));
+    expect(m.diagnostics.map((d) => d.message.split("; ")[0])).toEqual(errors.map((e) => `invalid: ${e}`));
     expect(m.diagnostics[0]?.ref).toMatchObject({ kind: "AuthorizationPolicy", namespace: "shop", name: "bad" });
   });
 
-  it("reports unknown fields instead of ignoring them silently", () => {
+  it("reports every unknown field with a hint, and a misspelt action denies the whole scope", () => {
     const m = translate(objects([ap("typo", "shop", { acton: "DENY", rules: [{ form: [] }] })]));
-    expect(msgs(m.diagnostics).sort()).toEqual([
-      "warning: spec.acton is not a field weft supports; it is ignored",
-      "warning: spec.rules[0].form is not a field weft supports; it is ignored",
+    expect(m.authorizationPolicies[0]).toMatchObject({ action: "DENY", rules: [ALL] });
+    expect(m.authorizationPolicies[0]?.errors?.sort()).toEqual([
+      "spec.acton: unknown field (did you mean action?)",
+      "spec.rules[0].form: unknown field (did you mean from?)",
     ]);
   });
 
@@ -203,25 +219,27 @@ describe("translate: PeerAuthentication", () => {
   });
 
   it.each([
+    ["an unknown mode", { mtls: { mode: "OPTIONAL" } }, ["spec.mtls.mode: 'OPTIONAL' is not one of STRICT, PERMISSIVE, DISABLE, UNSET"]],
     [
-      "an unknown mode",
-      { mtls: { mode: "OPTIONAL" } },
-      "invalid: spec.mtls.mode: 'OPTIONAL' is not one of STRICT, PERMISSIVE, DISABLE, UNSET; policy skipped",
+      "a mode with a trailing space",
+      { mtls: { mode: "PERMISSIVE " } },
+      ["spec.mtls.mode: 'PERMISSIVE ' is not one of STRICT, PERMISSIVE, DISABLE, UNSET"],
     ],
     [
       "port-level settings without a selector",
-      { portLevelMtls: { "80": { mode: "DISABLE" } } },
-      "invalid: spec.portLevelMtls: needs spec.selector (port-level settings apply to selected workloads only); policy skipped",
+      { mtls: { mode: "DISABLE" }, portLevelMtls: { "80": { mode: "DISABLE" } } },
+      ["spec.portLevelMtls: needs spec.selector (port-level settings apply to selected workloads only)"],
     ],
     [
-      "a port that is not a number",
-      { selector: { matchLabels: { a: "b" } }, portLevelMtls: { http: { mode: "DISABLE" } } },
-      "invalid: spec.portLevelMtls.http: 'http' is not a port number; policy skipped",
+      "a port that is not a number and a misspelt key",
+      { selector: { matchLabels: { a: "b" } }, mtls: { mdoe: "DISABLE" }, portLevelMtls: { http: { mode: "DISABLE" } } },
+      ["spec.mtls.mdoe: unknown field (did you mean mode?)", "spec.portLevelMtls.http: 'http' is not a port number"],
     ],
-  ])("skips a policy with %s", (_n, spec, message) => {
+  ])("resolves a policy with %s to STRICT and reports every problem", (_n, spec, errors) => {
     const m = translate(objects([pa("bad", "shop", spec)]));
-    expect(m.peerAuthentications).toEqual([]);
-    expect(msgs(m.diagnostics)).toEqual([`error: ${message}`]);
+    expect(m.peerAuthentications[0]).toMatchObject({ mode: "STRICT", portLevelMtls: {} });
+    expect(m.peerAuthentications[0]?.errors?.sort()).toEqual([...errors].sort());
+    expect(m.diagnostics.map((d) => d.severity)).toEqual(errors.map(() => "error"));
   });
 
   it("treats a root-namespace PeerAuthentication with a selector as workload-scoped there", () => {
