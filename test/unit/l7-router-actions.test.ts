@@ -167,13 +167,17 @@ describe("route: headers, mirrors, retries, timeout, fault", () => {
         http: [
           {
             route: [{ destination: { host: "web" } }],
-            mirrors: [{ destination: { host: "shadow" }, percentage: { value: 12.5 } }, { destination: { host: "web", subset: "v9" } }],
+            mirrors: [{ destination: { host: "shadow" }, percentage: { value: 12.5 } }, { destination: { host: "web", subset: "v1" } }],
           },
         ],
       }),
       subsets,
     );
-    const d = forward(route(w.view, req(w)));
+    // The controller refuses an unknown mirror subset; a DestinationRule changing later still yields one.
+    const bad = structuredClone(w.data);
+    const second = bad.routes?.[0]?.http[0]?.mirrors[1];
+    if (second) second.destination.subset = "v9";
+    const d = forward(route(new MeshView(bad), req(w)));
     expect(d.mirrors.map((m) => [m.cluster.key, m.percentage])).toEqual([["shop/shadow:8000", 12.5]]);
   });
 

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { type RouteInput, route } from "../../agent/proxy/l7/router.js";
 import { MeshView } from "../../agent/state/view.js";
+import type { MeshSnapshotData } from "../../controller/api/model.js";
 import { addrs, forward, req, seeded, subsets, vs, world } from "../helpers/l7-world.js";
 
 describe("route: default route", () => {
@@ -149,7 +150,7 @@ describe("route: destinations", () => {
     [0.9, "shop/web:80|v2"],
     [0.9999999, "shop/web:80|v2"],
   ])("picks by relative weight: random %f → %s", (r, key) => {
-    const w = world(split(9, 1), subsets);
+    const w = world(split(90, 10), subsets);
     expect(forward(route(w.view, req(w), () => r)).cluster.key).toBe(key);
   });
 
@@ -167,7 +168,7 @@ describe("route: destinations", () => {
   });
 
   it("narrows a subset to the endpoints carrying its labels, with the subset's policy over the rule's", () => {
-    const w = world(split(1, 0), subsets);
+    const w = world(split(100, 0), subsets);
     const d1 = forward(route(w.view, req(w)));
     expect(addrs(d1)).toEqual(["10.244.1.2"]);
     expect(d1.cluster.policy).toEqual({
@@ -175,7 +176,7 @@ describe("route: destinations", () => {
       outlierDetection: { consecutive5xxErrors: 5 },
       destinationRule: "shop/web",
     });
-    const w2 = world(split(0, 1), subsets);
+    const w2 = world(split(0, 100), subsets);
     const d2 = forward(route(w2.view, req(w2)));
     expect(addrs(d2)).toEqual(["10.244.1.3"]);
     // The subset's port-level entry replaces all three fields (Istio: port-level does not inherit).
@@ -183,16 +184,25 @@ describe("route: destinations", () => {
   });
 
   it("answers 503 NR naming an unknown subset, or a subset without a DestinationRule", () => {
-    const table = vs("web", { hosts: ["web"], http: [{ route: [{ destination: { host: "web", subset: "v9" } }] }] });
+    // The controller refuses such a table; the agent still meets one when a DestinationRule
+    // changes under a table it already holds, so the snapshot is edited after translation.
+    const table = vs("web", { hosts: ["web"], http: [{ route: [{ destination: { host: "web", subset: "v1" } }] }] });
+    const unknownSubset = (data: MeshSnapshotData) => {
+      const bad = structuredClone(data);
+      for (const d of bad.routes?.[0]?.http[0]?.destinations ?? []) d.subset = "v9";
+      return new MeshView(bad);
+    };
     const w = world(table, subsets);
-    expect(route(w.view, req(w))).toEqual({
+    expect(route(unknownSubset(w.data), req(w))).toEqual({
       kind: "no-route",
       route: { table: "VirtualService/shop/web", rule: "http[0]" },
       status: 503,
       reason: "subset 'v9' of service shop/web is not defined (DestinationRule shop/web) (rule http[0] of VirtualService/shop/web)",
     });
-    const bare = world(table);
-    const d = route(bare.view, req(bare));
+    const withRule = world(table, subsets);
+    const bare = structuredClone(withRule.data);
+    bare.destinationPolicies = [];
+    const d = route(unknownSubset(bare), req(withRule));
     expect(d.kind === "no-route" && d.status === 503 && d.reason).toMatch(
       /subset 'v9' of service shop\/web is not defined \(no DestinationRule\)/,
     );
