@@ -52,7 +52,7 @@ export function validateUserObjects(docs: readonly Document[], source: string, o
         errors.push(`${where}: kind List needs an 'items' list`);
         return;
       }
-      list.items.forEach((item, j) => checkObject(item, `${where} item ${j + 1}`, opts, objects, errors));
+      for (const [j, item] of list.items.entries()) checkObject(item, `${where} item ${j + 1}`, opts, objects, errors);
       return;
     }
     checkObject(value, where, opts, objects, errors);
