@@ -6,6 +6,7 @@ import type { ProxyMetrics } from "../telemetry/metrics.js";
 import type { ConnectionManager } from "./connection-manager.js";
 import type { HbonePool, PoolOptions } from "./pool.js";
 import type { EndpointPicker, SocketAddr } from "./request.js";
+import type { ProxyLimits } from "./limits.js";
 import type { ContextCache } from "./tls.js";
 
 /** Proxy settings. */
@@ -23,6 +24,8 @@ export interface ProxyConfig {
   sessionWindowBytes: number;
   /** Listen with SO_REUSEPORT so several workers share the ports. */
   reusePort?: boolean;
+  /** Listener limits; unset ones take DEFAULT_PROXY_LIMITS. */
+  limits?: Partial<ProxyLimits>;
 }
 
 /** Defaults: windows as ztunnel's (4 MiB stream, 16 MiB connection). */

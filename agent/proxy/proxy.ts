@@ -54,7 +54,11 @@ export class NodeProxy {
     this.ctx = { ...base, pool };
     this.inbound = new InboundServer(this.ctx);
     this.outbound = new OutboundListener(this.ctx);
-    this.unsubscribe = deps.onViewChange((view) => this.recheck(view));
+    this.unsubscribe = deps.onViewChange((view) => {
+      this.recheck(view);
+      // Keys of identities this node no longer runs leave memory with their contexts.
+      contexts.retain(new Set(view.localWorkloads().flatMap((w) => (w.enrolled ? [w.identity] : []))));
+    });
     this.poolGauge = setInterval(() => deps.metrics.poolSessions.set(pool.sessionCount), 1000);
     this.poolGauge.unref();
   }

@@ -11,6 +11,7 @@ export class ProxyMetrics {
   private readonly received: Counter<string>;
   /** HBONE sessions currently pooled (gauge), for pool health. */
   readonly poolSessions: Gauge<string>;
+  private readonly limitHits: Counter<string>;
 
   constructor(registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -44,7 +45,18 @@ export class ProxyMetrics {
       help: "Pooled HBONE (mTLS HTTP/2) sessions open",
       registers: [registry],
     });
+    this.limitHits = new Counter({
+      name: "weft_limit_hits_total",
+      help: "Times a proxy limit refused or cut something (docs/LIMITS.md), by limit",
+      labelNames: ["limit"],
+      registers: [registry],
+    });
     if (opts.processMetrics) collectDefaultMetrics({ register: registry });
+  }
+
+  /** A limit was hit (a connection, stream or handshake refused or cut). */
+  limitHit(limit: string): void {
+    this.limitHits.inc({ limit });
   }
 
   /** A connection was opened. */
