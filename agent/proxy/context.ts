@@ -4,9 +4,9 @@ import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
 import type { ConnectionManager } from "./connection-manager.js";
+import type { ProxyLimits } from "./limits.js";
 import type { HbonePool, PoolOptions } from "./pool.js";
 import type { EndpointPicker, SocketAddr } from "./request.js";
-import type { ProxyLimits } from "./limits.js";
 import type { ContextCache } from "./tls.js";
 
 /** Proxy settings. */

@@ -27,6 +27,16 @@ interface SessionInfo {
   peerAddr: { ip: string; port: number };
 }
 
+/**
+ * Aborts a TCP connection: RST when possible. libuv cannot reset a socket whose write side was
+ * already shut down (our FIN went out); the reset then fails without ever closing the handle, so
+ * such a socket is destroyed instead (unread data makes the kernel send an RST anyway).
+ */
+export function abortSocket(s: Socket): void {
+  if (s.writableEnded) s.destroy();
+  else s.resetAndDestroy();
+}
+
 /** The HBONE listener. */
 export class InboundServer {
   private server?: Http2SecureServer;
@@ -328,9 +338,14 @@ export class InboundServer {
       (reason) => {
         this.ctx.log.info({ reason, dst: connInfo.dstWorkload }, "closing connection");
         stream.close(h2.NGHTTP2_CANCEL);
-        up.resetAndDestroy();
+        abortSocket(up);
       },
     );
+    // A stream cut by its session's end (peer gone, RST_STREAM) can still look ended both ways to
+    // the splice; the pod must see an abort then, or a pod that never closes holds it forever.
+    stream.once("close", () => {
+      if ((stream.aborted || stream.rstCode !== h2.NGHTTP2_NO_ERROR) && !up.destroyed) abortSocket(up);
+    });
     spliceWith(stream, up, (result) => tracked.close(result.clean ? undefined : result.error));
   }
 

@@ -24,7 +24,8 @@ export interface PeerCredential {
 export function peerCredential(socket: TLSSocket, trustDomain: string): PeerCredential | { refused: string } {
   if (!socket.authorized) return { refused: `peer certificate not verified (${String(socket.authorizationError ?? "no certificate")})` };
   const protocol = socket.getProtocol?.();
-  if (protocol !== MESH_TLS_VERSION) return { refused: `peer negotiated ${protocol ?? "no protocol"}, only ${MESH_TLS_VERSION} is accepted` };
+  if (protocol !== MESH_TLS_VERSION)
+    return { refused: `peer negotiated ${protocol ?? "no protocol"}, only ${MESH_TLS_VERSION} is accepted` };
   const cert = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
   const identity = spiffeIdOf(cert);
   if (!cert || !identity) return { refused: "peer certificate carries no single SPIFFE URI SAN" };
