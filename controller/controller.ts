@@ -99,7 +99,7 @@ export class Controller {
       this.auth = this.tokens;
     }
     this.reporter = new DiagnosticsReporter(this.log, this.events);
-    this.xds = new XdsService(this.auth, this.log);
+    this.xds = new XdsService(this.auth, this.log, c.limits);
     this.caService = new CaService(
       () => this.ca,
       this.auth,
@@ -275,6 +275,9 @@ export class Controller {
   private registerAdmin(): void {
     this.admin.register("/healthz", () => ({ text: "ok\n" }), { description: "liveness" });
     this.admin.register("/status", () => ({ json: this.status() }), { description: "sources, agents, pushes, CA" });
+    this.admin.register("/metrics", async () => ({ text: await this.xds.metrics.registry.metrics() }), {
+      description: "Prometheus text: limits hit, refused calls",
+    });
     this.admin.register(
       "/config_dump",
       ({ url }) => {
