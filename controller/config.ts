@@ -1,14 +1,15 @@
 /** The controller's settings, from `weft controller` flags, checked with errors that name the flag. */
-import { parseLimits } from "./api/limit-settings.js";
-import { DEFAULT_XDS_LIMITS, type XdsLimits } from "./xds/limits.js";
+
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { PORT_CONTROLLER } from "./api/constants.js";
+import { parseLimits } from "./api/limit-settings.js";
 import { LOG_LEVELS } from "./log.js";
 import type { KubeConnection } from "./sources/kube-client.js";
 import { durationFlag } from "./translate/fields.js";
 import { validateTranslateOptions } from "./translate/index.js";
 import type { TranslateOptions } from "./translate/types.js";
+import { DEFAULT_XDS_LIMITS, type XdsLimits } from "./xds/limits.js";
 
 /** Where the controller reads the cluster. */
 export type SourceConfig = { kind: "file"; path: string } | { kind: "kubernetes"; connection: KubeConnection; namespaceSelector?: string };

@@ -37,6 +37,8 @@ export class Controller {
   private caSignature = "";
   private auth!: NodeAuthenticator;
   private tokens: BootstrapTokens | undefined;
+  /** Nodes whose tokens this controller keeps (revoked when they leave). */
+  private tokenNodes = new Set<string>();
   private fileSource: FileSource | undefined;
   private kubeSource: KubeSource | undefined;
   private kube: KubeClient | undefined;
@@ -128,6 +130,8 @@ export class Controller {
     this.registerAdmin();
     await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: (e as Error).message }, "no status socket"));
     if (c.ca.kind === "state-dir") this.every(2000, () => this.reloadCaIfChanged());
+    // Tokens rotate at half life even when nothing else changes.
+    if (this.tokens) this.every(3600_000, () => this.syncTokens([...this.tokenNodes]));
     this.log.info({ port: this.port, ca: this.ca.origin }, "controller ready");
   }
 
@@ -205,6 +209,19 @@ export class Controller {
     }
   }
 
+  /** Tokens for every node (minted, rotated at half life); a node that left has its token revoked. */
+  private syncTokens(nodes: readonly string[]): void {
+    if (!this.tokens) return;
+    const now = new Set(nodes);
+    for (const n of this.tokenNodes) {
+      if (now.has(n)) continue;
+      this.tokens.revoke(n);
+      this.log.info({ node: n }, "node left the cluster; its bootstrap token is revoked");
+    }
+    for (const n of now) this.tokens.ensure(n);
+    this.tokenNodes = now;
+  }
+
   private recomputeOrThrow(): void {
     const start = performance.now();
     const model = translate(this.store.snapshot(), this.config.translate, this.memo);
@@ -212,7 +229,7 @@ export class Controller {
     this.translations++;
     this.model = model;
     this.reporter.update(model.diagnostics);
-    if (this.tokens) for (const n of model.nodes) this.tokens.ensure(n);
+    if (this.tokens) this.syncTokens(model.nodes);
     const set = this.xds.update(model, this.ca.trustBundle());
     this.log.debug(
       {

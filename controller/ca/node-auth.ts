@@ -6,7 +6,7 @@
  * is the one the token's pod runs on (bound-token claims), as Istio's node authorizer does.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type Metadata, status } from "@grpc/grpc-js";
 import type { KubeClient } from "../sources/kube-client.js";
@@ -54,12 +54,22 @@ export function checkNodeName(node: string): void {
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(node)) throw new Error(`'${node}' is not a valid node name`);
 }
 
-/** Per-node bootstrap tokens in a directory. */
+/** Default lifetime of a bootstrap token; it is replaced (rotated) at half of it. */
+export const BOOTSTRAP_TOKEN_MAX_AGE_MS = 30 * 24 * 3600_000;
+
+/**
+ * Per-node bootstrap tokens in a directory. A token expires maxAgeMs after it was minted (the
+ * file's mtime) and is rotated at half that by ensure(); the agent reads its token file for every
+ * call, so a rotation needs nothing from it. A node's token is revoked when the node goes.
+ */
 export class BootstrapTokens implements NodeAuthenticator {
   private byDigest = new Map<string, string>();
   private lastScan = 0;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    readonly maxAgeMs = BOOTSTRAP_TOKEN_MAX_AGE_MS,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.scan();
   }
@@ -69,15 +79,30 @@ export class BootstrapTokens implements NodeAuthenticator {
     return join(this.dir, `${node}.token`);
   }
 
-  /** Mints a token for a node unless it has one; returns the file path. */
+  /** Mints a token for a node unless it has one young enough (past half its life it is replaced); returns the file path. */
   ensure(node: string): string {
     checkNodeName(node);
     const p = this.path(node);
-    if (!existsSync(p)) {
+    if (!existsSync(p) || this.ageMs(p) > this.maxAgeMs / 2) {
       writeFileSecure(p, `${randomBytes(32).toString("base64url")}\n`, 0o600);
       this.scan();
     }
     return p;
+  }
+
+  /** Revokes a node's token (the node left the cluster). */
+  revoke(node: string): void {
+    checkNodeName(node);
+    rmSync(this.path(node), { force: true });
+    this.scan();
+  }
+
+  private ageMs(path: string): number {
+    try {
+      return Date.now() - statSync(path).mtimeMs;
+    } catch {
+      return Number.POSITIVE_INFINITY;
+    }
   }
 
   private scan(): void {
@@ -104,8 +129,19 @@ export class BootstrapTokens implements NodeAuthenticator {
     if (!node)
       throw new AuthError(status.UNAUTHENTICATED, "unknown bootstrap token: it is not one the controller minted (check --token-file)");
     // The map lookup is by digest; compare once more in constant time for good measure.
-    const stored = digest(readFileSync(this.path(node), "utf8").trim());
+    let text: string;
+    try {
+      text = readFileSync(this.path(node), "utf8");
+    } catch {
+      throw new AuthError(status.UNAUTHENTICATED, `bootstrap token of node ${node} was revoked`);
+    }
+    const stored = digest(text.trim());
     if (!timingSafeEqual(stored, d)) throw new AuthError(status.UNAUTHENTICATED, "bootstrap token was replaced; read the new token file");
+    if (this.ageMs(this.path(node)) > this.maxAgeMs)
+      throw new AuthError(
+        status.UNAUTHENTICATED,
+        `bootstrap token of node ${node} expired; the controller mints a new one while the node exists`,
+      );
     return { node, via: "bootstrap token" };
   }
 }

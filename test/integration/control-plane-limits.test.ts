@@ -19,7 +19,11 @@ describe("controller limits", () => {
   };
 
   beforeAll(async () => {
-    f = await ControlFixture.start([namespace("shop", { "weft.dev/mesh": "enabled" }), node("n1", "10.250.0.11"), node("n2", "10.250.0.12")]);
+    f = await ControlFixture.start([
+      namespace("shop", { "weft.dev/mesh": "enabled" }),
+      node("n1", "10.250.0.11"),
+      node("n2", "10.250.0.12"),
+    ]);
     caPem = readFileSync(join(f.stateDir, "ca", "root-cert.pem"), "utf8");
   });
   afterAll(async () => {
