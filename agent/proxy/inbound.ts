@@ -32,7 +32,7 @@ interface SessionInfo {
  * already shut down (our FIN went out); the reset then fails without ever closing the handle, so
  * such a socket is destroyed instead (unread data makes the kernel send an RST anyway).
  */
-export function abortSocket(s: Socket): void {
+function abortSocket(s: Socket): void {
   if (s.writableEnded) s.destroy();
   else s.resetAndDestroy();
 }

@@ -55,7 +55,7 @@ export function checkNodeName(node: string): void {
 }
 
 /** Default lifetime of a bootstrap token; it is replaced (rotated) at half of it. */
-export const BOOTSTRAP_TOKEN_MAX_AGE_MS = 30 * 24 * 3600_000;
+const BOOTSTRAP_TOKEN_MAX_AGE_MS = 30 * 24 * 3600_000;
 
 /**
  * Per-node bootstrap tokens in a directory. A token expires maxAgeMs after it was minted (the

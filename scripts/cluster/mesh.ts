@@ -105,7 +105,7 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
  * (net_admin), and raw sockets for its link probes (net_raw). Everything else (module loading,
  * ptrace, setuid, kill, chown…) is gone for its whole life.
  */
-export const AGENT_BOUNDING_SET = "-all,+bpf,+perfmon,+sys_admin,+net_admin,+net_raw";
+const AGENT_BOUNDING_SET = "-all,+bpf,+perfmon,+sys_admin,+net_admin,+net_raw";
 
 /** Starts node n's agent: capture on the node's pods, proxy on the pods' gateway and node address. */
 export async function startAgent(cluster: string, n: number, opts: MeshOptions = {}): Promise<ProcessRecord> {
