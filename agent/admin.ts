@@ -104,11 +104,22 @@ export class AdminServer {
       .sort((a, b) => a.path.localeCompare(b.path));
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, tcpHosts: Set<string> | null): Promise<void> {
     const send = (status: number, body: string, type: string) => {
       res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
       res.end(body);
     };
+    const method0 = req.method ?? "GET";
+    if (tcpHosts && method0 !== "GET" && method0 !== "HEAD" && !mutationAllowed(req, tcpHosts)) {
+      // On TCP anything the host can reach may call us, including a browser tricked by DNS
+      // rebinding or a cross-site form: changes need the unix socket or our own address as Host.
+      send(
+        403,
+        `${JSON.stringify({ error: "changes over TCP need a Host header naming this admin address and no Origin; use the unix socket (weft CLI)" })}\n`,
+        "application/json",
+      );
+      return;
+    }
     try {
       const url = new URL(req.url ?? "/", "http://admin.local");
       const route = this.routes.get(url.pathname.replace(/\/+$/, "") || "/");
@@ -204,8 +215,8 @@ export class AdminServer {
     producer(stream);
   }
 
-  private server(): Server {
-    const s = createServer((req, res) => void this.handle(req, res));
+  private server(tcpHosts: Set<string> | null = null): Server {
+    const s = createServer((req, res) => void this.handle(req, res, tcpHosts));
     s.on("clientError", (_e, sock) => sock.destroy());
     this.servers.push(s);
     return s;
@@ -213,7 +224,12 @@ export class AdminServer {
 
   /** Listens on host:port (port 0 = any); resolves with the bound address. */
   listenTcp(host: string, port: number): Promise<AddressInfo> {
-    const s = this.server();
+    const hosts = new Set<string>();
+    const s = this.server(hosts);
+    s.once("listening", () => {
+      const bound = (s.address() as AddressInfo).port;
+      for (const h of [host, "localhost", "127.0.0.1", "[::1]"]) hosts.add(`${h}:${bound}`.toLowerCase());
+    });
     return new Promise((resolve, reject) => {
       s.once("error", (e: NodeJS.ErrnoException) =>
         reject(
@@ -270,6 +286,13 @@ export class AdminServer {
     );
     for (const p of this.sockets) rmSync(p, { force: true });
   }
+}
+
+/** True when a changing request over TCP names our own address as Host and comes from no web page. */
+function mutationAllowed(req: IncomingMessage, hosts: ReadonlySet<string>): boolean {
+  if (req.headers.origin !== undefined) return false;
+  const host = req.headers.host?.toLowerCase();
+  return host !== undefined && hosts.has(host);
 }
 
 /** GETs a path from an admin API on a unix socket (the CLI and tests use it). */

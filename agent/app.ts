@@ -197,6 +197,7 @@ export class AgentApp {
           hbone: { ip: dp.hboneAddress, port: PORT_HBONE },
           pool: DEFAULT_POOL_OPTIONS,
           ...DEFAULT_PROXY_TUNING,
+          limits: dp.limits,
         },
         workers: dp.workers,
         drainMs: dp.drainMs,

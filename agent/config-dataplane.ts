@@ -8,9 +8,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { isAbsolute, join } from "node:path";
 import { PORT_HBONE, PORT_METRICS, PORT_OUTBOUND, PORT_READINESS } from "../controller/api/constants.js";
+import { parseLimits } from "../controller/api/limit-settings.js";
 import { durationFlag } from "../controller/translate/fields.js";
 import { cgroup2Root } from "../native/cgroup.js";
 import type { CgroupLayout } from "./capture/pod-cgroups.js";
+import { DEFAULT_PROXY_LIMITS, type ProxyLimits } from "./proxy/limits.js";
 import { DEFAULT_PIN_DIR } from "./redirect/defaults.js";
 
 /** Data-plane flags as commander gives them. */
@@ -26,6 +28,8 @@ export interface DataPlaneFlags {
   metricsAddress?: string;
   readinessAddress?: string;
   drain?: string;
+  /** `--limit name=value` (repeatable): proxy listener limits. */
+  limit?: string[];
 }
 
 /** Capture settings (BPF). */
@@ -48,6 +52,8 @@ export interface DataPlaneConfig {
   drainMs: number;
   metrics: { host: string; port: number } | null;
   readiness: { host: string; port: number } | null;
+  /** Proxy listener limits (docs/LIMITS.md). */
+  limits: ProxyLimits;
 }
 
 /** This process's cgroup v2 path (from /proc/self/cgroup "0::/path"). */
@@ -113,6 +119,7 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
     drainMs,
     metrics: hostPort("--metrics-address", f.metricsAddress ?? `0.0.0.0:${PORT_METRICS}`, errors),
     readiness: hostPort("--readiness-address", f.readinessAddress ?? `0.0.0.0:${PORT_READINESS}`, errors),
+    limits: parseLimits(DEFAULT_PROXY_LIMITS, f.limit ?? [], "--limit", errors),
   };
 }
 

@@ -69,6 +69,7 @@ export function registerControllerCommands(program: Command): void {
     .option("--token-audience <aud>", "Kubernetes mode: audience of the agents' projected tokens (repeatable)", collect)
     .option("--admin-socket <path>", "status socket (default <state-dir>/controller.sock)")
     .option("--log-level <level>", "trace, debug, info, warn or error", "info")
+    .option("--limit <name=value>", "override a server limit, e.g. maxStreamsPerNode=4 (repeatable; docs/LIMITS.md)", collect)
     .action(
       action(async (o) => {
         const { controllerConfig } = await import("./config.js");

@@ -1,12 +1,15 @@
 /** The controller's settings, from `weft controller` flags, checked with errors that name the flag. */
+
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { PORT_CONTROLLER } from "./api/constants.js";
+import { parseLimits } from "./api/limit-settings.js";
 import { LOG_LEVELS } from "./log.js";
 import type { KubeConnection } from "./sources/kube-client.js";
 import { durationFlag } from "./translate/fields.js";
 import { validateTranslateOptions } from "./translate/index.js";
 import type { TranslateOptions } from "./translate/types.js";
+import { DEFAULT_XDS_LIMITS, type XdsLimits } from "./xds/limits.js";
 
 /** Where the controller reads the cluster. */
 export type SourceConfig = { kind: "file"; path: string } | { kind: "kubernetes"; connection: KubeConnection; namespaceSelector?: string };
@@ -36,6 +39,8 @@ export interface ControllerConfig {
   namespace: string;
   adminSocket: string;
   logLevel: string;
+  /** xDS/CA server limits (`--limit name=value`). */
+  limits: XdsLimits;
 }
 
 /** Raw flag values (as commander gives them). */
@@ -61,6 +66,7 @@ export interface ControllerFlags {
   tokenAudience?: string[];
   adminSocket?: string;
   logLevel?: string;
+  limit?: string[];
 }
 
 /** Default state dir outside the local cluster. */
@@ -143,6 +149,7 @@ export function controllerConfig(f: ControllerFlags): ControllerConfig {
     namespace: process.env.POD_NAMESPACE ?? "weft-system",
     adminSocket: f.adminSocket ?? join(stateDir, "controller.sock"),
     logLevel,
+    limits: parseLimits(DEFAULT_XDS_LIMITS, f.limit ?? [], "--limit", errors),
   };
   if (errors.length) throw new Error(`invalid controller settings:\n  ${errors.join("\n  ")}`);
   return config;

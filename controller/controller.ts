@@ -38,6 +38,8 @@ export class Controller {
   private caSignature = "";
   private auth!: NodeAuthenticator;
   private tokens: BootstrapTokens | undefined;
+  /** Nodes whose tokens this controller keeps (revoked when they leave). */
+  private tokenNodes = new Set<string>();
   private fileSource: FileSource | undefined;
   private kubeSource: KubeSource | undefined;
   private kube: KubeClient | undefined;
@@ -103,7 +105,7 @@ export class Controller {
       this.auth = this.tokens;
     }
     this.reporter = new DiagnosticsReporter(this.log, this.events);
-    this.xds = new XdsService(this.auth, this.log);
+    this.xds = new XdsService(this.auth, this.log, c.limits);
     this.caService = new CaService(
       () => this.ca,
       this.auth,
@@ -135,6 +137,8 @@ export class Controller {
     if (c.ca.kind === "state-dir") this.every(2000, () => this.reloadCaIfChanged());
     // A kind becoming unreadable (or readable) changes no object: look for it here.
     if (this.kubeSource) this.every(1000, () => this.recheckConditions());
+    // Tokens rotate at half life even when nothing else changes.
+    if (this.tokens) this.every(3600_000, () => this.syncTokens([...this.tokenNodes]));
     this.log.info({ port: this.port, ca: this.ca.origin }, "controller ready");
   }
 
@@ -212,6 +216,19 @@ export class Controller {
     }
   }
 
+  /** Tokens for every node (minted, rotated at half life); a node that left has its token revoked. */
+  private syncTokens(nodes: readonly string[]): void {
+    if (!this.tokens) return;
+    const now = new Set(nodes);
+    for (const n of this.tokenNodes) {
+      if (now.has(n)) continue;
+      this.tokens.revoke(n);
+      this.log.info({ node: n }, "node left the cluster; its bootstrap token is revoked");
+    }
+    for (const n of now) this.ensureToken(n);
+    this.tokenNodes = now;
+  }
+
   private recomputeOrThrow(): void {
     const start = performance.now();
     let model = translate(this.store.snapshot(), this.config.translate, this.memo);
@@ -225,7 +242,7 @@ export class Controller {
     this.translations++;
     this.model = model;
     this.reporter.update(model.diagnostics);
-    if (this.tokens) for (const n of model.nodes) this.ensureToken(n);
+    if (this.tokens) this.syncTokens(model.nodes);
     const set = this.xds.update(model, this.ca.trustBundle());
     this.log.debug(
       {
@@ -317,6 +334,9 @@ export class Controller {
   private registerAdmin(): void {
     this.admin.register("/healthz", () => ({ text: "ok\n" }), { description: "liveness" });
     this.admin.register("/status", () => ({ json: this.status() }), { description: "sources, agents, pushes, CA" });
+    this.admin.register("/metrics", async () => ({ text: await this.xds.metrics.registry.metrics() }), {
+      description: "Prometheus text: limits hit, refused calls",
+    });
     this.admin.register(
       "/config_dump",
       ({ url }) => {

@@ -42,6 +42,11 @@ export function registerAgentCommand(program: Command): void {
     .option("--metrics-address <ip:port>", "Prometheus metrics, or 'off'", "0.0.0.0:15020")
     .option("--readiness-address <ip:port>", "readiness (/healthz/ready), or 'off'", "0.0.0.0:15021")
     .option("--drain <duration>", "on shutdown, how long connections get to finish", "5s")
+    .option(
+      "--limit <name=value>",
+      "override a proxy limit, e.g. maxConnectionsPerPeer=2048 (repeatable; docs/LIMITS.md)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .action(
       action(async (o) => {
         // Loaded here, not at the top: other `weft` commands should not pay for gRPC and X.509.

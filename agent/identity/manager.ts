@@ -102,11 +102,16 @@ export class IdentityManager implements IdentitySource {
     for (const id of enrolled) if (!this.entries.has(id)) void this.certificate(id).catch(() => undefined);
     let changed = false;
     for (const [id, e] of this.entries) {
-      if (all.has(id)) continue;
+      if (enrolled.has(id)) continue;
       if (e.timer) clearTimeout(e.timer);
       this.entries.delete(id);
       changed = true;
-      this.opts.log.info({ identity: id }, "no pod on this node runs as this identity any more; certificate dropped");
+      this.opts.log.info(
+        { identity: id },
+        all.has(id)
+          ? "no pod in the mesh on this node runs as this identity any more; certificate dropped"
+          : "no pod on this node runs as this identity any more; certificate dropped",
+      );
     }
     const fp = s.trustBundle?.signingRootSha256 ?? "";
     if (fp !== this.bundleFp) {
@@ -132,8 +137,9 @@ export class IdentityManager implements IdentitySource {
   certificate(identity: string): Promise<WorkloadCertificate> {
     const cached = this.cached(identity);
     if (cached) return Promise.resolve(cached);
-    const { all } = this.localIdentities(this.opts.state.get());
-    if (!all.has(identity)) return Promise.reject(new Error(`no pod on this node runs as ${identity}; the CA would refuse it`));
+    const { enrolled } = this.localIdentities(this.opts.state.get());
+    if (!enrolled.has(identity))
+      return Promise.reject(new Error(`no pod in the mesh on this node runs as ${identity}; the CA would refuse it`));
     let e = this.entries.get(identity);
     if (!e) {
       e = { identity, backoff: new Backoff(this.opts.retryInitialMs ?? 1000, this.opts.retryMaxMs ?? 30_000), issuedCount: 0 };

@@ -4,6 +4,7 @@ import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
 import type { ConnectionManager } from "./connection-manager.js";
+import type { ProxyLimits } from "./limits.js";
 import type { HbonePool, PoolOptions } from "./pool.js";
 import type { EndpointPicker, SocketAddr } from "./request.js";
 import type { ContextCache } from "./tls.js";
@@ -25,6 +26,8 @@ export interface ProxyConfig {
   sniffTimeoutMs?: number;
   /** Listen with SO_REUSEPORT so several workers share the ports. */
   reusePort?: boolean;
+  /** Listener limits; unset ones take DEFAULT_PROXY_LIMITS. */
+  limits?: Partial<ProxyLimits>;
 }
 
 /** Defaults: windows as ztunnel's (4 MiB stream, 16 MiB connection). */

@@ -2,6 +2,7 @@
 import { type ClientHttp2Session, connect as h2connect } from "node:http2";
 import { connect as tlsConnect } from "node:tls";
 import type { ProxyContext } from "./context.js";
+import { MESH_TLS_VERSION, onCredentialExpiry, parseBundle, peerCredential, stillTrusted } from "./peer-credential.js";
 import type { PoolKey, SessionFactory } from "./pool.js";
 import { expectIdentity, HBONE_ALPN, identitySni } from "./tls.js";
 
@@ -17,8 +18,8 @@ export function hboneConnector(ctx: Omit<ProxyContext, "pool">): SessionFactory 
       servername: identitySni(key.dstIdentity),
       secureContext,
       ALPNProtocols: HBONE_ALPN,
-      minVersion: "TLSv1.3",
-      maxVersion: "TLSv1.3",
+      minVersion: MESH_TLS_VERSION,
+      maxVersion: MESH_TLS_VERSION,
       rejectUnauthorized: true,
       checkServerIdentity: expectIdentity(key.dstIdentity),
     });
@@ -43,6 +44,11 @@ export function hboneConnector(ctx: Omit<ProxyContext, "pool">): SessionFactory 
         reject(new Error(`HBONE connection to ${ip}:${port} for ${key.dstIdentity} failed: ${e.message}${hint}`));
       });
     });
+    const credential = peerCredential(socket, ctx.view().data.trustDomain);
+    if ("refused" in credential) {
+      socket.destroy();
+      throw new Error(`HBONE connection to ${ip}:${port} for ${key.dstIdentity} refused: ${credential.refused}`);
+    }
     const session = h2connect(`https://${ip}:${port}`, {
       createConnection: () => socket,
       settings: { initialWindowSize: ctx.config.streamWindowBytes, enablePush: false },
@@ -50,6 +56,16 @@ export function hboneConnector(ctx: Omit<ProxyContext, "pool">): SessionFactory 
     });
     session.on("error", (e) => ctx.log.debug({ peer: `${ip}:${port}`, err: e.message }, "HBONE session error"));
     session.once("connect", () => session.setLocalWindowSize(ctx.config.sessionWindowBytes));
+    // The server's certificate bounds the session: once it expires, or the root that vouched for
+    // it leaves the bundle, the session takes no new streams (the pool then opens a fresh one).
+    const cancelExpiry = onCredentialExpiry(credential.notAfter, () => session.close());
+    const offBundle = ctx.identity.onChange(() => {
+      if (!stillTrusted(credential.top, parseBundle(ctx.identity.trustBundle()))) session.close();
+    });
+    session.once("close", () => {
+      cancelExpiry();
+      offBundle();
+    });
     return session;
   };
 }

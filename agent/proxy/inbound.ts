@@ -1,10 +1,12 @@
 /**
  * Inbound HBONE (15008): terminate mTLS (TLS 1.3, peer verified against the trust bundle), take
- * HTTP/2 CONNECT streams, decide with checkInbound, dial the pod and splice.
+ * HTTP/2 CONNECT streams, decide with checkInbound, dial the pod and splice. Every resource a peer
+ * can claim is bounded (limits.ts): handshakes and connections per source address, streams and
+ * memory per session, header size, streams waiting on one pod.
  */
 import { createSecureServer, type Http2SecureServer, constants as h2, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
+import type { SecureContextOptions, TLSSocket } from "node:tls";
 import { sharedListen } from "../../native/reuseport.js";
 import { trafficLabels } from "../telemetry/labels.js";
 import type { ConnectionInfo } from "./connection-manager.js";
@@ -12,14 +14,27 @@ import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
 import { checkInbound, forwardedFor, type InboundDecision, parseAuthority } from "./inbound-policy.js";
+import { DEFAULT_PROXY_LIMITS, KeyedCounter } from "./limits.js";
 import { workloadRef } from "./names.js";
-import { HBONE_ALPN, identitySni, peerIdentity } from "./tls.js";
+import { MESH_TLS_VERSION, onCredentialExpiry, type PeerCredential, parseBundle, peerCredential, stillTrusted } from "./peer-credential.js";
+import { HBONE_ALPN, identitySni } from "./tls.js";
 
 interface SessionInfo {
   peer: string;
+  credential: PeerCredential;
   /** Identity presented to this peer (chosen by SNI). */
   presented?: string;
   peerAddr: { ip: string; port: number };
+}
+
+/**
+ * Aborts a TCP connection: RST when possible. libuv cannot reset a socket whose write side was
+ * already shut down (our FIN went out); the reset then fails without ever closing the handle, so
+ * such a socket is destroyed instead (unread data makes the kernel send an RST anyway).
+ */
+function abortSocket(s: Socket): void {
+  if (s.writableEnded) s.destroy();
+  else s.resetAndDestroy();
 }
 
 /** The HBONE listener. */
@@ -28,17 +43,31 @@ export class InboundServer {
   private readonly sessions = new WeakMap<ServerHttp2Session, SessionInfo>();
   private readonly live = new Set<ServerHttp2Session>();
   private sniCache: { version: string; map: Map<string, string> } = { version: "", map: new Map() };
+  private readonly limits;
+  /** Per source address: connections still in the TLS handshake, and all connections. */
+  private readonly handshaking = new KeyedCounter();
+  private readonly perPeer = new KeyedCounter();
+  /** Connections by "ip:port", to release their counts once, whichever way they end. */
+  private readonly accounted = new Map<string, { ip: string; secured: boolean; released: boolean }>();
+  /** Streams waiting for a pod to accept, per pod address. */
+  private readonly dialing = new KeyedCounter();
 
-  constructor(private readonly ctx: ProxyContext) {}
+  constructor(private readonly ctx: ProxyContext) {
+    this.limits = { ...DEFAULT_PROXY_LIMITS, ...ctx.config.limits };
+  }
 
   /** Starts listening on the configured HBONE address. */
   async start(): Promise<void> {
     const { config } = this.ctx;
+    const limits = this.limits;
+    // Every context this server ever uses pins the version: setSecureContext and the per-identity
+    // contexts chosen by SNI would otherwise fall back to OpenSSL's default floor (TLS 1.2).
+    const pinned: SecureContextOptions = { minVersion: MESH_TLS_VERSION, maxVersion: MESH_TLS_VERSION };
     const server = createSecureServer({
       allowHTTP1: false,
       ALPNProtocols: HBONE_ALPN,
-      minVersion: "TLSv1.3",
-      maxVersion: "TLSv1.3",
+      ...pinned,
+      handshakeTimeout: limits.handshakeTimeoutMs,
       requestCert: true,
       rejectUnauthorized: true,
       ca: [...this.ctx.identity.trustBundle()],
@@ -48,11 +77,34 @@ export class InboundServer {
           (e: Error) => cb(e, undefined),
         );
       },
-      settings: { initialWindowSize: config.streamWindowBytes, maxConcurrentStreams: 1000, enablePush: false },
-      maxSessionMemory: 256,
+      settings: {
+        initialWindowSize: config.streamWindowBytes,
+        maxConcurrentStreams: limits.maxStreamsPerSession,
+        maxHeaderListSize: limits.maxHeaderBytes,
+        enablePush: false,
+      },
+      maxHeaderListPairs: 64,
+      maxSessionMemory: limits.sessionMemoryMb,
     });
-    // Frames for many streams share each socket: never hold a small write back for Nagle.
-    server.on("secureConnection", (socket: TLSSocket) => socket.setNoDelay(true));
+    server.on("connection", (raw: Socket) => this.admit(raw));
+    server.on("secureConnection", (socket: TLSSocket) => {
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      const acc = this.accounted.get(key);
+      if (acc && !acc.secured) {
+        acc.secured = true;
+        this.handshaking.release(acc.ip);
+      }
+      socket.once("close", () => this.release(key));
+      // Belt and braces: whatever context was chosen, nothing below TLS 1.3 gets a session.
+      if (socket.getProtocol() !== MESH_TLS_VERSION) {
+        this.ctx.metrics.limitHit("tls_version");
+        this.ctx.log.warn({ peer: key, protocol: socket.getProtocol() }, "HBONE peer negotiated an old TLS version; closing");
+        socket.destroy();
+        return;
+      }
+      // Frames for many streams share each socket: never hold a small write back for Nagle.
+      socket.setNoDelay(true);
+    });
     // A bug in handling one session or stream must cost that stream, never the node's proxy.
     server.on("session", (session) =>
       this.guard(
@@ -66,10 +118,20 @@ export class InboundServer {
         () => stream.close(h2.NGHTTP2_INTERNAL_ERROR),
       ),
     );
-    server.on("tlsClientError", (err: Error, socket: TLSSocket) => {
-      this.ctx.log.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, "HBONE TLS handshake refused");
+    server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      this.release(key);
+      if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") {
+        this.ctx.metrics.limitHit("handshake_timeout");
+        this.ctx.log.debug({ peer: key }, "HBONE TLS handshake timed out");
+        return;
+      }
+      this.ctx.log.warn({ peer: key, err: err.message }, "HBONE TLS handshake refused");
     });
-    this.ctx.identity.onChange(() => server.setSecureContext({ ca: [...this.ctx.identity.trustBundle()] }));
+    this.ctx.identity.onChange(() => {
+      server.setSecureContext({ ca: [...this.ctx.identity.trustBundle()], ...pinned });
+      this.drainUntrusted();
+    });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       const { ip, port } = config.hbone;
@@ -108,23 +170,74 @@ export class InboundServer {
     return this.ctx.contexts.get(cert, this.ctx.identity.trustBundle());
   }
 
+  /** A TCP connection arrived: refuse it when its source already holds too many. */
+  private admit(raw: Socket): void {
+    const ip = raw.remoteAddress ?? "";
+    const key = `${ip}:${raw.remotePort}`;
+    if (!this.perPeer.take(ip, this.limits.maxConnectionsPerPeer)) {
+      this.ctx.metrics.limitHit("connections_per_peer");
+      raw.destroy();
+      return;
+    }
+    if (!this.handshaking.take(ip, this.limits.maxHandshakesPerPeer)) {
+      this.perPeer.release(ip);
+      this.ctx.metrics.limitHit("handshakes_per_peer");
+      raw.destroy();
+      return;
+    }
+    this.accounted.set(key, { ip, secured: false, released: false });
+    raw.once("close", () => this.release(key));
+  }
+
+  /** A connection ended (closed, handshake failed or timed out): gives its counts back, once. */
+  private release(key: string): void {
+    const acc = this.accounted.get(key);
+    if (!acc || acc.released) return;
+    acc.released = true;
+    this.accounted.delete(key);
+    if (!acc.secured) this.handshaking.release(acc.ip);
+    this.perPeer.release(acc.ip);
+  }
+
+  /** The bundle changed: sessions whose peer chain no new root vouches for take no new streams. */
+  private drainUntrusted(): void {
+    const roots = parseBundle(this.ctx.identity.trustBundle());
+    for (const session of this.live) {
+      const info = this.sessions.get(session);
+      if (!info || stillTrusted(info.credential.top, roots)) continue;
+      this.ctx.log.info({ peer: info.peer }, "the root that authenticated this HBONE session was retired; draining it");
+      session.close();
+    }
+  }
+
   private onSession(session: ServerHttp2Session): void {
     const socket = session.socket as TLSSocket;
-    const peer = peerIdentity(socket);
-    if (!peer) {
-      this.ctx.log.warn({ peer: socket.remoteAddress }, "HBONE peer has no SPIFFE identity; closing");
+    const credential = peerCredential(socket, this.ctx.view().data.trustDomain);
+    if ("refused" in credential) {
+      this.ctx.log.warn({ peer: socket.remoteAddress, reason: credential.refused }, "HBONE peer refused; closing");
       session.destroy();
       return;
     }
+    const peer = credential.identity;
     const servername = (socket as TLSSocket & { servername?: string }).servername;
     const presented = servername ? this.sniCache.map.get(servername) : undefined;
     this.sessions.set(session, {
       peer,
+      credential,
       ...(presented ? { presented } : {}),
       peerAddr: { ip: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
     });
     this.live.add(session);
-    session.once("close", () => this.live.delete(session));
+    // The certificate that authenticated the peer bounds the session: at expiry it takes no new
+    // streams (GOAWAY); streams already open finish.
+    const cancelExpiry = onCredentialExpiry(credential.notAfter, () => {
+      this.ctx.log.info({ peer }, "the peer certificate of this HBONE session expired; draining it");
+      session.close();
+    });
+    session.once("close", () => {
+      cancelExpiry();
+      this.live.delete(session);
+    });
     session.on("error", (e) => this.ctx.log.debug({ err: e.message }, "HBONE session error"));
     session.once("connect", () => session.setLocalWindowSize(this.ctx.config.sessionWindowBytes));
     if (!session.connecting) session.setLocalWindowSize(this.ctx.config.sessionWindowBytes);
@@ -195,6 +308,13 @@ export class InboundServer {
     peer: string,
   ): Promise<void> {
     const labels = this.labels(decision, peer);
+    const pod = `${connInfo.dst.ip}:${connInfo.dst.port}`;
+    if (!this.dialing.take(pod, this.limits.maxPendingDialsPerPod)) {
+      this.ctx.metrics.limitHit("pending_dials_per_pod");
+      stream.respond({ ":status": 503 }, { endStream: true });
+      this.ctx.connections.rejected(connInfo, labels, `too many connections waiting for ${pod} to accept`, "CONNECT");
+      return;
+    }
     let upstream: Socket;
     try {
       upstream = await dial(connInfo.dst, this.ctx.config.connectTimeoutMs);
@@ -202,6 +322,8 @@ export class InboundServer {
       if (!stream.destroyed) stream.respond({ ":status": 503 }, { endStream: true });
       this.ctx.connections.rejected(connInfo, labels, (e as Error).message, "CONNECT");
       return;
+    } finally {
+      this.dialing.release(pod);
     }
     if (stream.destroyed) {
       upstream.destroy();
@@ -216,9 +338,14 @@ export class InboundServer {
       (reason) => {
         this.ctx.log.info({ reason, dst: connInfo.dstWorkload }, "closing connection");
         stream.close(h2.NGHTTP2_CANCEL);
-        up.resetAndDestroy();
+        abortSocket(up);
       },
     );
+    // A stream cut by its session's end (peer gone, RST_STREAM) can still look ended both ways to
+    // the splice; the pod must see an abort then, or a pod that never closes holds it forever.
+    stream.once("close", () => {
+      if ((stream.aborted || stream.rstCode !== h2.NGHTTP2_NO_ERROR) && !up.destroyed) abortSocket(up);
+    });
     spliceWith(stream, up, (result) => tracked.close(result.clean ? undefined : result.error));
   }
 

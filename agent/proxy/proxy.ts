@@ -69,7 +69,11 @@ export class NodeProxy {
       limiters: new LimiterRegistry(),
     });
     this.outbound = new OutboundListener(this.ctx, this.http);
-    this.unsubscribe = deps.onViewChange((view) => this.recheck(view));
+    this.unsubscribe = deps.onViewChange((view) => {
+      this.recheck(view);
+      // Keys of identities this node no longer runs leave memory with their contexts.
+      contexts.retain(new Set(view.localWorkloads().flatMap((w) => (w.enrolled ? [w.identity] : []))));
+    });
     this.poolGauge = setInterval(() => deps.metrics.poolSessions.set(pool.sessionCount), 1000);
     this.poolGauge.unref();
   }

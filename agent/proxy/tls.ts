@@ -5,7 +5,7 @@
  * then checks the certificate's URI SAN is exactly the identity it expected.
  */
 import { createHash } from "node:crypto";
-import { createSecureContext, type PeerCertificate, type SecureContext, type TLSSocket } from "node:tls";
+import { createSecureContext, type PeerCertificate, type SecureContext } from "node:tls";
 import type { WorkloadCertificate } from "../identity/types.js";
 
 /** ALPN for HBONE. */
@@ -28,12 +28,6 @@ export function spiffeIdOf(cert: Pick<PeerCertificate, "subjectaltname"> | undef
   // SPIFFE: an SVID carries exactly one URI SAN.
   if (uris.length !== 1 || !uris[0]?.startsWith("spiffe://")) return null;
   return uris[0];
-}
-
-/** The authenticated peer identity of a TLS socket (null when unauthenticated or not SPIFFE). */
-export function peerIdentity(socket: TLSSocket): string | null {
-  if (!socket.authorized) return null;
-  return spiffeIdOf(socket.getPeerCertificate(false));
 }
 
 /** checkServerIdentity for tls.connect: the server must present exactly `expected`. */

@@ -24,6 +24,7 @@ export class ProxyMetrics {
   private readonly responseBytes: Histogram<string>;
   /** Bound children per label set and code: prom-client hashes 25 labels on every unbound call. */
   private readonly children = new WeakMap<TrafficLabels, Map<string, RequestChildren>>();
+  private readonly limitHits: Counter<string>;
 
   constructor(registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -87,7 +88,18 @@ export class ProxyMetrics {
       buckets: sizeBuckets,
       registers: [registry],
     });
+    this.limitHits = new Counter({
+      name: "weft_limit_hits_total",
+      help: "Times a proxy limit refused or cut something (docs/LIMITS.md), by limit",
+      labelNames: ["limit"],
+      registers: [registry],
+    });
     if (opts.processMetrics) collectDefaultMetrics({ register: registry });
+  }
+
+  /** A limit was hit (a connection, stream or handshake refused or cut). */
+  limitHit(limit: string): void {
+    this.limitHits.inc({ limit });
   }
 
   /** A connection was opened. */

@@ -6,7 +6,7 @@
  * is the one the token's pod runs on (bound-token claims), as Istio's node authorizer does.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type Metadata, status } from "@grpc/grpc-js";
 import type { KubeClient } from "../sources/kube-client.js";
@@ -54,12 +54,22 @@ export function checkNodeName(node: string): void {
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(node)) throw new Error(`'${node}' is not a valid node name`);
 }
 
-/** Per-node bootstrap tokens in a directory. */
+/** Default lifetime of a bootstrap token; it is replaced (rotated) at half of it. */
+const BOOTSTRAP_TOKEN_MAX_AGE_MS = 30 * 24 * 3600_000;
+
+/**
+ * Per-node bootstrap tokens in a directory. A token expires maxAgeMs after it was minted (the
+ * file's mtime) and is rotated at half that by ensure(); the agent reads its token file for every
+ * call, so a rotation needs nothing from it. A node's token is revoked when the node goes.
+ */
 export class BootstrapTokens implements NodeAuthenticator {
   private byDigest = new Map<string, string>();
   private lastScan = 0;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    readonly maxAgeMs = BOOTSTRAP_TOKEN_MAX_AGE_MS,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.scan();
   }
@@ -69,15 +79,30 @@ export class BootstrapTokens implements NodeAuthenticator {
     return join(this.dir, `${node}.token`);
   }
 
-  /** Mints a token for a node unless it has one; returns the file path. */
+  /** Mints a token for a node unless it has one young enough (past half its life it is replaced); returns the file path. */
   ensure(node: string): string {
     checkNodeName(node);
     const p = this.path(node);
-    if (!existsSync(p)) {
+    if (!existsSync(p) || this.ageMs(p) > this.maxAgeMs / 2) {
       writeFileSecure(p, `${randomBytes(32).toString("base64url")}\n`, 0o600);
       this.scan();
     }
     return p;
+  }
+
+  /** Revokes a node's token (the node left the cluster). */
+  revoke(node: string): void {
+    checkNodeName(node);
+    rmSync(this.path(node), { force: true });
+    this.scan();
+  }
+
+  private ageMs(path: string): number {
+    try {
+      return Date.now() - statSync(path).mtimeMs;
+    } catch {
+      return Number.POSITIVE_INFINITY;
+    }
   }
 
   private scan(): void {
@@ -104,8 +129,19 @@ export class BootstrapTokens implements NodeAuthenticator {
     if (!node)
       throw new AuthError(status.UNAUTHENTICATED, "unknown bootstrap token: it is not one the controller minted (check --token-file)");
     // The map lookup is by digest; compare once more in constant time for good measure.
-    const stored = digest(readFileSync(this.path(node), "utf8").trim());
+    let text: string;
+    try {
+      text = readFileSync(this.path(node), "utf8");
+    } catch {
+      throw new AuthError(status.UNAUTHENTICATED, `bootstrap token of node ${node} was revoked`);
+    }
+    const stored = digest(text.trim());
     if (!timingSafeEqual(stored, d)) throw new AuthError(status.UNAUTHENTICATED, "bootstrap token was replaced; read the new token file");
+    if (this.ageMs(this.path(node)) > this.maxAgeMs)
+      throw new AuthError(
+        status.UNAUTHENTICATED,
+        `bootstrap token of node ${node} expired; the controller mints a new one while the node exists`,
+      );
     return { node, via: "bootstrap token" };
   }
 }
@@ -130,30 +166,94 @@ export interface TokenReviewOptions {
   podNode: (namespace: string, name: string, uid: string | undefined) => string | undefined;
   /** How long a review result is reused (default 60 s). */
   cacheMs?: number;
+  /** Accepted tokens remembered (default 4096: a few per node). */
+  maxAccepted?: number;
+  /** Refused tokens remembered (default 1024), apart from accepted ones. */
+  maxRefused?: number;
+  /** TokenReviews in flight at once (default 32); callers beyond wait for a slot. */
+  maxConcurrentReviews?: number;
+}
+
+/**
+ * A bounded map that forgets its oldest entry first. Accepted and refused tokens live in separate
+ * ones, so a flood of random tokens evicts only other refused tokens, never the agents' own.
+ */
+class BoundedCache<V> {
+  private readonly map = new Map<string, { at: number; value: V }>();
+  constructor(private readonly max: number) {}
+
+  get(key: string, maxAgeMs: number): V | undefined {
+    const hit = this.map.get(key);
+    if (!hit) return undefined;
+    if (Date.now() - hit.at >= maxAgeMs) {
+      this.map.delete(key);
+      return undefined;
+    }
+    return hit.value;
+  }
+
+  set(key: string, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, { at: Date.now(), value });
+    while (this.map.size > this.max) {
+      const oldest = this.map.keys().next().value as string;
+      this.map.delete(oldest);
+    }
+  }
 }
 
 /** Authenticates service-account tokens with the API server's TokenReview. */
 export class TokenReviewAuthenticator implements NodeAuthenticator {
-  private readonly cache = new Map<string, { at: number; result: NodeIdentity | AuthError }>();
+  private readonly accepted: BoundedCache<NodeIdentity>;
+  private readonly refused: BoundedCache<AuthError>;
+  /** Reviews in flight per token digest: a burst with one token costs one review. */
+  private readonly inflight = new Map<string, Promise<NodeIdentity | AuthError>>();
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
 
-  constructor(private readonly opts: TokenReviewOptions) {}
+  constructor(private readonly opts: TokenReviewOptions) {
+    this.accepted = new BoundedCache(opts.maxAccepted ?? 4096);
+    this.refused = new BoundedCache(opts.maxRefused ?? 1024);
+  }
 
   /** The node the token's pod runs on. */
   async authenticate(credential: string): Promise<NodeIdentity> {
     const key = digest(credential).toString("hex");
-    const hit = this.cache.get(key);
-    if (hit && Date.now() - hit.at < (this.opts.cacheMs ?? 60_000)) {
-      if (hit.result instanceof AuthError) throw hit.result;
-      return hit.result;
+    const ttl = this.opts.cacheMs ?? 60_000;
+    const ok = this.accepted.get(key, ttl);
+    if (ok) return ok;
+    const bad = this.refused.get(key, ttl);
+    if (bad) throw bad;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.limited(() => this.review(credential))
+        .catch((e: unknown) => {
+          if (e instanceof AuthError) return e;
+          throw e;
+        })
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
     }
-    const result = await this.review(credential).catch((e: unknown) => {
-      if (e instanceof AuthError) return e;
-      throw e;
-    });
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(key, { at: Date.now(), result });
-    if (result instanceof AuthError) throw result;
+    const result = await p;
+    if (result instanceof AuthError) {
+      this.refused.set(key, result);
+      throw result;
+    }
+    this.accepted.set(key, result);
     return result;
+  }
+
+  /** Runs fn when fewer than maxConcurrentReviews are running (the API server is not ours to flood). */
+  private async limited<T>(fn: () => Promise<T>): Promise<T> {
+    const max = this.opts.maxConcurrentReviews ?? 32;
+    while (this.running >= max) await new Promise<void>((r) => this.waiting.push(r));
+    this.running++;
+    try {
+      return await fn();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
   }
 
   private async review(token: string): Promise<NodeIdentity> {
@@ -170,6 +270,16 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
     const st = r.status ?? {};
     if (!st.authenticated)
       throw new AuthError(status.UNAUTHENTICATED, `service-account token rejected by the API server${st.error ? `: ${st.error}` : ""}`);
+    // The API server says which of the requested audiences the token carries; a token for another
+    // audience (a token minted for some other service) must not authenticate an agent.
+    if (this.opts.audiences.length) {
+      const got = st.audiences ?? [];
+      if (!got.some((a) => this.opts.audiences.includes(a)))
+        throw new AuthError(
+          status.UNAUTHENTICATED,
+          `service-account token is not for this controller: audiences [${got.join(", ")}], expected one of [${this.opts.audiences.join(", ")}]`,
+        );
+    }
     const user = st.user?.username ?? "";
     const m = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(user);
     if (!m || !this.opts.agentServiceAccounts.includes(`${m[1]}/${m[2]}`)) {

@@ -205,8 +205,9 @@ export class AgentStream {
           send(r);
         }
       }
+      // A name is a narrower ask, never a wider one: it gets only what the node's selection allows.
       for (const name of sub.names) {
-        if (wanted.has(name)) continue;
+        if (wanted.has(name) || !set.selects(this.node, kind, name)) continue;
         const r = set.get(kind, name);
         if (r) {
           wanted.add(name);
@@ -217,7 +218,7 @@ export class AgentStream {
     } else {
       for (const name of candidates) {
         const r = set.get(kind, name);
-        if (r && ((sub.wildcard && set.selects(this.node, kind, name)) || sub.names.has(name))) send(r);
+        if (r && (sub.wildcard || sub.names.has(name)) && set.selects(this.node, kind, name)) send(r);
         else remove(name);
       }
     }

@@ -91,9 +91,12 @@ export class NodeSelector {
     return s;
   }
 
-  /** SPIFFE ids with at least one pod on the node (what its agent may get certificates for). */
+  /**
+   * SPIFFE ids with at least one enrolled pod on the node: what its agent may get certificates
+   * for. A pod outside the mesh never needs one, so its service account is not signed for.
+   */
   identitiesOn(node: string): Set<string> {
-    return new Set(this.localWorkloads(node).map((w) => w.identity));
+    return new Set(this.localWorkloads(node).flatMap((w) => (w.enrolled ? [w.identity] : [])));
   }
 
   /** The names of one kind a node needs. */

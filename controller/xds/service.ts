@@ -10,6 +10,7 @@ import { grpcError } from "../ca/service.js";
 import type { Logger } from "../log.js";
 import type { MeshModel } from "../translate/types.js";
 import { AgentStream, type NackRecord, type StreamObserver } from "./agent-stream.js";
+import { ControllerMetrics, DEFAULT_XDS_LIMITS, RefusalLog, type XdsLimits } from "./limits.js";
 import { ResourceSet } from "./resource-set.js";
 
 /** Push statistics. */
@@ -32,11 +33,20 @@ export class XdsService implements StreamObserver {
   readonly stats: PushStats = { pushes: 0, acks: 0, nacks: 0 };
   private readonly ackListeners = new Set<(s: AgentStream, kind: ResourceKind) => void>();
   private readonly nackListeners = new Set<(s: AgentStream, n: NackRecord) => void>();
+  private readonly limits: XdsLimits;
+  private readonly refusals: RefusalLog;
+  /** Streams whose credential is still being checked. */
+  private pendingAuth = 0;
 
   constructor(
     private readonly auth: NodeAuthenticator,
     private readonly log: Logger,
-  ) {}
+    limits: Partial<XdsLimits> = {},
+    readonly metrics = new ControllerMetrics(),
+  ) {
+    this.limits = { ...DEFAULT_XDS_LIMITS, ...limits };
+    this.refusals = new RefusalLog(log, this.limits.refusalLogsPerMinute);
+  }
 
   /** The current encoded state (undefined before the first update). */
   get resources(): ResourceSet | undefined {
@@ -97,10 +107,12 @@ export class XdsService implements StreamObserver {
     const queued: WireDeltaRequest[] = [];
     let stream: AgentStream | undefined;
     let failed = false;
-    const fail = (code: status, message: string) => {
+    const fail = (code: status, message: string, limit?: string) => {
       if (failed) return;
       failed = true;
-      this.log.warn({ peer, node: stream?.node, code: status[code] }, `agent stream refused: ${message}`);
+      if (limit) this.metrics.limitHit(limit);
+      this.metrics.refusedCall(status[code] ?? String(code));
+      this.refusals.refused({ peer, node: stream?.node, code: status[code] }, `agent stream refused: ${message}`);
       call.emit("error", grpcError(code, message));
     };
     const handle = (req: WireDeltaRequest) => {
@@ -118,7 +130,13 @@ export class XdsService implements StreamObserver {
     call.on("data", (req: WireDeltaRequest) => {
       if (failed) return;
       if (stream) handle(req);
-      else queued.push(req);
+      else if (queued.length < this.limits.maxPreAuthMessages) queued.push(req);
+      else
+        fail(
+          status.RESOURCE_EXHAUSTED,
+          `more than ${this.limits.maxPreAuthMessages} messages before the credential was checked`,
+          "pre_auth_messages",
+        );
     });
     const close = () => {
       if (!stream) return;
@@ -138,15 +156,37 @@ export class XdsService implements StreamObserver {
       fail((e as AuthError).code, (e as Error).message);
       return;
     }
+    if (this.pendingAuth >= this.limits.maxPendingAuth) {
+      fail(status.RESOURCE_EXHAUSTED, "too many agent streams are being authenticated; retry later", "pending_auth");
+      return;
+    }
+    this.pendingAuth++;
+    let authDone = false;
+    const authSettled = () => {
+      if (!authDone) this.pendingAuth--;
+      authDone = true;
+    };
     this.auth.authenticate(credential).then(
       (who) => {
+        authSettled();
         if (failed || call.cancelled || call.destroyed) return;
+        let open = 0;
+        for (const s of this.streams) if (s.node === who.node) open++;
+        if (open >= this.limits.maxStreamsPerNode) {
+          fail(
+            status.RESOURCE_EXHAUSTED,
+            `node ${who.node} already has ${open} streams open (limit ${this.limits.maxStreamsPerNode})`,
+            "streams_per_node",
+          );
+          return;
+        }
         stream = new AgentStream(who.node, peer, call, () => this.current, this.log, this);
         this.streams.add(stream);
         this.log.info({ node: who.node, peer, via: who.via }, "agent connected");
         for (const r of queued.splice(0)) handle(r);
       },
       (e: unknown) => {
+        authSettled();
         if (e instanceof AuthError) fail(e.code, e.message);
         else fail(status.UNAVAILABLE, `cannot authenticate right now: ${(e as Error).message}`);
       },

@@ -238,12 +238,18 @@ export function registerClusterCommands(program: Command): void {
     .command("apply")
     .description("put policy YAML (Istio, Gateway API…) into the file store, as kubectl apply")
     .requiredOption("-f, --file <file>", "YAML file (multi-document), or - for stdin")
+    .option("-n, --namespace <ns>", "namespace for objects that name none; objects naming another are refused")
     .option(...nameOpt)
     .action(
       action((o) => {
         const state = requireState(o.name);
         const text = readFileSync(o.file === "-" ? 0 : o.file, "utf8");
-        const written = applyUserObjects(state.storeDir, parseAllDocuments(text), o.file);
+        const written = applyUserObjects(
+          state.storeDir,
+          parseAllDocuments(text),
+          o.file,
+          o.namespace === undefined ? {} : { namespace: o.namespace },
+        );
         for (const w of written) process.stdout.write(`${w} configured\n`);
       }),
     );
@@ -252,12 +258,19 @@ export function registerClusterCommands(program: Command): void {
     .command("delete")
     .description("remove objects named in a YAML file from the file store")
     .requiredOption("-f, --file <file>", "YAML file, or - for stdin")
+    .option("-n, --namespace <ns>", "namespace for objects that name none; objects naming another are refused")
     .option(...nameOpt)
     .action(
       action((o) => {
         const state = requireState(o.name);
         const text = readFileSync(o.file === "-" ? 0 : o.file, "utf8");
-        for (const d of deleteUserObjects(state.storeDir, parseAllDocuments(text), o.file)) process.stdout.write(`${d} deleted\n`);
+        for (const d of deleteUserObjects(
+          state.storeDir,
+          parseAllDocuments(text),
+          o.file,
+          o.namespace === undefined ? {} : { namespace: o.namespace },
+        ))
+          process.stdout.write(`${d} deleted\n`);
       }),
     );
 }

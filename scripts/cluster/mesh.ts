@@ -99,6 +99,14 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
   return rec;
 }
 
+/**
+ * Capabilities the agent may ever hold: BPF programs and maps (bpf, perfmon for tracing-type
+ * helpers, sys_admin for cgroup attach, bpffs pins and setns), TCX/veth and address setup
+ * (net_admin), and raw sockets for its link probes (net_raw). Everything else (module loading,
+ * ptrace, setuid, kill, chown…) is gone for its whole life.
+ */
+const AGENT_BOUNDING_SET = "-all,+bpf,+perfmon,+sys_admin,+net_admin,+net_raw";
+
 /** Starts node n's agent: capture on the node's pods, proxy on the pods' gateway and node address. */
 export async function startAgent(cluster: string, n: number, opts: MeshOptions = {}): Promise<ProcessRecord> {
   const state = requireState(cluster);
@@ -109,6 +117,14 @@ export async function startAgent(cluster: string, n: number, opts: MeshOptions =
     cluster,
     `node${n}`,
     [
+      // The agent keeps only the capabilities its jobs need (docs/ARCHITECTURE.md, "Privileges"):
+      // the bounding set is per process and inherited by every thread and child, which a capset
+      // from JavaScript (per thread) could not promise.
+      "setpriv",
+      "--bounding-set",
+      AGENT_BOUNDING_SET,
+      "--inh-caps",
+      "-all",
       process.execPath,
       ...agentNodeFlags(),
       weftBin(),

@@ -5,7 +5,7 @@
  * One object per file, written atomically, so a watcher never reads half an object.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import { stringify } from "yaml";
 import {
   type EndpointSlice,
@@ -27,6 +27,20 @@ export const HARNESS_KINDS = new Set(["Node", "Namespace", "Pod", "Service", "En
 export function storeFileName(obj: Pick<KubeObject, "kind" | "metadata">): string {
   const ns = obj.metadata.namespace ? `${obj.metadata.namespace}.` : "";
   return `${obj.kind.toLowerCase()}.${ns}${obj.metadata.name}.yaml`;
+}
+
+/**
+ * The path of a store file, refusing any name that would land outside the store: the name comes
+ * from user YAML (kind, namespace, name), and the harness writes and deletes as root.
+ */
+export function storePath(storeDir: string, file: string): string {
+  const dir = resolve(storeDir);
+  const path = resolve(dir, file);
+  const rel = relative(dir, path);
+  if (file.includes("/") || file.includes("\\") || file.includes("\0") || rel !== file || isAbsolute(rel) || rel.startsWith("..")) {
+    throw new Error(`refusing store file name '${file}': it is not a plain file name inside ${dir}`);
+  }
+  return path;
 }
 
 /** True when a pod's labels match a selector (every key equal). An empty selector matches nothing. */
@@ -151,7 +165,7 @@ export function syncStore(state: ClusterState): { written: string[]; removed: st
   const written: string[] = [];
   const removed: string[] = [];
   for (const [file, text] of desired) {
-    const path = join(dir, file);
+    const path = storePath(dir, file);
     let current: string | null = null;
     try {
       current = readFileSync(path, "utf8");
@@ -167,7 +181,7 @@ export function syncStore(state: ClusterState): { written: string[]; removed: st
   for (const file of readdirSync(dir)) {
     if (desired.has(file) || !file.endsWith(".yaml")) continue;
     if (harnessPrefixes.some((p) => file.startsWith(p))) {
-      rmSync(join(dir, file), { force: true });
+      rmSync(storePath(dir, file), { force: true });
       removed.push(file);
     }
   }

@@ -312,10 +312,13 @@ export class FakeApiServer {
       }
       if (req.method === "POST" && url.pathname === "/apis/authentication.k8s.io/v1/tokenreviews") {
         const tr = await this.body(req);
-        const token = (tr.spec as { token?: string } | undefined)?.token ?? "";
+        const spec = (tr.spec ?? {}) as { token?: string; audiences?: string[] };
+        const known = this.tokenReviews.get(spec.token ?? "");
+        // Like the API server: a valid token answers with the requested audiences it carries
+        // (all of them, unless the registered review names its own).
         return this.json(res, 201, {
           ...tr,
-          status: this.tokenReviews.get(token) ?? { authenticated: false, error: "invalid bearer token" },
+          status: known ? { audiences: spec.audiences ?? [], ...known } : { authenticated: false, error: "invalid bearer token" },
         });
       }
       // /api/v1/[namespaces/<ns>/]<plural>[/<name>]  or  /apis/<g>/<v>/[namespaces/<ns>/]<plural>[/<name>]

@@ -101,6 +101,12 @@ export class StaticIdentities implements IdentitySource {
     for (const c of certs) this.certs.set(c.identity, c);
   }
 
+  /** Replaces the trust bundle (a root rotation or retirement). */
+  setBundle(bundle: string[]): void {
+    this.bundle = bundle;
+    for (const l of this.listeners) l();
+  }
+
   /** Adds or replaces a certificate. */
   put(cert: WorkloadCertificate): void {
     this.certs.set(cert.identity, cert);

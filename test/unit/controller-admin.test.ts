@@ -35,6 +35,26 @@ describe("admin server", () => {
     expect(await r.json()).toEqual({ name: "tcp" });
   });
 
+  it("takes changes over TCP only with its own address as Host and no Origin (DNS rebinding, cross-site forms)", async () => {
+    const { request } = await import("node:http");
+    const tcp = await admin.listenTcp("127.0.0.1", 0);
+    const post = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port: tcp.port, path: "/echo", method: "POST", headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+        req.end("x");
+      });
+    expect(await post({ host: `127.0.0.1:${tcp.port}` })).toBe(200);
+    expect(await post({ host: `localhost:${tcp.port}` })).toBe(200);
+    expect(await post({ host: `rebound.example:${tcp.port}` })).toBe(403);
+    expect(await post({ host: `127.0.0.1:${tcp.port}`, origin: "http://evil.example" })).toBe(403);
+    // The unix socket is the CLI's way and needs neither.
+    expect((await adminRequest(sock, "POST", "/echo", "hi")).status).toBe(200);
+  });
+
   it("answers unknown paths, wrong methods and failing handlers with a clear JSON error", async () => {
     const missing = await adminGet(sock, "/nope");
     expect(missing.status).toBe(404);

@@ -68,6 +68,10 @@ describe("controller in Kubernetes mode", () => {
     });
     api.tokenReviews.set("agent-n1-token", agentUser("weft-agent-x1", agentPod.metadata.uid as string));
     api.tokenReviews.set("intruder-token", { authenticated: true, user: { username: "system:serviceaccount:shop:web", extra: {} } });
+    api.tokenReviews.set("other-audience-token", {
+      ...agentUser("weft-agent-x1", agentPod.metadata.uid as string),
+      audiences: [],
+    });
     controller = new Controller(
       controllerConfig({
         kubeconfig: api.writeKubeconfig(join(dir, "kubeconfig")),
@@ -162,7 +166,13 @@ describe("controller in Kubernetes mode", () => {
       code: status.UNAUTHENTICATED,
       details: "service-account token rejected by the API server: invalid bearer token",
     });
+    // A valid agent token minted for another audience (the API server answers no audience of ours).
+    const elsewhere = rawStream(`127.0.0.1:${controller.port}`, caPem, "other-audience-token");
+    elsewhere.subscribeAll("n1");
+    expect(await elsewhere.ended).toMatchObject({ code: status.UNAUTHENTICATED });
+    expect((await elsewhere.ended)?.details).toMatch(/not for this controller: audiences \[\], expected one of/);
     intruder.close();
     forged.close();
+    elsewhere.close();
   });
 });

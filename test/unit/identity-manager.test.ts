@@ -31,7 +31,7 @@ describe("identity manager", () => {
     const { app } = await f.agent("n1");
     await waitFor("web's certificate", () => app.identity.cached(id("web")));
     expect(app.identity.cached(id("db"))).toBeUndefined(); // db runs on n2 only
-    await expect(app.identity.certificate(id("db"))).rejects.toThrow(/no pod on this node runs as .*sa\/db/);
+    await expect(app.identity.certificate(id("db"))).rejects.toThrow(/no pod in the mesh on this node runs as .*sa\/db/);
 
     const api = pod({ name: "api", ns: "shop", node: "n1", ip: "10.244.1.7", sa: "api" });
     f.write(api);
@@ -51,6 +51,16 @@ describe("identity manager", () => {
     f.remove(web2);
     await waitFor("web's certificate dropped", () => !app.identity.status().some((c) => c.identity === id("web")));
     expect(app.identity.cached(id("web"))).toBeUndefined();
+  });
+
+  it("gets no certificate for a pod outside the mesh, and the CA refuses one for it", async () => {
+    const outside = pod({ name: "plain", ns: "plain", node: "n1", ip: "10.244.1.3", sa: "plain" });
+    f = await ControlFixture.start([...base, namespace("plain"), web, outside]);
+    const { app } = await f.agent("n1");
+    await waitFor("web's certificate", () => app.identity.cached(id("web")));
+    const plainId = "spiffe://cluster.local/ns/plain/sa/plain";
+    await expect(app.identity.certificate(plainId)).rejects.toThrow(/no pod in the mesh on this node runs as/);
+    expect(f.controller.xds.resources?.selector.identitiesOn("n1")).toEqual(new Set([id("web")]));
   });
 
   it("renews before expiry (short TTL), at about half life", async () => {

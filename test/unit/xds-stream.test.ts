@@ -217,6 +217,19 @@ describe("control plane over gRPC (in-process, loopback)", () => {
     for (const a of f.agents.splice(0)) await a.stop();
   });
 
+  it("answers a subscription by name only with what the node's selection allows", async () => {
+    const s = rawStream(f.target, caPem, token("n1"));
+    // plain/legacy-only selects a pod on n2 only; shop/shop-wide applies to n1 as well.
+    s.send({
+      node: { name: "n1", agentVersion: "test" },
+      typeUrl: typeUrlOf("AuthorizationPolicy"),
+      subscribe: ["plain/legacy-only", "shop/shop-wide"],
+    });
+    await waitFor("a response", () => s.responses.length >= 1);
+    expect(s.responses[0]?.resources.map((r) => r.name)).toEqual(["shop/shop-wide"]);
+    s.close();
+  });
+
   it("refuses an unauthenticated caller, an unknown token and a token used for another node", async () => {
     const none = rawStream(f.target, caPem, undefined);
     none.subscribeAll("n1");
