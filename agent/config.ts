@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { PORT_ADMIN } from "../controller/api/constants.js";
 import { parseListen } from "../controller/config.js";
-import { LOG_LEVELS } from "../controller/log.js";
+import { LOG_LEVELS } from "../common/log.js";
 import { durationFlag } from "../controller/translate/fields.js";
 import { validateTranslateOptions } from "../controller/translate/index.js";
 import type { TranslateOptions } from "../controller/translate/types.js";

@@ -2,7 +2,7 @@
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { PORT_CONTROLLER } from "./api/constants.js";
-import { LOG_LEVELS } from "./log.js";
+import { LOG_LEVELS } from "../common/log.js";
 import type { KubeConnection } from "./sources/kube-client.js";
 import { durationFlag } from "./translate/fields.js";
 import { validateTranslateOptions } from "./translate/index.js";

@@ -14,7 +14,7 @@ import type { Command } from "commander";
 import { PORT_ADMIN } from "../../controller/api/constants.js";
 import { parseDuration } from "../../controller/translate/fields.js";
 import { defaultAdminSocket } from "../config.js";
-import { CliError } from "./output.js";
+import { CliError } from "../../common/cli-output.js";
 
 /** Directory of the agents' admin sockets. */
 export const SOCKET_DIR = "/run/weft";

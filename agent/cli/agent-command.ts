@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { untilSignal } from "../../native/proc.js";
-import { action } from "./output.js";
+import { action } from "../../common/cli-output.js";
 
 /** The `agent` command, created on first use (subcommands attach to the same one). */
 export function agentCommand(program: Command): Command {

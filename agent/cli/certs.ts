@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import type { CertificateStatus } from "../identity/manager.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { relative } from "./humanize.js";
-import { action, emit, parseFormat, table } from "./output.js";
+import { action, emit, parseFormat, table } from "../../common/cli-output.js";
 
 /** A root of the trust bundle as GET /certs describes it. */
 export interface RootInfo {

@@ -12,7 +12,7 @@ import { type AgentClient, AgentUnreachableError, agentOptions, connectAgent, pa
 import { type CheckResult, type CheckStatus, checkCaps, nodeChecks } from "./check-node.js";
 import { isWeftAgent, listeners, portChecks, socketOwners, WEFT_PORTS } from "./check-ports.js";
 import { bytes, duration, relative } from "./humanize.js";
-import { action, CliError, emit, parseFormat } from "./output.js";
+import { action, CliError, emit, parseFormat } from "../../common/cli-output.js";
 import type { AgentRuntime, AgentStatus } from "./status.js";
 
 /** Facts about the node, for the record (and for bug reports). */

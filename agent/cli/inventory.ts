@@ -9,7 +9,7 @@ import type { WorkloadInfo } from "../admin-debug.js";
 import { MeshView } from "../state/view.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { list } from "./humanize.js";
-import { action, emit, parseFormat, table } from "./output.js";
+import { action, emit, parseFormat, table } from "../../common/cli-output.js";
 
 /** One row of `weft policies`. */
 export interface PolicyRow {

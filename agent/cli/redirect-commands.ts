@@ -15,7 +15,7 @@ import { PinDirLock } from "../redirect/lock.js";
 import { listPins, removeAllPins } from "../redirect/pins.js";
 import { serve } from "../redirect/serve.js";
 import { agentCommand } from "./agent-command.js";
-import { action, CliError, emit, intOption, parseFormat, table } from "./output.js";
+import { action, CliError, emit, intOption, parseFormat, table } from "../../common/cli-output.js";
 
 function ipv4Option(name: string): (v: string) => string {
   return (v: string) => {

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import type { CertificateStatus } from "../identity/manager.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { bytes, duration, relative } from "./humanize.js";
-import { action, emit, parseFormat } from "./output.js";
+import { action, emit, parseFormat } from "../../common/cli-output.js";
 
 /** The parts of GET /status the CLI reads. */
 export interface AgentStatus {

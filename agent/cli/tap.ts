@@ -8,7 +8,7 @@ import type { TapLine } from "../admin-debug.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { shortIdentity } from "./connections.js";
 import { bytes, duration, interruptible } from "./humanize.js";
-import { action, CliError, parseFormat } from "./output.js";
+import { action, CliError, parseFormat } from "../../common/cli-output.js";
 
 type EventLine = Extract<TapLine, { type: "open" | "close" }>;
 

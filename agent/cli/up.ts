@@ -15,7 +15,7 @@ import { execArgv, resolvePlace } from "../../scripts/cluster/processes.js";
 import { loadState, stateDir } from "../../scripts/cluster/state.js";
 import { DEFAULT_SPEC, MAX_NODES } from "../../scripts/cluster/topology.js";
 import { BOOKINFO_NS, BOOKINFO_PORT, deployBookinfo } from "../../scripts/demo/bookinfo.js";
-import { action, CliError, intOption } from "./output.js";
+import { action, CliError, intOption } from "../../common/cli-output.js";
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);

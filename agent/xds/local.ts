@@ -9,7 +9,7 @@
 import { decodeResource, RESOURCE_KINDS, type ResourceKind } from "../../controller/api/resources.js";
 import type { TrustBundle } from "../../controller/api/wire-types.js";
 import { DiagnosticsReporter } from "../../controller/diagnostics.js";
-import type { Logger } from "../../controller/log.js";
+import type { Logger } from "../../common/log.js";
 import { FileSource } from "../../controller/sources/file.js";
 import { ObjectStore } from "../../controller/sources/object-store.js";
 import { TranslationMemo, translate } from "../../controller/translate/index.js";

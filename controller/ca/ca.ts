@@ -6,8 +6,8 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate } from "node:crypto";
 import { parseSpiffeId } from "../api/model.js";
 import type { TrustBundle } from "../api/wire-types.js";
-import { CsrError, checkCsrIdentity, parseCsr } from "./csr.js";
-import { fingerprint256, type PreparedIssuer, prepareIssuer, signCertificate } from "./x509.js";
+import { CsrError, checkCsrIdentity, parseCsr } from "../../common/pki/csr.js";
+import { fingerprint256, type PreparedIssuer, prepareIssuer, signCertificate } from "../../common/pki/x509.js";
 
 /** Clock skew tolerated between nodes: certificates are valid from a little before issue. */
 export const BACKDATE_MS = 60_000;

@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import type { KubeClient } from "../sources/kube-client.js";
 import { KubeApiError } from "../sources/kube-client.js";
 import { type CaMaterial, readPrivateKey } from "./ca.js";
-import { fingerprint256, issueCertificate, splitPemCertificates } from "./x509.js";
+import { fingerprint256, issueCertificate, splitPemCertificates } from "../../common/pki/x509.js";
 
 /** File names inside <state dir>/ca. */
 export const CA_FILES = {

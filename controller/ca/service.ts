@@ -5,9 +5,9 @@
 import { type handleUnaryCall, type ServerUnaryCall, status } from "@grpc/grpc-js";
 import { parseSpiffeId } from "../api/model.js";
 import type { WireCertificateRequest, WireCertificateResponse } from "../api/wire-types.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../common/log.js";
 import type { CertificateAuthority } from "./ca.js";
-import { CsrError } from "./csr.js";
+import { CsrError } from "../../common/pki/csr.js";
 import { AuthError, bearer, type NodeAuthenticator } from "./node-auth.js";
 
 /** Counters for status. */

@@ -8,7 +8,7 @@
  */
 import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
 import { basename, join } from "node:path";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../common/log.js";
 import { objectKey } from "./kinds.js";
 import type { ObjectStore } from "./object-store.js";
 import { type ParsedObject, parseKubeYaml } from "./yaml-objects.js";

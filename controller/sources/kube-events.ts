@@ -5,7 +5,7 @@
  */
 import { hostname } from "node:os";
 import type { EventSink } from "../diagnostics.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../common/log.js";
 import type { Diagnostic } from "../translate/types.js";
 import type { KubeClient } from "./kube-client.js";
 

@@ -6,7 +6,7 @@
  * loses the label, the API server sends its DELETED and its objects leave the store.
  */
 import type { KubeObject } from "../api/kube-types.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../common/log.js";
 import { SOURCE_KINDS, type SourceKind } from "../translate/types.js";
 import { KIND_INFO } from "./kinds.js";
 import { KubeApiError, type KubeClient } from "./kube-client.js";

@@ -7,7 +7,7 @@ import type { ResourceKind } from "../api/resources.js";
 import type { TrustBundle, WireDeltaRequest, WireDeltaResponse } from "../api/wire-types.js";
 import { AuthError, bearer, type NodeAuthenticator } from "../ca/node-auth.js";
 import { grpcError } from "../ca/service.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../common/log.js";
 import type { MeshModel } from "../translate/types.js";
 import { AgentStream, type NackRecord, type StreamObserver } from "./agent-stream.js";
 import { ResourceSet } from "./resource-set.js";

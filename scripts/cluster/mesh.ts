@@ -5,7 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { adminGet } from "../../agent/admin.js";
+import { adminGet } from "../../common/admin-server.js";
 import { defaultAdminSocket } from "../../agent/config.js";
 import { WEFT_ROOT } from "../../agent/version.js";
 import { PORT_CONTROLLER } from "../../controller/api/constants.js";

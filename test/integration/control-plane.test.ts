@@ -7,7 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, statSync, watch } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { adminGet } from "../../agent/admin.js";
+import { adminGet } from "../../common/admin-server.js";
 import type { MeshSnapshotData } from "../../controller/api/model.js";
 import { signal } from "../../native/proc.js";
 import { forceDown, leftovers, readState } from "../helpers/cluster.js";

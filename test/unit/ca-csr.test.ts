@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { CsrError, checkCsrIdentity, createCsr, parseCsr } from "../../controller/ca/csr.js";
+import { CsrError, checkCsrIdentity, createCsr, parseCsr } from "../../common/pki/csr.js";
 import { runSync } from "../../native/exec.js";
 
 const ID = "spiffe://cluster.local/ns/shop/sa/web";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AdminServer } from "../../agent/admin.js";
+import { AdminServer } from "../../common/admin-server.js";
 import { type DebugAgent, registerDebugEndpoints, type TapLine, type WorkloadInfo } from "../../agent/admin-debug.js";
 import type { Explanation } from "../../agent/admin-explain.js";
 import { AgentClient } from "../../agent/cli/agent-client.js";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AdminServer, type AdminStream } from "../../agent/admin.js";
+import { AdminServer, type AdminStream } from "../../common/admin-server.js";
 import {
   AgentClient,
   AgentUnreachableError,

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { AdminServer, adminGet, adminRequest } from "../../agent/admin.js";
+import { AdminServer, adminGet, adminRequest } from "../../common/admin-server.js";
 import { captureLogger } from "../helpers/control-log.js";
 
 describe("admin server", () => {

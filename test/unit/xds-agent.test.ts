@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { adminGet } from "../../agent/admin.js";
+import { adminGet } from "../../common/admin-server.js";
 import { AgentApp } from "../../agent/app.js";
 import { agentConfig } from "../../agent/config.js";
 import type { MeshSnapshotData } from "../../controller/api/model.js";

@@ -17,7 +17,7 @@ import {
 } from "../../controller/api/resources.js";
 import { toWire } from "../../controller/api/wire-encode.js";
 import { generateRoot } from "../../controller/ca/root-store.js";
-import { fingerprint256 } from "../../controller/ca/x509.js";
+import { fingerprint256 } from "../../common/pki/x509.js";
 import { AUTHZ, DESTINATION, fixtures, PEER, ROUTES, SERVICE, WORKLOAD } from "../helpers/control-fixtures-model.js";
 
 const root = generateRoot("cluster.local");

@@ -20,9 +20,9 @@ import {
   seq,
   sequenceElements,
   set,
-} from "./asn1.js";
-import { asn1 } from "./forge-asn1.js";
-import { toPem } from "./x509.js";
+} from "../../common/pki/asn1.js";
+import { asn1 } from "../../common/pki/forge-asn1.js";
+import { toPem } from "../../common/pki/x509.js";
 
 /** Largest CSR the CA reads. */
 export const MAX_CSR_BYTES = 16 * 1024;
