@@ -5,8 +5,8 @@
  * registers them; they only read the agent's parts.
  */
 import { performance } from "node:perf_hooks";
-import { PORT_OUTBOUND } from "../controller/api/constants.js";
 import type { AdminRequest, AdminResponse, AdminServer } from "../common/admin-server.js";
+import { PORT_OUTBOUND } from "../controller/api/constants.js";
 import { explain, explainInbound, type InboundQuery } from "./admin-explain.js";
 import { type CaptureFacts, ExplainError } from "./admin-explain-input.js";
 import type { CaptureStatus } from "./capture/component.js";

@@ -7,8 +7,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { isAbsolute, join } from "node:path";
+import { durationFlag } from "../common/duration.js";
 import { PORT_HBONE, PORT_METRICS, PORT_OUTBOUND, PORT_READINESS } from "../controller/api/constants.js";
-import { durationFlag } from "../controller/translate/fields.js";
 import { cgroup2Root } from "../native/cgroup.js";
 import type { CgroupLayout } from "./capture/pod-cgroups.js";
 import { DEFAULT_PIN_DIR } from "./redirect/defaults.js";

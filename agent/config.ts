@@ -1,12 +1,11 @@
 /** The agent's settings, from `weft agent` flags and environment, checked with errors naming the flag. */
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
-import { PORT_ADMIN } from "../controller/api/constants.js";
-import { parseListen } from "../controller/config.js";
+import { durationFlag } from "../common/duration.js";
+import { parseListen } from "../common/listen.js";
 import { LOG_LEVELS } from "../common/log.js";
-import { durationFlag } from "../controller/translate/fields.js";
-import { validateTranslateOptions } from "../controller/translate/index.js";
-import type { TranslateOptions } from "../controller/translate/types.js";
+import { PORT_ADMIN } from "../controller/api/constants.js";
+import { type TranslateOptions, validateTranslateOptions } from "../controller/embedded.js";
 import { type DataPlaneConfig, type DataPlaneFlags, dataPlaneConfig } from "./config-dataplane.js";
 
 /** Where the agent's mesh state comes from. */
@@ -79,7 +78,7 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
   if (f.controller && f.localConfig)
     errors.push("--controller and --local-config are exclusive: follow a controller or a local YAML file, not both");
   else if (f.controller) {
-    attempt(() => parseListen(f.controller as string), null);
+    attempt(() => parseListen(f.controller as string, "--controller"), null);
     if (!f.tokenFile)
       errors.push(
         "--token-file is required with --controller (the node's credential; the controller writes <state dir>/tokens/<node>.token)",
@@ -106,7 +105,10 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     clusterDomain: f.clusterDomain ?? "cluster.local",
   };
   errors.push(...validateTranslateOptions(translate).map((e) => `--${e}`));
-  const adminAddress = f.adminAddress === "off" ? null : attempt(() => parseListen(f.adminAddress ?? `127.0.0.1:${PORT_ADMIN}`), null);
+  const adminAddress =
+    f.adminAddress === "off"
+      ? null
+      : attempt(() => parseListen(f.adminAddress ?? `127.0.0.1:${PORT_ADMIN}`, "--admin-address", `127.0.0.1:${PORT_ADMIN}`), null);
   if (adminAddress && adminAddress.host !== "127.0.0.1" && adminAddress.host !== "::1" && adminAddress.host !== "localhost") {
     errors.push(`--admin-address '${f.adminAddress}': the admin API binds to loopback only (127.0.0.1 or ::1)`);
   }

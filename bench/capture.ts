@@ -23,8 +23,8 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { clusterPodRedirects } from "../agent/redirect/cluster-pods.js";
 import { cgroup2Root } from "../native/cgroup.js";
+import { clusterPodRedirects } from "../scripts/cluster/pod-redirects.js";
 import { loadState } from "../scripts/cluster/state.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");

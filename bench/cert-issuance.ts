@@ -16,13 +16,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import forge from "node-forge";
 import { GrpcIssuer } from "../agent/identity/issuer.js";
-import { type CaMaterial, CertificateAuthority, readPrivateKey } from "../controller/ca/ca.js";
+import { silentLogger } from "../common/log.js";
 import { createCsr } from "../common/pki/csr.js";
-import { generateRoot } from "../controller/ca/root-store.js";
 import { issueCertificate } from "../common/pki/x509.js";
+import { type CaMaterial, CertificateAuthority, readPrivateKey } from "../controller/ca/ca.js";
+import { generateRoot } from "../controller/ca/root-store.js";
 import { controllerConfig } from "../controller/config.js";
 import { Controller } from "../controller/controller.js";
-import { silentLogger } from "../common/log.js";
 import { emitBenchOutput } from "./lib/output.js";
 import { median } from "./lib/stats.js";
 

@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import { Server, type ServerCredentials } from "@grpc/grpc-js";
 import { AdminServer } from "../common/admin-server.js";
+import { createLogger, type Logger } from "../common/log.js";
 import { SERVICES, serviceDefinition } from "./api/proto.js";
 import { type CaMaterial, CertificateAuthority } from "./ca/ca.js";
 import { BootstrapTokens, type NodeAuthenticator, TokenReviewAuthenticator } from "./ca/node-auth.js";
@@ -14,7 +15,6 @@ import { caDir, loadPluginCa, loadSecretCa, loadStateDirCa } from "./ca/root-sto
 import { CaService } from "./ca/service.js";
 import type { ControllerConfig } from "./config.js";
 import { DiagnosticsReporter } from "./diagnostics.js";
-import { createLogger, type Logger } from "../common/log.js";
 import { RotatingServerCredentials } from "./server-credentials.js";
 import { FileSource } from "./sources/file.js";
 import { KubeSource } from "./sources/kube.js";

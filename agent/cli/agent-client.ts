@@ -11,10 +11,10 @@ import { readdirSync } from "node:fs";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { PORT_ADMIN } from "../../controller/api/constants.js";
-import { parseDuration } from "../../controller/translate/fields.js";
-import { defaultAdminSocket } from "../config.js";
 import { CliError } from "../../common/cli-output.js";
+import { durationMs } from "../../common/duration.js";
+import { PORT_ADMIN } from "../../controller/api/constants.js";
+import { defaultAdminSocket } from "../config.js";
 
 /** Directory of the agents' admin sockets. */
 export const SOCKET_DIR = "/run/weft";
@@ -288,12 +288,8 @@ export async function resolveAgent(flags: AgentFlags, deps: ResolveDeps = realDe
 /** Parses --timeout ("5s", "500ms"). */
 export function timeoutMs(text: string | undefined): number {
   if (!text) return 5000;
-  let ms: number;
-  try {
-    ms = parseDuration(text, "--timeout");
-  } catch {
-    throw new CliError(`--timeout '${text}': expected a duration such as 500ms or 5s`);
-  }
+  const ms = durationMs(text);
+  if (ms === null) throw new CliError(`--timeout '${text}': expected a duration such as 500ms or 5s`);
   if (ms < 100 || ms > 600_000) throw new CliError(`--timeout '${text}': must be between 100ms and 10m`);
   return ms;
 }

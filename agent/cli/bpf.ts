@@ -6,12 +6,12 @@
  */
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { action, CliError, emit, parseFormat, table } from "../../common/cli-output.js";
 import type { MeshSnapshotData } from "../../controller/api/model.js";
 import { cgroup2Root } from "../../native/cgroup.js";
 import { type Inspection, inspect } from "../redirect/inspect.js";
 import { type AgentClient, type AgentFlags, AgentUnreachableError, agentOptions, connectAgent } from "./agent-client.js";
 import { cgroupPaths, choosePinDir, shortCgroup } from "./bpf-locate.js";
-import { action, CliError, emit, parseFormat, table } from "../../common/cli-output.js";
 import type { AgentRuntime } from "./status.js";
 
 /** `weft bpf` as JSON. */

@@ -8,11 +8,11 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import type { Command } from "commander";
+import { action, CliError, emit, parseFormat } from "../../common/cli-output.js";
 import { type AgentClient, AgentUnreachableError, agentOptions, connectAgent, parseAgentAddress } from "./agent-client.js";
 import { type CheckResult, type CheckStatus, checkCaps, nodeChecks } from "./check-node.js";
 import { isWeftAgent, listeners, portChecks, socketOwners, WEFT_PORTS } from "./check-ports.js";
 import { bytes, duration, relative } from "./humanize.js";
-import { action, CliError, emit, parseFormat } from "../../common/cli-output.js";
 import type { AgentRuntime, AgentStatus } from "./status.js";
 
 /** Facts about the node, for the record (and for bug reports). */

@@ -8,10 +8,10 @@
  */
 import { statSync } from "node:fs";
 import type { Command } from "commander";
+import { action, emit, parseFormat } from "../../common/cli-output.js";
 import { type Candidate, type Explanation, type InboundVerdict, summarize } from "../admin-explain.js";
 import { defaultAdminSocket } from "../config.js";
 import { AgentClient, agentOptions, connectAgent } from "./agent-client.js";
-import { action, emit, parseFormat } from "../../common/cli-output.js";
 
 const VERDICT: Record<string, string> = {
   allowed: "ALLOWED",

@@ -5,6 +5,7 @@
  */
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
+import { action, CliError, emit, intOption, parseFormat, table } from "../../common/cli-output.js";
 import { PORT_INBOUND_PLAINTEXT, PORT_OUTBOUND, PROXY_MARK } from "../../controller/api/constants.js";
 import { netnsPath } from "../../native/netns.js";
 import { ipv4ToInt } from "../redirect/codec.js";
@@ -15,7 +16,6 @@ import { PinDirLock } from "../redirect/lock.js";
 import { listPins, removeAllPins } from "../redirect/pins.js";
 import { serve } from "../redirect/serve.js";
 import { agentCommand } from "./agent-command.js";
-import { action, CliError, emit, intOption, parseFormat, table } from "../../common/cli-output.js";
 
 function ipv4Option(name: string): (v: string) => string {
   return (v: string) => {

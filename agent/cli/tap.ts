@@ -4,11 +4,11 @@
  * hubble observe). Ctrl-C stops it cleanly (exit 0); an agent that goes away is an error.
  */
 import type { Command } from "commander";
+import { action, CliError, parseFormat } from "../../common/cli-output.js";
 import type { TapLine } from "../admin-debug.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { shortIdentity } from "./connections.js";
 import { bytes, duration, interruptible } from "./humanize.js";
-import { action, CliError, parseFormat } from "../../common/cli-output.js";
 
 type EventLine = Extract<TapLine, { type: "open" | "close" }>;
 

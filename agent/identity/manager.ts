@@ -6,12 +6,12 @@
  * is unreachable, cached certificates keep being served until they expire.
  */
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
+import { Backoff } from "../../common/backoff.js";
+import type { Logger } from "../../common/log.js";
 import { createCsr } from "../../common/pki/csr.js";
 import { fingerprint256, uriSans } from "../../common/pki/x509.js";
-import type { Logger } from "../../common/log.js";
 import type { MeshState } from "../state/updater.js";
 import type { Watch } from "../state/watch.js";
-import { Backoff } from "../../common/backoff.js";
 import type { CertificateIssuer } from "./issuer.js";
 import type { IdentitySource, WorkloadCertificate } from "./types.js";
 

@@ -7,13 +7,13 @@
  * controller is away the agent keeps serving its last state and reconnects with jittered backoff.
  */
 import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
+import { Backoff } from "../../common/backoff.js";
+import type { Logger } from "../../common/log.js";
 import { SERVICES, serviceDefinition } from "../../controller/api/proto.js";
 import { decodeResource, kindOfTypeUrl, RESOURCE_KINDS, type ResourceKind, typeUrlOf } from "../../controller/api/resources.js";
 import type { WireDeltaRequest, WireDeltaResponse, WireResourceError } from "../../controller/api/wire-types.js";
-import type { Logger } from "../../common/log.js";
 import type { StateUpdater, StoredResource } from "../state/updater.js";
 import { Watch } from "../state/watch.js";
-import { Backoff } from "../../common/backoff.js";
 import { authMetadata, type ControllerEndpoint, controllerClient } from "./channel.js";
 
 /** Connection state, for status and readiness. */

@@ -4,10 +4,10 @@
  * checked (structure, signature, key strength, exactly the requested SPIFFE id).
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate } from "node:crypto";
-import { parseSpiffeId } from "../api/model.js";
-import type { TrustBundle } from "../api/wire-types.js";
 import { CsrError, checkCsrIdentity, parseCsr } from "../../common/pki/csr.js";
 import { fingerprint256, type PreparedIssuer, prepareIssuer, signCertificate } from "../../common/pki/x509.js";
+import { parseSpiffeId } from "../api/model.js";
+import type { TrustBundle } from "../api/wire-types.js";
 
 /** Clock skew tolerated between nodes: certificates are valid from a little before issue. */
 export const BACKDATE_MS = 60_000;

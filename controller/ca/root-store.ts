@@ -7,10 +7,10 @@
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { fingerprint256, issueCertificate, splitPemCertificates } from "../../common/pki/x509.js";
 import type { KubeClient } from "../sources/kube-client.js";
 import { KubeApiError } from "../sources/kube-client.js";
 import { type CaMaterial, readPrivateKey } from "./ca.js";
-import { fingerprint256, issueCertificate, splitPemCertificates } from "../../common/pki/x509.js";
 
 /** File names inside <state dir>/ca. */
 export const CA_FILES = {

@@ -3,11 +3,11 @@
  * certificate only for an identity that has a pod on its own node, as Istio's CA does for ztunnel.
  */
 import { type handleUnaryCall, type ServerUnaryCall, status } from "@grpc/grpc-js";
+import type { Logger } from "../../common/log.js";
+import { CsrError } from "../../common/pki/csr.js";
 import { parseSpiffeId } from "../api/model.js";
 import type { WireCertificateRequest, WireCertificateResponse } from "../api/wire-types.js";
-import type { Logger } from "../../common/log.js";
 import type { CertificateAuthority } from "./ca.js";
-import { CsrError } from "../../common/pki/csr.js";
 import { AuthError, bearer, type NodeAuthenticator } from "./node-auth.js";
 
 /** Counters for status. */

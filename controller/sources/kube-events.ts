@@ -4,8 +4,8 @@
  * objects cannot grow memory or stall translation, and a failing API server only costs log lines.
  */
 import { hostname } from "node:os";
-import type { EventSink } from "../diagnostics.js";
 import type { Logger } from "../../common/log.js";
+import type { EventSink } from "../diagnostics.js";
 import type { Diagnostic } from "../translate/types.js";
 import type { KubeClient } from "./kube-client.js";
 

@@ -5,8 +5,9 @@
  * (like Istio's discoverySelectors) limits the mesh to selected namespaces: when a namespace
  * loses the label, the API server sends its DELETED and its objects leave the store.
  */
-import type { KubeObject } from "../api/kube-types.js";
+
 import type { Logger } from "../../common/log.js";
+import type { KubeObject } from "../api/kube-types.js";
 import { SOURCE_KINDS, type SourceKind } from "../translate/types.js";
 import { KIND_INFO } from "./kinds.js";
 import { KubeApiError, type KubeClient } from "./kube-client.js";

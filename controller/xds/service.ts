@@ -3,11 +3,11 @@
  * mesh state, and pushes every change to every stream as deltas.
  */
 import { type handleBidiStreamingCall, type ServerDuplexStream, status } from "@grpc/grpc-js";
+import type { Logger } from "../../common/log.js";
 import type { ResourceKind } from "../api/resources.js";
 import type { TrustBundle, WireDeltaRequest, WireDeltaResponse } from "../api/wire-types.js";
 import { AuthError, bearer, type NodeAuthenticator } from "../ca/node-auth.js";
 import { grpcError } from "../ca/service.js";
-import type { Logger } from "../../common/log.js";
 import type { MeshModel } from "../translate/types.js";
 import { AgentStream, type NackRecord, type StreamObserver } from "./agent-stream.js";
 import { ResourceSet } from "./resource-set.js";

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AdminServer } from "../../common/admin-server.js";
 import { type DebugAgent, registerDebugEndpoints, type TapLine, type WorkloadInfo } from "../../agent/admin-debug.js";
 import type { Explanation } from "../../agent/admin-explain.js";
 import { AgentClient } from "../../agent/cli/agent-client.js";
@@ -14,6 +13,7 @@ import type { PodRedirect } from "../../agent/redirect/types.js";
 import type { MeshState } from "../../agent/state/updater.js";
 import { MeshView } from "../../agent/state/view.js";
 import { Watch } from "../../agent/state/watch.js";
+import { AdminServer } from "../../common/admin-server.js";
 import { service, snapshot, workload } from "../helpers/mesh-fixture.js";
 import { waitFor } from "../helpers/wait.js";
 

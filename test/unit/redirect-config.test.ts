@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { configCodec, excludeKeyCodec, origCodec, podCodec, tupleCodec } from "../../agent/redirect/abi.js";
-import { clusterPodRedirects } from "../../agent/redirect/cluster-pods.js";
 import { redirectConfig } from "../../agent/redirect/defaults.js";
 import { formatExclude, parseExclude } from "../../agent/redirect/exclude.js";
 import { hostInterfaceFromRoute } from "../../agent/redirect/host-interface.js";
@@ -15,6 +14,7 @@ import { guardPinIfindex, guardPinName } from "../../agent/redirect/programs.js"
 import { BpfRedirector } from "../../agent/redirect/redirector.js";
 import { possibleCpus } from "../../agent/redirect/stats.js";
 import { BpfError, checkInt, checkPtr } from "../../native/bpf-error.js";
+import { clusterPodRedirects } from "../../scripts/cluster/pod-redirects.js";
 import type { ClusterState } from "../../scripts/cluster/state.js";
 
 describe("excluded destinations", () => {

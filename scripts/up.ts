@@ -8,14 +8,14 @@ import { cpSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { defaultClusterName } from "../../scripts/cluster/cli.js";
-import { clusterDown, clusterUp, requireState } from "../../scripts/cluster/cluster.js";
-import { agentSocket, startMesh } from "../../scripts/cluster/mesh.js";
-import { execArgv, resolvePlace } from "../../scripts/cluster/processes.js";
-import { loadState, stateDir } from "../../scripts/cluster/state.js";
-import { DEFAULT_SPEC, MAX_NODES } from "../../scripts/cluster/topology.js";
-import { BOOKINFO_NS, BOOKINFO_PORT, deployBookinfo } from "../../scripts/demo/bookinfo.js";
-import { action, CliError, intOption } from "../../common/cli-output.js";
+import { action, CliError, intOption } from "../common/cli-output.js";
+import { defaultClusterName } from "./cluster/cli.js";
+import { clusterDown, clusterUp, requireState } from "./cluster/cluster.js";
+import { agentSocket, startMesh } from "./cluster/mesh.js";
+import { execArgv, resolvePlace } from "./cluster/processes.js";
+import { loadState, stateDir } from "./cluster/state.js";
+import { DEFAULT_SPEC, MAX_NODES } from "./cluster/topology.js";
+import { BOOKINFO_NS, BOOKINFO_PORT, deployBookinfo } from "./demo/bookinfo.js";
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
