@@ -18,13 +18,13 @@ import type { ProxyHandle } from "./proxy/handle.js";
 import type { RedirectStatus } from "./redirect/types.js";
 import type { MeshState } from "./state/updater.js";
 import type { MeshView } from "./state/view.js";
-import type { Watch } from "./state/watch.js";
+import type { ReadonlyWatch } from "./state/watch.js";
 import { VERSION } from "./version.js";
 
 /** The parts of the agent these endpoints read (AgentApp satisfies it). */
 export interface DebugAgent {
   readonly config: AgentConfig;
-  readonly updater: { readonly state: Watch<MeshState> };
+  readonly updater: { readonly state: ReadonlyWatch<MeshState> };
   readonly identity: { status(): CertificateStatus[] };
   readonly proxy: { readonly handle: ProxyHandle } | undefined;
   readonly capture: { readonly redirector: { status(): RedirectStatus; excluded(): string[] }; status(): CaptureStatus } | undefined;

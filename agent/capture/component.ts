@@ -9,7 +9,7 @@ import { resolveHostInterface } from "../redirect/host-interface.js";
 import { BpfRedirector } from "../redirect/redirector.js";
 import type { ReconcileResult, RedirectConfig, RedirectStatus } from "../redirect/types.js";
 import type { MeshState } from "../state/updater.js";
-import type { Watch } from "../state/watch.js";
+import type { ReadonlyWatch } from "../state/watch.js";
 import { desiredRedirects } from "./desired.js";
 import { type CgroupLayout, PodCgroups } from "./pod-cgroups.js";
 
@@ -46,7 +46,7 @@ export class CaptureComponent {
 
   constructor(
     private readonly opts: CaptureOptions,
-    private readonly state: Watch<MeshState>,
+    private readonly state: ReadonlyWatch<MeshState>,
     private readonly log: Logger,
   ) {
     this.redirector = new BpfRedirector(opts.redirect, {

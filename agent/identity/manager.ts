@@ -11,14 +11,14 @@ import type { Logger } from "../../common/log.js";
 import { createCsr } from "../../common/pki/csr.js";
 import { fingerprint256, uriSans } from "../../common/pki/x509.js";
 import type { MeshState } from "../state/updater.js";
-import type { Watch } from "../state/watch.js";
+import type { ReadonlyWatch } from "../state/watch.js";
 import type { CertificateIssuer } from "./issuer.js";
 import type { IdentitySource, WorkloadCertificate } from "./types.js";
 
 /** Options of the manager. */
 export interface IdentityManagerOptions {
   issuer: CertificateIssuer;
-  state: Watch<MeshState>;
+  state: ReadonlyWatch<MeshState>;
   log: Logger;
   /** Lifetime to ask for (0: the CA's default). */
   ttlSeconds?: number;

@@ -13,7 +13,7 @@ import { SERVICES, serviceDefinition } from "../../controller/api/proto.js";
 import { decodeResource, kindOfTypeUrl, RESOURCE_KINDS, type ResourceKind, typeUrlOf } from "../../controller/api/resources.js";
 import type { WireDeltaRequest, WireDeltaResponse, WireResourceError } from "../../controller/api/wire-types.js";
 import type { StateUpdater, StoredResource } from "../state/updater.js";
-import { Watch } from "../state/watch.js";
+import { createWatch, type ReadonlyWatch } from "../state/watch.js";
 import { authMetadata, type ControllerEndpoint, controllerClient } from "./channel.js";
 
 /** Connection state, for status and readiness. */
@@ -43,7 +43,9 @@ export interface SentNack {
 
 /** Keeps the state updater in line with the controller. */
 export class XdsClient {
-  readonly connection = new Watch<XdsConnection>({ state: "disconnected", since: new Date().toISOString() });
+  private readonly connectionWatch = createWatch<XdsConnection>({ state: "disconnected", since: new Date().toISOString() });
+  /** The stream's state, for readiness and status (read-only; this client writes it). */
+  readonly connection: ReadonlyWatch<XdsConnection> = this.connectionWatch.watch;
   private client: Client | undefined;
   private call: ClientDuplexStream<WireDeltaRequest, WireDeltaResponse> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -76,7 +78,7 @@ export class XdsClient {
   }
 
   private setState(s: Omit<XdsConnection, "since">): void {
-    this.connection.set({ ...s, since: new Date().toISOString() });
+    this.connectionWatch.set({ ...s, since: new Date().toISOString() });
   }
 
   private teardown(): void {
