@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { getHeapStatistics } from "node:v8";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { AdminServer } from "../common/admin-server.js";
+import { errorMessage } from "../common/errors.js";
 import { createLogger, LOG_LEVELS, type Logger } from "../common/log.js";
 import { fingerprint256, splitPemCertificates } from "../common/pki/x509.js";
 import { PORT_HBONE, PORT_OUTBOUND, PROXY_MARK } from "../controller/api/constants.js";
@@ -151,7 +152,7 @@ export class AgentApp {
         try {
           fromFile = splitPemCertificates(readFileSync(src.caFile, "utf8"));
         } catch (e) {
-          this.log.warn({ err: (e as Error).message, caFile: src.caFile }, "cannot read --ca-file; using the pushed trust bundle only");
+          this.log.warn({ err: errorMessage(e), caFile: src.caFile }, "cannot read --ca-file; using the pushed trust bundle only");
         }
         return [...new Set([...fromFile, ...(this.updater.state.get().trustBundle?.rootsPem ?? [])])];
       },
@@ -312,7 +313,7 @@ export class AgentApp {
       try {
         await p.start();
       } catch (e) {
-        this.log.error({ component: p.name, err: (e as Error).message }, "component failed to start");
+        this.log.error({ component: p.name, err: errorMessage(e) }, "component failed to start");
         await this.stop();
         throw e;
       }
@@ -333,7 +334,7 @@ export class AgentApp {
       try {
         await p.stop();
       } catch (e) {
-        this.log.error({ component: p.name, err: (e as Error).message }, "component failed to stop cleanly");
+        this.log.error({ component: p.name, err: errorMessage(e) }, "component failed to stop cleanly");
       }
     }
     await this.admin.close();

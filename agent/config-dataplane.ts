@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { isAbsolute, join } from "node:path";
 import { durationFlag } from "../common/duration.js";
+import { errorMessage } from "../common/errors.js";
 import { PORT_HBONE, PORT_METRICS, PORT_OUTBOUND, PORT_READINESS } from "../controller/api/constants.js";
 import { cgroup2Root } from "../native/cgroup.js";
 import type { CgroupLayout } from "./capture/pod-cgroups.js";
@@ -93,7 +94,7 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
       }
       capture = { podCgroupParent: parent, layout, proxyCgroup, pinDir: f.pinDir ?? DEFAULT_PIN_DIR, excluded: f.exclude ?? [] };
     } catch (e) {
-      errors.push((e as Error).message);
+      errors.push(errorMessage(e));
     }
   }
   const workers = Number(f.proxyWorkers ?? "0");
@@ -103,7 +104,7 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
   try {
     drainMs = durationFlag("--drain", f.drain, 5000);
   } catch (e) {
-    errors.push((e as Error).message);
+    errors.push(errorMessage(e));
   }
   return {
     proxyAddress: f.proxyAddress,

@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { durationFlag } from "../common/duration.js";
+import { errorMessage } from "../common/errors.js";
 import { parseListen } from "../common/listen.js";
 import { LOG_LEVELS } from "../common/log.js";
 import { PORT_ADMIN } from "../controller/api/constants.js";
@@ -68,7 +69,7 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     try {
       return fn();
     } catch (e) {
-      errors.push((e as Error).message);
+      errors.push(errorMessage(e));
       return fallback;
     }
   };

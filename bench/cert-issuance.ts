@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import forge from "node-forge";
 import { GrpcIssuer } from "../agent/identity/issuer.js";
+import { errorMessage } from "../common/errors.js";
 import { silentLogger } from "../common/log.js";
 import { createCsr } from "../common/pki/csr.js";
 import { issueCertificate } from "../common/pki/x509.js";
@@ -237,7 +238,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (e) => {
-    log(`failed: ${(e as Error).message}`);
+    log(`failed: ${errorMessage(e)}`);
     process.exit(1);
   },
 );

@@ -25,6 +25,7 @@ import { StateUpdater } from "../agent/state/updater.js";
 import { authMetadata, controllerClient } from "../agent/xds/channel.js";
 import { XdsClient } from "../agent/xds/client.js";
 import { adminGet } from "../common/admin-server.js";
+import { errorMessage } from "../common/errors.js";
 import { silentLogger } from "../common/log.js";
 import type { KubeObject } from "../controller/api/kube-types.js";
 import { SERVICES, serviceDefinition } from "../controller/api/proto.js";
@@ -439,7 +440,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (e) => {
-    log(`failed: ${(e as Error).message}`);
+    log(`failed: ${errorMessage(e)}`);
     process.exit(1);
   },
 );

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { type AddressInfo, connect } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
+import { errorMessage } from "./errors.js";
 
 /** What a handler sees. */
 export interface AdminRequest {
@@ -142,8 +143,8 @@ export class AdminServer {
       else if (out.text !== undefined) send(out.status ?? 200, out.text, "text/plain; charset=utf-8");
       else send(out.status ?? 200, `${JSON.stringify(out.json ?? null, null, 2)}\n`, "application/json");
     } catch (e) {
-      this.log.error({ err: (e as Error).message, path: req.url }, "admin handler failed");
-      if (!res.headersSent) send(500, `${JSON.stringify({ error: (e as Error).message })}\n`, "application/json");
+      this.log.error({ err: errorMessage(e), path: req.url }, "admin handler failed");
+      if (!res.headersSent) send(500, `${JSON.stringify({ error: errorMessage(e) })}\n`, "application/json");
       else res.destroy();
     }
   }
@@ -168,7 +169,7 @@ export class AdminServer {
         try {
           fn();
         } catch (e) {
-          this.log.warn({ err: (e as Error).message }, "admin stream cleanup failed");
+          this.log.warn({ err: errorMessage(e) }, "admin stream cleanup failed");
         }
       }
     };

@@ -1,5 +1,6 @@
 /** Output for `weft` commands: human tables by default, `-o json|yaml` for machines. */
 import { createRequire } from "node:module";
+import { type ErrorCode, WeftError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
 
@@ -38,13 +39,14 @@ export function emit(format: OutputFormat, value: unknown, human: () => string):
 }
 
 /** An error the CLI prints as one line (no stack) before exiting non-zero. */
-export class CliError extends Error {
+export class CliError extends WeftError {
   override readonly name = "CliError";
   constructor(
     message: string,
     readonly exitCode = 1,
+    code: ErrorCode = "WEFT_INVALID_INPUT",
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

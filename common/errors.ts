@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   WEFT_KERNEL: "a kernel operation (BPF, cgroup, netns, socket) failed",
   WEFT_CERTIFICATE: "a certificate or signing request was refused or is invalid",
   WEFT_CONFLICT: "another process holds what this one needs (a lock, a port, a cluster name)",
+  WEFT_UNAUTHENTICATED: "the caller presented no credential, or one weft does not accept",
+  WEFT_MISSING_DEPENDENCY: "a library, tool or build output weft needs is not installed",
   // The data path's refusals: sent by the destination node in the `x-weft-error` header.
   WEFT_AUTHZ_DENIED: "an authorization policy denied the connection",
   WEFT_IDENTITY_MISMATCH: "the peer authenticated as an identity other than the destination's",

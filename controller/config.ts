@@ -1,6 +1,7 @@
 /** The controller's settings, from `weft controller` flags, checked with errors that name the flag. */
 import { join } from "node:path";
 import { durationFlag } from "../common/duration.js";
+import { errorMessage } from "../common/errors.js";
 import { parseListen as parseListenFlag } from "../common/listen.js";
 import { LOG_LEVELS } from "../common/log.js";
 import { PORT_CONTROLLER } from "./api/constants.js";
@@ -78,7 +79,7 @@ export function controllerConfig(f: ControllerFlags): ControllerConfig {
     try {
       return fn();
     } catch (e) {
-      errors.push((e as Error).message);
+      errors.push(errorMessage(e));
       return fallback;
     }
   };

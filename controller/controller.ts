@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import { Server, type ServerCredentials } from "@grpc/grpc-js";
 import { AdminServer } from "../common/admin-server.js";
+import { errorMessage, errorStack } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/log.js";
 import { SERVICES, serviceDefinition } from "./api/proto.js";
 import { type CaMaterial, CertificateAuthority } from "./ca/ca.js";
@@ -126,14 +127,14 @@ export class Controller {
     this.recompute();
     await this.serve();
     this.registerAdmin();
-    await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: (e as Error).message }, "no status socket"));
+    await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: errorMessage(e) }, "no status socket"));
     if (c.ca.kind === "state-dir") this.every(2000, () => this.reloadCaIfChanged());
     this.log.info({ port: this.port, ca: this.ca.origin }, "controller ready");
   }
 
   private every(ms: number, fn: () => void | Promise<void>): void {
     const t = setInterval(() => {
-      Promise.resolve(fn()).catch((e) => this.log.error({ err: (e as Error).message }, "periodic task failed"));
+      Promise.resolve(fn()).catch((e) => this.log.error({ err: errorMessage(e) }, "periodic task failed"));
     }, ms);
     t.unref();
     this.timers.push(t);
@@ -189,7 +190,7 @@ export class Controller {
       if (after.signingRootSha256 !== before) this.renewServingCert();
       this.recompute();
     } catch (e) {
-      this.log.error({ err: (e as Error).message }, "CA files changed but cannot be loaded; still signing with the previous CA");
+      this.log.error({ err: errorMessage(e) }, "CA files changed but cannot be loaded; still signing with the previous CA");
     }
   }
 
@@ -198,10 +199,7 @@ export class Controller {
       this.recomputeOrThrow();
     } catch (e) {
       // A bug must not take the control plane down: agents keep the last state that was pushed.
-      this.log.error(
-        { err: (e as Error).message, stack: (e as Error).stack },
-        "could not compute the mesh state; keeping the previous one",
-      );
+      this.log.error({ err: errorMessage(e), stack: errorStack(e) }, "could not compute the mesh state; keeping the previous one");
     }
   }
 

@@ -4,9 +4,10 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { KernelError } from "../common/errors.js";
 
 /** cgroup v2 is not mounted, so pods cannot be told apart by the BPF hooks. */
-export class NoCgroup2Error extends Error {
+export class NoCgroup2Error extends KernelError {
   override readonly name = "NoCgroup2Error";
   constructor() {
     super(

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { action, CliError, intOption } from "../common/cli-output.js";
+import { errorMessage } from "../common/errors.js";
 import { defaultClusterName } from "./cluster/cli.js";
 import { clusterDown, clusterUp, requireState } from "./cluster/cluster.js";
 import { agentSocket, startMesh } from "./cluster/mesh.js";
@@ -82,7 +83,7 @@ export function registerUpCommands(program: Command): void {
             // no logs yet
           }
           await clusterDown(o.name).catch(() => undefined);
-          throw new Error(`${(e as Error).message}\n  logs saved in ${saved}; everything created was removed`);
+          throw new Error(`${errorMessage(e)}\n  logs saved in ${saved}; everything created was removed`);
         }
         const s = requireState(o.name);
         const vip = (name: string) => s.services.find((x) => x.namespace === BOOKINFO_NS && x.name === name)?.vip ?? "?";

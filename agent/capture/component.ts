@@ -4,6 +4,7 @@
  * pinned enrolment instead of wiping it with an empty set.
  */
 import type { Logger } from "pino";
+import { errorMessage } from "../../common/errors.js";
 import type { Workload } from "../../controller/api/model.js";
 import { resolveHostInterface } from "../redirect/host-interface.js";
 import { BpfRedirector } from "../redirect/redirector.js";
@@ -112,7 +113,7 @@ export class CaptureComponent {
         );
       }
     } catch (e) {
-      this.log.error({ scope: "redirect", err: (e as Error).message }, "capture reconcile failed; retrying");
+      this.log.error({ scope: "redirect", err: errorMessage(e) }, "capture reconcile failed; retrying");
       this.schedule(1000);
     } finally {
       this.running = false;

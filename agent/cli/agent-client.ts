@@ -13,6 +13,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { CliError } from "../../common/cli-output.js";
 import { durationMs } from "../../common/duration.js";
+import { errorMessage } from "../../common/errors.js";
 import { PORT_ADMIN } from "../../controller/api/constants.js";
 import { defaultAdminSocket } from "../config.js";
 
@@ -186,9 +187,7 @@ export class AgentClient {
             try {
               onLine(JSON.parse(line));
             } catch (e) {
-              done(() =>
-                reject(e instanceof CliError ? e : new CliError(`bad line from the agent at ${this.label}: ${(e as Error).message}`)),
-              );
+              done(() => reject(e instanceof CliError ? e : new CliError(`bad line from the agent at ${this.label}: ${errorMessage(e)}`)));
               req.destroy();
               return;
             }

@@ -6,6 +6,7 @@
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { action, CliError, emit, intOption, parseFormat, table } from "../../common/cli-output.js";
+import { errorMessage } from "../../common/errors.js";
 import { PORT_INBOUND_PLAINTEXT, PORT_OUTBOUND, PROXY_MARK } from "../../controller/api/constants.js";
 import { netnsPath } from "../../native/netns.js";
 import { ipv4ToInt } from "../redirect/codec.js";
@@ -32,7 +33,7 @@ function collectExclude(v: string, prev: string[]): string[] {
   try {
     parseExclude(v);
   } catch (e) {
-    throw new CliError(`--exclude: ${(e as Error).message}`);
+    throw new CliError(`--exclude: ${errorMessage(e)}`);
   }
   return [...prev, v];
 }

@@ -7,6 +7,7 @@
  */
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { Backoff } from "../../common/backoff.js";
+import { errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import { createCsr } from "../../common/pki/csr.js";
 import { fingerprint256, uriSans } from "../../common/pki/x509.js";
@@ -250,7 +251,7 @@ export class IdentityManager implements IdentitySource {
       try {
         l();
       } catch (e) {
-        this.opts.log.error({ err: (e as Error).message }, "identity listener failed");
+        this.opts.log.error({ err: errorMessage(e) }, "identity listener failed");
       }
     }
   }

@@ -5,6 +5,7 @@
 import { createSecureServer, type Http2SecureServer, constants as h2, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { errorMessage, errorStack } from "../../common/errors.js";
 import { sharedListen } from "../../native/reuseport.js";
 import { trafficLabels } from "../telemetry/labels.js";
 import type { ConnectionInfo } from "./connection-manager.js";
@@ -85,7 +86,7 @@ export class InboundServer {
     try {
       fn();
     } catch (e) {
-      this.ctx.log.error({ err: (e as Error).message, stack: (e as Error).stack }, "HBONE handler failed; dropping that session or stream");
+      this.ctx.log.error({ err: errorMessage(e), stack: errorStack(e) }, "HBONE handler failed; dropping that session or stream");
       try {
         onError();
       } catch {
@@ -200,7 +201,7 @@ export class InboundServer {
       upstream = await dial(connInfo.dst, this.ctx.config.connectTimeoutMs);
     } catch (e) {
       if (!stream.destroyed) stream.respond({ ":status": 503 }, { endStream: true });
-      this.ctx.connections.rejected(connInfo, labels, (e as Error).message, "CONNECT");
+      this.ctx.connections.rejected(connInfo, labels, errorMessage(e), "CONNECT");
       return;
     }
     if (stream.destroyed) {

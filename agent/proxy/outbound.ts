@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { constants as h2 } from "node:http2";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { errorMessage } from "../../common/errors.js";
 import type { Workload } from "../../controller/api/model.js";
 import { sharedListen } from "../../native/reuseport.js";
 import { type ResponseFlag, trafficLabels } from "../telemetry/labels.js";
@@ -137,7 +138,7 @@ export class OutboundListener {
     try {
       up = await dial(req.target, this.ctx.config.connectTimeoutMs);
     } catch (e) {
-      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "passthrough");
+      this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", "passthrough");
       return;
     }
     const tracked = this.track(sock, up, { ...this.info(src, dst, req, "passthrough"), policy: req.reason }, req, false);
@@ -155,7 +156,7 @@ export class OutboundListener {
     try {
       up = await dial(req.target, this.ctx.config.connectTimeoutMs);
     } catch (e) {
-      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "same-node");
+      this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", "same-node");
       return;
     }
     const tracked = this.track(sock, up, { ...this.info(src, dst, req, "same-node"), policy: decision.policy }, req, true);
@@ -177,7 +178,7 @@ export class OutboundListener {
         headers,
       );
     } catch (e) {
-      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "hbone");
+      this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", "hbone");
       return;
     }
     const info = this.info(src, dst, req, "hbone");

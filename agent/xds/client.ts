@@ -8,6 +8,7 @@
  */
 import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
 import { Backoff } from "../../common/backoff.js";
+import { errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import { SERVICES, serviceDefinition } from "../../controller/api/proto.js";
 import { decodeResource, kindOfTypeUrl, RESOURCE_KINDS, type ResourceKind, typeUrlOf } from "../../controller/api/resources.js";
@@ -104,7 +105,7 @@ export class XdsClient {
         md,
       );
     } catch (e) {
-      this.retry((e as Error).message);
+      this.retry(errorMessage(e));
       return;
     }
     this.call = call;
@@ -172,7 +173,7 @@ export class XdsClient {
       try {
         upserts.push({ name: r.name, version: r.version, value: decodeResource(kind, r.name, r.body) });
       } catch (e) {
-        errors.push({ name: r.name, reason: (e as Error).message });
+        errors.push({ name: r.name, reason: errorMessage(e) });
       }
     }
     this.opts.updater.apply(kind, res.systemVersionInfo, upserts, res.removedResources);

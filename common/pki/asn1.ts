@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import { type Asn1, asn1, util } from "../../common/pki/forge-asn1.js";
+import { type Asn1, asn1, util } from "./forge-asn1.js";
 
 export type { Asn1 };
 

@@ -24,7 +24,7 @@ import {
   seq,
   sequenceElements,
   time,
-} from "../../common/pki/asn1.js";
+} from "./asn1.js";
 
 /** Signature algorithm OID and hash for a signing key. */
 export function signatureAlgorithmFor(key: KeyObject): { oid: string; hash: string } {

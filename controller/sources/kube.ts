@@ -6,6 +6,7 @@
  * loses the label, the API server sends its DELETED and its objects leave the store.
  */
 
+import { errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import type { KubeObject } from "../api/kube-types.js";
 import { SOURCE_KINDS, type SourceKind } from "../translate/types.js";
@@ -93,7 +94,7 @@ export class KubeSource {
         await this.startAvailable(kinds);
       } catch (e) {
         for (const k of kinds) if (!this.informers.has(k)) this.missing.add(k);
-        this.opts.log.warn({ err: (e as Error).message }, "API discovery failed");
+        this.opts.log.warn({ err: errorMessage(e) }, "API discovery failed");
       }
       if (this.missing.size) this.scheduleDiscovery();
     }, this.opts.discoveryRetryMs ?? 60_000);

@@ -3,6 +3,7 @@
  * mesh state, and pushes every change to every stream as deltas.
  */
 import { type handleBidiStreamingCall, type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import type { ResourceKind } from "../api/resources.js";
 import type { TrustBundle, WireDeltaRequest, WireDeltaResponse } from "../api/wire-types.js";
@@ -112,7 +113,7 @@ export class XdsService implements StreamObserver {
       try {
         stream.onRequest(req);
       } catch (e) {
-        this.log.error({ node: stream.node, err: (e as Error).message }, "failed to handle an agent request");
+        this.log.error({ node: stream.node, err: errorMessage(e) }, "failed to handle an agent request");
       }
     };
     call.on("data", (req: WireDeltaRequest) => {
@@ -135,7 +136,7 @@ export class XdsService implements StreamObserver {
     try {
       credential = bearer(call.metadata);
     } catch (e) {
-      fail((e as AuthError).code, (e as Error).message);
+      fail(e instanceof AuthError ? e.grpcStatus : status.UNAUTHENTICATED, errorMessage(e));
       return;
     }
     this.auth.authenticate(credential).then(
@@ -147,8 +148,8 @@ export class XdsService implements StreamObserver {
         for (const r of queued.splice(0)) handle(r);
       },
       (e: unknown) => {
-        if (e instanceof AuthError) fail(e.code, e.message);
-        else fail(status.UNAVAILABLE, `cannot authenticate right now: ${(e as Error).message}`);
+        if (e instanceof AuthError) fail(e.grpcStatus, e.message);
+        else fail(status.UNAVAILABLE, `cannot authenticate right now: ${errorMessage(e)}`);
       },
     );
   }

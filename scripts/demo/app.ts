@@ -9,6 +9,7 @@
 import { createServer, get, type IncomingMessage, type ServerResponse } from "node:http";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import { errorMessage } from "../../common/errors.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -99,7 +100,7 @@ async function handle(role: string, req: IncomingMessage, res: ServerResponse): 
           reviews.ratings = await fetchJson("ratings", "/ratings/0", traceHeaders(req));
           reviews.stars = STARS[opts.version as string] ?? "black";
         } catch (e) {
-          reviews.ratings = { error: (e as Error).message };
+          reviews.ratings = { error: errorMessage(e) };
         }
       }
       return send(res, 200, reviews);
@@ -128,7 +129,7 @@ async function loadgen(): Promise<void> {
       ok++;
     } catch (e) {
       failed++;
-      if (failed % 10 === 1) console.error(`loadgen: ${(e as Error).message}`);
+      if (failed % 10 === 1) console.error(`loadgen: ${errorMessage(e)}`);
     }
     if ((ok + failed) % 50 === 0) console.log(JSON.stringify({ ok, failed }));
     await new Promise((r) => setTimeout(r, 1000 / rps));

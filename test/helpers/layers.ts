@@ -27,25 +27,27 @@ const is =
  * the narrow entries (the controller's published files) come before the folders that contain them.
  */
 export const LAYERS: readonly Layer[] = [
-  { name: "native", holds: under("native/"), may: [] },
-  { name: "common", holds: under("common/"), may: ["native"] },
-  { name: "contract", holds: under("controller/api/"), may: ["common", "native"] },
+  // Errors and their codes sit under everything, so even the kernel bindings throw coded errors.
+  { name: "errors", holds: is("common/errors.ts"), may: [] },
+  { name: "native", holds: under("native/"), may: ["errors"] },
+  { name: "common", holds: under("common/"), may: ["errors", "native"] },
+  { name: "contract", holds: under("controller/api/"), may: ["common", "errors", "native"] },
   // The controller's published entries: what the agent and the CLI may use of it.
-  { name: "controller-entry", holds: is("controller/embedded.ts"), may: ["controller", "contract", "common", "native"] },
-  { name: "controller-commands", holds: is("controller/cli.ts"), may: ["controller", "contract", "common", "native"] },
-  { name: "cli", holds: under("agent/cli/"), may: ["agent", "controller-commands", "contract", "common", "native"] },
-  { name: "controller", holds: under("controller/"), may: ["contract", "common", "native"] },
-  { name: "agent", holds: under("agent/"), may: ["controller-entry", "contract", "common", "native"] },
+  { name: "controller-entry", holds: is("controller/embedded.ts"), may: ["controller", "contract", "common", "errors", "native"] },
+  { name: "controller-commands", holds: is("controller/cli.ts"), may: ["controller", "contract", "common", "errors", "native"] },
+  { name: "cli", holds: under("agent/cli/"), may: ["agent", "controller-commands", "contract", "common", "errors", "native"] },
+  { name: "controller", holds: under("controller/"), may: ["contract", "common", "errors", "native"] },
+  { name: "agent", holds: under("agent/"), may: ["controller-entry", "contract", "common", "errors", "native"] },
   // Nothing shipped imports these; they may use everything shipped.
   {
     name: "test-bed",
     holds: under("scripts/"),
-    may: ["cli", "agent", "controller", "controller-entry", "controller-commands", "contract", "common", "native"],
+    may: ["cli", "agent", "controller", "controller-entry", "controller-commands", "contract", "common", "errors", "native"],
   },
   {
     name: "bench",
     holds: under("bench/"),
-    may: ["test-bed", "cli", "agent", "controller", "controller-entry", "controller-commands", "contract", "common", "native"],
+    may: ["test-bed", "cli", "agent", "controller", "controller-entry", "controller-commands", "contract", "common", "errors", "native"],
   },
 ];
 

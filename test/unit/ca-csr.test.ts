@@ -33,11 +33,11 @@ function opensslCsr(keyArgs: string[], san: string | null, digest = "-sha256"): 
   return readFileSync(csr, "utf8");
 }
 
-function refusal(fn: () => void): { code: string; message: string } {
+function refusal(fn: () => void): { code: string; weftCode: string; message: string } {
   try {
     fn();
   } catch (e) {
-    if (e instanceof CsrError) return { code: e.code, message: e.message };
+    if (e instanceof CsrError) return { code: e.reason, weftCode: e.code, message: e.message };
     throw e;
   }
   throw new Error("expected a refusal");
@@ -123,6 +123,7 @@ describe("CSRs", () => {
     const pem = typeof input === "function" ? input() : input;
     const r = refusal(() => parseCsr(pem));
     expect(r.code).toBe("MALFORMED");
+    expect(r.weftCode).toBe("WEFT_CERTIFICATE");
     expect(r.message).toMatch(why);
   });
 });

@@ -249,7 +249,8 @@ describe("libbpf errors", () => {
     expect(e.message).toBe(
       "attach weft_connect4 to cgroup /x: EPERM: the agent needs CAP_BPF and CAP_NET_ADMIN (and CAP_SYS_ADMIN to attach to cgroups): run it as root or privileged",
     );
-    expect(e.code).toBe("EPERM");
+    expect(e.errnoName).toBe("EPERM");
+    expect(e.code).toBe("WEFT_KERNEL");
     expect(() => checkInt("load x", -2, () => 0)).toThrow(/^load x: ENOENT: not found/);
     expect(() => checkInt("load x", -1, () => 13)).toThrow(/^load x: EACCES/);
     expect(checkInt("ok", 5, () => 0)).toBe(5);
