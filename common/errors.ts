@@ -95,8 +95,8 @@ export function errorStack(e: unknown): string {
   return e instanceof Error && e.stack ? e.stack : errorMessage(e);
 }
 
-/** The code of anything thrown: its own, a system errno mapped, else WEFT_INTERNAL. */
-export function errorCode(e: unknown): ErrorCode {
+/** The code of anything thrown: its own, a system errno mapped, else the fallback (WEFT_INTERNAL). */
+export function errorCode(e: unknown, fallback: ErrorCode = "WEFT_INTERNAL"): ErrorCode {
   if (e instanceof WeftError) return e.code;
   const errno = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
   switch (errno) {
@@ -114,7 +114,7 @@ export function errorCode(e: unknown): ErrorCode {
     case "EADDRINUSE":
       return "WEFT_CONFLICT";
     default:
-      return "WEFT_INTERNAL";
+      return fallback;
   }
 }
 

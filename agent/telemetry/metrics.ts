@@ -9,6 +9,7 @@ export class ProxyMetrics {
   private readonly closed: Counter<string>;
   private readonly sent: Counter<string>;
   private readonly received: Counter<string>;
+  private readonly errors: Counter<string>;
   /** HBONE sessions currently pooled (gauge), for pool health. */
   readonly poolSessions: Gauge<string>;
 
@@ -39,6 +40,12 @@ export class ProxyMetrics {
       labelNames,
       registers: [registry],
     });
+    this.errors = new Counter({
+      name: "weft_connection_errors_total",
+      help: "Connections refused or ended by an error, by reporter and stable error code (WEFT_…)",
+      labelNames: ["reporter", "code"],
+      registers: [registry],
+    });
     this.poolSessions = new Gauge({
       name: "weft_hbone_pool_sessions",
       help: "Pooled HBONE (mTLS HTTP/2) sessions open",
@@ -55,6 +62,11 @@ export class ProxyMetrics {
   /** A connection closed. */
   connectionClosed(labels: TrafficLabels): void {
     this.closed.inc(labels);
+  }
+
+  /** A connection was refused or ended by an error with this code. */
+  connectionFailed(reporter: string, code: string): void {
+    this.errors.inc({ reporter, code });
   }
 
   /** Adds bytes: received = client→server (request), sent = server→client (response). */
