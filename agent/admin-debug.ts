@@ -221,7 +221,7 @@ function explainHandler(agent: DebugAgent): (req: AdminRequest) => AdminResponse
     try {
       return { json: explain(state.view, src, dst, captureFacts(agent), agent.identity.status()) };
     } catch (e) {
-      if (e instanceof ExplainError) return bad(e.status, e.message);
+      if (e instanceof ExplainError) return { status: e.status, json: { error: e.message, code: e.code } };
       throw e;
     }
   };

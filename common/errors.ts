@@ -118,6 +118,18 @@ export function errorCode(e: unknown, fallback: ErrorCode = "WEFT_INTERNAL"): Er
   }
 }
 
+/** The code an HTTP error status means, for answers that carry no code of their own. */
+export function codeForStatus(status: number): ErrorCode {
+  if (status === 400 || status === 405 || status === 413) return "WEFT_INVALID_INPUT";
+  if (status === 401) return "WEFT_UNAUTHENTICATED";
+  if (status === 403) return "WEFT_PERMISSION";
+  if (status === 404) return "WEFT_NOT_FOUND";
+  if (status === 409) return "WEFT_CONFLICT";
+  if (status === 503) return "WEFT_UNAVAILABLE";
+  if (status === 504) return "WEFT_TIMEOUT";
+  return "WEFT_INTERNAL";
+}
+
 /** Code and message together: the shape logs (`err`) and admin error bodies carry. */
 export function errorInfo(e: unknown): { code: ErrorCode; message: string } {
   return { code: errorCode(e), message: errorMessage(e) };

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { CliError } from "../../common/cli-output.js";
 import { durationMs } from "../../common/duration.js";
-import { errorMessage } from "../../common/errors.js";
+import { codeForStatus, errorMessage, isErrorCode } from "../../common/errors.js";
 import { PORT_ADMIN } from "../../controller/api/constants.js";
 import { defaultAdminSocket } from "../config.js";
 
@@ -138,8 +138,9 @@ export class AgentClient {
       );
     }
     if (r.status < 200 || r.status > 299) {
-      const msg = (parsed as { error?: string } | null)?.error ?? `HTTP ${r.status}`;
-      throw new CliError(`agent at ${this.label}: ${msg}`);
+      const answer = parsed as { error?: string; code?: unknown } | null;
+      const msg = answer?.error ?? `HTTP ${r.status}`;
+      throw new CliError(`agent at ${this.label}: ${msg}`, 1, isErrorCode(answer?.code) ? answer.code : codeForStatus(r.status));
     }
     return parsed as T;
   }
