@@ -33,15 +33,6 @@ import type { ControllerEndpoint } from "./xds/channel.js";
 import { XdsClient } from "./xds/client.js";
 import { LocalConfigSource } from "./xds/local.js";
 
-/** What every component is handed. */
-export interface AgentDeps {
-  config: AgentConfig;
-  log: Logger;
-  updater: StateUpdater;
-  identity: IdentityManager;
-  admin: AdminServer;
-}
-
 /** A part of the agent with a lifecycle. */
 export interface AgentComponent {
   readonly name: string;
@@ -298,11 +289,6 @@ export class AgentApp {
     if (this.proxy && !this.proxy.listening) reasons.push("proxy not listening");
     if (this.capture && !this.capture.attached) reasons.push("eBPF capture programs not attached");
     return { ready: reasons.length === 0, reasons: [...new Set(reasons)] };
-  }
-
-  /** The dependency bundle handed to components. */
-  deps(): AgentDeps {
-    return { config: this.config, log: this.log, updater: this.updater, identity: this.identity, admin: this.admin };
   }
 
   /** Starts every part, then the admin API. A part that fails to start stops the ones before it. */

@@ -9,7 +9,7 @@ import { isIPv4 } from "node:net";
 import { isAbsolute, join } from "node:path";
 import { durationFlag } from "../common/duration.js";
 import { errorMessage } from "../common/errors.js";
-import { PORT_HBONE, PORT_METRICS, PORT_OUTBOUND, PORT_READINESS } from "../controller/api/constants.js";
+import { PORT_METRICS, PORT_READINESS } from "../controller/api/constants.js";
 import { cgroup2Root } from "../native/cgroup.js";
 import type { CgroupLayout } from "./capture/pod-cgroups.js";
 import { DEFAULT_PIN_DIR } from "./redirect/defaults.js";
@@ -116,6 +116,3 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
     readiness: hostPort("--readiness-address", f.readinessAddress ?? `0.0.0.0:${PORT_READINESS}`, errors),
   };
 }
-
-/** Ports the data plane listens on (for messages and `weft check`). */
-export const DATA_PLANE_PORTS = { outbound: PORT_OUTBOUND, hbone: PORT_HBONE };

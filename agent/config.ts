@@ -6,6 +6,7 @@ import { errorMessage } from "../common/errors.js";
 import { parseListen } from "../common/listen.js";
 import { LOG_LEVELS } from "../common/log.js";
 import { PORT_ADMIN } from "../controller/api/constants.js";
+import { DEFAULT_TRUST_DOMAIN } from "../controller/api/model.js";
 import { type TranslateOptions, validateTranslateOptions } from "../controller/embedded.js";
 import { type DataPlaneConfig, type DataPlaneFlags, dataPlaneConfig } from "./config-dataplane.js";
 
@@ -101,7 +102,7 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
   }
   if (f.localCaDir && !f.localConfig) errors.push("--local-ca-dir only applies with --local-config");
   const translate: TranslateOptions = {
-    trustDomain: f.trustDomain ?? "cluster.local",
+    trustDomain: f.trustDomain ?? DEFAULT_TRUST_DOMAIN,
     rootNamespace: f.rootNamespace ?? "weft-system",
     clusterDomain: f.clusterDomain ?? "cluster.local",
   };

@@ -63,14 +63,6 @@ export class ConfigError extends WeftError {
   }
 }
 
-/** Input that cannot be understood; it never widens access. */
-export class InputError extends WeftError {
-  override name = "InputError";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("WEFT_INVALID_INPUT", message, options);
-  }
-}
-
 /** A failed kernel operation (the errno, when known, is in the message). */
 export class KernelError extends WeftError {
   override name = "KernelError";

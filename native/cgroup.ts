@@ -56,11 +56,6 @@ export function cgroupId(absPath: string): bigint {
   return statSync(absPath, { bigint: true }).ino;
 }
 
-/** Moves a process into a cgroup. */
-export function joinCgroup(absPath: string, pid: number): void {
-  writeFileSync(join(absPath, "cgroup.procs"), `${pid}\n`);
-}
-
 /** PIDs directly in a cgroup (not its children). */
 export function cgroupPids(absPath: string): number[] {
   try {
