@@ -9,6 +9,7 @@ import { Server, type ServerCredentials } from "@grpc/grpc-js";
 import { AdminServer } from "../common/admin-server.js";
 import { errorMessage, errorStack } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/log.js";
+import { NOT_APPLIED_NOTE } from "./api/not-applied.js";
 import { SERVICES, serviceDefinition } from "./api/proto.js";
 import { type CaMaterial, CertificateAuthority } from "./ca/ca.js";
 import { BootstrapTokens, type NodeAuthenticator, TokenReviewAuthenticator } from "./ca/node-auth.js";
@@ -56,6 +57,7 @@ export class Controller {
   port = 0;
   /** Translations done (status, tests). */
   translations = 0;
+  private notAppliedCount = 0;
 
   constructor(
     readonly config: ControllerConfig,
@@ -203,6 +205,14 @@ export class Controller {
     }
   }
 
+  /** Says plainly, whenever their number changes, that routes and DestinationRules are not applied yet. */
+  private warnNotApplied(model: MeshModel): void {
+    const count = model.routes.length + model.destinationPolicies.length;
+    if (count === this.notAppliedCount) return;
+    this.notAppliedCount = count;
+    if (count > 0) this.log.warn({ routes: model.routes.length, destinationRules: model.destinationPolicies.length }, NOT_APPLIED_NOTE);
+  }
+
   private recomputeOrThrow(): void {
     const start = performance.now();
     const model = translate(this.store.snapshot(), this.config.translate, this.memo);
@@ -212,6 +222,7 @@ export class Controller {
     this.reporter.update(model.diagnostics);
     if (this.tokens) for (const n of model.nodes) this.tokens.ensure(n);
     const set = this.xds.update(model, this.ca.trustBundle());
+    this.warnNotApplied(model);
     this.log.debug(
       {
         version: set.systemVersion,

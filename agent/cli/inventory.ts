@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { action, emit, parseFormat, table } from "../../common/cli-output.js";
 import type { MeshSnapshotData, PolicyScope } from "../../controller/api/model.js";
+import { NOT_APPLIED_KINDS, NOT_APPLIED_NOTE } from "../../controller/api/not-applied.js";
 import type { WorkloadInfo } from "../admin-debug.js";
 import { MeshView } from "../state/view.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
@@ -173,13 +174,14 @@ export function registerInventoryCommands(program: Command): void {
         const agent = await connectAgent(o);
         const data = await agent.json<MeshSnapshotData>("/config_dump");
         const rows = policyRows(data).filter((r) => !o.namespace || r.namespace === o.namespace);
+        const notApplied = rows.some((r) => NOT_APPLIED_KINDS.includes(r.kind));
         emit(format, rows, () =>
           rows.length === 0
             ? `no policies${o.namespace ? ` in namespace ${o.namespace}` : ""} in the state of agent ${data.nodeName} (it holds the policies that apply to its own pods, and every route)`
             : table(
                 ["KIND", "NAMESPACE", "NAME", "SCOPE", "WHAT", "APPLIES-TO (THIS NODE)"],
                 rows.map((r) => [r.kind, r.namespace, r.name, r.scope, r.detail, list(r.appliesTo, 4, "no pod here")]),
-              ),
+              ) + (notApplied ? `\nnote: ${NOT_APPLIED_NOTE}` : ""),
         );
       }),
     );
