@@ -357,12 +357,19 @@ export class AgentApp {
       { methods: ["GET", "POST"], description: "GET the log level; POST ?level=debug to change it" },
     );
     this.admin.register("/healthz", () => ({ text: "ok\n" }), { description: "liveness" });
+    // /ready means what 15021's /healthz/ready means (one readiness); /synced is the narrower fact.
     this.admin.register(
       "/ready",
-      () => (this.updater.state.get().synced ? { text: "ready\n" } : { status: 503, text: "not synced yet\n" }),
-      {
-        description: "200 once the first full state has arrived",
+      () => {
+        const r = this.readiness();
+        return r.ready ? { text: "ready\n" } : { status: 503, text: `not ready:\n${r.reasons.map((x) => `- ${x}\n`).join("")}` };
       },
+      { description: "200 when ready (as 15021 /healthz/ready: config synced, certificates held, proxy listening, capture attached)" },
+    );
+    this.admin.register(
+      "/synced",
+      () => (this.updater.state.get().synced ? { text: "synced\n" } : { status: 503, text: "not synced yet\n" }),
+      { description: "200 once the first full mesh state has arrived" },
     );
     this.admin.register("/config_dump", () => ({ json: this.updater.state.get().data }), {
       description: "the mesh state this agent holds (MeshSnapshotData)",

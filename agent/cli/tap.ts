@@ -24,7 +24,7 @@ export function renderEvent(e: EventLine): string {
   const head = `${time}  ${e.type === "open" ? "OPEN " : "CLOSE"}  ${c.direction === "inbound" ? "in " : "out"} ${c.mode.padEnd(11)} ${src} -> ${dst}${c.service ? ` via ${c.service}` : ""}${ids}`;
   if (e.type === "open") return `${head}${c.policy ? `  policy: ${c.policy}` : ""}`;
   const flags = e.responseFlags && e.responseFlags !== "-" ? `  flags: ${e.responseFlags}` : "";
-  return `${head}  ${bytes(c.bytesReceived)} in, ${bytes(c.bytesSent)} out, ${duration(c.ageMs)}${c.policy ? `  policy: ${c.policy}` : ""}${flags}${e.error ? `  error: ${e.error}` : ""}`;
+  return `${head}  ${bytes(c.bytesReceived)} in, ${bytes(c.bytesSent)} out, ${duration(c.ageMs)}${c.policy ? `  policy: ${c.policy}` : ""}${flags}${e.error ? `  error: ${e.error}${e.errorCode ? ` [${e.errorCode}]` : ""}` : ""}`;
 }
 
 /** Registers `weft tap`. */

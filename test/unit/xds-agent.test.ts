@@ -65,7 +65,10 @@ describe("agent admin API", () => {
     expect(st.components.xds).toMatchObject({ state: "connected", target: f.target, streamsOpened: 1 });
     expect(Object.keys(st.appliedVersions)).toHaveLength(8);
     expect((await adminGet(sock, "/healthz")).body).toBe("ok\n");
-    expect((await adminGet(sock, "/ready")).status).toBe(200);
+    expect((await adminGet(sock, "/synced")).status).toBe(200);
+    // /ready is the 15021 readiness: the same answer as the agent's readiness(), reasons included.
+    const ready = await adminGet(sock, "/ready");
+    expect(ready.status).toBe(app.readiness().ready ? 200 : 503);
   });
 });
 
