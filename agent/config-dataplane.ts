@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { isAbsolute, join } from "node:path";
 import { durationFlag } from "../common/duration.js";
-import { errorMessage } from "../common/errors.js";
+import { errorMessage, KernelError } from "../common/errors.js";
 import { PORT_METRICS, PORT_READINESS } from "../controller/api/constants.js";
 import { cgroup2Root } from "../native/cgroup.js";
 import type { CgroupLayout } from "./capture/pod-cgroups.js";
@@ -54,7 +54,7 @@ export interface DataPlaneConfig {
 /** This process's cgroup v2 path (from /proc/self/cgroup "0::/path"). */
 export function ownCgroup(procText = readFileSync("/proc/self/cgroup", "utf8")): string {
   const line = procText.split("\n").find((l) => l.startsWith("0::"));
-  if (!line) throw new Error("cannot find this process's cgroup v2 in /proc/self/cgroup");
+  if (!line) throw new KernelError("cannot find this process's cgroup v2 in /proc/self/cgroup");
   return join(cgroup2Root(), line.slice(3));
 }
 

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { durationFlag } from "../common/duration.js";
-import { errorMessage } from "../common/errors.js";
+import { ConfigError, errorMessage } from "../common/errors.js";
 import { parseListen } from "../common/listen.js";
 import { LOG_LEVELS } from "../common/log.js";
 import { PORT_ADMIN } from "../controller/api/constants.js";
@@ -130,6 +130,6 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     logLevel,
     dataPlane: dataPlaneConfig(f, errors),
   };
-  if (errors.length) throw new Error(`invalid agent settings:\n  ${errors.join("\n  ")}`);
+  if (errors.length) throw new ConfigError(`invalid agent settings:\n  ${errors.join("\n  ")}`);
   return config;
 }

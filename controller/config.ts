@@ -1,7 +1,7 @@
 /** The controller's settings, from `weft controller` flags, checked with errors that name the flag. */
 import { join } from "node:path";
 import { durationFlag } from "../common/duration.js";
-import { errorMessage } from "../common/errors.js";
+import { ConfigError, errorMessage } from "../common/errors.js";
 import { parseListen as parseListenFlag } from "../common/listen.js";
 import { LOG_LEVELS } from "../common/log.js";
 import { PORT_CONTROLLER } from "./api/constants.js";
@@ -140,6 +140,6 @@ export function controllerConfig(f: ControllerFlags): ControllerConfig {
     adminSocket: f.adminSocket ?? join(stateDir, "controller.sock"),
     logLevel,
   };
-  if (errors.length) throw new Error(`invalid controller settings:\n  ${errors.join("\n  ")}`);
+  if (errors.length) throw new ConfigError(`invalid controller settings:\n  ${errors.join("\n  ")}`);
   return config;
 }
