@@ -108,7 +108,7 @@ async function handle(role: string, req: IncomingMessage, res: ServerResponse): 
     case "productpage": {
       const h = traceHeaders(req);
       const [details, reviews] = await Promise.allSettled([fetchJson("details", "/details/0", h), fetchJson("reviews", "/reviews/0", h)]);
-      const val = (r: PromiseSettledResult<unknown>) => (r.status === "fulfilled" ? r.value : { error: (r.reason as Error).message });
+      const val = (r: PromiseSettledResult<unknown>) => (r.status === "fulfilled" ? r.value : { error: errorMessage(r.reason) });
       const ok = details.status === "fulfilled" && reviews.status === "fulfilled";
       return send(res, ok ? 200 : 503, { product: "The Comedy of Errors", pod: POD, details: val(details), reviews: val(reviews) });
     }
