@@ -5,8 +5,8 @@
  * registers them; they only read the agent's parts.
  */
 import { performance } from "node:perf_hooks";
+import type { AdminRequest, AdminResponse, AdminServer } from "../common/admin-server.js";
 import { PORT_OUTBOUND } from "../controller/api/constants.js";
-import type { AdminRequest, AdminResponse, AdminServer } from "./admin.js";
 import { explain, explainInbound, type InboundQuery } from "./admin-explain.js";
 import { type CaptureFacts, ExplainError } from "./admin-explain-input.js";
 import type { CaptureStatus } from "./capture/component.js";
@@ -18,13 +18,13 @@ import type { ProxyHandle } from "./proxy/handle.js";
 import type { RedirectStatus } from "./redirect/types.js";
 import type { MeshState } from "./state/updater.js";
 import type { MeshView } from "./state/view.js";
-import type { Watch } from "./state/watch.js";
+import type { ReadonlyWatch } from "./state/watch.js";
 import { VERSION } from "./version.js";
 
 /** The parts of the agent these endpoints read (AgentApp satisfies it). */
 export interface DebugAgent {
   readonly config: AgentConfig;
-  readonly updater: { readonly state: Watch<MeshState> };
+  readonly updater: { readonly state: ReadonlyWatch<MeshState> };
   readonly identity: { status(): CertificateStatus[] };
   readonly proxy: { readonly handle: ProxyHandle } | undefined;
   readonly capture: { readonly redirector: { status(): RedirectStatus; excluded(): string[] }; status(): CaptureStatus } | undefined;
@@ -221,7 +221,7 @@ function explainHandler(agent: DebugAgent): (req: AdminRequest) => AdminResponse
     try {
       return { json: explain(state.view, src, dst, captureFacts(agent), agent.identity.status()) };
     } catch (e) {
-      if (e instanceof ExplainError) return bad(e.status, e.message);
+      if (e instanceof ExplainError) return { status: e.status, json: { error: e.message, code: e.code } };
       throw e;
     }
   };

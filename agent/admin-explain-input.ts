@@ -3,6 +3,8 @@
  * (an address, a service or a pod), and whether the connect hook captures the connect — the last
  * mirrored check by check from bpf/connect.c.
  */
+
+import { WeftError } from "../common/errors.js";
 import type { Workload } from "../controller/api/model.js";
 import { ipInCidr } from "./proxy/ip-match.js";
 import type { SocketAddr } from "./proxy/request.js";
@@ -10,13 +12,16 @@ import { parseExclude } from "./redirect/exclude.js";
 import type { MeshView } from "./state/view.js";
 
 /** Bad input (400), an unknown pod (404) or a pod of another node (409), said plainly. */
-export class ExplainError extends Error {
+export class ExplainError extends WeftError {
   override readonly name = "ExplainError";
   constructor(
     message: string,
     readonly status: number,
   ) {
-    super(message);
+    super(
+      status === 404 ? "WEFT_NOT_FOUND" : status === 409 ? "WEFT_WRONG_NODE" : status === 503 ? "WEFT_UNAVAILABLE" : "WEFT_INVALID_INPUT",
+      message,
+    );
   }
 }
 

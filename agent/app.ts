@@ -11,12 +11,12 @@ import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { getHeapStatistics } from "node:v8";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { AdminServer } from "../common/admin-server.js";
+import { errorMessage } from "../common/errors.js";
+import { createLogger, LOG_LEVELS, type Logger } from "../common/log.js";
+import { fingerprint256, splitPemCertificates } from "../common/pki/x509.js";
 import { PORT_HBONE, PORT_OUTBOUND, PROXY_MARK } from "../controller/api/constants.js";
-import { CertificateAuthority } from "../controller/ca/ca.js";
-import { loadStateDirCa } from "../controller/ca/root-store.js";
-import { fingerprint256, splitPemCertificates } from "../controller/ca/x509.js";
-import { createLogger, LOG_LEVELS, type Logger } from "../controller/log.js";
-import { AdminServer } from "./admin.js";
+import { CertificateAuthority, loadStateDirCa } from "../controller/embedded.js";
 import { registerDebugEndpoints } from "./admin-debug.js";
 import { CaptureComponent } from "./capture/component.js";
 import type { AgentConfig } from "./config.js";
@@ -32,15 +32,6 @@ import { VERSION } from "./version.js";
 import type { ControllerEndpoint } from "./xds/channel.js";
 import { XdsClient } from "./xds/client.js";
 import { LocalConfigSource } from "./xds/local.js";
-
-/** What every component is handed. */
-export interface AgentDeps {
-  config: AgentConfig;
-  log: Logger;
-  updater: StateUpdater;
-  identity: IdentityManager;
-  admin: AdminServer;
-}
 
 /** A part of the agent with a lifecycle. */
 export interface AgentComponent {
@@ -152,7 +143,7 @@ export class AgentApp {
         try {
           fromFile = splitPemCertificates(readFileSync(src.caFile, "utf8"));
         } catch (e) {
-          this.log.warn({ err: (e as Error).message, caFile: src.caFile }, "cannot read --ca-file; using the pushed trust bundle only");
+          this.log.warn({ err: errorMessage(e), caFile: src.caFile }, "cannot read --ca-file; using the pushed trust bundle only");
         }
         return [...new Set([...fromFile, ...(this.updater.state.get().trustBundle?.rootsPem ?? [])])];
       },
@@ -301,11 +292,6 @@ export class AgentApp {
     return { ready: reasons.length === 0, reasons: [...new Set(reasons)] };
   }
 
-  /** The dependency bundle handed to components. */
-  deps(): AgentDeps {
-    return { config: this.config, log: this.log, updater: this.updater, identity: this.identity, admin: this.admin };
-  }
-
   /** Starts every part, then the admin API. A part that fails to start stops the ones before it. */
   async start(): Promise<void> {
     this.registerAdmin();
@@ -314,7 +300,7 @@ export class AgentApp {
       try {
         await p.start();
       } catch (e) {
-        this.log.error({ component: p.name, err: (e as Error).message }, "component failed to start");
+        this.log.error({ component: p.name, err: errorMessage(e) }, "component failed to start");
         await this.stop();
         throw e;
       }
@@ -335,7 +321,7 @@ export class AgentApp {
       try {
         await p.stop();
       } catch (e) {
-        this.log.error({ component: p.name, err: (e as Error).message }, "component failed to stop cleanly");
+        this.log.error({ component: p.name, err: errorMessage(e) }, "component failed to stop cleanly");
       }
     }
     await this.admin.close();
@@ -372,12 +358,19 @@ export class AgentApp {
       { methods: ["GET", "POST"], description: "GET the log level; POST ?level=debug to change it" },
     );
     this.admin.register("/healthz", () => ({ text: "ok\n" }), { description: "liveness" });
+    // /ready means what 15021's /healthz/ready means (one readiness); /synced is the narrower fact.
     this.admin.register(
       "/ready",
-      () => (this.updater.state.get().synced ? { text: "ready\n" } : { status: 503, text: "not synced yet\n" }),
-      {
-        description: "200 once the first full state has arrived",
+      () => {
+        const r = this.readiness();
+        return r.ready ? { text: "ready\n" } : { status: 503, text: `not ready:\n${r.reasons.map((x) => `- ${x}\n`).join("")}` };
       },
+      { description: "200 when ready (as 15021 /healthz/ready: config synced, certificates held, proxy listening, capture attached)" },
+    );
+    this.admin.register(
+      "/synced",
+      () => (this.updater.state.get().synced ? { text: "synced\n" } : { status: 503, text: "not synced yet\n" }),
+      { description: "200 once the first full mesh state has arrived" },
     );
     this.admin.register("/config_dump", () => ({ json: this.updater.state.get().data }), {
       description: "the mesh state this agent holds (MeshSnapshotData)",

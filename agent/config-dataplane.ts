@@ -7,9 +7,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { isAbsolute, join } from "node:path";
-import { PORT_HBONE, PORT_METRICS, PORT_OUTBOUND, PORT_READINESS } from "../controller/api/constants.js";
+import { durationFlag } from "../common/duration.js";
+import { errorMessage, KernelError } from "../common/errors.js";
+import { PORT_METRICS, PORT_READINESS } from "../controller/api/constants.js";
 import { parseLimits } from "../controller/api/limit-settings.js";
-import { durationFlag } from "../controller/translate/fields.js";
 import { cgroup2Root } from "../native/cgroup.js";
 import type { CgroupLayout } from "./capture/pod-cgroups.js";
 import { DEFAULT_PROXY_LIMITS, type ProxyLimits } from "./proxy/limits.js";
@@ -59,7 +60,7 @@ export interface DataPlaneConfig {
 /** This process's cgroup v2 path (from /proc/self/cgroup "0::/path"). */
 export function ownCgroup(procText = readFileSync("/proc/self/cgroup", "utf8")): string {
   const line = procText.split("\n").find((l) => l.startsWith("0::"));
-  if (!line) throw new Error("cannot find this process's cgroup v2 in /proc/self/cgroup");
+  if (!line) throw new KernelError("cannot find this process's cgroup v2 in /proc/self/cgroup");
   return join(cgroup2Root(), line.slice(3));
 }
 
@@ -99,7 +100,7 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
       }
       capture = { podCgroupParent: parent, layout, proxyCgroup, pinDir: f.pinDir ?? DEFAULT_PIN_DIR, excluded: f.exclude ?? [] };
     } catch (e) {
-      errors.push((e as Error).message);
+      errors.push(errorMessage(e));
     }
   }
   const workers = Number(f.proxyWorkers ?? "0");
@@ -109,7 +110,7 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
   try {
     drainMs = durationFlag("--drain", f.drain, 5000);
   } catch (e) {
-    errors.push((e as Error).message);
+    errors.push(errorMessage(e));
   }
   return {
     proxyAddress: f.proxyAddress,
@@ -122,6 +123,3 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
     limits: parseLimits(DEFAULT_PROXY_LIMITS, f.limit ?? [], "--limit", errors),
   };
 }
-
-/** Ports the data plane listens on (for messages and `weft check`). */
-export const DATA_PLANE_PORTS = { outbound: PORT_OUTBOUND, hbone: PORT_HBONE };

@@ -1,12 +1,13 @@
 /** The agent's settings, from `weft agent` flags and environment, checked with errors naming the flag. */
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
+import { durationFlag } from "../common/duration.js";
+import { ConfigError, errorMessage } from "../common/errors.js";
+import { parseListen } from "../common/listen.js";
+import { LOG_LEVELS } from "../common/log.js";
 import { PORT_ADMIN } from "../controller/api/constants.js";
-import { parseListen } from "../controller/config.js";
-import { LOG_LEVELS } from "../controller/log.js";
-import { durationFlag } from "../controller/translate/fields.js";
-import { validateTranslateOptions } from "../controller/translate/index.js";
-import type { TranslateOptions } from "../controller/translate/types.js";
+import { DEFAULT_TRUST_DOMAIN } from "../controller/api/model.js";
+import { type TranslateOptions, validateTranslateOptions } from "../controller/embedded.js";
 import { type DataPlaneConfig, type DataPlaneFlags, dataPlaneConfig } from "./config-dataplane.js";
 
 /** Where the agent's mesh state comes from. */
@@ -69,7 +70,7 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     try {
       return fn();
     } catch (e) {
-      errors.push((e as Error).message);
+      errors.push(errorMessage(e));
       return fallback;
     }
   };
@@ -79,7 +80,7 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
   if (f.controller && f.localConfig)
     errors.push("--controller and --local-config are exclusive: follow a controller or a local YAML file, not both");
   else if (f.controller) {
-    attempt(() => parseListen(f.controller as string), null);
+    attempt(() => parseListen(f.controller as string, "--controller"), null);
     if (!f.tokenFile)
       errors.push(
         "--token-file is required with --controller (the node's credential; the controller writes <state dir>/tokens/<node>.token)",
@@ -101,12 +102,15 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
   }
   if (f.localCaDir && !f.localConfig) errors.push("--local-ca-dir only applies with --local-config");
   const translate: TranslateOptions = {
-    trustDomain: f.trustDomain ?? "cluster.local",
+    trustDomain: f.trustDomain ?? DEFAULT_TRUST_DOMAIN,
     rootNamespace: f.rootNamespace ?? "weft-system",
     clusterDomain: f.clusterDomain ?? "cluster.local",
   };
   errors.push(...validateTranslateOptions(translate).map((e) => `--${e}`));
-  const adminAddress = f.adminAddress === "off" ? null : attempt(() => parseListen(f.adminAddress ?? `127.0.0.1:${PORT_ADMIN}`), null);
+  const adminAddress =
+    f.adminAddress === "off"
+      ? null
+      : attempt(() => parseListen(f.adminAddress ?? `127.0.0.1:${PORT_ADMIN}`, "--admin-address", `127.0.0.1:${PORT_ADMIN}`), null);
   if (adminAddress && adminAddress.host !== "127.0.0.1" && adminAddress.host !== "::1" && adminAddress.host !== "localhost") {
     errors.push(`--admin-address '${f.adminAddress}': the admin API binds to loopback only (127.0.0.1 or ::1)`);
   }
@@ -126,6 +130,6 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     logLevel,
     dataPlane: dataPlaneConfig(f, errors),
   };
-  if (errors.length) throw new Error(`invalid agent settings:\n  ${errors.join("\n  ")}`);
+  if (errors.length) throw new ConfigError(`invalid agent settings:\n  ${errors.join("\n  ")}`);
   return config;
 }

@@ -23,8 +23,9 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { clusterPodRedirects } from "../agent/redirect/cluster-pods.js";
+import { errorMessage } from "../common/errors.js";
 import { cgroup2Root } from "../native/cgroup.js";
+import { clusterPodRedirects } from "../scripts/cluster/pod-redirects.js";
 import { loadState } from "../scripts/cluster/state.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -181,7 +182,7 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {
-    await weft(["cluster", "down", "--name", name]).catch((e) => process.stderr.write(`cleanup: ${(e as Error).message}\n`));
+    await weft(["cluster", "down", "--name", name]).catch((e) => process.stderr.write(`cleanup: ${errorMessage(e)}\n`));
     rmSync(dir, { recursive: true, force: true });
   }
 }

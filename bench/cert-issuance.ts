@@ -16,13 +16,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import forge from "node-forge";
 import { GrpcIssuer } from "../agent/identity/issuer.js";
+import { errorMessage } from "../common/errors.js";
+import { silentLogger } from "../common/log.js";
+import { createCsr } from "../common/pki/csr.js";
+import { issueCertificate } from "../common/pki/x509.js";
 import { type CaMaterial, CertificateAuthority, readPrivateKey } from "../controller/ca/ca.js";
-import { createCsr } from "../controller/ca/csr.js";
 import { generateRoot } from "../controller/ca/root-store.js";
-import { issueCertificate } from "../controller/ca/x509.js";
 import { controllerConfig } from "../controller/config.js";
 import { Controller } from "../controller/controller.js";
-import { silentLogger } from "../controller/log.js";
 import { emitBenchOutput } from "./lib/output.js";
 import { median } from "./lib/stats.js";
 
@@ -237,7 +238,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (e) => {
-    log(`failed: ${(e as Error).message}`);
+    log(`failed: ${errorMessage(e)}`);
     process.exit(1);
   },
 );

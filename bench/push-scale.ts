@@ -21,15 +21,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
-import { adminGet } from "../agent/admin.js";
 import { StateUpdater } from "../agent/state/updater.js";
 import { authMetadata, controllerClient } from "../agent/xds/channel.js";
 import { XdsClient } from "../agent/xds/client.js";
+import { adminGet } from "../common/admin-server.js";
+import { errorMessage } from "../common/errors.js";
+import { silentLogger } from "../common/log.js";
 import type { KubeObject } from "../controller/api/kube-types.js";
 import { SERVICES, serviceDefinition } from "../controller/api/proto.js";
 import { RESOURCE_KINDS, typeUrlOf } from "../controller/api/resources.js";
 import type { WireDeltaRequest, WireDeltaResponse } from "../controller/api/wire-types.js";
-import { silentLogger } from "../controller/log.js";
 import { emitBenchOutput } from "./lib/output.js";
 import { cpuSeconds, parseStatusKb } from "./lib/proc-stats.js";
 import { median } from "./lib/stats.js";
@@ -439,7 +440,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (e) => {
-    log(`failed: ${(e as Error).message}`);
+    log(`failed: ${errorMessage(e)}`);
     process.exit(1);
   },
 );

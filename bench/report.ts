@@ -11,6 +11,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
+import { errorMessage } from "../common/errors.js";
 import { collect } from "./lib/collect.js";
 import { machineFacts } from "./lib/machine.js";
 import { renderResults } from "./lib/render.js";
@@ -53,6 +54,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  process.stderr.write(`report: ${(e as Error).message}\n`);
+  process.stderr.write(`report: ${errorMessage(e)}\n`);
   process.exitCode = 1;
 });

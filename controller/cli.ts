@@ -7,7 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { action, CliError, emit, parseFormat, table } from "../agent/cli/output.js";
+import { action, CliError, emit, parseFormat, table } from "../common/cli-output.js";
 import { untilSignal } from "../native/proc.js";
 import type { RotationPhase } from "./ca/root-store.js";
 import { DEFAULT_STATE_DIR } from "./config.js";
@@ -21,7 +21,7 @@ function collect(value: string, previous: string[] = []): string[] {
 
 async function rootsIn(stateDir: string): Promise<{ file: string; subject: string; sha256: string; notAfter: string; role: string }[]> {
   const { CA_FILES, caDir } = await import("./ca/root-store.js");
-  const { fingerprint256, splitPemCertificates } = await import("./ca/x509.js");
+  const { fingerprint256, splitPemCertificates } = await import("../common/pki/x509.js");
   const dir = caDir(stateDir);
   const out: { file: string; subject: string; sha256: string; notAfter: string; role: string }[] = [];
   const add = (file: string, role: string) => {
@@ -132,7 +132,7 @@ export function registerControllerCommands(program: Command): void {
       action(async (_o, cmd: Command) => {
         const o = cmd.optsWithGlobals();
         const socket = o.adminSocket ?? join(o.stateDir, "controller.sock");
-        const { adminGet } = await import("../agent/admin.js");
+        const { adminGet } = await import("../common/admin-server.js");
         const r = await adminGet(socket, "/status", 5000, "controller").catch((e: Error) => {
           throw new CliError(e.message);
         });

@@ -1,12 +1,13 @@
 /** The controller's settings, from `weft controller` flags, checked with errors that name the flag. */
 
-import { isIP } from "node:net";
 import { join } from "node:path";
+import { durationFlag } from "../common/duration.js";
+import { ConfigError, errorMessage } from "../common/errors.js";
+import { parseListen as parseListenFlag } from "../common/listen.js";
+import { LOG_LEVELS } from "../common/log.js";
 import { PORT_CONTROLLER } from "./api/constants.js";
 import { parseLimits } from "./api/limit-settings.js";
-import { LOG_LEVELS } from "./log.js";
 import type { KubeConnection } from "./sources/kube-client.js";
-import { durationFlag } from "./translate/fields.js";
 import { validateTranslateOptions } from "./translate/index.js";
 import type { TranslateOptions } from "./translate/types.js";
 import { DEFAULT_XDS_LIMITS, type XdsLimits } from "./xds/limits.js";
@@ -74,12 +75,7 @@ export const DEFAULT_STATE_DIR = "/var/lib/weft/controller";
 
 /** Parses "host:port" / "[v6]:port" / ":port". */
 export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
-  const host = m ? (m[1] ?? m[2] ?? "") || "0.0.0.0" : "";
-  const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || port > 65535 || (host !== "localhost" && isIP(host) === 0))
-    throw new Error(`--listen '${text}': expected <ip>:<port>, e.g. 10.250.0.1:${PORT_CONTROLLER}`);
-  return { host, port };
+  return parseListenFlag(text, "--listen", `10.250.0.1:${PORT_CONTROLLER}`);
 }
 
 /** Builds and checks the configuration; throws one error listing every problem. */
@@ -89,7 +85,7 @@ export function controllerConfig(f: ControllerFlags): ControllerConfig {
     try {
       return fn();
     } catch (e) {
-      errors.push((e as Error).message);
+      errors.push(errorMessage(e));
       return fallback;
     }
   };
@@ -151,6 +147,6 @@ export function controllerConfig(f: ControllerFlags): ControllerConfig {
     logLevel,
     limits: parseLimits(DEFAULT_XDS_LIMITS, f.limit ?? [], "--limit", errors),
   };
-  if (errors.length) throw new Error(`invalid controller settings:\n  ${errors.join("\n  ")}`);
+  if (errors.length) throw new ConfigError(`invalid controller settings:\n  ${errors.join("\n  ")}`);
   return config;
 }

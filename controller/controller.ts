@@ -6,7 +6,9 @@ import { readdirSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { Server, type ServerCredentials } from "@grpc/grpc-js";
-import { AdminServer } from "../agent/admin.js";
+import { AdminServer } from "../common/admin-server.js";
+import { errorMessage, errorStack } from "../common/errors.js";
+import { createLogger, type Logger } from "../common/log.js";
 import { SERVICES, serviceDefinition } from "./api/proto.js";
 import { type CaMaterial, CertificateAuthority } from "./ca/ca.js";
 import { BootstrapTokens, type NodeAuthenticator, TokenReviewAuthenticator } from "./ca/node-auth.js";
@@ -15,7 +17,6 @@ import { CaService } from "./ca/service.js";
 import type { ControllerConfig } from "./config.js";
 import { DiagnosticsReporter } from "./diagnostics.js";
 import { holdNewEnrolments, type SourceCondition, sourceConditions } from "./enrolment-hold.js";
-import { createLogger, type Logger } from "./log.js";
 import { RotatingServerCredentials } from "./server-credentials.js";
 import { FileSource } from "./sources/file.js";
 import { KubeSource } from "./sources/kube.js";
@@ -133,7 +134,7 @@ export class Controller {
     await this.serve();
     for (const cond of this.conditions) this.log.error({ condition: cond.type, kinds: cond.kinds }, cond.message);
     this.registerAdmin();
-    await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: (e as Error).message }, "no status socket"));
+    await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: errorMessage(e) }, "no status socket"));
     if (c.ca.kind === "state-dir") this.every(2000, () => this.reloadCaIfChanged());
     // A kind becoming unreadable (or readable) changes no object: look for it here.
     if (this.kubeSource) this.every(1000, () => this.recheckConditions());
@@ -144,7 +145,7 @@ export class Controller {
 
   private every(ms: number, fn: () => void | Promise<void>): void {
     const t = setInterval(() => {
-      Promise.resolve(fn()).catch((e) => this.log.error({ err: (e as Error).message }, "periodic task failed"));
+      Promise.resolve(fn()).catch((e) => this.log.error({ err: errorMessage(e) }, "periodic task failed"));
     }, ms);
     t.unref();
     this.timers.push(t);
@@ -200,7 +201,7 @@ export class Controller {
       if (after.signingRootSha256 !== before) this.renewServingCert();
       this.recompute();
     } catch (e) {
-      this.log.error({ err: (e as Error).message }, "CA files changed but cannot be loaded; still signing with the previous CA");
+      this.log.error({ err: errorMessage(e) }, "CA files changed but cannot be loaded; still signing with the previous CA");
     }
   }
 
@@ -209,10 +210,7 @@ export class Controller {
       this.recomputeOrThrow();
     } catch (e) {
       // A bug must not take the control plane down: agents keep the last state that was pushed.
-      this.log.error(
-        { err: (e as Error).message, stack: (e as Error).stack },
-        "could not compute the mesh state; keeping the previous one",
-      );
+      this.log.error({ err: errorMessage(e), stack: errorStack(e) }, "could not compute the mesh state; keeping the previous one");
     }
   }
 

@@ -3,7 +3,7 @@
  * line when it is gone), and in Kubernetes mode a Warning Event on the object, once per object
  * generation and message. Translation runs on every change; only new problems are reported.
  */
-import type { Logger } from "./log.js";
+import type { Logger } from "../common/log.js";
 import { type Diagnostic, describeRef } from "./translate/types.js";
 
 /** Where Events go (Kubernetes mode). */

@@ -4,6 +4,7 @@
  * set errno; both end up here.
  */
 import { constants } from "node:os";
+import { KernelError } from "../common/errors.js";
 
 const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 
@@ -39,10 +40,10 @@ const HINTS: Readonly<Record<string, string>> = {
 };
 
 /** A failed libbpf call or BPF syscall. */
-export class BpfError extends Error {
+export class BpfError extends KernelError {
   override readonly name = "BpfError";
   /** errno name, e.g. "EPERM". */
-  readonly code: string;
+  readonly errnoName: string;
   constructor(
     /** What was being done, e.g. "attach weft_connect4 to /sys/fs/cgroup/x". */
     readonly op: string,
@@ -53,7 +54,7 @@ export class BpfError extends Error {
     const code = errnoName(errno);
     const hint = HINTS[code];
     super(`${op}: ${code}${detail ? ` (${detail})` : ""}${hint ? `: ${hint}` : ""}`);
-    this.code = code;
+    this.errnoName = code;
   }
 }
 

@@ -1,3 +1,4 @@
+import { WeftError } from "../common/errors.js";
 import { BpfError, checkInt, checkPtr, errnoNumber } from "./bpf-error.js";
 import { BpfMap } from "./bpf-map.js";
 import { type Libbpf, libbpf, type Ptr } from "./libbpf.js";
@@ -11,10 +12,13 @@ export interface BpfProgram {
 }
 
 /** The object file is not there: names it and how to build it. */
-export class MissingObjectError extends Error {
+export class MissingObjectError extends WeftError {
   override readonly name = "MissingObjectError";
   constructor(readonly path: string) {
-    super(`BPF object ${path} is missing: build it with 'npm run build' (or 'bash scripts/build-bpf', which needs clang and bpftool)`);
+    super(
+      "WEFT_MISSING_DEPENDENCY",
+      `BPF object ${path} is missing: build it with 'npm run build' (or 'bash scripts/build-bpf', which needs clang and bpftool)`,
+    );
   }
 }
 

@@ -4,9 +4,10 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { KernelError } from "../common/errors.js";
 
 /** cgroup v2 is not mounted, so pods cannot be told apart by the BPF hooks. */
-export class NoCgroup2Error extends Error {
+export class NoCgroup2Error extends KernelError {
   override readonly name = "NoCgroup2Error";
   constructor() {
     super(
@@ -53,11 +54,6 @@ export function createCgroup(relative: string): string {
 /** The cgroup id BPF sees for processes in this cgroup. */
 export function cgroupId(absPath: string): bigint {
   return statSync(absPath, { bigint: true }).ino;
-}
-
-/** Moves a process into a cgroup. */
-export function joinCgroup(absPath: string, pid: number): void {
-  writeFileSync(join(absPath, "cgroup.procs"), `${pid}\n`);
 }
 
 /** PIDs directly in a cgroup (not its children). */

@@ -5,6 +5,7 @@
 import { execFile, spawnSync } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
+import { KernelError, WeftError } from "../common/errors.js";
 
 /** Debian packages that provide the tools weft shells out to. */
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
@@ -24,7 +25,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
 };
 
 /** A command that could not be run or exited non-zero. */
-export class CommandError extends Error {
+export class CommandError extends KernelError {
   override readonly name = "CommandError";
   constructor(
     readonly command: string,
@@ -38,11 +39,11 @@ export class CommandError extends Error {
 }
 
 /** A required tool is not installed; the message names the package to install. */
-export class MissingToolError extends Error {
+export class MissingToolError extends WeftError {
   override readonly name = "MissingToolError";
   constructor(readonly tool: string) {
     const pkg = TOOL_PACKAGES[tool] ?? tool;
-    super(`required tool '${tool}' is not installed: run 'apt-get install -y ${pkg}' (or 'npm run setup')`);
+    super("WEFT_MISSING_DEPENDENCY", `required tool '${tool}' is not installed: run 'apt-get install -y ${pkg}' (or 'npm run setup')`);
   }
 }
 

@@ -7,6 +7,7 @@
  * Pointers are BigInt (0n = NULL); buffers are passed as Node Buffers (no copy).
  */
 import koffi from "koffi";
+import { errorMessage, WeftError } from "../common/errors.js";
 
 /** An opaque libbpf pointer (struct bpf_object *, bpf_program *, bpf_map *, bpf_link *). */
 export type Ptr = bigint;
@@ -75,8 +76,11 @@ const PROTOTYPES: readonly string[] = [
 let cached: Libbpf | undefined;
 
 /** libbpf.so.1 is missing or too old; names the package. */
-export class LibbpfMissingError extends Error {
+export class LibbpfMissingError extends WeftError {
   override readonly name = "LibbpfMissingError";
+  constructor(message: string) {
+    super("WEFT_MISSING_DEPENDENCY", message);
+  }
 }
 
 /** The loaded library (once per process); throws LibbpfMissingError naming the package to install. */
@@ -86,7 +90,7 @@ export function libbpf(): Libbpf {
   try {
     lib = koffi.load("libbpf.so.1");
   } catch (e) {
-    throw new LibbpfMissingError(`libbpf.so.1 could not be loaded (${(e as Error).message}): run 'apt-get install -y libbpf1'`);
+    throw new LibbpfMissingError(`libbpf.so.1 could not be loaded (${errorMessage(e)}): run 'apt-get install -y libbpf1'`);
   }
   const out: Record<string, unknown> = {};
   for (const proto of PROTOTYPES) {

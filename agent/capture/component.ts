@@ -4,12 +4,13 @@
  * pinned enrolment instead of wiping it with an empty set.
  */
 import type { Logger } from "pino";
+import { errorMessage } from "../../common/errors.js";
 import type { Workload } from "../../controller/api/model.js";
 import { resolveHostInterface } from "../redirect/host-interface.js";
 import { BpfRedirector } from "../redirect/redirector.js";
 import type { ReconcileResult, RedirectConfig, RedirectStatus } from "../redirect/types.js";
 import type { MeshState } from "../state/updater.js";
-import type { Watch } from "../state/watch.js";
+import type { ReadonlyWatch } from "../state/watch.js";
 import { desiredRedirects } from "./desired.js";
 import { type CgroupLayout, PodCgroups } from "./pod-cgroups.js";
 
@@ -46,7 +47,7 @@ export class CaptureComponent {
 
   constructor(
     private readonly opts: CaptureOptions,
-    private readonly state: Watch<MeshState>,
+    private readonly state: ReadonlyWatch<MeshState>,
     private readonly log: Logger,
   ) {
     this.redirector = new BpfRedirector(opts.redirect, {
@@ -112,7 +113,7 @@ export class CaptureComponent {
         );
       }
     } catch (e) {
-      this.log.error({ scope: "redirect", err: (e as Error).message }, "capture reconcile failed; retrying");
+      this.log.error({ scope: "redirect", err: errorMessage(e) }, "capture reconcile failed; retrying");
       this.schedule(1000);
     } finally {
       this.running = false;

@@ -2,6 +2,8 @@
  * Which local pods are captured and how they are guarded, from the mesh view: the agent's
  * desired redirect set. Pure apart from the two resolvers it is handed.
  */
+
+import { errorMessage } from "../../common/errors.js";
 import type { Workload } from "../../controller/api/model.js";
 import type { InboundMode, PodRedirect } from "../redirect/types.js";
 import type { MeshView } from "../state/view.js";
@@ -37,7 +39,7 @@ export function desiredRedirects(
     const cg = resolveCgroup(w);
     const iface = hostInterface(w);
     if (cg instanceof Error || iface instanceof Error) {
-      unresolved.push({ pod: `${w.namespace}/${w.name}`, error: (cg instanceof Error ? cg : (iface as Error)).message });
+      unresolved.push({ pod: `${w.namespace}/${w.name}`, error: errorMessage(cg instanceof Error ? cg : iface) });
       continue;
     }
     pods.push({

@@ -11,10 +11,11 @@ import { readdirSync } from "node:fs";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { CliError } from "../../common/cli-output.js";
+import { durationMs } from "../../common/duration.js";
+import { codeForStatus, errorMessage, isErrorCode } from "../../common/errors.js";
 import { PORT_ADMIN } from "../../controller/api/constants.js";
-import { parseDuration } from "../../controller/translate/fields.js";
 import { defaultAdminSocket } from "../config.js";
-import { CliError } from "./output.js";
 
 /** Directory of the agents' admin sockets. */
 export const SOCKET_DIR = "/run/weft";
@@ -137,8 +138,9 @@ export class AgentClient {
       );
     }
     if (r.status < 200 || r.status > 299) {
-      const msg = (parsed as { error?: string } | null)?.error ?? `HTTP ${r.status}`;
-      throw new CliError(`agent at ${this.label}: ${msg}`);
+      const answer = parsed as { error?: string; code?: unknown } | null;
+      const msg = answer?.error ?? `HTTP ${r.status}`;
+      throw new CliError(`agent at ${this.label}: ${msg}`, 1, isErrorCode(answer?.code) ? answer.code : codeForStatus(r.status));
     }
     return parsed as T;
   }
@@ -186,9 +188,7 @@ export class AgentClient {
             try {
               onLine(JSON.parse(line));
             } catch (e) {
-              done(() =>
-                reject(e instanceof CliError ? e : new CliError(`bad line from the agent at ${this.label}: ${(e as Error).message}`)),
-              );
+              done(() => reject(e instanceof CliError ? e : new CliError(`bad line from the agent at ${this.label}: ${errorMessage(e)}`)));
               req.destroy();
               return;
             }
@@ -288,12 +288,8 @@ export async function resolveAgent(flags: AgentFlags, deps: ResolveDeps = realDe
 /** Parses --timeout ("5s", "500ms"). */
 export function timeoutMs(text: string | undefined): number {
   if (!text) return 5000;
-  let ms: number;
-  try {
-    ms = parseDuration(text, "--timeout");
-  } catch {
-    throw new CliError(`--timeout '${text}': expected a duration such as 500ms or 5s`);
-  }
+  const ms = durationMs(text);
+  if (ms === null) throw new CliError(`--timeout '${text}': expected a duration such as 500ms or 5s`);
   if (ms < 100 || ms > 600_000) throw new CliError(`--timeout '${text}': must be between 100ms and 10m`);
   return ms;
 }

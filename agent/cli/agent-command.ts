@@ -4,8 +4,8 @@
  * with `agentCommand(program)`, so registration order does not matter.
  */
 import type { Command } from "commander";
+import { action } from "../../common/cli-output.js";
 import { untilSignal } from "../../native/proc.js";
-import { action } from "./output.js";
 
 /** The `agent` command, created on first use (subcommands attach to the same one). */
 export function agentCommand(program: Command): Command {

@@ -4,9 +4,9 @@
  */
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { CliError } from "../../common/cli-output.js";
 import { MAP } from "../redirect/abi.js";
 import { DEFAULT_PIN_DIR } from "../redirect/defaults.js";
-import { CliError } from "./output.js";
 
 /** Root of bpffs. */
 export const BPFFS = "/sys/fs/bpf";

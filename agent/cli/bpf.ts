@@ -6,12 +6,13 @@
  */
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { action, CliError, emit, parseFormat, table } from "../../common/cli-output.js";
+import { errorMessage } from "../../common/errors.js";
 import type { MeshSnapshotData } from "../../controller/api/model.js";
 import { cgroup2Root } from "../../native/cgroup.js";
 import { type Inspection, inspect } from "../redirect/inspect.js";
 import { type AgentClient, type AgentFlags, AgentUnreachableError, agentOptions, connectAgent } from "./agent-client.js";
 import { cgroupPaths, choosePinDir, shortCgroup } from "./bpf-locate.js";
-import { action, CliError, emit, parseFormat, table } from "./output.js";
 import type { AgentRuntime } from "./status.js";
 
 /** `weft bpf` as JSON. */
@@ -33,7 +34,7 @@ async function optionalAgent(o: AgentFlags): Promise<{ client?: AgentClient; not
   } catch (e) {
     if (e instanceof AgentUnreachableError)
       return { note: `not reachable at ${e.tried.map((t) => `${t.address} (${t.reason})`).join(" or ")}` };
-    return { note: `not reachable: ${(e as Error).message}` };
+    return { note: `not reachable: ${errorMessage(e)}` };
   }
 }
 

@@ -3,10 +3,10 @@
  * renewal, errors) and the trust bundle's roots (istioctl ztunnel-config certificates).
  */
 import type { Command } from "commander";
+import { action, emit, parseFormat, table } from "../../common/cli-output.js";
 import type { CertificateStatus } from "../identity/manager.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { relative } from "./humanize.js";
-import { action, emit, parseFormat, table } from "./output.js";
 
 /** A root of the trust bundle as GET /certs describes it. */
 export interface RootInfo {

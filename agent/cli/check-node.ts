@@ -6,6 +6,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
+import { errorMessage } from "../../common/errors.js";
 import { which } from "../../native/exec.js";
 import { libbpf } from "../../native/libbpf.js";
 import { defaultObjectDir } from "../redirect/defaults.js";
@@ -182,7 +183,7 @@ function checkLibbpf(p: NodeProbe): CheckResult {
   try {
     return node("libbpf", "pass", `libbpf.so.1 loads (version ${p.loadLibbpf()})`);
   } catch (e) {
-    return node("libbpf", "fail", (e as Error).message.replace(/: run 'apt-get.*$/, ""), "apt-get install -y libbpf1");
+    return node("libbpf", "fail", errorMessage(e).replace(/: run 'apt-get.*$/, ""), "apt-get install -y libbpf1");
   }
 }
 

@@ -8,11 +8,12 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import type { Command } from "commander";
+import { action, CliError, emit, parseFormat } from "../../common/cli-output.js";
+import { errorMessage } from "../../common/errors.js";
 import { type AgentClient, AgentUnreachableError, agentOptions, connectAgent, parseAgentAddress } from "./agent-client.js";
 import { type CheckResult, type CheckStatus, checkCaps, nodeChecks } from "./check-node.js";
 import { isWeftAgent, listeners, portChecks, socketOwners, WEFT_PORTS } from "./check-ports.js";
 import { bytes, duration, relative } from "./humanize.js";
-import { action, CliError, emit, parseFormat } from "./output.js";
 import type { AgentRuntime, AgentStatus } from "./status.js";
 
 /** Facts about the node, for the record (and for bug reports). */
@@ -175,7 +176,7 @@ async function agentChecks(o: {
     const detail =
       e instanceof AgentUnreachableError
         ? `not reachable at ${e.tried.map((t) => `${t.address} (${t.reason})`).join(" or ")}`
-        : (e as Error).message;
+        : errorMessage(e);
     return {
       results: [
         agentResult(

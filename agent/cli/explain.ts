@@ -8,10 +8,11 @@
  */
 import { statSync } from "node:fs";
 import type { Command } from "commander";
+import { action, emit, parseFormat } from "../../common/cli-output.js";
+import { errorMessage } from "../../common/errors.js";
 import { type Candidate, type Explanation, type InboundVerdict, summarize } from "../admin-explain.js";
 import { defaultAdminSocket } from "../config.js";
 import { AgentClient, agentOptions, connectAgent } from "./agent-client.js";
-import { action, emit, parseFormat } from "./output.js";
 
 const VERDICT: Record<string, string> = {
   allowed: "ALLOWED",
@@ -48,7 +49,7 @@ export async function followRemote(e: Explanation, self: string, timeoutMs: numb
         const r = await new AgentClient({ kind: "unix", path: socket }, timeoutMs).json<InboundVerdict>(`/explain/inbound?${q}`);
         return { ...c, inbound: { ...r, note: `asked the agent of node ${v.node} at ${socket}` } };
       } catch (err) {
-        return { ...c, inbound: { ...v, note: `could not ask the agent of node ${v.node} at ${socket}: ${(err as Error).message}` } };
+        return { ...c, inbound: { ...v, note: `could not ask the agent of node ${v.node} at ${socket}: ${errorMessage(err)}` } };
       }
     }),
   );

@@ -4,12 +4,12 @@
  * guard state per local pod, and which of this node's pods each policy applies to.
  */
 import type { Command } from "commander";
+import { action, emit, parseFormat, table } from "../../common/cli-output.js";
 import type { MeshSnapshotData, PolicyScope } from "../../controller/api/model.js";
 import type { WorkloadInfo } from "../admin-debug.js";
 import { MeshView } from "../state/view.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { list } from "./humanize.js";
-import { action, emit, parseFormat, table } from "./output.js";
 
 /** One row of `weft policies`. */
 export interface PolicyRow {

@@ -1,8 +1,8 @@
 /** `weft log-level [level]`: show or change the agent's log level at run time (proxy workers included). */
 import type { Command } from "commander";
-import { LOG_LEVELS } from "../../controller/log.js";
+import { action, CliError, emit, parseFormat } from "../../common/cli-output.js";
+import { LOG_LEVELS } from "../../common/log.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
-import { action, CliError, emit, parseFormat } from "./output.js";
 
 /** Registers `weft log-level`. */
 export function registerLogLevelCommand(program: Command): void {

@@ -1,7 +1,22 @@
 #!/usr/bin/env node
 /** `weft`: the one CLI. Each area registers its own subcommands; this file only wires them. */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { VERSION } from "../version.js";
+
+/**
+ * The test bed (scripts/: `weft up`, `weft down`, `weft cluster …`) is a plugin of the CLI, not a
+ * dependency: found at run time beside this install, so nothing shipped imports it (the layer rule
+ * in docs/ARCHITECTURE.md) and an image built without it just lacks those commands.
+ */
+const TEST_BED_COMMANDS = new URL("../../scripts/commands.js", import.meta.url);
+
+async function registerTestBed(program: Command): Promise<void> {
+  if (!existsSync(fileURLToPath(TEST_BED_COMMANDS))) return;
+  const mod = (await import(TEST_BED_COMMANDS.href)) as { registerTestBedCommands: (p: Command) => void };
+  mod.registerTestBedCommands(program);
+}
 
 function baseProgram(): Command {
   return (
@@ -18,16 +33,13 @@ function baseProgram(): Command {
 /** The whole command tree. */
 export async function buildProgram(): Promise<Command> {
   const program = baseProgram();
-  const [up, cluster, agent, controller, redirect, node] = await Promise.all([
-    import("./up.js"),
-    import("../../scripts/cluster/cli.js"),
+  const [, agent, controller, redirect, node] = await Promise.all([
+    registerTestBed(program),
     import("./agent-command.js"),
     import("../../controller/cli.js"),
     import("./redirect-commands.js"),
     import("./node-commands.js"),
   ]);
-  up.registerUpCommands(program);
-  cluster.registerClusterCommands(program);
   agent.registerAgentCommand(program);
   controller.registerControllerCommands(program);
   redirect.registerRedirectCommands(program);

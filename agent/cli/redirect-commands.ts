@@ -5,6 +5,8 @@
  */
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
+import { action, CliError, emit, intOption, parseFormat, table } from "../../common/cli-output.js";
+import { errorMessage } from "../../common/errors.js";
 import { PORT_INBOUND_PLAINTEXT, PORT_OUTBOUND, PROXY_MARK } from "../../controller/api/constants.js";
 import { netnsPath } from "../../native/netns.js";
 import { ipv4ToInt } from "../redirect/codec.js";
@@ -15,7 +17,6 @@ import { PinDirLock } from "../redirect/lock.js";
 import { listPins, removeAllPins } from "../redirect/pins.js";
 import { serve } from "../redirect/serve.js";
 import { agentCommand } from "./agent-command.js";
-import { action, CliError, emit, intOption, parseFormat, table } from "./output.js";
 
 function ipv4Option(name: string): (v: string) => string {
   return (v: string) => {
@@ -32,7 +33,7 @@ function collectExclude(v: string, prev: string[]): string[] {
   try {
     parseExclude(v);
   } catch (e) {
-    throw new CliError(`--exclude: ${(e as Error).message}`);
+    throw new CliError(`--exclude: ${errorMessage(e)}`);
   }
   return [...prev, v];
 }

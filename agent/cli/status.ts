@@ -4,10 +4,10 @@
  * programs, the proxy, and the process's CPU and memory. From /status and /runtime.
  */
 import type { Command } from "commander";
+import { action, emit, parseFormat } from "../../common/cli-output.js";
 import type { CertificateStatus } from "../identity/manager.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { bytes, duration, relative } from "./humanize.js";
-import { action, emit, parseFormat } from "./output.js";
 
 /** The parts of GET /status the CLI reads. */
 export interface AgentStatus {

@@ -4,11 +4,11 @@
  * hubble observe). Ctrl-C stops it cleanly (exit 0); an agent that goes away is an error.
  */
 import type { Command } from "commander";
+import { action, CliError, parseFormat } from "../../common/cli-output.js";
 import type { TapLine } from "../admin-debug.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
 import { shortIdentity } from "./connections.js";
 import { bytes, duration, interruptible } from "./humanize.js";
-import { action, CliError, parseFormat } from "./output.js";
 
 type EventLine = Extract<TapLine, { type: "open" | "close" }>;
 
@@ -24,7 +24,7 @@ export function renderEvent(e: EventLine): string {
   const head = `${time}  ${e.type === "open" ? "OPEN " : "CLOSE"}  ${c.direction === "inbound" ? "in " : "out"} ${c.mode.padEnd(11)} ${src} -> ${dst}${c.service ? ` via ${c.service}` : ""}${ids}`;
   if (e.type === "open") return `${head}${c.policy ? `  policy: ${c.policy}` : ""}`;
   const flags = e.responseFlags && e.responseFlags !== "-" ? `  flags: ${e.responseFlags}` : "";
-  return `${head}  ${bytes(c.bytesReceived)} in, ${bytes(c.bytesSent)} out, ${duration(c.ageMs)}${c.policy ? `  policy: ${c.policy}` : ""}${flags}${e.error ? `  error: ${e.error}` : ""}`;
+  return `${head}  ${bytes(c.bytesReceived)} in, ${bytes(c.bytesSent)} out, ${duration(c.ageMs)}${c.policy ? `  policy: ${c.policy}` : ""}${flags}${e.error ? `  error: ${e.error}${e.errorCode ? ` [${e.errorCode}]` : ""}` : ""}`;
 }
 
 /** Registers `weft tap`. */

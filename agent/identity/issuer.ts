@@ -5,7 +5,7 @@
 import type { Client, ServiceError } from "@grpc/grpc-js";
 import { SERVICES, serviceDefinition } from "../../controller/api/proto.js";
 import type { WireCertificateRequest, WireCertificateResponse } from "../../controller/api/wire-types.js";
-import type { CertificateAuthority } from "../../controller/ca/ca.js";
+import type { CertificateAuthority } from "../../controller/embedded.js";
 import { authMetadata, type ControllerEndpoint, controllerClient } from "../xds/channel.js";
 
 /** A signed chain and the roots it verifies against. */

@@ -6,19 +6,20 @@
  * is unreachable, cached certificates keep being served until they expire.
  */
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
-import { createCsr } from "../../controller/ca/csr.js";
-import { fingerprint256, uriSans } from "../../controller/ca/x509.js";
-import type { Logger } from "../../controller/log.js";
+import { Backoff } from "../../common/backoff.js";
+import { errorMessage } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
+import { createCsr } from "../../common/pki/csr.js";
+import { fingerprint256, uriSans } from "../../common/pki/x509.js";
 import type { MeshState } from "../state/updater.js";
-import type { Watch } from "../state/watch.js";
-import { Backoff } from "../xds/backoff.js";
+import type { ReadonlyWatch } from "../state/watch.js";
 import type { CertificateIssuer } from "./issuer.js";
 import type { IdentitySource, WorkloadCertificate } from "./types.js";
 
 /** Options of the manager. */
 export interface IdentityManagerOptions {
   issuer: CertificateIssuer;
-  state: Watch<MeshState>;
+  state: ReadonlyWatch<MeshState>;
   log: Logger;
   /** Lifetime to ask for (0: the CA's default). */
   ttlSeconds?: number;
@@ -256,7 +257,7 @@ export class IdentityManager implements IdentitySource {
       try {
         l();
       } catch (e) {
-        this.opts.log.error({ err: (e as Error).message }, "identity listener failed");
+        this.opts.log.error({ err: errorMessage(e) }, "identity listener failed");
       }
     }
   }

@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshState } from "../state/updater.js";
 import type { MeshView } from "../state/view.js";
-import type { Watch } from "../state/watch.js";
+import type { ReadonlyWatch } from "../state/watch.js";
 import { ProxyMetrics } from "../telemetry/metrics.js";
 import type { ProxyConfig } from "./context.js";
 import type { ProxyHandle } from "./handle.js";
@@ -43,7 +43,7 @@ export class ProxyComponent {
 
   constructor(
     private readonly opts: ProxyComponentOptions,
-    state: Watch<MeshState>,
+    state: ReadonlyWatch<MeshState>,
     identity: IdentitySource,
     log: Logger,
   ) {

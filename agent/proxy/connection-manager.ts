@@ -6,12 +6,16 @@
  */
 import diagnostics from "node:diagnostics_channel";
 import type { Logger } from "pino";
+import { type ErrorCode, errorCode, WeftError } from "../../common/errors.js";
 import type { ResponseFlag, TrafficLabels } from "../telemetry/labels.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
 import type { SocketAddr } from "./request.js";
 
 /** Channel carrying ConnectionEvent on open and close. */
 export const connectionChannel = diagnostics.channel("weft:connection");
+
+/** How a connection travels: an HBONE tunnel, same-node delivery, plain TCP, or refused before it went anywhere. */
+export type ConnectionMode = "hbone" | "same-node" | "passthrough" | "reject" | "http" | "http2";
 
 /** What is known about a connection, for listings, logs and policy re-checks. */
 export interface ConnectionInfo {
@@ -29,8 +33,7 @@ export interface ConnectionInfo {
   dstWorkload?: string;
   dstIdentity?: string;
   service?: string;
-  /** "hbone", "same-node", "passthrough" */
-  mode: string;
+  mode: ConnectionMode;
   /** Authorization outcome ("allowed by ns/p", "no ALLOW policy applies"). */
   policy?: string;
 }
@@ -49,6 +52,8 @@ export interface ConnectionEvent {
   type: "open" | "close";
   connection: ConnectionSnapshot;
   error?: string;
+  /** The stable code of the error (WEFT_…), when the connection ended with one. */
+  errorCode?: ErrorCode;
   responseFlags?: ResponseFlag;
 }
 
@@ -128,21 +133,22 @@ export class ConnectionManager {
     return c;
   }
 
-  /** Records a connection refused before it was tracked (policy, no route): counted and logged. */
-  rejected(info: ConnectionInfo, labels: TrafficLabels, reason: string, responseFlags: ResponseFlag): void {
+  /** Records a connection refused before it was tracked (policy, no route): counted and logged with its code. */
+  rejected(info: ConnectionInfo, labels: TrafficLabels, reason: string, responseFlags: ResponseFlag, code: ErrorCode): void {
     const c = this.open(
       info,
       labels,
       () => ({ received: 0, sent: 0 }),
       () => undefined,
     );
-    c.close(new Error(reason), responseFlags);
+    c.close(new WeftError(code, reason), responseFlags);
   }
 
   /** Called by TrackedConnection.close. */
   finish(c: TrackedConnection, error: Error | undefined, responseFlags: ResponseFlag): void {
     this.live.delete(c.id);
     this.metrics.connectionClosed({ ...c.labels, response_flags: responseFlags });
+    if (error) this.metrics.connectionFailed(c.labels.reporter, errorCode(error));
     const snap = c.snapshot();
     const fields = {
       direction: snap.direction,
@@ -162,7 +168,7 @@ export class ConnectionManager {
       bytes_recv: snap.bytesReceived,
       duration_ms: snap.ageMs,
       response_flags: responseFlags,
-      ...(error ? { error: error.message } : {}),
+      ...(error ? { error: error.message, error_code: errorCode(error) } : {}),
     };
     if (error) this.log.warn(fields, "connection complete");
     else this.log.info(fields, "connection complete");
@@ -171,7 +177,7 @@ export class ConnectionManager {
         type: "close",
         connection: snap,
         responseFlags,
-        ...(error ? { error: error.message } : {}),
+        ...(error ? { error: error.message, errorCode: errorCode(error) } : {}),
       } satisfies ConnectionEvent);
     }
   }
@@ -186,11 +192,11 @@ export class ConnectionManager {
     return this.live.size;
   }
 
-  /** Closes every live connection for which `stillAllowed` says no (a policy change denied it). */
-  recheck(stillAllowed: (info: ConnectionInfo) => string | null): number {
+  /** Closes every live connection `denialOf` now denies (a policy change): it returns the reason, or null to keep it. */
+  closeDenied(denialOf: (info: ConnectionInfo) => string | null): number {
     let closed = 0;
     for (const c of this.live.values()) {
-      const denial = stillAllowed(c.info);
+      const denial = denialOf(c.info);
       if (denial) {
         c.abort(denial);
         closed++;

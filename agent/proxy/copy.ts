@@ -60,8 +60,3 @@ export function spliceWith(a: Duplex, b: Duplex, done: (r: SpliceResult) => void
   forward(a, b);
   forward(b, a);
 }
-
-/** Promise form of spliceWith. */
-export function splice(a: Duplex, b: Duplex): Promise<SpliceResult> {
-  return new Promise((resolve) => spliceWith(a, b, resolve));
-}

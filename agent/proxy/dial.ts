@@ -1,15 +1,17 @@
 /** Dialling TCP from the proxy (to a pod, or a passthrough destination) with a deadline. */
 import { Socket } from "node:net";
+import { WeftError } from "../../common/errors.js";
 import type { SocketAddr } from "./request.js";
 
 /** A dial that failed, with an operator-facing reason. */
-export class DialError extends Error {
+export class DialError extends WeftError {
   override readonly name = "DialError";
   constructor(
     message: string,
-    readonly code: string,
+    /** The socket's errno name (ECONNREFUSED, ETIMEDOUT, …). */
+    readonly errno: string,
   ) {
-    super(message);
+    super("WEFT_UPSTREAM_UNREACHABLE", message);
   }
 }
 

@@ -3,6 +3,7 @@
  * this node in the mesh, did the peer reach the identity it asked for, and does authorization
  * allow it. Pure, so both paths decide identically and tests can table it.
  */
+import type { ErrorCode } from "../../common/errors.js";
 import type { Workload } from "../../controller/api/model.js";
 import type { MeshView } from "../state/view.js";
 import type { ResponseFlag } from "../telemetry/labels.js";
@@ -21,7 +22,7 @@ export interface InboundRequest {
 /** Allowed (with the policy outcome) or refused with an HTTP status and why. */
 export type InboundDecision =
   | { ok: true; destination: Workload; source?: Workload; policy: string }
-  | { ok: false; status: number; flags: ResponseFlag; reason: string; destination?: Workload; source?: Workload };
+  | { ok: false; status: number; code: ErrorCode; flags: ResponseFlag; reason: string; destination?: Workload; source?: Workload };
 
 /** Decides an inbound tunnel request. */
 export function checkInbound(view: MeshView, req: InboundRequest): InboundDecision {
@@ -30,12 +31,20 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
   // Only trust the source workload the forwarded address names if its identity is the authenticated one.
   const source = claimed && claimed.identity === req.sourceIdentity ? claimed : undefined;
   if (!destination) {
-    return { ok: false, status: 400, flags: "CONNECT", reason: `unknown destination ${req.target.ip}`, ...(source ? { source } : {}) };
+    return {
+      ok: false,
+      status: 400,
+      code: "WEFT_UNKNOWN_DESTINATION",
+      flags: "CONNECT",
+      reason: `unknown destination ${req.target.ip}`,
+      ...(source ? { source } : {}),
+    };
   }
   if (destination.node !== view.nodeName) {
     return {
       ok: false,
       status: 400,
+      code: "WEFT_WRONG_NODE",
       flags: "CONNECT",
       reason: `destination ${destination.namespace}/${destination.name} is on node ${destination.node}, not ${view.nodeName}`,
       destination,
@@ -45,6 +54,7 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
     return {
       ok: false,
       status: 400,
+      code: "WEFT_NOT_IN_MESH",
       flags: "CONNECT",
       reason: `destination ${destination.namespace}/${destination.name} is not in the mesh`,
       destination,
@@ -54,6 +64,7 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
     return {
       ok: false,
       status: 421,
+      code: "WEFT_IDENTITY_MISMATCH",
       flags: "CONNECT",
       reason: `connection authenticated as ${req.presentedIdentity} cannot reach ${destination.namespace}/${destination.name} (${destination.identity})`,
       destination,
@@ -66,7 +77,15 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
     destinationPort: req.target.port,
   });
   if (!decision.allowed)
-    return { ok: false, status: 403, flags: "DENY", reason: decision.reason, destination, ...(source ? { source } : {}) };
+    return {
+      ok: false,
+      status: 403,
+      code: "WEFT_AUTHZ_DENIED",
+      flags: "DENY",
+      reason: decision.reason,
+      destination,
+      ...(source ? { source } : {}),
+    };
   return { ok: true, destination, ...(source ? { source } : {}), policy: decision.reason };
 }
 

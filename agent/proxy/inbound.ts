@@ -7,6 +7,7 @@
 import { createSecureServer, type Http2SecureServer, constants as h2, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { SecureContextOptions, TLSSocket } from "node:tls";
+import { ERROR_HEADER, errorMessage, errorStack } from "../../common/errors.js";
 import { sharedListen } from "../../native/reuseport.js";
 import { trafficLabels } from "../telemetry/labels.js";
 import type { ConnectionInfo } from "./connection-manager.js";
@@ -147,7 +148,7 @@ export class InboundServer {
     try {
       fn();
     } catch (e) {
-      this.ctx.log.error({ err: (e as Error).message, stack: (e as Error).stack }, "HBONE handler failed; dropping that session or stream");
+      this.ctx.log.error({ err: errorMessage(e), stack: errorStack(e) }, "HBONE handler failed; dropping that session or stream");
       try {
         onError();
       } catch {
@@ -250,12 +251,12 @@ export class InboundServer {
       return;
     }
     if (headers[":method"] !== "CONNECT") {
-      stream.respond({ ":status": 405 }, { endStream: true });
+      stream.respond({ ":status": 405, [ERROR_HEADER]: "WEFT_BAD_TUNNEL_REQUEST" }, { endStream: true });
       return;
     }
     const target = parseAuthority(headers[":authority"] as string | undefined);
     if (!target) {
-      stream.respond({ ":status": 400 }, { endStream: true });
+      stream.respond({ ":status": 400, [ERROR_HEADER]: "WEFT_BAD_TUNNEL_REQUEST" }, { endStream: true });
       this.ctx.log.warn({ authority: headers[":authority"], peer: info.peer }, "HBONE CONNECT with a bad :authority");
       return;
     }
@@ -281,8 +282,9 @@ export class InboundServer {
       policy: decision.ok ? decision.policy : decision.reason,
     };
     if (!decision.ok) {
-      stream.respond({ ":status": decision.status }, { endStream: true });
-      this.ctx.connections.rejected(connInfo, this.labels(decision, info.peer), decision.reason, decision.flags);
+      // The code (never the reason: policy names stay on this node) tells the client side why.
+      stream.respond({ ":status": decision.status, [ERROR_HEADER]: decision.code }, { endStream: true });
+      this.ctx.connections.rejected(connInfo, this.labels(decision, info.peer), decision.reason, decision.flags, decision.code);
       return;
     }
     void this.deliver(stream, decision, connInfo, info.peer);
@@ -312,15 +314,21 @@ export class InboundServer {
     if (!this.dialing.take(pod, this.limits.maxPendingDialsPerPod)) {
       this.ctx.metrics.limitHit("pending_dials_per_pod");
       stream.respond({ ":status": 503 }, { endStream: true });
-      this.ctx.connections.rejected(connInfo, labels, `too many connections waiting for ${pod} to accept`, "CONNECT");
+      this.ctx.connections.rejected(
+        connInfo,
+        labels,
+        `too many connections waiting for ${pod} to accept`,
+        "CONNECT",
+        "WEFT_UPSTREAM_UNREACHABLE",
+      );
       return;
     }
     let upstream: Socket;
     try {
       upstream = await dial(connInfo.dst, this.ctx.config.connectTimeoutMs);
     } catch (e) {
-      if (!stream.destroyed) stream.respond({ ":status": 503 }, { endStream: true });
-      this.ctx.connections.rejected(connInfo, labels, (e as Error).message, "CONNECT");
+      if (!stream.destroyed) stream.respond({ ":status": 503, [ERROR_HEADER]: "WEFT_UPSTREAM_UNREACHABLE" }, { endStream: true });
+      this.ctx.connections.rejected(connInfo, labels, errorMessage(e), "CONNECT", "WEFT_UPSTREAM_UNREACHABLE");
       return;
     } finally {
       this.dialing.release(pod);

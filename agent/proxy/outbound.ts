@@ -7,10 +7,11 @@ import { randomBytes } from "node:crypto";
 import { constants as h2 } from "node:http2";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { ERROR_CODES, ERROR_HEADER, type ErrorCode, errorCode, errorMessage, isErrorCode, WeftError } from "../../common/errors.js";
 import type { Workload } from "../../controller/api/model.js";
 import { sharedListen } from "../../native/reuseport.js";
 import { type ResponseFlag, trafficLabels } from "../telemetry/labels.js";
-import type { ConnectionInfo } from "./connection-manager.js";
+import type { ConnectionInfo, ConnectionMode } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
@@ -69,7 +70,7 @@ export class OutboundListener {
     const req = buildRequest(view, src.ip, dst, this.ctx.pick);
     switch (req.kind) {
       case "reject":
-        this.refuse(sock, src, dst, req, req.reason, "CONNECT");
+        this.refuse(sock, src, dst, req, req.reason, "CONNECT", req.code);
         return;
       case "passthrough":
         await this.passthrough(sock, src, dst, req);
@@ -105,7 +106,7 @@ export class OutboundListener {
     return true;
   }
 
-  private info(src: SocketAddr, dst: SocketAddr, req: OutboundRequest, mode: string): ConnectionInfo {
+  private info(src: SocketAddr, dst: SocketAddr, req: OutboundRequest, mode: ConnectionMode): ConnectionInfo {
     const d = req.kind === "reject" ? undefined : req.destination;
     // One fixed shape (absent fields undefined): thousands of these live as long as their connections.
     return {
@@ -143,7 +144,8 @@ export class OutboundListener {
     req: OutboundRequest,
     reason: string,
     flags: ResponseFlag,
-    mode = "reject",
+    code: ErrorCode,
+    mode: ConnectionMode = "reject",
   ): void {
     sock.resetAndDestroy();
     this.ctx.connections.rejected(
@@ -151,6 +153,7 @@ export class OutboundListener {
       this.labels(req, mode === "hbone", flags),
       reason,
       flags,
+      code,
     );
   }
 
@@ -172,7 +175,7 @@ export class OutboundListener {
     try {
       up = await dial(req.target, this.ctx.config.connectTimeoutMs);
     } catch (e) {
-      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "passthrough");
+      this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", errorCode(e, "WEFT_UPSTREAM_UNREACHABLE"), "passthrough");
       return;
     }
     const tracked = this.track(sock, up, { ...this.info(src, dst, req, "passthrough"), policy: req.reason }, req, false);
@@ -183,14 +186,14 @@ export class OutboundListener {
   private async sameNode(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "hbone" }): Promise<void> {
     const decision = checkInbound(this.ctx.view(), { sourceIdentity: req.source.identity, sourceIp: src.ip, target: req.target });
     if (!decision.ok) {
-      this.refuse(sock, src, dst, req, decision.reason, decision.flags, "same-node");
+      this.refuse(sock, src, dst, req, decision.reason, decision.flags, decision.code, "same-node");
       return;
     }
     let up: Socket;
     try {
       up = await dial(req.target, this.ctx.config.connectTimeoutMs);
     } catch (e) {
-      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "same-node");
+      this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", errorCode(e, "WEFT_UPSTREAM_UNREACHABLE"), "same-node");
       return;
     }
     const tracked = this.track(sock, up, { ...this.info(src, dst, req, "same-node"), policy: decision.policy }, req, true);
@@ -212,7 +215,7 @@ export class OutboundListener {
         headers,
       );
     } catch (e) {
-      this.refuse(sock, src, dst, req, (e as Error).message, "CONNECT", "hbone");
+      this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", errorCode(e, "WEFT_UNAVAILABLE"), "hbone");
       return;
     }
     const info = this.info(src, dst, req, "hbone");
@@ -225,7 +228,8 @@ export class OutboundListener {
       // No response at all: TLS 1.3 reports a refused client certificate only after the client's
       // handshake completed, so the session dies under the stream. The app must see a reset.
       flags = "CONNECT";
-      refusal = new Error(
+      refusal = new WeftError(
+        "WEFT_TUNNEL_CLOSED",
         `HBONE tunnel to ${formatAddr(req.hbone)} closed before the destination answered (peer refused our certificate?)`,
       );
       sock.resetAndDestroy();
@@ -235,7 +239,10 @@ export class OutboundListener {
       const status = Number(h[":status"]);
       if (status !== 200) {
         flags = status === 403 ? "DENY" : "CONNECT";
-        refusal = new Error(`destination refused the tunnel: HTTP ${status}`);
+        // The destination node names its reason's code; the reason itself stays in its log.
+        const sent = h[ERROR_HEADER];
+        const code = isErrorCode(sent) ? sent : "WEFT_TUNNEL_REFUSED";
+        refusal = new WeftError(code, `destination refused the tunnel: HTTP ${status} ${code} (${ERROR_CODES[code]})`);
         // The app sees a reset, as it would from a refused connection, never a clean close.
         sock.resetAndDestroy();
         stream.close(h2.NGHTTP2_CANCEL);

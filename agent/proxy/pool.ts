@@ -14,7 +14,6 @@
  *   keepalive ping or times out is destroyed and leaves the pool at once.
  */
 import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from "node:http2";
-import { constants as h2 } from "node:http2";
 import type { SocketAddr } from "./request.js";
 
 /** What a pooled session is keyed by. */
@@ -257,6 +256,3 @@ export class HbonePool {
 export function keyString(key: PoolKey): string {
   return `${key.srcIdentity}|${key.dstIdentity}|${key.address.ip}:${key.address.port}`;
 }
-
-/** RST codes the peer uses to say why a CONNECT failed, for error messages. */
-export const H2_CANCEL = h2.NGHTTP2_CANCEL;

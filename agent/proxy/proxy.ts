@@ -86,7 +86,7 @@ export class NodeProxy {
 
   /** Policy changed: closes live connections the new policy denies. */
   recheck(view: MeshView): number {
-    const closed = this.ctx.connections.recheck((info) => {
+    const closed = this.ctx.connections.closeDenied((info) => {
       if (!info.srcIdentity || !info.target) return null;
       if (info.direction !== "inbound" && info.mode !== "same-node") return null;
       const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target });

@@ -2,6 +2,7 @@
  * Decide first, then act: what to do with one captured outbound connection, worked out with no
  * I/O from the mesh view (ztunnel's build_request). The outbound listener carries it out.
  */
+import type { ErrorCode } from "../../common/errors.js";
 import { PORT_HBONE } from "../../controller/api/constants.js";
 import type { Endpoint, Workload } from "../../controller/api/model.js";
 import type { MeshView, ServiceMatch } from "../state/view.js";
@@ -39,7 +40,7 @@ export type OutboundRequest =
       target: SocketAddr;
       reason: string;
     }
-  | { kind: "reject"; source?: Workload; service?: ServiceMatch; reason: string };
+  | { kind: "reject"; code: ErrorCode; source?: Workload; service?: ServiceMatch; reason: string };
 
 /** Uniform random choice: stateless, so every worker balances alike without coordination. */
 export const randomPicker: EndpointPicker = (_svc, eps) => eps[Math.floor(Math.random() * eps.length)] as Endpoint;
@@ -50,6 +51,7 @@ export function buildRequest(view: MeshView, srcIp: string, dst: SocketAddr, pic
   if (!source || source.node !== view.nodeName) {
     return {
       kind: "reject",
+      code: "WEFT_NO_ROUTE",
       reason: `source ${srcIp} is not a workload on node ${view.nodeName}; its capture is stale or the agent's state is behind`,
     };
   }
@@ -57,7 +59,13 @@ export function buildRequest(view: MeshView, srcIp: string, dst: SocketAddr, pic
   if (service) {
     const ready = service.service.endpoints.filter((e) => e.ready);
     if (ready.length === 0) {
-      return { kind: "reject", source, service, reason: `service ${service.service.key} has no ready endpoints` };
+      return {
+        kind: "reject",
+        code: "WEFT_NO_ENDPOINTS",
+        source,
+        service,
+        reason: `service ${service.service.key} has no ready endpoints`,
+      };
     }
     const ep = pick(service, ready);
     const target = { ip: ep.address, port: service.port.targetPort };
@@ -65,7 +73,12 @@ export function buildRequest(view: MeshView, srcIp: string, dst: SocketAddr, pic
     return toDestination(view, source, destination, target, service);
   }
   if (view.isServiceVip(dst.ip)) {
-    return { kind: "reject", source, reason: `${dst.ip} is a service VIP but port ${dst.port} is not one of its ports` };
+    return {
+      kind: "reject",
+      code: "WEFT_NO_ROUTE",
+      source,
+      reason: `${dst.ip} is a service VIP but port ${dst.port} is not one of its ports`,
+    };
   }
   return toDestination(view, source, view.workloadByAddress(dst.ip), dst, undefined);
 }

@@ -5,7 +5,7 @@
 import diagnostics from "node:diagnostics_channel";
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
-import { createLogger } from "../../controller/log.js";
+import { createLogger } from "../../common/log.js";
 import { MeshView } from "../state/view.js";
 import { ProxyMetrics } from "../telemetry/metrics.js";
 import type { ConnectionEvent } from "./connection-manager.js";

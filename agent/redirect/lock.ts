@@ -5,14 +5,18 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { WeftError } from "../../common/errors.js";
 import { isSameProcess, processStartTime } from "../../native/proc.js";
 
 /** Where pin-dir locks live. */
 export const LOCK_DIR = process.env.WEFT_RUN_DIR ? join(process.env.WEFT_RUN_DIR, "redirect") : "/run/weft/redirect";
 
 /** Another live process owns the pin directory. */
-export class PinDirBusyError extends Error {
+export class PinDirBusyError extends WeftError {
   override readonly name = "PinDirBusyError";
+  constructor(message: string) {
+    super("WEFT_CONFLICT", message);
+  }
 }
 
 /** Lock file path for a pin directory. */

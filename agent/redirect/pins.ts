@@ -7,6 +7,8 @@
  */
 import { closeSync, mkdirSync, readdirSync, rmdirSync, statfsSync } from "node:fs";
 import { join } from "node:path";
+import { errorMessage } from "../../common/errors.js";
+import { BpfError } from "../../native/bpf-error.js";
 import { BpfLink } from "../../native/bpf-link.js";
 import { BpfMap, unpin } from "../../native/bpf-map.js";
 import { libbpf } from "../../native/libbpf.js";
@@ -72,7 +74,7 @@ export function assessPinned(pinDir: string): PinnedState {
     }
     return { kind: "compatible", createdNs: m.created_ns };
   } catch (e) {
-    return { kind: "incompatible", reason: `cannot read ${MAP.meta}: ${(e as Error).message}` };
+    return { kind: "incompatible", reason: `cannot read ${MAP.meta}: ${errorMessage(e)}` };
   } finally {
     meta?.close();
   }
@@ -137,7 +139,7 @@ export function openPinnedLink(path: string): BpfLink | null {
   try {
     return BpfLink.openPinned(path);
   } catch (e) {
-    if ((e as { code?: string }).code === "ENOENT") return null;
+    if (e instanceof BpfError && e.errnoName === "ENOENT") return null;
     throw e;
   }
 }

@@ -4,6 +4,7 @@
  * whole (the last good set stays applied) instead of half-applied.
  */
 import { readFileSync } from "node:fs";
+import { errorMessage } from "../../common/errors.js";
 import type { PodRedirect } from "./types.js";
 
 const FIELDS = ["uid", "namespace", "name", "cgroupPath", "ip", "hostInterface", "capture", "inbound"] as const;
@@ -14,7 +15,7 @@ export function parsePods(text: string, file: string): PodRedirect[] {
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new Error(`pods file ${file}: not valid JSON: ${(e as Error).message}`);
+    throw new Error(`pods file ${file}: not valid JSON: ${errorMessage(e)}`);
   }
   if (!Array.isArray(data))
     throw new Error(`pods file ${file}: expected a JSON array of pods, got ${data === null ? "null" : typeof data}`);

@@ -4,6 +4,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
+import { errorMessage, WeftError } from "../../common/errors.js";
 import { parseCgroup2Mount } from "../../native/cgroup.js";
 import { pathExists } from "../../native/paths.js";
 import { OBJECT_FILES } from "./programs.js";
@@ -25,10 +26,10 @@ export function systemPaths(): PreflightPaths {
 }
 
 /** Redirect cannot run here; lists every reason at once. */
-export class PreflightError extends Error {
+export class PreflightError extends WeftError {
   override readonly name = "PreflightError";
   constructor(readonly problems: readonly string[]) {
-    super(`redirect cannot start:\n  - ${problems.join("\n  - ")}`);
+    super("WEFT_KERNEL", `redirect cannot start:\n  - ${problems.join("\n  - ")}`);
   }
 }
 
@@ -65,7 +66,7 @@ export function preflightProblems(cfg: RedirectConfig, paths: PreflightPaths = s
   try {
     mountsText = readFileSync(paths.mounts, "utf8");
   } catch (e) {
-    problems.push(`cannot read the mount table ${paths.mounts}: ${(e as Error).message}`);
+    problems.push(`cannot read the mount table ${paths.mounts}: ${errorMessage(e)}`);
   }
   const mounts = parseMounts(mountsText);
   const cg2 = parseCgroup2Mount(mountsText);

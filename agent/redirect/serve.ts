@@ -8,6 +8,7 @@
 import { existsSync, type FSWatcher, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import pino from "pino";
+import { errorMessage } from "../../common/errors.js";
 import { readPodsFile } from "./pods-file.js";
 import { BpfRedirector } from "./redirector.js";
 import type { PodRedirect, RedirectConfig } from "./types.js";
@@ -47,7 +48,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       }
       pods = readPodsFile(opts.podsFile);
     } catch (e) {
-      log.error({ err: (e as Error).message }, "pods file rejected: keeping the last applied set");
+      log.error({ err: errorMessage(e) }, "pods file rejected: keeping the last applied set");
       return;
     }
     try {
@@ -56,7 +57,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       const changed = r.enrolled.length + r.updated.length + r.removed.length + r.failed.length > 0;
       if (changed || why !== "resync") log.info({ generation, why, ...r }, "pods file applied");
     } catch (e) {
-      log.error({ err: (e as Error).message }, "reconcile failed");
+      log.error({ err: errorMessage(e) }, "reconcile failed");
     }
   };
 
@@ -76,7 +77,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       if (name === null || name === basename(opts.podsFile)) schedule("change");
     });
   } catch (e) {
-    log.warn({ err: (e as Error).message }, "cannot watch the pods file's directory: relying on the resync period");
+    log.warn({ err: errorMessage(e) }, "cannot watch the pods file's directory: relying on the resync period");
   }
   const resync = setInterval(() => void sync("resync"), opts.resyncMs);
 

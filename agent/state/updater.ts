@@ -8,7 +8,7 @@ import type { MeshSnapshotData } from "../../controller/api/model.js";
 import { deepFreeze, RESOURCE_KINDS, type ResourceKind, type ResourceValues } from "../../controller/api/resources.js";
 import type { MeshConfig, TrustBundle } from "../../controller/api/wire-types.js";
 import { MeshView } from "./view.js";
-import { Watch } from "./watch.js";
+import { createWatch, type ReadonlyWatch, type WatchSetter } from "./watch.js";
 
 /** One published state. */
 export interface MeshState {
@@ -48,14 +48,17 @@ export class StateUpdater {
   private readonly received = new Set<ResourceKind>();
   private pending: NodeJS.Immediate | undefined;
   private revision = 0;
-  /** The published state. */
-  readonly state: Watch<MeshState>;
+  /** The published state: read-only; this class is its only writer. */
+  readonly state: ReadonlyWatch<MeshState>;
+  private readonly publish: WatchSetter<MeshState>;
 
   constructor(
     readonly nodeName: string,
     private readonly defaults: UpdaterDefaults,
   ) {
-    this.state = new Watch(this.build());
+    const { watch, set } = createWatch(this.build());
+    this.state = watch;
+    this.publish = set;
   }
 
   /** name → version held for a type (what a reconnecting client tells the controller it has). */
@@ -102,7 +105,7 @@ export class StateUpdater {
     if (this.pending) {
       clearImmediate(this.pending);
       this.pending = undefined;
-      this.state.set(this.build());
+      this.publish(this.build());
     }
     return this.state.get();
   }
@@ -111,7 +114,7 @@ export class StateUpdater {
     if (this.pending) return;
     this.pending = setImmediate(() => {
       this.pending = undefined;
-      this.state.set(this.build());
+      this.publish(this.build());
     });
   }
 

@@ -16,6 +16,7 @@ export class ProxyMetrics {
   private readonly closed: Counter<string>;
   private readonly sent: Counter<string>;
   private readonly received: Counter<string>;
+  private readonly errors: Counter<string>;
   /** HBONE sessions currently pooled (gauge), for pool health. */
   readonly poolSessions: Gauge<string>;
   private readonly requests: Counter<string>;
@@ -51,6 +52,12 @@ export class ProxyMetrics {
       name: "istio_tcp_received_bytes_total",
       help: "The size of total bytes received during request in case of a TCP connection",
       labelNames,
+      registers: [registry],
+    });
+    this.errors = new Counter({
+      name: "weft_connection_errors_total",
+      help: "Connections refused or ended by an error, by reporter and stable error code (WEFT_…)",
+      labelNames: ["reporter", "code"],
       registers: [registry],
     });
     this.poolSessions = new Gauge({
@@ -142,6 +149,11 @@ export class ProxyMetrics {
     c.duration.observe(durationMs);
     c.requestBytes.observe(requestBytes);
     c.responseBytes.observe(responseBytes);
+  }
+
+  /** A connection was refused or ended by an error with this code. */
+  connectionFailed(reporter: string, code: string): void {
+    this.errors.inc({ reporter, code });
   }
 
   /** Adds bytes: received = client→server (request), sent = server→client (response). */

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { checkServerIdentity } from "node:tls";
 import { type ChannelOptions, Client, credentials, Metadata } from "@grpc/grpc-js";
+import { errorMessage } from "../../common/errors.js";
 
 /** How to reach and authenticate to the controller. */
 export interface ControllerEndpoint {
@@ -30,7 +31,7 @@ export function readCredential(path: string): string {
     throw new Error(
       code === "ENOENT"
         ? `token file ${path} does not exist (the controller writes <state dir>/tokens/<node>.token when it sees the node)`
-        : `cannot read token file ${path}: ${(e as Error).message}`,
+        : `cannot read token file ${path}: ${errorMessage(e)}`,
     );
   }
   if (!token) throw new Error(`token file ${path} is empty`);

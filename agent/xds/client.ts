@@ -7,13 +7,14 @@
  * controller is away the agent keeps serving its last state and reconnects with jittered backoff.
  */
 import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
+import { Backoff } from "../../common/backoff.js";
+import { errorMessage } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
 import { SERVICES, serviceDefinition } from "../../controller/api/proto.js";
 import { decodeResource, kindOfTypeUrl, RESOURCE_KINDS, type ResourceKind, typeUrlOf } from "../../controller/api/resources.js";
 import type { WireDeltaRequest, WireDeltaResponse, WireResourceError } from "../../controller/api/wire-types.js";
-import type { Logger } from "../../controller/log.js";
 import type { StateUpdater, StoredResource } from "../state/updater.js";
-import { Watch } from "../state/watch.js";
-import { Backoff } from "./backoff.js";
+import { createWatch, type ReadonlyWatch } from "../state/watch.js";
 import { authMetadata, type ControllerEndpoint, controllerClient } from "./channel.js";
 
 /** Connection state, for status and readiness. */
@@ -43,7 +44,9 @@ export interface SentNack {
 
 /** Keeps the state updater in line with the controller. */
 export class XdsClient {
-  readonly connection = new Watch<XdsConnection>({ state: "disconnected", since: new Date().toISOString() });
+  private readonly connectionWatch = createWatch<XdsConnection>({ state: "disconnected", since: new Date().toISOString() });
+  /** The stream's state, for readiness and status (read-only; this client writes it). */
+  readonly connection: ReadonlyWatch<XdsConnection> = this.connectionWatch.watch;
   private client: Client | undefined;
   private call: ClientDuplexStream<WireDeltaRequest, WireDeltaResponse> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -76,7 +79,7 @@ export class XdsClient {
   }
 
   private setState(s: Omit<XdsConnection, "since">): void {
-    this.connection.set({ ...s, since: new Date().toISOString() });
+    this.connectionWatch.set({ ...s, since: new Date().toISOString() });
   }
 
   private teardown(): void {
@@ -102,7 +105,7 @@ export class XdsClient {
         md,
       );
     } catch (e) {
-      this.retry((e as Error).message);
+      this.retry(errorMessage(e));
       return;
     }
     this.call = call;
@@ -170,7 +173,7 @@ export class XdsClient {
       try {
         upserts.push({ name: r.name, version: r.version, value: decodeResource(kind, r.name, r.body) });
       } catch (e) {
-        errors.push({ name: r.name, reason: (e as Error).message });
+        errors.push({ name: r.name, reason: errorMessage(e) });
       }
     }
     this.opts.updater.apply(kind, res.systemVersionInfo, upserts, res.removedResources);

@@ -1,5 +1,6 @@
 /** Command-line options shared by the bench scripts, with errors that name the flag and the fix. */
 import { parseArgs } from "node:util";
+import { errorMessage } from "../../common/errors.js";
 import { VARIANT_NAMES, type VariantName } from "./variant.js";
 
 /** Options every bench script takes. */
@@ -50,7 +51,7 @@ export function parseBenchArgs(
   try {
     ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${usage(script, own)}`);
+    throw new UsageError(`${errorMessage(e)}\n${usage(script, own)}`);
   }
   if (values.help) throw new UsageError(usage(script, own));
   const quick = values.quick === true;

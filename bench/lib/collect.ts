@@ -4,6 +4,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { errorMessage } from "../../common/errors.js";
 import { type BenchOutput, parseBenchOutput } from "./output.js";
 import type { BenchFailure } from "./render.js";
 
@@ -29,7 +30,7 @@ export function collect(dir: string, order: readonly string[]): { outputs: Bench
     try {
       outputs.push(parseBenchOutput(read("out"), name));
     } catch (e) {
-      failures.push({ bench: name, error: (e as Error).message, logTail });
+      failures.push({ bench: name, error: errorMessage(e), logTail });
     }
   }
   return { outputs, failures };

@@ -8,6 +8,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { errorMessage, errorStack } from "../../common/errors.js";
 import { requireTool } from "../../native/exec.js";
 import { isSameProcess } from "../../native/proc.js";
 import type { PodRecord } from "../../scripts/cluster/state.js";
@@ -84,7 +85,7 @@ export async function runBench(opts: HarnessOptions, body: (env: BenchEnv) => Pr
   try {
     parsed = parseBenchArgs(process.argv.slice(2), opts.script, opts.numbers);
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
+    process.stderr.write(`${errorMessage(e)}\n`);
     process.exitCode = 2;
     return;
   }
@@ -93,7 +94,7 @@ export async function runBench(opts: HarnessOptions, body: (env: BenchEnv) => Pr
     // Before any cluster exists: a missing tool is one clear line naming its package.
     for (const t of ["nginx", "curl", ...(opts.tools ?? [])]) requireTool(t);
   } catch (e) {
-    process.stderr.write(`[${opts.script}] ${(e as Error).message}\n`);
+    process.stderr.write(`[${opts.script}] ${errorMessage(e)}\n`);
     process.exitCode = 1;
     return;
   }
@@ -104,8 +105,8 @@ export async function runBench(opts: HarnessOptions, body: (env: BenchEnv) => Pr
   let cleaned: Promise<void> | null = null;
   const cleanup = () => {
     cleaned ??= (async () => {
-      for (const v of active.splice(0)) await v.instance.teardown().catch((e) => log(`teardown ${v.name}: ${(e as Error).message}`));
-      const problems = cluster ? await cluster.destroy().catch((e) => [(e as Error).message]) : [];
+      for (const v of active.splice(0)) await v.instance.teardown().catch((e) => log(`teardown ${v.name}: ${errorMessage(e)}`));
+      const problems = cluster ? await cluster.destroy().catch((e) => [errorMessage(e)]) : [];
       for (const p of problems) log(`cleanup: ${p}`);
       rmSync(workDir, { recursive: true, force: true });
     })();
@@ -142,7 +143,7 @@ export async function runBench(opts: HarnessOptions, body: (env: BenchEnv) => Pr
         const i = active.indexOf(v);
         if (i < 0) return;
         active.splice(i, 1);
-        const msg = `${(err as Error).message ?? String(err)}${deadProcessLogs(c)}`;
+        const msg = `${errorMessage(err) ?? String(err)}${deadProcessLogs(c)}`;
         log(`${v.name} failed: ${msg}`);
         skipped.push({ name: v.name, title: v.title, status: `failed: ${msg}` });
         void v.instance.teardown().catch(() => undefined);
@@ -164,8 +165,8 @@ export async function runBench(opts: HarnessOptions, body: (env: BenchEnv) => Pr
       notes: [...(result.notes ?? []), ...infoNotes],
     });
   } catch (e) {
-    log(`failed: ${(e as Error).message}`);
-    if (process.env.WEFT_DEBUG) log((e as Error).stack ?? "");
+    log(`failed: ${errorMessage(e)}`);
+    if (process.env.WEFT_DEBUG) log(errorStack(e));
     process.exitCode = 1;
   } finally {
     await cleanup();
@@ -246,7 +247,7 @@ async function startVariant(
     return v;
   } catch (e) {
     await instance.teardown().catch(() => undefined);
-    const msg = (e as Error).message;
+    const msg = errorMessage(e);
     log(`${name}: failed to set up: ${msg}`);
     return { name, title: instance.title, status: `failed: ${msg}` };
   }

@@ -9,6 +9,7 @@
  * SIGTERM, or after maxHoldSeconds, whichever is first: it never outlives the benchmark.
  */
 import net from "node:net";
+import { errorMessage } from "../../common/errors.js";
 
 const [host, portText, path, countText, holdText] = process.argv.slice(2);
 const port = Number(portText);
@@ -101,7 +102,7 @@ async function worker(): Promise<void> {
 try {
   await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count) }, worker));
 } catch (e) {
-  say({ error: `${(e as Error).message} (after ${sockets.length} of ${count} connections)` });
+  say({ error: `${errorMessage(e)} (after ${sockets.length} of ${count} connections)` });
   finish(1);
 }
 holding = true;

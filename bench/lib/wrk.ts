@@ -1,3 +1,4 @@
+import { errorMessage } from "../../common/errors.js";
 /**
  * wrk as the HTTP load generator. Its human summary rounds latencies to two decimals of a
  * changing unit; instead a Lua `done` hook prints one machine line with exact microsecond
@@ -99,7 +100,7 @@ export function parseWrkResult(stdout: string): WrkResult {
   try {
     raw = JSON.parse(line.slice(WRK_MARKER.length));
   } catch (e) {
-    throw new Error(`wrk result line is not JSON (${(e as Error).message}): ${line}`);
+    throw new Error(`wrk result line is not JSON (${errorMessage(e)}): ${line}`);
   }
   const obj = record(raw, "result");
   const errors = record(obj.errors, "errors");

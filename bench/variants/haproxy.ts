@@ -9,6 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { errorMessage } from "../../common/errors.js";
 import { which } from "../../native/exec.js";
 import type { ProcessRecord } from "../../scripts/cluster/state.js";
 import { haproxyConfig } from "../lib/haproxy-config.js";
@@ -142,7 +143,7 @@ async function handshake(
       return facts;
     } catch (e) {
       // Not listening yet shows up as a failed handshake; anything else persists to the deadline.
-      if (Date.now() > deadline) throw new Error(`HAProxy server half on node 2: ${(e as Error).message}`);
+      if (Date.now() > deadline) throw new Error(`HAProxy server half on node 2: ${errorMessage(e)}`);
       await new Promise((res) => setTimeout(res, 100));
     }
   }

@@ -10,7 +10,7 @@
  * worker threads (default 0: the proxy runs in the agent's own thread).
  */
 import { existsSync } from "node:fs";
-import { adminGet } from "../../agent/admin.js";
+import { adminGet } from "../../common/admin-server.js";
 import { runSync } from "../../native/exec.js";
 import { agentSocket, type MeshProcesses, startMesh, weftBin } from "../../scripts/cluster/mesh.js";
 import type { BenchVariant, VariantContext, VariantSetup } from "../lib/variant.js";

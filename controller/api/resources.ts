@@ -2,6 +2,8 @@
  * The resource types of the control protocol: their type URLs, names, push order, and how each
  * model value is encoded into (and decoded, validated, from) its weft.mesh.v1 message.
  */
+
+import { errorMessage } from "../../common/errors.js";
 import type { AuthorizationPolicy, DestinationPolicy, PeerAuthentication, RouteTable, Service, Workload } from "./model.js";
 import { decodeMessage, encodeMessage, messageType } from "./proto.js";
 import { toWire } from "./wire-encode.js";
@@ -83,7 +85,7 @@ export function decodeResource<K extends ResourceKind>(kind: K, name: string, bo
   try {
     raw = decodeMessage(messageType(`weft.mesh.v1.${kind}`), body);
   } catch (e) {
-    throw new Error(`not a valid ${kind} message: ${(e as Error).message}`);
+    throw new Error(`not a valid ${kind} message: ${errorMessage(e)}`);
   }
   const value = fromWire(kind, raw);
   const actual = resourceName(kind, value);

@@ -3,6 +3,7 @@
  * range, and throws an Error naming the field's path and what is wrong.
  */
 import { isIP } from "node:net";
+import { errorMessage } from "../../common/errors.js";
 
 /** A decoded message as a plain record. */
 export type Rec = Record<string, unknown>;
@@ -153,7 +154,7 @@ export function checkRegex(s: string, path: string): void {
   try {
     new RegExp(s);
   } catch (e) {
-    fail(path, `regex '${s}' does not compile: ${(e as Error).message}`);
+    fail(path, `regex '${s}' does not compile: ${errorMessage(e)}`);
   }
 }
 

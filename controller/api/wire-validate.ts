@@ -4,6 +4,7 @@
  * of range, an unknown mode) is refused here, with the field's path in the reason.
  */
 import { X509Certificate } from "node:crypto";
+import { errorMessage } from "../../common/errors.js";
 import type {
   AuthorizationPolicy,
   AuthzCondition,
@@ -198,7 +199,7 @@ function trustBundle(o: Rec): TrustBundle {
     try {
       cert = new X509Certificate(pem);
     } catch (e) {
-      fail(path, `not a PEM certificate: ${(e as Error).message}`);
+      fail(path, `not a PEM certificate: ${errorMessage(e)}`);
     }
     if (!cert.ca) fail(path, `certificate '${cert.subject}' is not a CA certificate`);
   });

@@ -4,10 +4,11 @@
  * checked (structure, signature, key strength, exactly the requested SPIFFE id).
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate } from "node:crypto";
+import { errorMessage } from "../../common/errors.js";
+import { CsrError, checkCsrIdentity, parseCsr } from "../../common/pki/csr.js";
+import { fingerprint256, type PreparedIssuer, prepareIssuer, signCertificate } from "../../common/pki/x509.js";
 import { parseSpiffeId } from "../api/model.js";
 import type { TrustBundle } from "../api/wire-types.js";
-import { CsrError, checkCsrIdentity, parseCsr } from "./csr.js";
-import { fingerprint256, type PreparedIssuer, prepareIssuer, signCertificate } from "./x509.js";
 
 /** Clock skew tolerated between nodes: certificates are valid from a little before issue. */
 export const BACKDATE_MS = 60_000;
@@ -185,6 +186,6 @@ export function readPrivateKey(pem: string, source: string): KeyObject {
   try {
     return createPrivateKey(pem);
   } catch (e) {
-    throw new Error(`${source}: not a PEM private key: ${(e as Error).message}`);
+    throw new Error(`${source}: not a PEM private key: ${errorMessage(e)}`);
   }
 }

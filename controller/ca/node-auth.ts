@@ -9,6 +9,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type Metadata, status } from "@grpc/grpc-js";
+import { errorMessage, WeftError } from "../../common/errors.js";
 import type { KubeClient } from "../sources/kube-client.js";
 import { writeFileSecure } from "./root-store.js";
 
@@ -20,13 +21,14 @@ export interface NodeIdentity {
 }
 
 /** A refused call, with the gRPC status to answer. */
-export class AuthError extends Error {
+export class AuthError extends WeftError {
   override readonly name = "AuthError";
   constructor(
-    readonly code: status.UNAUTHENTICATED | status.PERMISSION_DENIED,
+    /** The gRPC status the call ends with. */
+    readonly grpcStatus: status.UNAUTHENTICATED | status.PERMISSION_DENIED,
     message: string,
   ) {
-    super(message);
+    super(grpcStatus === status.UNAUTHENTICATED ? "WEFT_UNAUTHENTICATED" : "WEFT_PERMISSION", message);
   }
 }
 
@@ -265,7 +267,7 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
         spec: { token, ...(this.opts.audiences.length ? { audiences: this.opts.audiences } : {}) },
       });
     } catch (e) {
-      throw new Error(`TokenReview failed: ${(e as Error).message}`);
+      throw new Error(`TokenReview failed: ${errorMessage(e)}`);
     }
     const st = r.status ?? {};
     if (!st.authenticated)

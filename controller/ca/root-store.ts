@@ -7,10 +7,11 @@
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { errorMessage } from "../../common/errors.js";
+import { fingerprint256, issueCertificate, splitPemCertificates } from "../../common/pki/x509.js";
 import type { KubeClient } from "../sources/kube-client.js";
 import { KubeApiError } from "../sources/kube-client.js";
 import { type CaMaterial, readPrivateKey } from "./ca.js";
-import { fingerprint256, issueCertificate, splitPemCertificates } from "./x509.js";
 
 /** File names inside <state dir>/ca. */
 export const CA_FILES = {
@@ -67,7 +68,7 @@ function readCerts(path: string): string[] {
     try {
       new X509Certificate(c);
     } catch (e) {
-      throw new Error(`${path}: unreadable certificate: ${(e as Error).message}`);
+      throw new Error(`${path}: unreadable certificate: ${errorMessage(e)}`);
     }
   }
   return certs;
@@ -181,7 +182,7 @@ export async function loadSecretCa(
   try {
     secret = await client.request<Secret>("GET", path);
   } catch (e) {
-    if (!(e instanceof KubeApiError) || e.statusCode !== 404 || !create) throw new Error(`${origin}: ${(e as Error).message}`);
+    if (!(e instanceof KubeApiError) || e.statusCode !== 404 || !create) throw new Error(`${origin}: ${errorMessage(e)}`);
     const root = generateRoot(trustDomain);
     const data = { "ca-cert.pem": root.certPem, "ca-key.pem": root.keyPem, "root-cert.pem": root.certPem };
     const body = { apiVersion: "v1", kind: "Secret", type: "Opaque", metadata: { name, namespace }, data: b64(data) };
@@ -191,7 +192,7 @@ export async function loadSecretCa(
     } catch (err) {
       // Another replica created it first: use theirs.
       if (err instanceof KubeApiError && err.statusCode === 409) secret = await client.request<Secret>("GET", path);
-      else throw new Error(`${origin}: could not create it: ${(err as Error).message}`);
+      else throw new Error(`${origin}: could not create it: ${errorMessage(err)}`);
     }
   }
   const files = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));

@@ -3,11 +3,12 @@
  * certificate only for an identity that has a pod on its own node, as Istio's CA does for ztunnel.
  */
 import { type handleUnaryCall, type ServerUnaryCall, status } from "@grpc/grpc-js";
+import { errorMessage } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
+import { CsrError } from "../../common/pki/csr.js";
 import { parseSpiffeId } from "../api/model.js";
 import type { WireCertificateRequest, WireCertificateResponse } from "../api/wire-types.js";
-import type { Logger } from "../log.js";
 import type { CertificateAuthority } from "./ca.js";
-import { CsrError } from "./csr.js";
 import { AuthError, bearer, type NodeAuthenticator } from "./node-auth.js";
 
 /** Counters for status. */
@@ -67,10 +68,10 @@ export class CaService {
     } catch (e) {
       this.stats.refused++;
       let err: Error & { code?: status };
-      if (e instanceof AuthError) err = grpcError(e.code, e.message);
-      else if (e instanceof CsrError) err = grpcError(status.INVALID_ARGUMENT, `bad CSR (${e.code}): ${e.message}`);
+      if (e instanceof AuthError) err = grpcError(e.grpcStatus, e.message);
+      else if (e instanceof CsrError) err = grpcError(status.INVALID_ARGUMENT, `bad CSR (${e.reason}): ${e.message}`);
       else if (typeof (e as { code?: unknown }).code === "number") err = e as Error & { code: status };
-      else err = grpcError(status.INTERNAL, `certificate signing failed: ${(e as Error).message}`);
+      else err = grpcError(status.INTERNAL, `certificate signing failed: ${errorMessage(e)}`);
       this.log.warn(
         { node: node || undefined, peer, identity: req.identity, code: status[err.code ?? status.INTERNAL] },
         `certificate refused: ${err.message}`,

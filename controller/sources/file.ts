@@ -8,7 +8,8 @@
  */
 import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
 import { basename, join } from "node:path";
-import type { Logger } from "../log.js";
+import { errorMessage } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
 import { objectKey } from "./kinds.js";
 import type { ObjectStore } from "./object-store.js";
 import { type ParsedObject, parseKubeYaml } from "./yaml-objects.js";
@@ -67,7 +68,7 @@ export class FileSource {
         this.opts.log.warn({ err: e.message, path: this.opts.path }, "file store watch failed; relying on periodic rescans"),
       );
     } catch (e) {
-      this.opts.log.warn({ err: (e as Error).message, path: this.opts.path }, "cannot watch the file store; relying on periodic rescans");
+      this.opts.log.warn({ err: errorMessage(e), path: this.opts.path }, "cannot watch the file store; relying on periodic rescans");
     }
     this.interval = setInterval(() => this.rescan(), this.opts.resyncMs ?? 10_000);
     this.interval.unref();
@@ -107,7 +108,7 @@ export class FileSource {
         .sort()
         .map((n) => join(this.opts.path, n));
     } catch (e) {
-      this.opts.log.error({ err: (e as Error).message, path: this.opts.path }, "cannot read the file store");
+      this.opts.log.error({ err: errorMessage(e), path: this.opts.path }, "cannot read the file store");
       return [...this.files.keys()];
     }
   }
@@ -147,7 +148,7 @@ export class FileSource {
       text = readFileSync(path, "utf8");
     } catch (e) {
       // Removed between the event and the read: the next event or scan drops it.
-      return { sig: "", objects: prev?.objects ?? new Map(), problems: [`${name}: ${(e as Error).message}`] };
+      return { sig: "", objects: prev?.objects ?? new Map(), problems: [`${name}: ${errorMessage(e)}`] };
     }
     const parsed = parseKubeYaml(text, name);
     if (parsed.errors.length) {

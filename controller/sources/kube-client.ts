@@ -6,6 +6,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { WeftError } from "../../common/errors.js";
 
 /** How to reach the API server. */
 export interface KubeConnection {
@@ -19,14 +20,25 @@ export interface KubeConnection {
 }
 
 /** A non-2xx answer from the API server. */
-export class KubeApiError extends Error {
+export class KubeApiError extends WeftError {
   override readonly name = "KubeApiError";
   constructor(
     readonly statusCode: number,
     readonly reason: string,
     message: string,
   ) {
-    super(message);
+    super(
+      statusCode === 404
+        ? "WEFT_NOT_FOUND"
+        : statusCode === 401
+          ? "WEFT_UNAUTHENTICATED"
+          : statusCode === 403
+            ? "WEFT_PERMISSION"
+            : statusCode === 409
+              ? "WEFT_CONFLICT"
+              : "WEFT_UNAVAILABLE",
+      message,
+    );
   }
 }
 

@@ -4,8 +4,9 @@
  * objects cannot grow memory or stall translation, and a failing API server only costs log lines.
  */
 import { hostname } from "node:os";
+import { errorMessage } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
 import type { EventSink } from "../diagnostics.js";
-import type { Logger } from "../log.js";
 import type { Diagnostic } from "../translate/types.js";
 import type { KubeClient } from "./kube-client.js";
 
@@ -67,7 +68,7 @@ export class KubeEventSink implements EventSink {
           await this.client.request("POST", `/api/v1/namespaces/${encodeURIComponent(ns)}/events`, event, 10_000);
           this.sent++;
         } catch (e) {
-          this.log.warn({ err: (e as Error).message, object: `${d.ref.kind} ${ns}/${d.ref.name}` }, "could not record a Kubernetes Event");
+          this.log.warn({ err: errorMessage(e), object: `${d.ref.kind} ${ns}/${d.ref.name}` }, "could not record a Kubernetes Event");
         }
       }
     } finally {

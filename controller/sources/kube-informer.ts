@@ -7,8 +7,8 @@
  * emits deletes for objects that vanished across a relist.
  */
 import type { KubernetesListObject, KubernetesObject } from "@kubernetes/client-node";
+import type { Logger } from "../../common/log.js";
 import type { KubeObject } from "../api/kube-types.js";
-import type { Logger } from "../log.js";
 import type { KubeClient } from "./kube-client.js";
 
 /** What an informer reports to its owner. */

@@ -5,8 +5,10 @@
  * (like Istio's discoverySelectors) limits the mesh to selected namespaces: when a namespace
  * loses the label, the API server sends its DELETED and its objects leave the store.
  */
+
+import { errorMessage } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
 import type { KubeObject } from "../api/kube-types.js";
-import type { Logger } from "../log.js";
 import { SOURCE_KINDS, type SourceKind } from "../translate/types.js";
 import { KIND_INFO } from "./kinds.js";
 import { KubeApiError, type KubeClient } from "./kube-client.js";
@@ -115,7 +117,7 @@ export class KubeSource {
         await this.startAvailable(kinds);
       } catch (e) {
         for (const k of kinds) if (!this.informers.has(k)) this.missing.add(k);
-        this.opts.log.warn({ err: (e as Error).message }, "API discovery failed");
+        this.opts.log.warn({ err: errorMessage(e) }, "API discovery failed");
       }
       if (this.missing.size || this.undiscovered.size) this.scheduleDiscovery();
     }, this.opts.discoveryRetryMs ?? 60_000);

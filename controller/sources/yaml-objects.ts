@@ -3,6 +3,7 @@
  * named by file and document. Shared by the file store source and the agent's local-file mode.
  */
 import { parseAllDocuments } from "yaml";
+import { errorMessage } from "../../common/errors.js";
 import type { KubeObject } from "../api/kube-types.js";
 import type { SourceKind } from "../translate/types.js";
 import { classify, KIND_INFO } from "./kinds.js";
@@ -29,7 +30,7 @@ export function parseKubeYaml(text: string, source: string): ParsedFile {
   try {
     docs = parseAllDocuments(text);
   } catch (e) {
-    out.errors.push(`${source}: ${(e as Error).message}`);
+    out.errors.push(`${source}: ${errorMessage(e)}`);
     return out;
   }
   const list = Array.isArray(docs) ? docs : [docs];
@@ -42,7 +43,7 @@ export function parseKubeYaml(text: string, source: string): ParsedFile {
     try {
       value = doc.toJS({ maxAliasCount: 100 });
     } catch (e) {
-      out.errors.push(`${where}: ${(e as Error).message}`);
+      out.errors.push(`${where}: ${errorMessage(e)}`);
       return;
     }
     if (value === null || value === undefined) return; // empty document

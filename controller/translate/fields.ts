@@ -4,6 +4,8 @@
  * being silently ignored.
  */
 
+import { durationMs } from "../../common/duration.js";
+
 /** The object is invalid at a field; translation skips it and reports this. */
 export class InvalidField extends Error {
   override readonly name = "InvalidField";
@@ -204,35 +206,13 @@ export class Fields {
  * (GEP-2257: "1h30m", "500ms") writes it, in milliseconds.
  */
 export function parseDuration(text: string, path: string): number {
-  const t = text.trim();
-  if (t === "0" || t === "0s") return 0;
-  const re = /(\d+(?:\.\d+)?)(h|ms|m|s)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(t); m !== null; m = re.exec(t)) {
-    const n = Number(m[1]);
-    total += m[2] === "h" ? n * 3_600_000 : m[2] === "m" ? n * 60_000 : m[2] === "s" ? n * 1000 : n;
-    matched = re.lastIndex;
-  }
-  if (matched === 0 || matched !== t.length) throw new InvalidField(path, `'${text}' is not a duration (e.g. 1.5s, 100ms, 1h30m)`);
-  return Math.round(total);
+  const ms = durationMs(text);
+  if (ms === null) throw new InvalidField(path, `'${text}' is not a duration (e.g. 1.5s, 100ms, 1h30m)`);
+  return ms;
 }
 
 /** Optional duration field in milliseconds. */
 export function durationField(f: Fields, key: string): number | undefined {
   const v = f.str(key);
   return v === undefined ? undefined : parseDuration(v, f.at(key));
-}
-
-/** A command-line duration flag in milliseconds: fallback when absent, errors naming the flag. */
-export function durationFlag(flag: string, text: string | undefined, fallback: number, min = 0): number {
-  if (text === undefined) return fallback;
-  let ms: number;
-  try {
-    ms = parseDuration(text, flag);
-  } catch {
-    throw new Error(`${flag} '${text}': expected a duration such as 100ms, 30s, 24h`);
-  }
-  if (ms < min) throw new Error(`${flag} '${text}': must be at least ${min} ms`);
-  return ms;
 }

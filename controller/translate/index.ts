@@ -3,6 +3,8 @@
  * it is table-tested and the agent's local-file mode runs exactly the controller's code.
  * Invalid objects are reported and skipped (security policy: kept, fail-closed); the rest flows.
  */
+
+import { errorMessage } from "../../common/errors.js";
 import type { KubeObject } from "../api/kube-types.js";
 import { parseSpiffeId } from "../api/model.js";
 import { translateDestinationRule } from "./destination-rule.js";
@@ -81,7 +83,7 @@ export function translate(objects: ClusterObjects, opts: TranslateOptions = DEFA
       return fn();
     } catch (e) {
       // A bug in one object's translation must not stop the mesh: report it like an invalid object.
-      diags.error(refOf(o), `could not be translated: ${(e as Error).message}`);
+      diags.error(refOf(o), `could not be translated: ${errorMessage(e)}`);
       return null;
     }
   };

@@ -1,4 +1,6 @@
 /** networking.istio.io VirtualService → RouteTable (mesh routing; gateway-only services are not the mesh's). */
+
+import { errorMessage } from "../../common/errors.js";
 import type { KubeObject } from "../api/kube-types.js";
 import type {
   FaultInjection,
@@ -60,7 +62,7 @@ export function checkRegex(value: string, path: string): void {
   try {
     new RegExp(value);
   } catch (e) {
-    throw new InvalidField(path, `regex '${value}' does not compile: ${(e as Error).message}`);
+    throw new InvalidField(path, `regex '${value}' does not compile: ${errorMessage(e)}`);
   }
   const refusal = re2Refusal(value);
   if (refusal) throw new InvalidField(path, `regex '${value}' uses ${refusal}, which RE2 (Istio's regex engine) does not support`);

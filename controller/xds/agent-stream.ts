@@ -11,9 +11,9 @@
  */
 import { randomBytes } from "node:crypto";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
+import type { Logger } from "../../common/log.js";
 import { kindOfTypeUrl, RESOURCE_KINDS, type ResourceKind, typeUrlOf } from "../api/resources.js";
 import type { WireDeltaRequest, WireDeltaResponse, WireResource, WireResourceError } from "../api/wire-types.js";
-import type { Logger } from "../log.js";
 import type { ResourceSet } from "./resource-set.js";
 
 interface Subscription {

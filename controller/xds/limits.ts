@@ -4,7 +4,7 @@
  * (weft_controller_limit_hits_total) and logged at a bounded rate. Defaults: docs/LIMITS.md.
  */
 import { Counter, Registry } from "prom-client";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../common/log.js";
 
 /** Limits of the xDS/CA server. */
 export interface XdsLimits {

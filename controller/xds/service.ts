@@ -3,11 +3,12 @@
  * mesh state, and pushes every change to every stream as deltas.
  */
 import { type handleBidiStreamingCall, type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { errorMessage } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
 import type { ResourceKind } from "../api/resources.js";
 import type { TrustBundle, WireDeltaRequest, WireDeltaResponse } from "../api/wire-types.js";
 import { AuthError, bearer, type NodeAuthenticator } from "../ca/node-auth.js";
 import { grpcError } from "../ca/service.js";
-import type { Logger } from "../log.js";
 import type { MeshModel } from "../translate/types.js";
 import { AgentStream, type NackRecord, type StreamObserver } from "./agent-stream.js";
 import { ControllerMetrics, DEFAULT_XDS_LIMITS, RefusalLog, type XdsLimits } from "./limits.js";
@@ -124,7 +125,7 @@ export class XdsService implements StreamObserver {
       try {
         stream.onRequest(req);
       } catch (e) {
-        this.log.error({ node: stream.node, err: (e as Error).message }, "failed to handle an agent request");
+        this.log.error({ node: stream.node, err: errorMessage(e) }, "failed to handle an agent request");
       }
     };
     call.on("data", (req: WireDeltaRequest) => {
@@ -153,7 +154,7 @@ export class XdsService implements StreamObserver {
     try {
       credential = bearer(call.metadata);
     } catch (e) {
-      fail((e as AuthError).code, (e as Error).message);
+      fail(e instanceof AuthError ? e.grpcStatus : status.UNAUTHENTICATED, errorMessage(e));
       return;
     }
     if (this.pendingAuth >= this.limits.maxPendingAuth) {
@@ -187,8 +188,8 @@ export class XdsService implements StreamObserver {
       },
       (e: unknown) => {
         authSettled();
-        if (e instanceof AuthError) fail(e.code, e.message);
-        else fail(status.UNAVAILABLE, `cannot authenticate right now: ${(e as Error).message}`);
+        if (e instanceof AuthError) fail(e.grpcStatus, e.message);
+        else fail(status.UNAVAILABLE, `cannot authenticate right now: ${errorMessage(e)}`);
       },
     );
   }

@@ -4,6 +4,7 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { errorMessage } from "../../common/errors.js";
 import { cgroupPath, killCgroup, removeCgroupTree, subtreePids } from "../../native/cgroup.js";
 import { deleteNetns, listNetns, netnsInode } from "../../native/netns.js";
 import { isSameProcess, pidsInNetns, signal, waitGone } from "../../native/proc.js";
@@ -92,7 +93,7 @@ export async function teardown(name: string, state: ClusterState | null, all = f
       rmSync(pin, { recursive: true, force: true });
       report.pins.push(pin);
     } catch (e) {
-      report.problems.push(`pin not removed: ${pin}: ${(e as Error).message}`);
+      report.problems.push(`pin not removed: ${pin}: ${errorMessage(e)}`);
     }
   }
   // Agents' admin sockets live beside the clusters' state (/run/weft/agent-<node>.sock).

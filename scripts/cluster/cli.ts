@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { parseAllDocuments } from "yaml";
-import { action, CliError, emit, intOption, parseFormat, parseLabels, table } from "../../agent/cli/output.js";
+import { action, CliError, emit, intOption, parseFormat, parseLabels, table } from "../../common/cli-output.js";
 import { netnsExists } from "../../native/netns.js";
 import { isSameProcess } from "../../native/proc.js";
 import { addPod, addService, clusterDown, clusterUp, label, removePod, removeService, requireState, runDetached } from "./cluster.js";

@@ -5,9 +5,9 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { adminGet } from "../../agent/admin.js";
 import { defaultAdminSocket } from "../../agent/config.js";
 import { WEFT_ROOT } from "../../agent/version.js";
+import { adminGet } from "../../common/admin-server.js";
 import { PORT_CONTROLLER } from "../../controller/api/constants.js";
 import { requireState, runDetached } from "./cluster.js";
 import { type ProcessRecord, stateDir } from "./state.js";

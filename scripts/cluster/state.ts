@@ -4,6 +4,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { errorMessage } from "../../common/errors.js";
 import { isSameProcess, processStartTime } from "../../native/proc.js";
 import type { ClusterSpec } from "./topology.js";
 
@@ -98,7 +99,7 @@ export function loadState(name: string): ClusterState | null {
     if (s.version !== 1) throw new Error(`unknown state version ${String(s.version)}`);
     return s;
   } catch (e) {
-    throw new Error(`cluster state ${path} is unreadable (${(e as Error).message}); run 'weft cluster down --name ${name}' to clean up`);
+    throw new Error(`cluster state ${path} is unreadable (${errorMessage(e)}); run 'weft cluster down --name ${name}' to clean up`);
   }
 }
 

@@ -2,6 +2,8 @@
  * The local cluster's naming and address plan, as pure functions of the cluster spec.
  * Everything the harness creates is named from here, so cleanup can find it by prefix.
  */
+
+import { errorMessage } from "../../common/errors.js";
 import { type Cidr, formatCidr, intToIp, overlaps, parseCidr } from "./ip.js";
 
 /** What `weft cluster up` was asked for. */
@@ -75,7 +77,7 @@ function parseOr(text: string, wantPrefix: number | null, errors: string[], fiel
     }
     return c;
   } catch (e) {
-    errors.push(`${field}: ${(e as Error).message}`);
+    errors.push(`${field}: ${errorMessage(e)}`);
     return null;
   }
 }

@@ -1,5 +1,5 @@
 /** A pino logger whose lines tests can read. */
-import { createLogger, type Logger } from "../../controller/log.js";
+import { createLogger, type Logger } from "../../common/log.js";
 
 /** One parsed log line. */
 export interface LogLine {

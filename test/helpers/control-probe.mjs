@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dirname, "..", "..", "dist");
-const { createCsr } = await import(join(root, "controller/ca/csr.js"));
+const { createCsr } = await import(join(root, "common/pki/csr.js"));
 const { GrpcIssuer } = await import(join(root, "agent/identity/issuer.js"));
 
 const [cmd, target, caFile, tokenFile, identity] = process.argv.slice(2);

@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { adminGet } from "../../agent/admin.js";
+import { adminGet } from "../../common/admin-server.js";
 import { addPod, addService, clusterUp, label, requireState, runDetached } from "../../scripts/cluster/cluster.js";
 import { agentSocket, startMesh } from "../../scripts/cluster/mesh.js";
 import { execArgv, resolvePlace } from "../../scripts/cluster/processes.js";

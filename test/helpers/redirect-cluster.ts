@@ -6,11 +6,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { clusterPodRedirects, type PodPolicy } from "../../agent/redirect/cluster-pods.js";
 import { type Inspection, inspect } from "../../agent/redirect/inspect.js";
 import type { PodRedirect } from "../../agent/redirect/types.js";
 import { cgroup2Root } from "../../native/cgroup.js";
 import { run } from "../../native/exec.js";
+import { clusterPodRedirects, type PodPolicy } from "../../scripts/cluster/pod-redirects.js";
 import type { PodRecord } from "../../scripts/cluster/state.js";
 import { readState, runProbe } from "./cluster.js";
 import { waitFor } from "./wait.js";

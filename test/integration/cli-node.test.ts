@@ -334,7 +334,8 @@ describePrivileged("weft node CLI against a running mesh", () => {
       const wrong = await weft(["explain", ...at(1), "app/server", "server:80"]);
       expect(wrong.code).toBe(1);
       expect(wrong.stderr).toMatch(
-        new RegExp(`runs on node ${node(2)}, not on this agent's node ${node(1)}.*\\(use --node ${node(2)}\\)\\n$`),
+        // The agent's stable code reaches the CLI's line.
+        new RegExp(`runs on node ${node(2)}, not on this agent's node ${node(1)}.*\\(use --node ${node(2)}\\) \\[WEFT_WRONG_NODE\\]\\n$`),
       );
     });
   });

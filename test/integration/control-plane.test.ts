@@ -7,7 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, statSync, watch } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { adminGet } from "../../agent/admin.js";
+import { adminGet } from "../../common/admin-server.js";
 import type { MeshSnapshotData } from "../../controller/api/model.js";
 import { signal } from "../../native/proc.js";
 import { forceDown, leftovers, readState } from "../helpers/cluster.js";
@@ -114,7 +114,7 @@ describePrivileged("control plane on the local cluster: controller + 2 agents", 
     );
     await startAgent(1);
     await startAgent(2);
-    for (const n of [1, 2]) await waitFor(`agent ${n} ready`, async () => (await adminGet(sock(n), "/ready")).status === 200, 20_000);
+    for (const n of [1, 2]) await waitFor(`agent ${n} synced`, async () => (await adminGet(sock(n), "/synced")).status === 200, 20_000);
   });
 
   afterAll(async () => {
@@ -254,7 +254,7 @@ describePrivileged("control plane on the local cluster: controller + 2 agents", 
     }
     // A fresh agent on node 1 (its own socket, no TCP admin) gets the same state: nothing duplicated, nothing lost.
     await startAgent(1, ["--admin-address", "off", "--admin-socket", sock(1, "-fresh")]);
-    await waitFor("fresh agent ready", async () => (await adminGet(sock(1, "-fresh"), "/ready")).status === 200, 20_000);
+    await waitFor("fresh agent synced", async () => (await adminGet(sock(1, "-fresh"), "/synced")).status === 200, 20_000);
     const a = await dump(sock(1));
     const b = await dump(sock(1, "-fresh"));
     expect({ ...a, version: "" }).toEqual({ ...b, version: "" });

@@ -210,6 +210,9 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       file,
       'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: deny-client\n  namespace: app\nspec:\n  selector:\n    matchLabels:\n      app: server\n  action: DENY\n  rules:\n  - from:\n    - source:\n        principals: ["cluster.local/ns/app/sa/client"]\n',
     );
+    const sourceSaw = async () =>
+      counterSum(await metrics(C, 1), "weft_connection_errors_total", { reporter: "source", code: "WEFT_AUTHZ_DENIED" });
+    const sourceSawBefore = await sourceSaw();
     const deniedBefore = counterSum(await metrics(C, 2), "istio_tcp_connections_closed_total", {
       reporter: "destination",
       source_principal: "spiffe://cluster.local/ns/app/sa/client",
@@ -232,6 +235,8 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
         response_flags: "DENY",
       });
       expect(deniedAfter).toBeGreaterThan(deniedBefore);
+      // The client side learns why (the code the destination sent), not just "HTTP 403".
+      expect(await sourceSaw()).toBeGreaterThan(sourceSawBefore);
       // Another identity is not affected.
       expect((await probe<{ ok: boolean }>(C, "app/local", ["connect", vip(C, "app", "server"), "80", "x", "2000"])).ok).toBe(true);
     } finally {

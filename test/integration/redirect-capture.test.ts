@@ -8,13 +8,13 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { PodPolicy } from "../../agent/redirect/cluster-pods.js";
 import { redirectConfig } from "../../agent/redirect/defaults.js";
 import { inspect } from "../../agent/redirect/inspect.js";
 import { BpfRedirector } from "../../agent/redirect/redirector.js";
 import { cgroup2Root } from "../../native/cgroup.js";
 import { netnsPath } from "../../native/netns.js";
 import { signal, waitGone } from "../../native/proc.js";
+import type { PodPolicy } from "../../scripts/cluster/pod-redirects.js";
 import { forceDown, readState, startEcho } from "../helpers/cluster.js";
 import { describePrivileged } from "../helpers/privileged.js";
 import {

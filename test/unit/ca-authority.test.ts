@@ -4,10 +4,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, s
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { CsrError, createCsr } from "../../common/pki/csr.js";
+import { fingerprint256, issueCertificate, uriSans } from "../../common/pki/x509.js";
 import { type CaMaterial, CertificateAuthority, checkMaterial, readPrivateKey } from "../../controller/ca/ca.js";
-import { CsrError, createCsr } from "../../controller/ca/csr.js";
 import { CA_FILES, caDir, generateRoot, loadPluginCa, loadStateDirCa, rotateRoot } from "../../controller/ca/root-store.js";
-import { fingerprint256, issueCertificate, uriSans } from "../../controller/ca/x509.js";
 import { runSync } from "../../native/exec.js";
 
 const ID = "spiffe://cluster.local/ns/shop/sa/web";

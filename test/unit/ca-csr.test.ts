@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { CsrError, checkCsrIdentity, createCsr, parseCsr } from "../../controller/ca/csr.js";
+import { CsrError, checkCsrIdentity, createCsr, parseCsr } from "../../common/pki/csr.js";
 import { runSync } from "../../native/exec.js";
 
 const ID = "spiffe://cluster.local/ns/shop/sa/web";
@@ -33,11 +33,11 @@ function opensslCsr(keyArgs: string[], san: string | null, digest = "-sha256"): 
   return readFileSync(csr, "utf8");
 }
 
-function refusal(fn: () => void): { code: string; message: string } {
+function refusal(fn: () => void): { code: string; weftCode: string; message: string } {
   try {
     fn();
   } catch (e) {
-    if (e instanceof CsrError) return { code: e.code, message: e.message };
+    if (e instanceof CsrError) return { code: e.reason, weftCode: e.code, message: e.message };
     throw e;
   }
   throw new Error("expected a refusal");
@@ -123,6 +123,7 @@ describe("CSRs", () => {
     const pem = typeof input === "function" ? input() : input;
     const r = refusal(() => parseCsr(pem));
     expect(r.code).toBe("MALFORMED");
+    expect(r.weftCode).toBe("WEFT_CERTIFICATE");
     expect(r.message).toMatch(why);
   });
 });

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AdminServer } from "../../agent/admin.js";
 import { type DebugAgent, registerDebugEndpoints, type TapLine, type WorkloadInfo } from "../../agent/admin-debug.js";
 import type { Explanation } from "../../agent/admin-explain.js";
 import { AgentClient } from "../../agent/cli/agent-client.js";
@@ -13,7 +12,8 @@ import type { ProxyHandle } from "../../agent/proxy/handle.js";
 import type { PodRedirect } from "../../agent/redirect/types.js";
 import type { MeshState } from "../../agent/state/updater.js";
 import { MeshView } from "../../agent/state/view.js";
-import { Watch } from "../../agent/state/watch.js";
+import { createWatch } from "../../agent/state/watch.js";
+import { AdminServer } from "../../common/admin-server.js";
 import { service, snapshot, workload } from "../helpers/mesh-fixture.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -23,7 +23,7 @@ const stuck = workload({ name: "stuck", ns: "shop", ip: "10.244.1.3", node: "nod
 const outsider = workload({ name: "outsider", ns: "legacy", ip: "10.244.1.4", node: "node1", nodeAddress: N1, enrolled: false });
 const remote = workload({ name: "remote", ns: "shop", ip: "10.244.2.2", node: "node2", nodeAddress: "10.250.0.12" });
 const data = snapshot("node1", [client, stuck, outsider, remote], [service("api", "shop", "10.96.0.10", 80, 8080, [remote])]);
-const state = new Watch<MeshState>({ revision: 3, data, view: new MeshView(data), synced: true });
+const { watch: state, set: setState } = createWatch<MeshState>({ revision: 3, data, view: new MeshView(data), synced: true });
 
 const listeners = new Set<(e: ConnectionEvent) => void>();
 const handle: ProxyHandle = {
@@ -150,11 +150,11 @@ describe("/explain", () => {
   });
 
   it("refuses to explain before the first config arrived", async () => {
-    state.set({ ...state.get(), synced: false });
+    setState({ ...state.get(), synced: false });
     try {
       await expect(c.json("/explain?src=shop/client&dst=1.2.3.4:80")).rejects.toThrow(/has not received its mesh config yet/);
     } finally {
-      state.set({ ...state.get(), synced: true });
+      setState({ ...state.get(), synced: true });
     }
   });
 });

@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AdminServer, type AdminStream } from "../../agent/admin.js";
 import {
   AgentClient,
   AgentUnreachableError,
@@ -14,6 +13,7 @@ import {
   resolveAgent,
   timeoutMs,
 } from "../../agent/cli/agent-client.js";
+import { AdminServer, type AdminStream } from "../../common/admin-server.js";
 import { waitFor } from "../helpers/wait.js";
 
 const dir = mkdtempSync(join(tmpdir(), "weft-cli-client-"));

@@ -231,6 +231,15 @@ describe("connections and tap", () => {
     expect(
       renderEvent({ type: "close", at, connection: conn, responseFlags: "DENY", error: "destination refused the tunnel: HTTP 403" }),
     ).toMatch(/CLOSE .* 2\.0 KiB in, 10 B out, 1m5s {2}flags: DENY {2}error: destination refused the tunnel: HTTP 403$/);
+    const coded = renderEvent({
+      type: "close",
+      at,
+      connection: conn,
+      responseFlags: "DENY",
+      error: "destination refused the tunnel: HTTP 403 WEFT_AUTHZ_DENIED (an authorization policy denied the connection)",
+      errorCode: "WEFT_AUTHZ_DENIED",
+    });
+    expect(coded).toMatch(/error: destination refused the tunnel: HTTP 403 WEFT_AUTHZ_DENIED .* \[WEFT_AUTHZ_DENIED\]$/);
   });
 });
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { AdminServer, adminGet, adminRequest } from "../../agent/admin.js";
+import { AdminServer, adminGet, adminRequest } from "../../common/admin-server.js";
 import { captureLogger } from "../helpers/control-log.js";
 
 describe("admin server", () => {
@@ -58,13 +58,18 @@ describe("admin server", () => {
   it("answers unknown paths, wrong methods and failing handlers with a clear JSON error", async () => {
     const missing = await adminGet(sock, "/nope");
     expect(missing.status).toBe(404);
-    expect(JSON.parse(missing.body)).toMatchObject({ error: "no admin endpoint /nope", endpoints: expect.arrayContaining(["/hello"]) });
+    expect(JSON.parse(missing.body)).toMatchObject({
+      error: "no admin endpoint /nope",
+      code: "WEFT_NOT_FOUND",
+      endpoints: expect.arrayContaining(["/hello"]),
+    });
     const wrong = await adminRequest(sock, "DELETE", "/hello");
     expect(wrong.status).toBe(405);
-    expect(JSON.parse(wrong.body).error).toBe("DELETE is not allowed on /hello; use GET");
+    expect(JSON.parse(wrong.body)).toEqual({ error: "DELETE is not allowed on /hello; use GET", code: "WEFT_INVALID_INPUT" });
     const boom = await adminGet(sock, "/boom");
     expect(boom.status).toBe(500);
-    expect(JSON.parse(boom.body)).toEqual({ error: "handler broke" });
+    // An uncoded throw is a bug as far as the caller can tell.
+    expect(JSON.parse(boom.body)).toEqual({ error: "handler broke", code: "WEFT_INTERNAL" });
     expect(cap.find(/admin handler failed/)).toHaveLength(1);
     // Still serving after all that.
     expect((await adminGet(sock, "/text")).status).toBe(200);

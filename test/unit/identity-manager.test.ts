@@ -5,8 +5,8 @@
  */
 import { X509Certificate } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
+import { fingerprint256 } from "../../common/pki/x509.js";
 import { rotateRoot } from "../../controller/ca/root-store.js";
-import { fingerprint256 } from "../../controller/ca/x509.js";
 import { ControlFixture } from "../helpers/control-fixture.js";
 import { namespace, node, pod } from "../helpers/control-objects.js";
 import { waitFor } from "../helpers/wait.js";

@@ -75,17 +75,17 @@ describe("inbound decision", () => {
     [
       "unknown destination",
       { sourceIdentity: client.identity, sourceIp: "10.244.1.2", target: { ip: "10.244.9.9", port: 80 } },
-      { ok: false, status: 400 },
+      { ok: false, status: 400, code: "WEFT_UNKNOWN_DESTINATION" },
     ],
     [
       "destination on another node",
       { sourceIdentity: remote.identity, sourceIp: "10.244.2.2", target: { ip: "10.244.1.2", port: 80 } },
-      { ok: false, status: 400 },
+      { ok: false, status: 400, code: "WEFT_WRONG_NODE" },
     ],
     [
       "destination not in the mesh",
       { sourceIdentity: client.identity, sourceIp: "10.244.1.2", target: { ip: "10.244.2.3", port: 80 } },
-      { ok: false, status: 400 },
+      { ok: false, status: 400, code: "WEFT_NOT_IN_MESH" },
     ],
     [
       "SNI asked for another identity",
@@ -95,7 +95,7 @@ describe("inbound decision", () => {
         target: { ip: "10.244.2.2", port: 80 },
         presentedIdentity: plain.identity,
       },
-      { ok: false, status: 421 },
+      { ok: false, status: 421, code: "WEFT_IDENTITY_MISMATCH" },
     ],
   ] as const)("%s", (_name, req, want) => {
     expect(checkInbound(v2, req)).toMatchObject(want);

@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { configCodec, excludeKeyCodec, origCodec, podCodec, tupleCodec } from "../../agent/redirect/abi.js";
-import { clusterPodRedirects } from "../../agent/redirect/cluster-pods.js";
 import { redirectConfig } from "../../agent/redirect/defaults.js";
 import { formatExclude, parseExclude } from "../../agent/redirect/exclude.js";
 import { hostInterfaceFromRoute } from "../../agent/redirect/host-interface.js";
@@ -15,6 +14,7 @@ import { guardPinIfindex, guardPinName } from "../../agent/redirect/programs.js"
 import { BpfRedirector } from "../../agent/redirect/redirector.js";
 import { possibleCpus } from "../../agent/redirect/stats.js";
 import { BpfError, checkInt, checkPtr } from "../../native/bpf-error.js";
+import { clusterPodRedirects } from "../../scripts/cluster/pod-redirects.js";
 import type { ClusterState } from "../../scripts/cluster/state.js";
 
 describe("excluded destinations", () => {
@@ -249,7 +249,8 @@ describe("libbpf errors", () => {
     expect(e.message).toBe(
       "attach weft_connect4 to cgroup /x: EPERM: the agent needs CAP_BPF and CAP_NET_ADMIN (and CAP_SYS_ADMIN to attach to cgroups): run it as root or privileged",
     );
-    expect(e.code).toBe("EPERM");
+    expect(e.errnoName).toBe("EPERM");
+    expect(e.code).toBe("WEFT_KERNEL");
     expect(() => checkInt("load x", -2, () => 0)).toThrow(/^load x: ENOENT: not found/);
     expect(() => checkInt("load x", -1, () => 13)).toThrow(/^load x: EACCES/);
     expect(checkInt("ok", 5, () => 0)).toBe(5);

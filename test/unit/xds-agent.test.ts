@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { adminGet } from "../../agent/admin.js";
 import { AgentApp } from "../../agent/app.js";
 import { agentConfig } from "../../agent/config.js";
+import { adminGet } from "../../common/admin-server.js";
 import type { MeshSnapshotData } from "../../controller/api/model.js";
 import { ControlFixture } from "../helpers/control-fixture.js";
 import { captureLogger } from "../helpers/control-log.js";
@@ -65,7 +65,10 @@ describe("agent admin API", () => {
     expect(st.components.xds).toMatchObject({ state: "connected", target: f.target, streamsOpened: 1 });
     expect(Object.keys(st.appliedVersions)).toHaveLength(8);
     expect((await adminGet(sock, "/healthz")).body).toBe("ok\n");
-    expect((await adminGet(sock, "/ready")).status).toBe(200);
+    expect((await adminGet(sock, "/synced")).status).toBe(200);
+    // /ready is the 15021 readiness: the same answer as the agent's readiness(), reasons included.
+    const ready = await adminGet(sock, "/ready");
+    expect(ready.status).toBe(app.readiness().ready ? 200 : 503);
   });
 });
 

@@ -5,10 +5,10 @@
  */
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
+import { silentLogger } from "../../common/log.js";
 import type { AuthorizationPolicy, Service, Workload } from "../../controller/api/model.js";
 import { RESOURCE_KINDS, typeUrlOf } from "../../controller/api/resources.js";
 import type { WireDeltaRequest, WireDeltaResponse } from "../../controller/api/wire-types.js";
-import { silentLogger } from "../../controller/log.js";
 import type { MeshModel } from "../../controller/translate/types.js";
 import { XdsService } from "../../controller/xds/service.js";
 import { WORKLOAD } from "../helpers/control-fixtures-model.js";

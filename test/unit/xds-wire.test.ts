@@ -5,6 +5,7 @@
 import { X509Certificate } from "node:crypto";
 import type protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
+import { fingerprint256 } from "../../common/pki/x509.js";
 import { messageType } from "../../controller/api/proto.js";
 import {
   decodeResource,
@@ -17,7 +18,6 @@ import {
 } from "../../controller/api/resources.js";
 import { toWire } from "../../controller/api/wire-encode.js";
 import { generateRoot } from "../../controller/ca/root-store.js";
-import { fingerprint256 } from "../../controller/ca/x509.js";
 import { AUTHZ, DESTINATION, fixtures, PEER, ROUTES, SERVICE, WORKLOAD } from "../helpers/control-fixtures-model.js";
 
 const root = generateRoot("cluster.local");

@@ -26,7 +26,7 @@ import { type ClusterRequest, type ClusterResult, resolveCluster, type UpstreamC
 import { type CompiledRule, compileTable, findRule, RequestFacts, type RouteRef } from "./match.js";
 import { applyRewrite, redirectLocation } from "./rewrite.js";
 
-export type { ResolvedTrafficPolicy, UpstreamCluster } from "./cluster.js";
+export type { UpstreamCluster } from "./cluster.js";
 export type { RouteRef } from "./match.js";
 
 /** The facts of one HTTP request the router decides on. */

@@ -1,5 +1,6 @@
 /** Output for `weft` commands: human tables by default, `-o json|yaml` for machines. */
 import { createRequire } from "node:module";
+import { type ErrorCode, errorMessage, errorStack, WeftError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
 
@@ -38,13 +39,14 @@ export function emit(format: OutputFormat, value: unknown, human: () => string):
 }
 
 /** An error the CLI prints as one line (no stack) before exiting non-zero. */
-export class CliError extends Error {
+export class CliError extends WeftError {
   override readonly name = "CliError";
   constructor(
     message: string,
     readonly exitCode = 1,
+    code: ErrorCode = "WEFT_INVALID_INPUT",
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
@@ -54,10 +56,12 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
     try {
       await fn(...args);
     } catch (e) {
-      const err = e as Error & { exitCode?: number };
-      process.stderr.write(`weft: ${err.message}\n`);
-      if (process.env.WEFT_DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);
-      process.exitCode = typeof err.exitCode === "number" ? err.exitCode : 1;
+      // A coded failure names its code (what logs and metrics carry); bad input is just said.
+      const tag = e instanceof WeftError && e.code !== "WEFT_INVALID_INPUT" ? ` [${e.code}]` : "";
+      process.stderr.write(`weft: ${errorMessage(e)}${tag}\n`);
+      if (process.env.WEFT_DEBUG) process.stderr.write(`${errorStack(e)}\n`);
+      const exitCode = (e as { exitCode?: unknown } | null)?.exitCode;
+      process.exitCode = typeof exitCode === "number" ? exitCode : 1;
     }
   };
 }

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { type AddressInfo, connect } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
+import { codeForStatus, errorInfo, errorMessage } from "./errors.js";
 
 /** What a handler sees. */
 export interface AdminRequest {
@@ -63,6 +64,12 @@ const MAX_STREAM_BACKLOG = 1024 * 1024;
 
 /** Interval of keep-alive lines on idle streams. */
 export const STREAM_KEEPALIVE_MS = 10_000;
+
+/** An error answer (status >= 400 with an `error` field) always names its code, so every client can show it. */
+function withCode(status: number, json: unknown): unknown {
+  if (status < 400 || json === null || typeof json !== "object" || !("error" in json) || "code" in json) return json;
+  return { ...json, code: codeForStatus(status) };
+}
 
 /** True when something answers on a unix socket. */
 function socketInUse(path: string): Promise<boolean> {
@@ -126,7 +133,7 @@ export class AdminServer {
       if (!route) {
         send(
           404,
-          `${JSON.stringify({ error: `no admin endpoint ${url.pathname}`, endpoints: this.endpoints().map((e) => e.path) }, null, 2)}\n`,
+          `${JSON.stringify({ error: `no admin endpoint ${url.pathname}`, code: "WEFT_NOT_FOUND", endpoints: this.endpoints().map((e) => e.path) }, null, 2)}\n`,
           "application/json",
         );
         return;
@@ -135,7 +142,7 @@ export class AdminServer {
       if (!route.methods.includes(method)) {
         send(
           405,
-          `${JSON.stringify({ error: `${method} is not allowed on ${url.pathname}; use ${route.methods.join(" or ")}` })}\n`,
+          `${JSON.stringify({ error: `${method} is not allowed on ${url.pathname}; use ${route.methods.join(" or ")}`, code: "WEFT_INVALID_INPUT" })}\n`,
           "application/json",
         );
         return;
@@ -144,17 +151,22 @@ export class AdminServer {
       for await (const chunk of req) {
         body += chunk;
         if (body.length > MAX_BODY) {
-          send(413, `${JSON.stringify({ error: `request body larger than ${MAX_BODY} bytes` })}\n`, "application/json");
+          send(
+            413,
+            `${JSON.stringify({ error: `request body larger than ${MAX_BODY} bytes`, code: "WEFT_INVALID_INPUT" })}\n`,
+            "application/json",
+          );
           return;
         }
       }
       const out = await route.handler({ method, url, body });
       if (out.stream) this.startStream(res, out.stream, out.status ?? 200);
       else if (out.text !== undefined) send(out.status ?? 200, out.text, "text/plain; charset=utf-8");
-      else send(out.status ?? 200, `${JSON.stringify(out.json ?? null, null, 2)}\n`, "application/json");
+      else send(out.status ?? 200, `${JSON.stringify(withCode(out.status ?? 200, out.json ?? null), null, 2)}\n`, "application/json");
     } catch (e) {
-      this.log.error({ err: (e as Error).message, path: req.url }, "admin handler failed");
-      if (!res.headersSent) send(500, `${JSON.stringify({ error: (e as Error).message })}\n`, "application/json");
+      const info = errorInfo(e);
+      this.log.error({ err: info.message, code: info.code, path: req.url }, "admin handler failed");
+      if (!res.headersSent) send(500, `${JSON.stringify({ error: info.message, code: info.code })}\n`, "application/json");
       else res.destroy();
     }
   }
@@ -179,7 +191,7 @@ export class AdminServer {
         try {
           fn();
         } catch (e) {
-          this.log.warn({ err: (e as Error).message }, "admin stream cleanup failed");
+          this.log.warn({ err: errorMessage(e) }, "admin stream cleanup failed");
         }
       }
     };

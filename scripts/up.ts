@@ -8,14 +8,15 @@ import { cpSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { defaultClusterName } from "../../scripts/cluster/cli.js";
-import { clusterDown, clusterUp, requireState } from "../../scripts/cluster/cluster.js";
-import { agentSocket, startMesh } from "../../scripts/cluster/mesh.js";
-import { execArgv, resolvePlace } from "../../scripts/cluster/processes.js";
-import { loadState, stateDir } from "../../scripts/cluster/state.js";
-import { DEFAULT_SPEC, MAX_NODES } from "../../scripts/cluster/topology.js";
-import { BOOKINFO_NS, BOOKINFO_PORT, deployBookinfo } from "../../scripts/demo/bookinfo.js";
-import { action, CliError, intOption } from "./output.js";
+import { action, CliError, intOption } from "../common/cli-output.js";
+import { errorMessage } from "../common/errors.js";
+import { defaultClusterName } from "./cluster/cli.js";
+import { clusterDown, clusterUp, requireState } from "./cluster/cluster.js";
+import { agentSocket, startMesh } from "./cluster/mesh.js";
+import { execArgv, resolvePlace } from "./cluster/processes.js";
+import { loadState, stateDir } from "./cluster/state.js";
+import { DEFAULT_SPEC, MAX_NODES } from "./cluster/topology.js";
+import { BOOKINFO_NS, BOOKINFO_PORT, deployBookinfo } from "./demo/bookinfo.js";
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -82,7 +83,7 @@ export function registerUpCommands(program: Command): void {
             // no logs yet
           }
           await clusterDown(o.name).catch(() => undefined);
-          throw new Error(`${(e as Error).message}\n  logs saved in ${saved}; everything created was removed`);
+          throw new Error(`${errorMessage(e)}\n  logs saved in ${saved}; everything created was removed`);
         }
         const s = requireState(o.name);
         const vip = (name: string) => s.services.find((x) => x.namespace === BOOKINFO_NS && x.name === name)?.vip ?? "?";

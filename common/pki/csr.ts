@@ -3,6 +3,7 @@
  * node) and checked by the CA: structure, signature, key strength, and the SAN it asks for.
  */
 import { createPublicKey, type KeyObject, sign, verify } from "node:crypto";
+import { errorMessage, WeftError } from "../errors.js";
 import {
   type Asn1,
   algorithm,
@@ -28,13 +29,14 @@ import { toPem } from "./x509.js";
 export const MAX_CSR_BYTES = 16 * 1024;
 
 /** Why a CSR was refused; code is stable for callers and tests. */
-export class CsrError extends Error {
+export class CsrError extends WeftError {
   override readonly name = "CsrError";
   constructor(
-    readonly code: "MALFORMED" | "BAD_SIGNATURE" | "WEAK_KEY" | "BAD_SAN" | "UNSUPPORTED_ALGORITHM",
+    /** Why, for the CA's logs and the refused agent. */
+    readonly reason: "MALFORMED" | "BAD_SIGNATURE" | "WEAK_KEY" | "BAD_SAN" | "UNSUPPORTED_ALGORITHM",
     message: string,
   ) {
-    super(message);
+    super("WEFT_CERTIFICATE", message);
   }
 }
 
@@ -160,7 +162,7 @@ export function parseCsr(pem: string): CsrInfo {
     signature = sigBits.subarray(1);
   } catch (e) {
     if (e instanceof CsrError) throw e;
-    throw new CsrError("MALFORMED", `CSR is not valid DER PKCS#10: ${(e as Error).message}`);
+    throw new CsrError("MALFORMED", `CSR is not valid DER PKCS#10: ${errorMessage(e)}`);
   }
   const fields = criNode.value as Asn1[];
   const spkiNode = fields[2];
@@ -170,7 +172,7 @@ export function parseCsr(pem: string): CsrInfo {
   try {
     publicKey = publicKeyFromSpki(spkiNode, spki);
   } catch (e) {
-    throw new CsrError("MALFORMED", `CSR public key cannot be read: ${(e as Error).message}`);
+    throw new CsrError("MALFORMED", `CSR public key cannot be read: ${errorMessage(e)}`);
   }
   checkKey(publicKey);
   const alg = SIGNATURE_ALGORITHMS[sigOid];

@@ -4,8 +4,8 @@
  * desired set. Enrolment is decided by the caller (labels, or a test's choice).
  */
 import { join } from "node:path";
+import type { InboundMode, PodRedirect } from "../../agent/redirect/types.js";
 import type { ClusterState, PodRecord } from "../../scripts/cluster/state.js";
-import type { InboundMode, PodRedirect } from "./types.js";
 
 /** How a pod is redirected; default: captured, guard off. */
 export interface PodPolicy {
