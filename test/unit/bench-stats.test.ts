@@ -36,11 +36,13 @@ describe("bench stats", () => {
   });
 
   it("paired ratio is the median of per-round ratios, not the ratio of medians", () => {
-    // Round 2 is slow for both (noise hitting the whole round): pairing cancels it.
-    const a = [100, 50, 102];
-    const b = [200, 100, 200];
+    // Per round a/b is 0.5, 0.6, 0.3: the median of those is 0.5, while the ratio of the medians
+    // (90 / 200 = 0.45) and the mean of the ratios (0.467) are not, so only pairing passes.
+    const a = [100, 60, 90];
+    const b = [200, 100, 300];
     expect(pairedRatio(a, b)).toBe(0.5);
-    expect(median(a) / median(b)).toBeCloseTo(0.5);
+    expect(median(a) / median(b)).toBeCloseTo(0.45);
+    expect(pairedRatio(b, a)).toBeCloseTo(2);
     // A round where one side has no number is left out.
     expect(pairedRatio([1, null, 3], [2, 5, 3])).toBe(0.75);
     expect(pairedRatio([null], [1])).toBeNull();
@@ -48,8 +50,13 @@ describe("bench stats", () => {
   });
 
   it("paired added ratio compares costs over the baseline, round by round", () => {
-    // weft adds 30 µs, haproxy adds 20 µs over direct in every round → 1.5×.
-    expect(pairedAddedRatio([130, 140], [120, 130], [100, 110])).toBe(1.5);
+    // Added over direct per round: a 30, 50, 12 and b 20, 40, 30 → 1.5, 1.25, 0.4, median 1.25.
+    // Unpaired, (median a − median base) / (median b − median base) = 30 / 30 = 1: a different answer.
+    const base = [100, 110, 100];
+    const a = [130, 160, 112];
+    const b = [120, 150, 130];
+    expect(pairedAddedRatio(a, b, base)).toBe(1.25);
+    expect((median(a) - median(base)) / (median(b) - median(base))).toBe(1);
     // A round where the reference adds nothing is left out rather than dividing by zero.
     expect(pairedAddedRatio([150, 140], [100, 130], [100, 110])).toBe(1.5);
     expect(pairedAddedRatio([130], [100], [100])).toBeNull();
