@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { mean, median, medianOrNull, pairedAddedRatio, pairedRatio, percentile, ratio, sig } from "../../bench/lib/stats.js";
+import {
+  mean,
+  median,
+  medianOrNull,
+  pairedAddedRatio,
+  pairedAddedRatioSpread,
+  pairedRatio,
+  pairedRatioSpread,
+  percentile,
+  ratio,
+  sig,
+} from "../../bench/lib/stats.js";
 import { checkTarget } from "../../bench/lib/targets.js";
 
 describe("bench stats", () => {
@@ -94,7 +105,31 @@ describe("bench targets", () => {
 
   it("a missing measurement is not measured, with the reason", () => {
     const t = checkTarget({ what: "rps", op: ">=", bound: 0.6, unit: "×" }, null, "weft not run (variant not available)");
-    expect(t).toEqual({ what: "rps", target: ">= 0.6×", measured: null, met: null, note: "weft not run (variant not available)" });
+    expect(t).toEqual({
+      what: "rps",
+      target: ">= 0.6×",
+      measured: null,
+      met: null,
+      note: "weft not run (variant not available)",
+      op: ">=",
+    });
     expect(checkTarget({ what: "x", op: "<=", bound: 1, unit: "×" }, Number.NaN).met).toBeNull();
+  });
+});
+
+describe("spread across rounds", () => {
+  it("a paired ratio comes with the min and max of the per-round ratios", () => {
+    expect(pairedRatioSpread([100, 60, 90], [200, 100, 300])).toEqual({ median: 0.5, min: 0.3, max: 0.6, n: 3 });
+    expect(pairedRatioSpread([null], [1])).toBeNull();
+    expect(pairedAddedRatioSpread([130, 160, 112], [120, 150, 130], [100, 110, 100])).toEqual({ median: 1.25, min: 0.4, max: 1.5, n: 3 });
+  });
+
+  it("a target is met on the median alone, and says its spread", () => {
+    // Two of three rounds miss the bar, but the median holds: met, with the spread shown.
+    const met = checkTarget({ what: "rps", op: ">=", bound: 0.8, unit: "×" }, { median: 0.82, min: 0.7, max: 0.9, n: 3 });
+    expect(met).toMatchObject({ met: true, measured: "0.82× (0.7–0.9× over 3 rounds)", value: 0.82, spread: [0.7, 0.9] });
+    // The best round clears the bar but the median does not: missed.
+    const missed = checkTarget({ what: "p50", op: "<=", bound: 1.5, unit: "×" }, { median: 1.6, min: 1.2, max: 2, n: 3 });
+    expect(missed).toMatchObject({ met: false, measured: "1.6× (1.2–2× over 3 rounds)" });
   });
 });
