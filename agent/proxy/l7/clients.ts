@@ -113,7 +113,9 @@ export class UpstreamClients {
     settings: ClientSettings,
   ): Exchange {
     const key = `${source.uid}|${sourceIp}|${t.target.ip}:${t.target.port}|${t.mode}`;
-    return protocol === "http1" ? this.sendH1(key, source, sourceIp, t, head, settings) : this.sendH2(key, source, sourceIp, t, head, settings);
+    return protocol === "http1"
+      ? this.sendH1(key, source, sourceIp, t, head, settings)
+      : this.sendH2(key, source, sourceIp, t, head, settings);
   }
 
   private agentFor(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, settings: ClientSettings): Agent {
@@ -198,7 +200,13 @@ export class UpstreamClients {
     return { body: req, response, abort: () => req.destroy() };
   }
 
-  private sessionFor(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, settings: ClientSettings): Promise<ClientHttp2Session> {
+  private sessionFor(
+    key: string,
+    source: Workload,
+    sourceIp: string,
+    t: UpstreamTarget,
+    settings: ClientSettings,
+  ): Promise<ClientHttp2Session> {
     const hit = this.h2.get(key);
     if (hit) {
       hit.lastUsed = Date.now();
@@ -225,7 +233,14 @@ export class UpstreamClients {
     return session;
   }
 
-  private sendH2(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, head: UpstreamHead, settings: ClientSettings): Exchange {
+  private sendH2(
+    key: string,
+    source: Workload,
+    sourceIp: string,
+    t: UpstreamTarget,
+    head: UpstreamHead,
+    settings: ClientSettings,
+  ): Exchange {
     let stream: ClientHttp2Stream | undefined;
     let aborted = false;
     // The body sink must exist before the session does: buffer writes in a small relay.
