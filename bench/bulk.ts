@@ -7,6 +7,7 @@
  * pod (node 2), so neither end spends its time on disk or copies: what limits the rate is the
  * path. MB/s is bytes over curl's total time; proxy CPU is per GiB carried.
  */
+
 import { type ActiveVariant, type BenchEnv, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
 import type { BenchRow } from "./lib/output.js";
 import { cpuSince, snapshotCpu, totalRss } from "./lib/proc-stats.js";
@@ -14,6 +15,7 @@ import { median, medianOrNull, pairedRatio, sig } from "./lib/stats.js";
 import { checkTarget } from "./lib/targets.js";
 import { CURL_TRANSFER_FORMAT, checkTransfer, parseCurlTransfer } from "./lib/transfer.js";
 import { BULK_PATH } from "./lib/upstream.js";
+import { L4_VARIANTS } from "./lib/variant.js";
 
 const MIB = 2 ** 20;
 
@@ -26,6 +28,8 @@ interface Sample {
 await runBench(
   {
     script: "bulk",
+    // The L7 paths are measured by http.ts; here they would only repeat the L4 tunnel's cost.
+    defaultVariants: L4_VARIANTS,
     numbers: [{ flag: "size-mib", help: "MiB per download", min: 1, max: 16_384, full: 1024, quick: 128 }],
     bulkBytes: (n) => (n["size-mib"] as number) * MIB,
   },

@@ -1,7 +1,7 @@
 /**
  * Capture cost: connect() latency from a pod with eBPF capture vs without, in one run.
  *
- *   node dist/bench/capture.js [--rounds 5] [--connects 2000]
+ *   node dist/bench/capture.js [--quick] [--rounds 5] [--connects 2000]
  *
  * Builds a throwaway 2-node local cluster (weft-bcap<pid>), runs `weft redirect serve` on node 1
  * only, and measures, from inside pods, the time from connect() to the 'connect' event against
@@ -27,6 +27,9 @@ import { errorMessage } from "../common/errors.js";
 import { cgroup2Root } from "../native/cgroup.js";
 import { clusterPodRedirects } from "../scripts/cluster/pod-redirects.js";
 import { loadState } from "../scripts/cluster/state.js";
+import { type BenchOutput, type BenchRow, emitBenchOutput } from "./lib/output.js";
+import { median, perRoundRatios, sig, spreadOf } from "./lib/stats.js";
+import { checkTarget } from "./lib/targets.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const WEFT = join(ROOT, "dist", "agent", "cli", "main.js");
@@ -65,15 +68,56 @@ interface TargetStats {
   errors: number;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+/** The bench contract's output: every figure computed here, from the per-round medians. */
+function captureOutput(
+  perRound: Map<string, number[]>,
+  ratios: number[],
+  run: { rounds: number; connects: number; captured: number },
+): BenchOutput {
+  const variants = ["captured", "skip-path", "unenrolled", "no-programs"];
+  const base = perRound.get("no-programs") ?? [];
+  const rows: BenchRow[] = variants.map((v) => {
+    const xs = perRound.get(v) ?? [];
+    const vsBase = spreadOf(perRoundRatios(xs, base));
+    return {
+      variant: v,
+      "connect µs": sig(median(xs), 3),
+      "vs no-programs": vsBase ? sig(vsBase.median, 3) : null,
+      ...(vsBase && vsBase.n > 1 ? { "vs no-programs spread": [sig(vsBase.min, 3), sig(vsBase.max, 3)] } : {}),
+      "µs per round": xs.map((x) => sig(x, 3)),
+    };
+  });
+  const headline = spreadOf(ratios);
+  const cap = perRound.get("captured") ?? [];
+  const skip = perRound.get("skip-path") ?? [];
+  const added = spreadOf(cap.map((x, i) => x - (skip[i] ?? Number.NaN)).filter(Number.isFinite));
+  rows.push({
+    variant: "captured vs skip-path (same process, interleaved): the cost of capture",
+    "connect µs": added ? sig(added.median, 3) : null,
+    "vs no-programs": null,
+    "captured vs skip-path": headline ? sig(headline.median, 3) : null,
+    ...(headline && headline.n > 1 ? { "captured vs skip-path spread": [sig(headline.min, 3), sig(headline.max, 3)] } : {}),
+    "µs per round": cap.map((x, i) => sig(x - (skip[i] ?? 0), 3)),
+  });
+  return {
+    bench: "capture",
+    title: "Capture cost: connect() with eBPF capture vs without",
+    command: `node dist/bench/capture.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""}`,
+    rows,
+    notes: [
+      `Time from net.connect() to 'connect' from inside pods, against same-shaped listeners on the node's gateway; ${run.rounds} round(s) × ${run.connects} connects per variant, clients pinned to CPU 1, order rotated each round; each cell is the median over rounds of per-round medians (µs).`,
+      "captured: an enrolled pod dials another pod, rewritten to the proxy port; skip-path: the same process dials the proxy port directly (programs run, decide not to capture), interleaved connect by connect. The headline is captured / skip-path; its last row's 'connect µs' is the added µs (median of per-round differences).",
+      "unenrolled and no-programs are other processes (a non-enrolled pod; a node without programs): they show the cost of programs being attached at all, with a few µs of process-to-process noise.",
+      `Connections captured during the run (the programs' own counter): ${run.captured}.`,
+    ],
+    targets: [checkTarget({ what: "capture adds to a connect (captured − skip-path)", op: "<=", bound: 5, unit: "µs" }, added)],
+  };
 }
 
 async function main(): Promise<void> {
-  const rounds = arg("--rounds", 5);
-  const connects = arg("--connects", 2000);
+  const quick = process.argv.includes("--quick");
+  const rounds = arg("--rounds", quick ? 2 : 5);
+  const connects = arg("--connects", quick ? 500 : 2000);
   const name = `weft-bcap${process.pid % 10000}`;
   const dir = mkdtempSync(join(tmpdir(), "weft-bench-capture-"));
   const exec = (place: string, argv: readonly string[], detach = false) =>
@@ -158,29 +202,7 @@ async function main(): Promise<void> {
       }
     }
     const status = JSON.parse(await weft(["redirect", "status", "--pin-dir", pinDir, "-o", "json"])) as { stats: Record<string, number> };
-    const m = (v: string) => median(perRound.get(v) ?? []);
-    const base = m("no-programs");
-    const rows = ["captured", "skip-path", "unenrolled", "no-programs"].map((v) => ({
-      variant: v,
-      medianUs: Number(m(v).toFixed(1)),
-      perRoundUs: (perRound.get(v) ?? []).map((x) => Number(x.toFixed(1))),
-      vsNoPrograms: Number((m(v) / base).toFixed(3)),
-      addedUs: Number((m(v) - base).toFixed(1)),
-    }));
-    const result = {
-      rounds,
-      connectsPerVariantPerRound: connects,
-      node: process.version,
-      captured: status.stats.captured,
-      rows,
-      headline: {
-        what: "captured / skip-path, same process, interleaved (median over rounds of the per-round ratio)",
-        ratio: Number(median(ratios).toFixed(3)),
-        perRound: ratios.map((x) => Number(x.toFixed(3))),
-        addedUs: Number((m("captured") - m("skip-path")).toFixed(1)),
-      },
-    };
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    emitBenchOutput(captureOutput(perRound, ratios, { rounds, connects, captured: status.stats.captured ?? 0 }));
   } finally {
     await weft(["cluster", "down", "--name", name]).catch((e) => process.stderr.write(`cleanup: ${errorMessage(e)}\n`));
     rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 /**
  * Request/response and new connections per second, every variant side by side.
  *
- *   node dist/bench/http.js [--quick] [--rounds 3] [--duration 10] [--variants direct,haproxy,weft]
+ *   node dist/bench/http.js [--quick] [--rounds 3] [--duration 10] [--variants direct,haproxy,haproxy-http,weft,weft-l7]
  *
  * wrk runs in each variant's client pod (node 1) against nginx in its server pod (node 2):
  *   keep-alive c=1   HTTP/1.1 keep-alive, 1 KiB body, one connection: latency without queueing
@@ -9,16 +9,20 @@
  *   new connections  50 concurrent, `Connection: close`: one request per TCP connection, which the
  *                    server's accept counter confirms (requests per connection ≈ 1)
  * Each round runs every scenario for every variant (rotating the order); proxy CPU is the
- * utime+stime its processes gained during the run, RSS is read right after it.
+ * utime+stime its processes gained during the run, RSS is read right after it. The L4 tables
+ * compare weft's L4 path with the HAProxy pair in TCP mode; the L7 tables compare weft's L7 path
+ * (a Service port declared http) with the pair in HTTP mode, weft L4 and direct, from the same
+ * interleaved rounds. New connections are measured on the L4 paths.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ActiveVariant, type BenchEnv, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
 import type { BenchRow } from "./lib/output.js";
 import { cpuSince, snapshotCpu, totalRss } from "./lib/proc-stats.js";
-import { median, medianOrNull, pairedAddedRatio, pairedRatio, sig } from "./lib/stats.js";
+import { median, medianOrNull, pairedAddedRatioSpread, pairedRatioSpread, type Spread, sig } from "./lib/stats.js";
 import { checkTarget } from "./lib/targets.js";
 import { SMALL_PATH } from "./lib/upstream.js";
+import type { VariantName } from "./lib/variant.js";
 import { describeWrkErrors, parseWrkResult, WRK_LUA, wrkArgs, wrkErrorCount } from "./lib/wrk.js";
 
 interface Scenario {
@@ -33,6 +37,10 @@ const SCENARIOS: readonly Scenario[] = [
   { id: "c50", table: "Request/response: HTTP/1.1 keep-alive, 1 KiB body, 50 connections", connections: 50, close: false },
   { id: "conn", table: "New connections: one request per connection (Connection: close), 50 concurrent", connections: 50, close: true },
 ];
+
+/** The variants of the L4 tables (new connections are measured on these only) and of the L7 tables. */
+const L4_TABLE: readonly VariantName[] = ["direct", "haproxy", "weft"];
+const L7_TABLE: readonly VariantName[] = ["direct", "haproxy-http", "weft", "weft-l7"];
 
 /** One wrk run's numbers. */
 interface Sample {
@@ -60,15 +68,20 @@ await runBench(
     // samples[scenario][variant][round]; a round a variant did not complete stays null.
     const samples = new Map<string, Map<string, (Sample | null)[]>>();
     for (const s of SCENARIOS)
-      samples.set(s.id, new Map(env.active.map((v) => [v.name, Array<Sample | null>(env.args.rounds).fill(null)])));
+      samples.set(
+        s.id,
+        new Map(env.active.filter((v) => runs(s, v.name)).map((v) => [v.name, Array<Sample | null>(env.args.rounds).fill(null)])),
+      );
 
     env.log("warm-up: 1 s per variant per scenario (not recorded)");
     for (const v of [...env.active]) {
-      for (const s of SCENARIOS) if (env.active.includes(v)) await run(env, v, s, 1, script).catch((e) => env.fail(v, e));
+      for (const s of SCENARIOS)
+        if (env.active.includes(v) && runs(s, v.name)) await run(env, v, s, 1, script).catch((e) => env.fail(v, e));
     }
     for (let r = 0; r < env.args.rounds; r++) {
       for (const s of SCENARIOS) {
         for (const v of env.order(r)) {
+          if (!runs(s, v.name)) continue;
           env.log(`round ${r + 1}/${env.args.rounds} ${s.id} ${v.name}`);
           const got = await run(env, v, s, duration, script).catch((e) => {
             env.fail(v, e);
@@ -83,8 +96,14 @@ await runBench(
     // A variant that failed part-way has only rows saying so: no ratio may rest on its partial numbers.
     for (const per of samples.values()) for (const name of per.keys()) if (!env.active.some((v) => v.name === name)) per.delete(name);
     const rows: BenchRow[] = [];
-    for (const s of SCENARIOS)
-      rows.push(...scenarioRows(env, s, samples.get(s.id) as Map<string, (Sample | null)[]>), ...skippedRows(s.table, env.skipped));
+    for (const spec of tableSpecs())
+      rows.push(
+        ...tableRows(env, spec, samples.get(spec.scenario.id) as Samples),
+        ...skippedRows(
+          spec.table,
+          env.skipped.filter((x) => spec.variants.includes(x.name)),
+        ),
+      );
     return {
       title: "Request/response and new connections (HTTP/1.1, wrk)",
       rows,
@@ -93,6 +112,8 @@ await runBench(
         "Latency is wrk's: from writing the request to the end of the response (for new connections the TCP handshake to the first hop is not in it). 'added p50' is the variant's p50 minus direct's in the same round.",
         "Proxy CPU is utime+stime of the variant's proxy processes during the run, per 10k requests; RSS is their resident memory right after it (all proxies summed).",
         "New connections: 'requests per connection' is wrk's completed requests over the connections nginx accepted in the run; ≈1 proves one request per connection.",
+        "Ratios are medians of the per-round ratios, with their spread across rounds (min–max) in brackets; a target is met only when its median is.",
+        "L7 tables: 'weft L7' calls a Service VIP whose port declares appProtocol http (node 1's agent parses and routes each request); 'HAProxy mTLS pair, HTTP mode' is the same pair with `mode http` on both halves, keep-alive and `http-reuse always`. Both weft rows use the same two agents, so their RSS is the same processes.",
       ],
       targets: targets(env, samples),
     };
@@ -143,19 +164,47 @@ async function run(env: BenchEnv, v: ActiveVariant, s: Scenario, seconds: number
   };
 }
 
-function scenarioRows(env: BenchEnv, s: Scenario, per: Map<string, (Sample | null)[]>): BenchRow[] {
+/** A table: the variants it shows and the baselines each row is compared with. */
+interface TableSpec {
+  table: string;
+  scenario: Scenario;
+  variants: readonly VariantName[];
+  /** Every row gets "… vs <baseline>" ratios for these (the first is direct). */
+  baselines: readonly VariantName[];
+}
+
+function tableSpecs(): TableSpec[] {
+  const specs: TableSpec[] = SCENARIOS.map((s) => ({ table: s.table, scenario: s, variants: L4_TABLE, baselines: ["direct", "haproxy"] }));
+  for (const s of SCENARIOS.filter((x) => x.id !== "conn"))
+    specs.push({
+      table: `L7: ${s.table} — weft's L7 path and HAProxy in HTTP mode`,
+      scenario: s,
+      variants: L7_TABLE,
+      baselines: ["direct", "haproxy-http", "weft"],
+    });
+  return specs;
+}
+
+/** Whether a variant runs a scenario: new connections are measured on the L4 paths only. */
+function runs(s: Scenario, v: VariantName): boolean {
+  return s.id !== "conn" || L4_TABLE.includes(v);
+}
+
+type Samples = Map<string, (Sample | null)[]>;
+
+function tableRows(env: BenchEnv, spec: TableSpec, per: Samples): BenchRow[] {
+  const s = spec.scenario;
   const col = (name: string, pick: (x: Sample) => number | null) => (per.get(name) ?? []).map((x) => (x ? pick(x) : null));
-  const direct = per.has("direct") ? col("direct", (x) => x.rps) : null;
-  const haproxy = per.has("haproxy") ? col("haproxy", (x) => x.rps) : null;
   const rate = s.close ? "conn/s" : "rps";
   const unit = s.close ? "conn" : "req";
   const rows: BenchRow[] = [];
+  const direct = per.has("direct");
   for (const v of env.active) {
+    if (!spec.variants.includes(v.name)) continue;
     const xs = (per.get(v.name) ?? []).filter((x): x is Sample => x !== null);
     if (xs.length === 0) continue;
-    const rps = col(v.name, (x) => x.rps);
     const row: BenchRow = {
-      table: s.table,
+      table: spec.table,
       variant: v.title,
       [rate]: sig(median(xs.map((x) => x.rps))),
       "p50 µs": median(xs.map((x) => x.p50)),
@@ -164,35 +213,51 @@ function scenarioRows(env: BenchEnv, s: Scenario, per: Map<string, (Sample | nul
     if (s.close) row["requests per connection"] = round3(medianOrNull(xs.map((x) => x.perConn)));
     row[`proxy CPU s /10k ${unit}`] = round3(medianOrNull(xs.map((x) => x.cpuPer10k)));
     row["proxy RSS MiB"] = round3(medianOrNull(xs.map((x) => x.rssMiB)));
-    row[`${rate} vs direct`] = v.name === "direct" || !direct ? null : round3(pairedRatio(rps, direct));
-    row[`${rate} vs haproxy`] = v.name === "haproxy" || !haproxy ? null : round3(pairedRatio(rps, haproxy));
-    if (!s.close) {
-      const p50 = col(v.name, (x) => x.p50);
-      const dp50 = per.has("direct") ? col("direct", (x) => x.p50) : null;
-      row["added p50 µs"] =
-        v.name === "direct" || !dp50
+    const put = (name: string, sp: Spread | null) => {
+      row[name] = sp ? round3(sp.median) : null;
+      if (sp && sp.n > 1) row[`${name} spread`] = [round3(sp.min) as number, round3(sp.max) as number];
+    };
+    for (const b of spec.baselines)
+      put(
+        `${rate} vs ${b}`,
+        v.name === b || !per.has(b)
           ? null
-          : medianOrNull(p50.map((x, i) => (x === null || dp50[i] == null ? null : x - (dp50[i] as number))));
-      row["added p50 vs haproxy"] =
-        v.name === "haproxy" || v.name === "direct" || !dp50 || !per.has("haproxy")
-          ? null
-          : round3(
-              pairedAddedRatio(
-                p50,
-                col("haproxy", (x) => x.p50),
-                dp50,
-              ),
-            );
-    }
-    row["CPU vs haproxy"] =
-      v.name === "haproxy" || !per.has("haproxy")
-        ? null
-        : round3(
-            pairedRatio(
-              col(v.name, (x) => x.cpuPer10k),
-              col("haproxy", (x) => x.cpuPer10k),
+          : pairedRatioSpread(
+              col(v.name, (x) => x.rps),
+              col(b, (x) => x.rps),
             ),
-          );
+      );
+    if (!s.close) {
+      for (const q of ["p50", "p99"] as const) {
+        const mine = col(v.name, (x) => x[q]);
+        const base = direct ? col("direct", (x) => x[q]) : null;
+        row[`added ${q} µs`] =
+          v.name === "direct" || !base
+            ? null
+            : medianOrNull(mine.map((x, i) => (x === null || base[i] == null ? null : x - (base[i] as number))));
+      }
+      for (const b of spec.baselines.filter((x) => x !== "direct"))
+        put(
+          `added p50 vs ${b}`,
+          v.name === b || v.name === "direct" || !direct || !per.has(b)
+            ? null
+            : pairedAddedRatioSpread(
+                col(v.name, (x) => x.p50),
+                col(b, (x) => x.p50),
+                col("direct", (x) => x.p50),
+              ),
+        );
+    }
+    for (const b of spec.baselines.filter((x) => x !== "direct"))
+      put(
+        `CPU vs ${b}`,
+        v.name === b || v.name === "direct" || !per.has(b)
+          ? null
+          : pairedRatioSpread(
+              col(v.name, (x) => x.cpuPer10k),
+              col(b, (x) => x.cpuPer10k),
+            ),
+      );
     row[`${rate} per round`] = xs.map((x) => Math.round(x.rps));
     row.status = "ok";
     rows.push(row);
@@ -200,35 +265,46 @@ function scenarioRows(env: BenchEnv, s: Scenario, per: Map<string, (Sample | nul
   return rows;
 }
 
-function targets(env: BenchEnv, by: Map<string, Map<string, (Sample | null)[]>>) {
-  const missing = missingRatioReason(env);
-  const ratioOf = (scenario: string, pick: (x: Sample) => number | null, added = false): number | null => {
+function targets(env: BenchEnv, by: Map<string, Samples>) {
+  const spreadOf = (scenario: string, a: VariantName, b: VariantName, pick: (x: Sample) => number | null, added = false): Spread | null => {
     const per = by.get(scenario);
-    if (!per?.has("weft") || !per.has("haproxy")) return null;
+    if (!per?.has(a) || !per.has(b)) return null;
     const col = (n: string) => (per.get(n) ?? []).map((x) => (x ? pick(x) : null));
-    if (added) return per.has("direct") ? pairedAddedRatio(col("weft"), col("haproxy"), col("direct")) : null;
-    return pairedRatio(col("weft"), col("haproxy"));
+    if (added) return per.has("direct") ? pairedAddedRatioSpread(col(a), col(b), col("direct")) : null;
+    return pairedRatioSpread(col(a), col(b));
   };
+  const l4 = missingRatioReason(env);
+  const l7 = missingRatioReason(env, ["weft-l7", "haproxy-http"]);
   return [
     checkTarget(
-      { what: "weft rps vs HAProxy pair, keep-alive c=50", op: ">=", bound: 0.6, unit: "×" },
-      ratioOf("c50", (x) => x.rps),
-      missing,
+      { what: "weft rps vs HAProxy pair, keep-alive c=50", op: ">=", bound: 0.6, unit: "×", trackRegression: true },
+      spreadOf("c50", "weft", "haproxy", (x) => x.rps),
+      l4,
     ),
     checkTarget(
-      { what: "weft added p50 latency vs HAProxy pair's, keep-alive c=1", op: "<=", bound: 1.5, unit: "×" },
-      ratioOf("c1", (x) => x.p50, true),
-      missing,
+      { what: "weft added p50 latency vs HAProxy pair's, keep-alive c=1", op: "<=", bound: 1.5, unit: "×", trackRegression: true },
+      spreadOf("c1", "weft", "haproxy", (x) => x.p50, true),
+      l4,
     ),
     checkTarget(
-      { what: "weft proxy CPU per 10k requests vs HAProxy pair's, c=50", op: "<=", bound: 2, unit: "×" },
-      ratioOf("c50", (x) => x.cpuPer10k),
-      missing,
+      { what: "weft proxy CPU per 10k requests vs HAProxy pair's, c=50", op: "<=", bound: 2, unit: "×", trackRegression: true },
+      spreadOf("c50", "weft", "haproxy", (x) => x.cpuPer10k),
+      l4,
     ),
     checkTarget(
-      { what: "weft new connections/s vs HAProxy pair", op: ">=", bound: 0.5, unit: "×" },
-      ratioOf("conn", (x) => x.rps),
-      missing,
+      { what: "weft new connections/s vs HAProxy pair", op: ">=", bound: 0.5, unit: "×", trackRegression: true },
+      spreadOf("conn", "weft", "haproxy", (x) => x.rps),
+      l4,
+    ),
+    checkTarget(
+      { what: "weft L7 rps vs HAProxy HTTP-mode pair, keep-alive c=50", op: ">=", bound: 0.8, unit: "×" },
+      spreadOf("c50", "weft-l7", "haproxy-http", (x) => x.rps),
+      l7,
+    ),
+    checkTarget(
+      { what: "weft L7 added p50 latency vs HAProxy HTTP-mode pair's, keep-alive c=1", op: "<=", bound: 1.5, unit: "×" },
+      spreadOf("c1", "weft-l7", "haproxy-http", (x) => x.p50, true),
+      l7,
     ),
   ];
 }

@@ -19,6 +19,7 @@ import { socketCount, totalRss } from "./lib/proc-stats.js";
 import { median, sig } from "./lib/stats.js";
 import { checkTarget } from "./lib/targets.js";
 import { SMALL_PATH } from "./lib/upstream.js";
+import { L4_VARIANTS } from "./lib/variant.js";
 
 const MIB = 2 ** 20;
 const SMALL_COUNT = 1000;
@@ -35,6 +36,8 @@ interface Sample {
 await runBench(
   {
     script: "memory",
+    // The L7 paths are measured by http.ts; here they would only repeat the L4 tunnel's cost.
+    defaultVariants: L4_VARIANTS,
     numbers: [{ flag: "large-count", help: "the larger idle-connection count (0 skips it)", min: 0, max: 50_000, full: 10_000, quick: 0 }],
     // nginx closes idle keep-alive connections once fewer than 1/16 of worker_connections are
     // free (ngx_drain_connections), which would silently drop held connections: leave 25% spare.

@@ -38,6 +38,7 @@ export function parseBenchArgs(
   argv: readonly string[],
   script: string,
   own: readonly NumberOption[] = [],
+  defaultVariants: readonly VariantName[] = VARIANT_NAMES,
 ): CommonArgs & { numbers: Record<string, number> } {
   const options: Record<string, { type: "string" | "boolean" }> = {
     quick: { type: "boolean" },
@@ -51,9 +52,9 @@ export function parseBenchArgs(
   try {
     ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
   } catch (e) {
-    throw new UsageError(`${errorMessage(e)}\n${usage(script, own)}`);
+    throw new UsageError(`${errorMessage(e)}\n${usage(script, own, defaultVariants)}`);
   }
-  if (values.help) throw new UsageError(usage(script, own));
+  if (values.help) throw new UsageError(usage(script, own, defaultVariants));
   const quick = values.quick === true;
   const numbers: Record<string, number> = {};
   for (const o of own)
@@ -63,7 +64,7 @@ export function parseBenchArgs(
   return {
     quick,
     rounds: wholeNumber("--rounds", values.rounds as string | undefined, 1, 20, quick ? 1 : 3),
-    variants: parseVariants(values.variants as string | undefined),
+    variants: parseVariants(values.variants as string | undefined, defaultVariants),
     cluster,
     numbers,
   };
@@ -77,9 +78,9 @@ export function wholeNumber(flag: string, text: string | undefined, min: number,
   return n;
 }
 
-/** "direct,haproxy" → the variants in report order; undefined means all. */
-export function parseVariants(text: string | undefined): VariantName[] {
-  if (text === undefined) return [...VARIANT_NAMES];
+/** "direct,haproxy" → the variants in report order; undefined means the script's defaults. */
+export function parseVariants(text: string | undefined, defaults: readonly VariantName[] = VARIANT_NAMES): VariantName[] {
+  if (text === undefined) return VARIANT_NAMES.filter((v) => defaults.includes(v));
   const asked = text
     .split(",")
     .map((s) => s.trim())
@@ -92,12 +93,12 @@ export function parseVariants(text: string | undefined): VariantName[] {
   return VARIANT_NAMES.filter((v) => asked.includes(v));
 }
 
-function usage(script: string, own: readonly NumberOption[]): string {
+function usage(script: string, own: readonly NumberOption[], defaults: readonly VariantName[]): string {
   const lines = [
     `usage: node dist/bench/${script}.js [--quick] [--rounds N] [--variants ${VARIANT_NAMES.join(",")}] [--cluster weft-<name>]${own.map((o) => ` [--${o.flag} N]`).join("")}`,
     "  --quick          smoke run: short and one round (numbers not for quoting)",
     "  --rounds N       interleaved rounds; the report shows medians (default 3, 1 with --quick)",
-    `  --variants LIST  which paths to measure (default all: ${VARIANT_NAMES.join(",")})`,
+    `  --variants LIST  which paths to measure (default ${defaults.join(",")}; known: ${VARIANT_NAMES.join(",")})`,
     `  --cluster NAME   local cluster to create and remove (default ${BENCH_CLUSTER})`,
     ...own.map((o) => `  --${o.flag.padEnd(15)} ${o.help} (default ${o.full}, ${o.quick} with --quick; ${o.min}–${o.max})`),
   ];

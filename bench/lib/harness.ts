@@ -77,13 +77,15 @@ export interface HarnessOptions {
   tools?: readonly string[];
   /** Largest number of connections the server must hold at once. */
   maxConnections?: (numbers: Record<string, number>) => number;
+  /** Variants measured without --variants (default: every one). */
+  defaultVariants?: readonly VariantName[];
 }
 
 /** Runs a bench script end to end; exits non-zero (with no JSON line) when the bench itself fails. */
 export async function runBench(opts: HarnessOptions, body: (env: BenchEnv) => Promise<BodyResult>): Promise<void> {
   let parsed: ReturnType<typeof parseBenchArgs>;
   try {
-    parsed = parseBenchArgs(process.argv.slice(2), opts.script, opts.numbers);
+    parsed = parseBenchArgs(process.argv.slice(2), opts.script, opts.numbers, opts.defaultVariants);
   } catch (e) {
     process.stderr.write(`${errorMessage(e)}\n`);
     process.exitCode = 2;

@@ -15,7 +15,8 @@ export async function machineFacts(repoRoot: string): Promise<[string, string][]
     tool("openssl", ["version"]),
     tool("git", ["-C", repoRoot, "rev-parse", "--short", "HEAD"], true),
     // --no-optional-locks: reading status must not refresh (write) the index of a shared checkout.
-    tool("git", ["-C", repoRoot, "--no-optional-locks", "status", "--porcelain"], true),
+    // Untracked files are not counted (bench/run's rule too): only changes to tracked files alter the build.
+    tool("git", ["-C", repoRoot, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], true),
   ]);
   const facts: [string, string][] = [
     ["CPU", `${cpuModel()} (${availableParallelism()} cores available)`],
@@ -30,6 +31,21 @@ export async function machineFacts(repoRoot: string): Promise<[string, string][]
   ];
   if (commit) facts.push(["weft commit", `${commit.trim()}${dirty?.trim() ? " with uncommitted changes" : ""}`]);
   return facts;
+}
+
+/** The commit checked out and whether tracked files differ from it (null: not a git checkout). */
+export async function gitState(repoRoot: string): Promise<{ commit: string; dirty: boolean } | null> {
+  const [commit, status] = await Promise.all([
+    tool("git", ["-C", repoRoot, "rev-parse", "--short", "HEAD"], true),
+    tool("git", ["-C", repoRoot, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], true),
+  ]);
+  if (!commit || status === null) return null;
+  return { commit: commit.trim(), dirty: status.trim() !== "" };
+}
+
+/** The committed version of a file at HEAD, or null. */
+export async function committedFile(repoRoot: string, path: string): Promise<string | null> {
+  return tool("git", ["-C", repoRoot, "show", `HEAD:${path}`], true);
 }
 
 /** The CPU model from /proc/cpuinfo ("model name"), or "unknown". */

@@ -25,6 +25,14 @@ export interface TargetCheck {
   /** true met, false missed, null not measured. */
   met: boolean | null;
   note?: string;
+  /** The median measured, as a number (machines compare runs with it). */
+  value?: number;
+  /** Per-round min and max of the measured figure. */
+  spread?: [number, number];
+  /** The bar's direction: ">=" higher is better, "<=" lower is better. */
+  op?: ">=" | "<=";
+  /** Compared with the previous committed run by the report (must not regress). */
+  track?: boolean;
 }
 
 /** What one bench script reports. */

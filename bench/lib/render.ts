@@ -1,6 +1,7 @@
 /**
  * RESULTS.md rendering: pure functions of the bench outputs, so the whole report is unit-tested.
- * Columns whose name contains " vs " are ratios and print as "0.52×".
+ * Columns whose name contains " vs " are ratios and print as "0.52×". A column "X spread" holding
+ * [min, max] (per-round) is printed inside X's cell: "0.52× (0.48–0.6)".
  */
 import type { BenchOutput, BenchRow, Cell, TargetCheck } from "./output.js";
 import { sig } from "./stats.js";
@@ -23,12 +24,25 @@ export interface ResultsDoc {
   machine: readonly (readonly [string, string])[];
   outputs: readonly BenchOutput[];
   failures: readonly BenchFailure[];
+  /** The commit measured and whether the tree had uncommitted changes (null: unknown). */
+  git?: { commit: string; dirty: boolean } | null;
+  /** This run's tracked figures against the previous committed run's. */
+  regressions?: readonly TargetCheck[];
+  /** Machine-readable block appended at the end (bench/lib/previous.ts). */
+  dataBlock?: string;
 }
 
 /** The whole RESULTS.md. */
 export function renderResults(doc: ResultsDoc): string {
   const out: string[] = ["# weft benchmarks", ""];
   out.push(`Generated ${doc.generatedAt} by \`${doc.command}\`.`);
+  if (doc.git === null || doc.git === undefined) out.push("", "Commit: unknown (not a git checkout).");
+  else if (doc.git.dirty)
+    out.push(
+      "",
+      `Commit: \`${doc.git.commit}\` **with uncommitted changes** (run with \`--allow-dirty\`): the numbers belong to no commit; do not commit this file.`,
+    );
+  else out.push("", `Commit: \`${doc.git.commit}\`, clean tree.`);
   if (doc.quick) {
     out.push("", "**Quick smoke run** (`--quick`): short runs, one round. It shows the harness works; do not quote its numbers.");
   }
@@ -46,7 +60,25 @@ export function renderResults(doc: ResultsDoc): string {
     ),
   );
   const targets = doc.outputs.flatMap((o) => o.targets ?? []);
-  if (targets.length) out.push("", "## Targets", "", renderTargets(targets));
+  if (targets.length) {
+    out.push(
+      "",
+      "## Targets",
+      "",
+      "Computed by the run from the tables below: met only when the median holds; the spread is the per-round min–max.",
+      "",
+      renderTargets(targets),
+    );
+  }
+  if (doc.regressions?.length)
+    out.push(
+      "",
+      "### Against the previous committed run",
+      "",
+      "The tracked figures may be at most 5 % worse than in the bench/RESULTS.md committed before this run (ratios within each run, so the two runs' machines' load cancels as far as it can).",
+      "",
+      renderTargets(doc.regressions),
+    );
   for (const o of doc.outputs) out.push("", renderSection(o));
   if (doc.failures.length) {
     out.push("", "## Did not complete", "");
@@ -65,6 +97,11 @@ export function renderResults(doc: ResultsDoc): string {
         );
     }
   }
+  out.push(
+    "",
+    "Hand-written analysis (profiles, what was tried) is kept apart, dated, in bench/ANALYSIS.md; nothing in this file is written by hand.",
+  );
+  if (doc.dataBlock) out.push("", doc.dataBlock);
   return `${out
     .join("\n")
     .replace(/\n{3,}/g, "\n\n")
@@ -92,7 +129,7 @@ export function renderSection(o: BenchOutput): string {
     out.push(
       markdownTable(
         cols,
-        rows.map((r) => cols.map((c) => formatCell(c, r[c]))),
+        rows.map((r) => cols.map((c) => withSpread(c, r))),
       ),
       "",
     );
@@ -109,6 +146,15 @@ export function formatCell(column: string, v: Cell | undefined): string {
   if (typeof v === "number") return column.includes(" vs ") ? `${formatNumber(v)}×` : formatNumber(v);
   if (typeof v === "string") return v;
   return v.map((x) => (typeof x === "number" ? formatNumber(x) : x)).join(", ");
+}
+
+/** A cell with its per-round spread, when the row has one for that column. */
+export function withSpread(column: string, row: BenchRow): string {
+  const cell = formatCell(column, row[column]);
+  const spread = row[`${column} spread`];
+  if (cell === "—" || !Array.isArray(spread) || spread.length !== 2 || !spread.every((x) => typeof x === "number")) return cell;
+  const [lo, hi] = spread as [number, number];
+  return lo === hi ? cell : `${cell} (${formatNumber(lo)}–${formatNumber(hi)})`;
 }
 
 /** 3 significant digits; thousands separators from 1,000 up. */
@@ -134,7 +180,11 @@ function groupRows(rows: readonly BenchRow[]): Map<string | null, BenchRow[]> {
 
 function columnsOf(rows: readonly BenchRow[]): string[] {
   const cols: string[] = [];
-  for (const r of rows) for (const k of Object.keys(r)) if (k !== "table" && !cols.includes(k)) cols.push(k);
+  for (const r of rows)
+    for (const k of Object.keys(r)) {
+      const spreadOfColumn = k.endsWith(" spread") && rows.some((x) => k.slice(0, -" spread".length) in x);
+      if (k !== "table" && !spreadOfColumn && !cols.includes(k)) cols.push(k);
+    }
   // "status" closes the row wherever a row first named it: it is the verdict on the numbers before it.
   return cols.includes("status") ? [...cols.filter((c) => c !== "status"), "status"] : cols;
 }

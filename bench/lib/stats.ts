@@ -37,18 +37,44 @@ export function ratio(a: number | null | undefined, b: number | null | undefined
   return a / b;
 }
 
-/**
- * Median over rounds of the per-round ratio a[i] / b[i]. Rounds where either side is missing or
- * b is zero are left out; null when no round is left.
- */
-export function pairedRatio(a: readonly (number | null)[], b: readonly (number | null)[]): number | null {
+/** A median over rounds with its spread: the smallest and largest per-round value. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  /** Rounds that had a value. */
+  n: number;
+}
+
+/** Median, min and max of the values, or null when there is none. */
+export function spreadOf(values: readonly number[]): Spread | null {
+  if (values.length === 0) return null;
+  const s = sortedFinite(values, "spread");
+  return { median: median(s), min: s[0] as number, max: s[s.length - 1] as number, n: s.length };
+}
+
+/** The per-round ratios a[i] / b[i]; rounds where either side is missing or b is zero are left out. */
+export function perRoundRatios(a: readonly (number | null)[], b: readonly (number | null)[]): number[] {
   if (a.length !== b.length) throw new Error(`paired ratio over ${a.length} and ${b.length} rounds: the round counts must match`);
   const per: number[] = [];
   for (let i = 0; i < a.length; i++) {
     const r = ratio(a[i], b[i]);
     if (r !== null) per.push(r);
   }
-  return per.length ? median(per) : null;
+  return per;
+}
+
+/**
+ * Median over rounds of the per-round ratio a[i] / b[i]. Rounds where either side is missing or
+ * b is zero are left out; null when no round is left.
+ */
+export function pairedRatio(a: readonly (number | null)[], b: readonly (number | null)[]): number | null {
+  return pairedRatioSpread(a, b)?.median ?? null;
+}
+
+/** pairedRatio with its spread across rounds. */
+export function pairedRatioSpread(a: readonly (number | null)[], b: readonly (number | null)[]): Spread | null {
+  return spreadOf(perRoundRatios(a, b));
 }
 
 /**
@@ -60,6 +86,15 @@ export function pairedAddedRatio(
   b: readonly (number | null)[],
   base: readonly (number | null)[],
 ): number | null {
+  return pairedAddedRatioSpread(a, b, base)?.median ?? null;
+}
+
+/** pairedAddedRatio with its spread across rounds. */
+export function pairedAddedRatioSpread(
+  a: readonly (number | null)[],
+  b: readonly (number | null)[],
+  base: readonly (number | null)[],
+): Spread | null {
   if (a.length !== b.length || a.length !== base.length) throw new Error("paired added ratio: the round counts must match");
   const per: number[] = [];
   for (let i = 0; i < a.length; i++) {
@@ -70,7 +105,7 @@ export function pairedAddedRatio(
     const r = ratio(x - z, y - z);
     if (r !== null && y - z > 0) per.push(r);
   }
-  return per.length ? median(per) : null;
+  return spreadOf(per);
 }
 
 /** Rounds a number to a number of significant digits (for reports; never for math). */

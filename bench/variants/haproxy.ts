@@ -19,6 +19,9 @@ import type { BenchVariant, VariantContext, VariantSetup } from "../lib/variant.
 
 /** Port of the server half's mTLS listener on node 2. */
 export const TUNNEL_PORT = 16443;
+/** The HTTP-mode pair's ports: it runs beside the TCP pair on the same nodes. */
+export const HTTP_TUNNEL_PORT = 16444;
+const HTTP_LISTEN_OFFSET = 10;
 /**
  * Connection limit of each half: the idle-connection benchmark's 10k plus headroom, but within
  * the open-files limit, as HAProxy in TCP mode needs two descriptors per connection.
@@ -27,13 +30,14 @@ function maxConnections(): number {
   return Math.min(30_000, Math.floor((openFilesHardLimit() - 200) / 2));
 }
 
-/** A fresh HAProxy-pair variant. */
-export function haproxyVariant(): BenchVariant {
+/** A fresh HAProxy-pair variant: TCP mode (L4), or HTTP mode (L7, the weft L7 path's baseline). */
+export function haproxyVariant(mode: "tcp" | "http" = "tcp"): BenchVariant {
   let procs: ProcessRecord[] = [];
   let ctxRef: VariantContext | null = null;
+  const http = mode === "http";
   return {
-    name: "haproxy",
-    title: "HAProxy mTLS pair",
+    name: http ? "haproxy-http" : "haproxy",
+    title: http ? "HAProxy mTLS pair, HTTP mode" : "HAProxy mTLS pair",
     unavailable: () => {
       const missing = ["haproxy", "openssl"].filter((t) => !which(t));
       return missing.length
@@ -42,7 +46,7 @@ export function haproxyVariant(): BenchVariant {
     },
     async setup(ctx): Promise<VariantSetup> {
       ctxRef = ctx;
-      const dir = join(ctx.workDir, "haproxy");
+      const dir = join(ctx.workDir, http ? "haproxy-http" : "haproxy");
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const serverName = "node2.weft-bench.local";
       const node2Ip = ctx.cluster.nodeIp(2);
@@ -50,8 +54,8 @@ export function haproxyVariant(): BenchVariant {
       const node1 = await makeLeaf(dir, ca, "node1.weft-bench.local");
       const node2 = await makeLeaf(dir, ca, serverName, node2Ip);
       const limit = maxConnections();
-      const listen = { host: ctx.cluster.podGateway(1), port: ctx.serverPort };
-      const tunnel = { host: node2Ip, port: TUNNEL_PORT };
+      const listen = { host: ctx.cluster.podGateway(1), port: ctx.serverPort + (http ? HTTP_LISTEN_OFFSET : 0) };
+      const tunnel = { host: node2Ip, port: http ? HTTP_TUNNEL_PORT : TUNNEL_PORT };
       const halves = [
         {
           node: 1,
@@ -63,6 +67,7 @@ export function haproxyVariant(): BenchVariant {
             caFile: ca.cert,
             serverName,
             maxConnections: limit,
+            mode,
           }),
         },
         {
@@ -75,6 +80,7 @@ export function haproxyVariant(): BenchVariant {
             caFile: ca.cert,
             serverName,
             maxConnections: limit,
+            mode,
           }),
         },
       ];
@@ -83,7 +89,9 @@ export function haproxyVariant(): BenchVariant {
         writeFileSync(file, h.cfg);
         // -c checks the file first, so a bad config fails with haproxy's own message, not a timeout.
         await ctx.cluster.exec(`node${h.node}`, ["haproxy", "-c", "-q", "-f", file]);
-        procs.push(await ctx.cluster.detach(`node${h.node}`, ["haproxy", "-f", file, "-db"], `bench haproxy node${h.node}`));
+        procs.push(
+          await ctx.cluster.detach(`node${h.node}`, ["haproxy", "-f", file, "-db"], `bench haproxy${http ? "-http" : ""} node${h.node}`),
+        );
       }
       const tls = await handshake(ctx, tunnel, node1, ca.cert, serverName);
       return {
@@ -92,7 +100,7 @@ export function haproxyVariant(): BenchVariant {
         // The limit less a margin for the harness's own check requests.
         maxConnections: limit - 50,
         info: {
-          "haproxy TLS": `${tls.protocol} ${tls.cipher}, ECDSA P-256 certificates, mutual, peer verified: ${tls.verified ? "yes" : "NO"}`,
+          [`haproxy${http ? " (HTTP mode)" : ""} TLS`]: `${tls.protocol} ${tls.cipher}, ECDSA P-256 certificates, mutual, peer verified: ${tls.verified ? "yes" : "NO"}`,
         },
       };
     },

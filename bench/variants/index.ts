@@ -7,6 +7,8 @@ import { weftVariant } from "./weft.js";
 /** Factories of the variants, in report order. */
 export const VARIANTS: Readonly<Record<VariantName, () => BenchVariant>> = {
   direct: directVariant,
-  haproxy: haproxyVariant,
-  weft: weftVariant,
+  haproxy: () => haproxyVariant("tcp"),
+  "haproxy-http": () => haproxyVariant("http"),
+  weft: () => weftVariant("l4"),
+  "weft-l7": () => weftVariant("l7"),
 };

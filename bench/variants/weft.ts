@@ -1,19 +1,35 @@
 /**
- * The weft mesh as a measured path: the client pod dials the server pod's own address; the
- * connect hook on node 1 hands the connection to node 1's agent, which carries it over pooled
- * HBONE (mTLS HTTP/2) to node 2's agent, which delivers it to the server pod.
+ * The weft mesh as measured paths. Both share one mesh (controller and one agent per node):
+ *
+ *   weft (L4)  the client pod dials the server pod's own address; the connect hook on node 1 hands
+ *              the connection to node 1's agent, which carries its bytes over pooled HBONE.
+ *   weft-l7    the client pod dials a Service VIP whose port declares appProtocol http; node 1's
+ *              agent parses each request, routes it (the default route) and sends it over a
+ *              reused upstream HTTP/1.1 connection inside HBONE.
  *
  *   client pod ──captured──▶ agent node1 (15001) ══HBONE mTLS 1.3══▶ agent node2 (15008) ──▶ server pod
  *
- * The agents' CPU and RSS (all threads, proxy workers included) are the path's cost; the
+ * Setup proves which path a variant takes: node 1's agent must count the L7 variant's check
+ * request in istio_requests_total, and must not count the L4 variant's.
+ *
+ * The agents' CPU and RSS (all threads, proxy workers included) are each path's cost; CPU is
+ * taken per run, and runs never overlap, so sharing the agents does not mix the figures. The
  * controller is control plane and not counted. WEFT_BENCH_PROXY_WORKERS sets the agents'
  * worker threads (default 0: the proxy runs in the agent's own thread).
  */
 import { existsSync } from "node:fs";
 import { adminGet } from "../../common/admin-server.js";
 import { runSync } from "../../native/exec.js";
+import { addService, removeService } from "../../scripts/cluster/cluster.js";
 import { agentSocket, type MeshProcesses, startMesh, weftBin } from "../../scripts/cluster/mesh.js";
+import type { BenchCluster } from "../lib/cluster.js";
+import { SMALL_PATH } from "../lib/upstream.js";
 import type { BenchVariant, VariantContext, VariantSetup } from "../lib/variant.js";
+
+/** The agents' Prometheus endpoint in each node's netns (the agent's default --metrics-address). */
+const METRICS_URL = "http://127.0.0.1:15020/metrics";
+/** The Service the L7 variant's client calls. */
+const L7_SERVICE = "server";
 
 /** Proxy worker threads per agent for this run. */
 export function benchProxyWorkers(env = process.env): number {
@@ -34,50 +50,163 @@ async function until(what: string, timeoutMs: number, check: () => Promise<boole
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** A fresh weft variant. */
-export function weftVariant(): BenchVariant {
-  let mesh: MeshProcesses | null = null;
+/** One mesh per cluster, started by the first weft variant and stopped after the last. */
+const shared = new Map<string, { mesh: Promise<MeshProcesses>; users: number }>();
+
+async function acquireMesh(ctx: VariantContext, workers: number): Promise<MeshProcesses> {
+  let entry = shared.get(ctx.cluster.name);
+  if (!entry) {
+    entry = { mesh: startMesh(ctx.cluster.name, { proxyWorkers: workers, logLevel: "warn" }), users: 0 };
+    shared.set(ctx.cluster.name, entry);
+    entry.mesh.catch(() => shared.delete(ctx.cluster.name));
+  }
+  entry.users++;
+  return entry.mesh;
+}
+
+async function releaseMesh(cluster: BenchCluster): Promise<void> {
+  const entry = shared.get(cluster.name);
+  if (!entry || --entry.users > 0) return;
+  shared.delete(cluster.name);
+  const mesh = await entry.mesh.catch(() => null);
+  if (!mesh) return;
+  for (const p of [...mesh.agents.values(), mesh.controller]) await cluster.stop(p);
+  for (const n of mesh.agents.keys()) {
+    runSync("sh", [
+      "-c",
+      `${process.execPath} ${weftBin()} agent uninstall --pin-dir /sys/fs/bpf/${cluster.name}-node${n} >/dev/null 2>&1 || true`,
+    ]);
+  }
+}
+
+async function capturedPods(ctx: VariantContext): Promise<number> {
+  const r = await adminGet(agentSocket(ctx.cluster.name, 1), "/status", 2000);
+  return (JSON.parse(r.body) as { components?: { redirect?: { desired?: number } } }).components?.redirect?.desired ?? 0;
+}
+
+/**
+ * Requests node 1's agent has counted at L7 for a destination namespace: the sum of its
+ * istio_requests_total series whose destination_service_namespace is `namespace`.
+ */
+export function l7RequestCount(metricsText: string, namespace: string): number {
+  let total = 0;
+  for (const line of metricsText.split("\n")) {
+    if (!line.startsWith("istio_requests_total{")) continue;
+    if (!line.includes(`destination_service_namespace="${namespace}"`)) continue;
+    const v = Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (Number.isFinite(v)) total += v;
+  }
+  return total;
+}
+
+async function l7Requests(ctx: VariantContext): Promise<number> {
+  const r = await ctx.cluster.exec("node1", ["curl", "-sf", "--max-time", "5", METRICS_URL], { timeoutMs: 10_000 });
+  return l7RequestCount(r.stdout, ctx.client.namespace);
+}
+
+/** A fresh weft variant: the L4 path (pod IP), or the L7 path (a Service port declared http). */
+export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
   let ctxRef: VariantContext | null = null;
+  let holdsMesh = false;
+  let service = false;
+  const l7 = layer === "l7";
   return {
-    name: "weft",
-    title: "weft L4 (HBONE)",
+    name: l7 ? "weft-l7" : "weft",
+    title: l7 ? "weft L7 (HTTP over HBONE)" : "weft L4 (HBONE)",
     unavailable: () => (existsSync(weftBin()) ? null : `${weftBin()} is missing: run 'npm run build'`),
     async setup(ctx): Promise<VariantSetup> {
       ctxRef = ctx;
       const workers = benchProxyWorkers();
+      const capturedBefore = shared.has(ctx.cluster.name) ? await capturedPods(ctx).catch(() => 0) : 0;
       await ctx.cluster.labelNamespace(ctx.client.namespace, ["weft.dev/mesh=enabled"]);
-      mesh = await startMesh(ctx.cluster.name, { proxyWorkers: workers, logLevel: "warn" });
-      // Ready agents hold the certificates; also wait until node 1 has captured the client pod.
-      await until("the client pod to be captured on node 1", 15_000, async () => {
-        const r = await adminGet(agentSocket(ctx.cluster.name, 1), "/status", 2000);
-        const redirect = (JSON.parse(r.body) as { components?: { redirect?: { desired?: number } } }).components?.redirect;
-        return (redirect?.desired ?? 0) >= 1;
-      });
-      ctx.log(`weft: controller and 2 agents ready (${workers} proxy workers each)`);
+      const mesh = await acquireMesh(ctx, workers);
+      holdsMesh = true;
+      // Ready agents hold the certificates; also wait until node 1 has captured this client pod.
+      await until("the client pod to be captured on node 1", 15_000, async () => (await capturedPods(ctx)) > capturedBefore);
+      let target = { host: ctx.server.ip, port: ctx.serverPort };
+      if (l7) {
+        const svc = await addService(ctx.cluster.name, {
+          namespace: ctx.client.namespace,
+          name: L7_SERVICE,
+          ports: [{ name: "http", port: ctx.serverPort, targetPort: ctx.serverPort, protocol: "TCP", appProtocol: "http" }],
+          selector: { app: "server" },
+        });
+        service = true;
+        const vip = svc.vip;
+        await until(`node 1's agent to hold service ${ctx.client.namespace}/${L7_SERVICE} with its endpoint`, 15_000, async () => {
+          const r = await adminGet(agentSocket(ctx.cluster.name, 1), "/config_dump", 2000);
+          const services = (JSON.parse(r.body) as { services?: { vips: string[]; endpoints: unknown[] }[] }).services ?? [];
+          return services.some((s) => s.vips.includes(vip) && s.endpoints.length > 0);
+        });
+        target = { host: vip, port: ctx.serverPort };
+      }
+      await assertLayer(ctx, target, l7);
+      ctx.log(`weft: controller and 2 agents ready (${workers} proxy workers each), ${l7 ? "L7 via the Service VIP" : "L4 to the pod IP"}`);
       return {
-        target: { host: ctx.server.ip, port: ctx.serverPort },
+        target,
         proxyPids: [...mesh.agents.values()].map((a) => a.pid),
         info: {
           "weft proxy workers per agent": String(workers),
           "weft HBONE": "TLS 1.3, ECDSA P-256 SPIFFE certificates, HTTP/2 CONNECT, pooled",
+          ...(l7
+            ? {
+                "weft L7": `the client calls Service ${ctx.client.namespace}/${L7_SERVICE} (VIP ${target.host}, port declares appProtocol http); node 1's agent routes every request (default route) over reused upstream HTTP/1.1 connections in HBONE; checked by its istio_requests_total`,
+              }
+            : {}),
         },
       };
     },
     async teardown() {
       const ctx = ctxRef;
       if (!ctx) return;
+      if (service) {
+        service = false;
+        await removeService(ctx.cluster.name, ctx.client.namespace, L7_SERVICE).catch(() => undefined);
+      }
       // Leave the mesh before the agents go, so no pod is left captured with no proxy behind it.
       await ctx.cluster.labelNamespace(ctx.client.namespace, ["weft.dev/mesh-"]).catch(() => undefined);
-      if (mesh) {
-        for (const p of [...mesh.agents.values(), mesh.controller]) await ctx.cluster.stop(p);
-        for (const n of mesh.agents.keys()) {
-          runSync("sh", [
-            "-c",
-            `${process.execPath} ${weftBin()} agent uninstall --pin-dir /sys/fs/bpf/${ctx.cluster.name}-node${n} >/dev/null 2>&1 || true`,
-          ]);
-        }
+      if (holdsMesh) {
+        holdsMesh = false;
+        await releaseMesh(ctx.cluster);
       }
-      mesh = null;
     },
   };
+}
+
+/**
+ * One request through the path, then node 1's request counter for this namespace: it must grow
+ * on the L7 path and stay put on the L4 path, or the rows would measure the wrong thing.
+ */
+async function assertLayer(ctx: VariantContext, target: { host: string; port: number }, l7: boolean): Promise<void> {
+  const url = `http://${target.host}:${target.port}${SMALL_PATH}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const before = await l7Requests(ctx);
+    const pod = `${ctx.client.namespace}/${ctx.client.name}`;
+    const r = await ctx.cluster.exec(pod, ["curl", "-sf", "-o", "/dev/null", "--max-time", "5", url], {
+      allowFailure: true,
+      timeoutMs: 10_000,
+    });
+    // Metrics are updated when a request finishes; the agent may count it a moment after curl ends.
+    let after = before;
+    if (r.code === 0) {
+      const settle = Date.now() + 2000;
+      // On the L4 path the whole window passes: a request wrongly taken at L7 would show in it.
+      do {
+        await new Promise((res) => setTimeout(res, l7 ? 50 : 250));
+        after = await l7Requests(ctx);
+        if (after > before || (!l7 && Date.now() > settle - 1500)) break;
+      } while (Date.now() < settle);
+      if (l7 && after > before) return;
+      if (!l7 && after === before) return;
+      if (!l7) throw new Error(`the L4 variant's request to ${url} was handled at L7 (istio_requests_total grew ${before} → ${after})`);
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        r.code === 0
+          ? `the request to ${url} was not handled at L7: node 1's istio_requests_total for ${ctx.client.namespace} stayed at ${before}`
+          : `no answer from ${url} through weft (curl exit ${r.code})`,
+      );
+    await new Promise((res) => setTimeout(res, 200));
+  }
 }

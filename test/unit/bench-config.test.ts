@@ -10,11 +10,14 @@ describe("bench command line", () => {
     expect(parseBenchArgs([], "http", [duration])).toEqual({
       quick: false,
       rounds: 3,
-      variants: ["direct", "haproxy", "weft"],
+      variants: ["direct", "haproxy", "haproxy-http", "weft", "weft-l7"],
       cluster: BENCH_CLUSTER,
       numbers: { duration: 10 },
     });
     expect(parseBenchArgs(["--quick"], "http", [duration])).toMatchObject({ quick: true, rounds: 1, numbers: { duration: 2 } });
+    // A script may default to fewer variants (bulk and memory: the L4 paths); --variants still picks any.
+    expect(parseBenchArgs([], "bulk", [], ["direct", "haproxy", "weft"]).variants).toEqual(["direct", "haproxy", "weft"]);
+    expect(parseBenchArgs(["--variants", "weft-l7"], "bulk", [], ["direct"]).variants).toEqual(["weft-l7"]);
     expect(parseBenchArgs(["--quick", "--rounds", "5", "--duration", "7"], "http", [duration])).toMatchObject({
       rounds: 5,
       numbers: { duration: 7 },
@@ -24,7 +27,8 @@ describe("bench command line", () => {
   it("variants come back in report order, whatever order they were asked in", () => {
     expect(parseVariants("weft,direct")).toEqual(["direct", "weft"]);
     expect(parseVariants(" haproxy ")).toEqual(["haproxy"]);
-    expect(() => parseVariants("direct,envoy")).toThrow(/unknown variant 'envoy' \(known: direct, haproxy, weft\)/);
+    expect(parseVariants("weft-l7,haproxy-http,weft")).toEqual(["haproxy-http", "weft", "weft-l7"]);
+    expect(() => parseVariants("direct,envoy")).toThrow(/unknown variant 'envoy' \(known: direct, haproxy, haproxy-http, weft, weft-l7\)/);
     expect(() => parseVariants(",")).toThrow(/name at least one/);
   });
 
@@ -81,6 +85,44 @@ describe("HAProxy pair configuration", () => {
     expect(() =>
       haproxyConfig({ ...common, maxConnections: 0, role: "client", listen: { host: "a", port: 1 }, upstream: { host: "b", port: 2 } }),
     ).toThrow(/maxConnections 0/);
+  });
+});
+
+describe("HAProxy pair in HTTP mode", () => {
+  const common = {
+    pem: "/w/n.pem",
+    caFile: "/w/ca.pem",
+    serverName: "node2.weft-bench.local",
+    maxConnections: 9900,
+    mode: "http" as const,
+  };
+  const client = haproxyConfig({
+    ...common,
+    role: "client",
+    listen: { host: "10.244.1.1", port: 8090 },
+    upstream: { host: "10.250.0.12", port: 16444 },
+  });
+  const server = haproxyConfig({
+    ...common,
+    role: "server",
+    listen: { host: "10.250.0.12", port: 16444 },
+    upstream: { host: "10.244.2.2", port: 8080 },
+  });
+
+  it("both halves parse HTTP, keep connections alive and share idle server connections", () => {
+    for (const cfg of [client, server]) {
+      expect(cfg).toMatch(/^\s+mode http$/m);
+      expect(cfg).not.toMatch(/^\s+mode tcp$/m);
+      expect(cfg).toMatch(/^\s+option http-keep-alive$/m);
+      expect(cfg).toMatch(/^backend out\n\s+http-reuse always$/m);
+    }
+  });
+
+  it("keeps the TCP pair's TLS settings", () => {
+    expect(client).toMatch(
+      /server peer 10\.250\.0\.12:16444 ssl crt \/w\/n\.pem ca-file \/w\/ca\.pem verify required verifyhost node2\.weft-bench\.local .*ssl-min-ver TLSv1\.3/,
+    );
+    expect(server).toMatch(/bind 10\.250\.0\.12:16444 ssl crt \/w\/n\.pem ca-file \/w\/ca\.pem verify required ssl-min-ver TLSv1\.3/);
   });
 });
 

@@ -4,6 +4,7 @@ import { parseSClientBrief } from "../../bench/lib/pki.js";
 import { parseOpenFilesLimit, parseStatCpuTicks, parseStatusKb } from "../../bench/lib/proc-stats.js";
 import { checkTransfer, parseCurlTransfer } from "../../bench/lib/transfer.js";
 import { parseStubStatus } from "../../bench/lib/upstream.js";
+import { l7RequestCount } from "../../bench/variants/weft.js";
 
 describe("/proc parsers", () => {
   // A comm with spaces and a ')' must not shift the fields.
@@ -88,5 +89,20 @@ describe("tool output parsers", () => {
     ).toBe("OpenSSL 3.0.22 25 Aug 2026");
     expect(parseHaproxyOpenssl("HAProxy version 2.6")).toBeNull();
     expect(firstLine("\n  nginx version: nginx/1.22.1 \nmore")).toBe("nginx version: nginx/1.22.1");
+  });
+});
+
+describe("the L7 proof: istio_requests_total for a namespace", () => {
+  it("sums the namespace's request series and ignores others and other metrics", () => {
+    const text = [
+      "# TYPE istio_requests_total counter",
+      'istio_requests_total{reporter="source",destination_service_namespace="bench-weft-l7",response_code="200"} 41',
+      'istio_requests_total{reporter="source",destination_service_namespace="bench-weft-l7",response_code="503"} 1',
+      'istio_requests_total{reporter="source",destination_service_namespace="bench-weft",response_code="200"} 7',
+      'istio_request_bytes_count{destination_service_namespace="bench-weft-l7"} 99',
+    ].join("\n");
+    expect(l7RequestCount(text, "bench-weft-l7")).toBe(42);
+    expect(l7RequestCount(text, "bench-weft")).toBe(7);
+    expect(l7RequestCount(text, "other")).toBe(0);
   });
 });

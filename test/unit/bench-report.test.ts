@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { collect } from "../../bench/lib/collect.js";
 import { type BenchOutput, parseBenchOutput, validateBenchOutput } from "../../bench/lib/output.js";
+import { dataBlock, parsePrevious, regressionChecks } from "../../bench/lib/previous.js";
 import { formatCell, formatNumber, markdownTable, renderResults, renderSection } from "../../bench/lib/render.js";
 
 const HTTP: BenchOutput = {
@@ -133,6 +134,103 @@ describe("RESULTS.md rendering", () => {
     expect(doc).toContain("| a | >= 0.5× | 0.7× | met |  |");
     expect(doc).toContain("| b | <= 2 KB | 3 KB | **missed** |  |");
     expect(doc).not.toContain("Quick smoke run");
+  });
+
+  it("states the commit, and says loudly when the tree was dirty", () => {
+    const base = { generatedAt: "t", command: "c", quick: false, machine: [], outputs: [], failures: [] };
+    expect(renderResults({ ...base, git: { commit: "abc1234", dirty: false } })).toContain("Commit: `abc1234`, clean tree.");
+    const dirty = renderResults({ ...base, git: { commit: "abc1234", dirty: true } });
+    expect(dirty).toContain("`abc1234` **with uncommitted changes**");
+    expect(dirty).not.toContain("clean tree");
+  });
+
+  it("prints a ratio's per-round spread inside its cell, not as a column of its own", () => {
+    const section = renderSection({
+      bench: "http",
+      rows: [
+        { variant: "weft", "rps vs haproxy": 0.9, "rps vs haproxy spread": [0.85, 0.95] },
+        { variant: "one round", "rps vs haproxy": 0.8 },
+      ],
+    });
+    expect(section).toContain("| weft | 0.9× (0.85–0.95) |");
+    expect(section).toContain("| one round | 0.8× |");
+    expect(section).not.toContain("spread");
+  });
+
+  it("does not paste the hand-written analysis: it only points to it", () => {
+    const doc = renderResults({ generatedAt: "t", command: "c", quick: false, machine: [], outputs: [], failures: [] });
+    expect(doc).toContain("bench/ANALYSIS.md");
+    expect(doc).not.toContain("## Analysis");
+  });
+});
+
+describe("comparing with the previous committed run", () => {
+  const oldReport = [
+    "| weft commit | 924a4cd with uncommitted changes |",
+    "",
+    "## Targets",
+    "",
+    "| target | bar | measured | result | note |",
+    "|---|---|---|---|---|",
+    "| weft rps vs HAProxy pair, keep-alive c=50 | >= 0.6× | 0.899× | met |  |",
+    "| weft added p50 latency vs HAProxy pair's, keep-alive c=1 | <= 1.5× | 2.05× | **missed** |  |",
+    "| weft idle agent RSS (per agent) | <= 80 MB | 1,079.6 MB | met |  |",
+    "",
+    "## Request/response",
+  ].join("\n");
+  const track = (what: string, op: ">=" | "<=", value: number) => ({
+    what,
+    target: "x",
+    measured: `${value}×`,
+    met: true,
+    value,
+    op,
+    track: true,
+  });
+
+  it("reads the Targets table of a report written before the data block existed", () => {
+    const prev = parsePrevious(oldReport);
+    expect(prev?.commit).toBe("924a4cd with uncommitted changes");
+    expect(prev?.values.get("weft rps vs HAProxy pair, keep-alive c=50")).toBe(0.899);
+    expect(prev?.values.get("weft added p50 latency vs HAProxy pair's, keep-alive c=1")).toBe(2.05);
+    expect(prev?.values.get("weft idle agent RSS (per agent)")).toBe(1079.6);
+  });
+
+  it("prefers the data block, which round-trips what a run measured", () => {
+    const t = track("weft rps vs HAProxy pair, keep-alive c=50", ">=", 0.777);
+    const prev = parsePrevious(`${oldReport}\n\n${dataBlock("abc1234", [t])}\n`);
+    expect(prev).toEqual({ commit: "abc1234", values: new Map([[t.what, 0.777]]) });
+    expect(parsePrevious(null)).toBeNull();
+    expect(parsePrevious("# nothing here")).toBeNull();
+  });
+
+  it("allows 5 % worse in the bad direction only, per target", () => {
+    const prev = parsePrevious(oldReport);
+    const [up, down] = regressionChecks(
+      [
+        track("weft rps vs HAProxy pair, keep-alive c=50", ">=", 0.86),
+        track("weft added p50 latency vs HAProxy pair's, keep-alive c=1", "<=", 2.2),
+      ],
+      prev,
+    );
+    // 0.86 ≥ 0.95 × 0.899 = 0.854: met. 2.2 > 1.05 × 2.05 = 2.1525: missed.
+    expect(up).toMatchObject({ met: true });
+    expect(up?.target).toContain("95 % of 0.899");
+    expect(down).toMatchObject({ met: false });
+    expect(down?.target).toContain("<= 2.15");
+    const [worse] = regressionChecks([track("weft rps vs HAProxy pair, keep-alive c=50", ">=", 0.85)], prev);
+    expect(worse?.met).toBe(false);
+  });
+
+  it("untracked targets are not compared; missing figures are not measured, with the reason", () => {
+    const prev = parsePrevious(oldReport);
+    expect(
+      regressionChecks([{ what: "weft rps vs HAProxy pair, keep-alive c=50", target: "x", measured: "1×", met: true, value: 1 }], prev),
+    ).toEqual([]);
+    const [none] = regressionChecks([track("new figure", ">=", 1)], prev);
+    expect(none).toMatchObject({ met: null, note: "the previous run has no such figure" });
+    const [first] = regressionChecks([track("new figure", ">=", 1)], null);
+    expect(first).toMatchObject({ met: null, note: "no previous RESULTS.md" });
   });
 });
 

@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { mean, median, medianOrNull, pairedAddedRatio, pairedRatio, percentile, ratio, sig } from "../../bench/lib/stats.js";
+import {
+  mean,
+  median,
+  medianOrNull,
+  pairedAddedRatio,
+  pairedAddedRatioSpread,
+  pairedRatio,
+  pairedRatioSpread,
+  percentile,
+  ratio,
+  sig,
+} from "../../bench/lib/stats.js";
 import { checkTarget } from "../../bench/lib/targets.js";
 
 describe("bench stats", () => {
@@ -36,11 +47,13 @@ describe("bench stats", () => {
   });
 
   it("paired ratio is the median of per-round ratios, not the ratio of medians", () => {
-    // Round 2 is slow for both (noise hitting the whole round): pairing cancels it.
-    const a = [100, 50, 102];
-    const b = [200, 100, 200];
+    // Per round a/b is 0.5, 0.6, 0.3: the median of those is 0.5, while the ratio of the medians
+    // (90 / 200 = 0.45) and the mean of the ratios (0.467) are not, so only pairing passes.
+    const a = [100, 60, 90];
+    const b = [200, 100, 300];
     expect(pairedRatio(a, b)).toBe(0.5);
-    expect(median(a) / median(b)).toBeCloseTo(0.5);
+    expect(median(a) / median(b)).toBeCloseTo(0.45);
+    expect(pairedRatio(b, a)).toBeCloseTo(2);
     // A round where one side has no number is left out.
     expect(pairedRatio([1, null, 3], [2, 5, 3])).toBe(0.75);
     expect(pairedRatio([null], [1])).toBeNull();
@@ -48,8 +61,13 @@ describe("bench stats", () => {
   });
 
   it("paired added ratio compares costs over the baseline, round by round", () => {
-    // weft adds 30 µs, haproxy adds 20 µs over direct in every round → 1.5×.
-    expect(pairedAddedRatio([130, 140], [120, 130], [100, 110])).toBe(1.5);
+    // Added over direct per round: a 30, 50, 12 and b 20, 40, 30 → 1.5, 1.25, 0.4, median 1.25.
+    // Unpaired, (median a − median base) / (median b − median base) = 30 / 30 = 1: a different answer.
+    const base = [100, 110, 100];
+    const a = [130, 160, 112];
+    const b = [120, 150, 130];
+    expect(pairedAddedRatio(a, b, base)).toBe(1.25);
+    expect((median(a) - median(base)) / (median(b) - median(base))).toBe(1);
     // A round where the reference adds nothing is left out rather than dividing by zero.
     expect(pairedAddedRatio([150, 140], [100, 130], [100, 110])).toBe(1.5);
     expect(pairedAddedRatio([130], [100], [100])).toBeNull();
@@ -87,7 +105,31 @@ describe("bench targets", () => {
 
   it("a missing measurement is not measured, with the reason", () => {
     const t = checkTarget({ what: "rps", op: ">=", bound: 0.6, unit: "×" }, null, "weft not run (variant not available)");
-    expect(t).toEqual({ what: "rps", target: ">= 0.6×", measured: null, met: null, note: "weft not run (variant not available)" });
+    expect(t).toEqual({
+      what: "rps",
+      target: ">= 0.6×",
+      measured: null,
+      met: null,
+      note: "weft not run (variant not available)",
+      op: ">=",
+    });
     expect(checkTarget({ what: "x", op: "<=", bound: 1, unit: "×" }, Number.NaN).met).toBeNull();
+  });
+});
+
+describe("spread across rounds", () => {
+  it("a paired ratio comes with the min and max of the per-round ratios", () => {
+    expect(pairedRatioSpread([100, 60, 90], [200, 100, 300])).toEqual({ median: 0.5, min: 0.3, max: 0.6, n: 3 });
+    expect(pairedRatioSpread([null], [1])).toBeNull();
+    expect(pairedAddedRatioSpread([130, 160, 112], [120, 150, 130], [100, 110, 100])).toEqual({ median: 1.25, min: 0.4, max: 1.5, n: 3 });
+  });
+
+  it("a target is met on the median alone, and says its spread", () => {
+    // Two of three rounds miss the bar, but the median holds: met, with the spread shown.
+    const met = checkTarget({ what: "rps", op: ">=", bound: 0.8, unit: "×" }, { median: 0.82, min: 0.7, max: 0.9, n: 3 });
+    expect(met).toMatchObject({ met: true, measured: "0.82× (0.7–0.9× over 3 rounds)", value: 0.82, spread: [0.7, 0.9] });
+    // The best round clears the bar but the median does not: missed.
+    const missed = checkTarget({ what: "p50", op: "<=", bound: 1.5, unit: "×" }, { median: 1.6, min: 1.2, max: 2, n: 3 });
+    expect(missed).toMatchObject({ met: false, measured: "1.6× (1.2–2× over 3 rounds)" });
   });
 });

@@ -195,6 +195,17 @@ describe("/runtime", () => {
     expect(r.process.rssBytes).toBeGreaterThan(1024 * 1024);
     expect(r.process.cpu.windowMs).toBeGreaterThanOrEqual(200);
     expect(r.process.cpu.recentPercent).toBeGreaterThanOrEqual(0);
+    // Burn a known amount of CPU inside the next window: the reported share must account for it.
+    const startedCpu = process.cpuUsage();
+    const startedAt = performance.now();
+    let spins = 0;
+    while (cpuMs(process.cpuUsage(startedCpu)) < 600 || performance.now() - startedAt < 600) spins++;
+    const burnt = cpuMs(process.cpuUsage(startedCpu));
+    const busy = await c.json<{ process: { cpu: { windowMs: number; recentPercent: number } } }>("/runtime");
+    expect(spins).toBeGreaterThan(0);
+    expect(busy.process.cpu.windowMs).toBeGreaterThanOrEqual(500);
+    // percent × window = CPU ms used in the window, which holds at least what the loop burnt.
+    expect((busy.process.cpu.recentPercent / 100) * busy.process.cpu.windowMs).toBeGreaterThanOrEqual(burnt * 0.95);
     expect(r.proxy).toEqual({ workers: 0, connections: 0 });
     expect(r.settings.adminSocket).toBe("/run/weft/agent-node1.sock");
     expect(r.settings.dataPlane.capture.pinDir).toBe("/sys/fs/bpf/node1");
@@ -216,3 +227,7 @@ describe("/runtime", () => {
     }
   });
 });
+
+function cpuMs(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1000;
+}
