@@ -1,13 +1,7 @@
 /** The proxy's Prometheus metrics, with Istio's names (istio_*) so existing dashboards apply. */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { TRAFFIC_LABELS, type TrafficLabels } from "./labels.js";
-
-interface RequestChildren {
-  requests: { inc(): void };
-  duration: { observe(v: number): void };
-  requestBytes: { observe(v: number): void };
-  responseBytes: { observe(v: number): void };
-}
+import { RequestMetrics } from "./request-metrics.js";
 
 /** Counters the proxy updates per connection and per request. */
 export class ProxyMetrics {
@@ -19,12 +13,7 @@ export class ProxyMetrics {
   private readonly errors: Counter<string>;
   /** HBONE sessions currently pooled (gauge), for pool health. */
   readonly poolSessions: Gauge<string>;
-  private readonly requests: Counter<string>;
-  private readonly duration: Histogram<string>;
-  private readonly requestBytes: Histogram<string>;
-  private readonly responseBytes: Histogram<string>;
-  /** Bound children per label set and code: prom-client hashes 25 labels on every unbound call. */
-  private readonly children = new WeakMap<TrafficLabels, Map<string, RequestChildren>>();
+  private readonly requestMetrics: RequestMetrics;
   private readonly limitHits: Counter<string>;
 
   constructor(registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
@@ -65,36 +54,7 @@ export class ProxyMetrics {
       help: "Pooled HBONE (mTLS HTTP/2) sessions open",
       registers: [registry],
     });
-    const requestLabels = [...TRAFFIC_LABELS, "response_code", "grpc_response_status"];
-    this.requests = new Counter({
-      name: "istio_requests_total",
-      help: "Total number of requests",
-      labelNames: requestLabels,
-      registers: [registry],
-    });
-    // Istio's buckets, so histogram_quantile over weft and Istio data agrees.
-    this.duration = new Histogram({
-      name: "istio_request_duration_milliseconds",
-      help: "Duration of requests in milliseconds",
-      labelNames: requestLabels,
-      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000],
-      registers: [registry],
-    });
-    const sizeBuckets = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000];
-    this.requestBytes = new Histogram({
-      name: "istio_request_bytes",
-      help: "Request body sizes in bytes",
-      labelNames: requestLabels,
-      buckets: sizeBuckets,
-      registers: [registry],
-    });
-    this.responseBytes = new Histogram({
-      name: "istio_response_bytes",
-      help: "Response body sizes in bytes",
-      labelNames: requestLabels,
-      buckets: sizeBuckets,
-      registers: [registry],
-    });
+    this.requestMetrics = new RequestMetrics(registry);
     this.limitHits = new Counter({
       name: "weft_limit_hits_total",
       help: "Times a proxy limit refused or cut something (docs/LIMITS.md), by limit",
@@ -128,27 +88,7 @@ export class ProxyMetrics {
     requestBytes: number,
     responseBytes: number,
   ): void {
-    let byCode = this.children.get(labels);
-    if (!byCode) {
-      byCode = new Map();
-      this.children.set(labels, byCode);
-    }
-    const key = `${responseCode}|${grpcStatus}`;
-    let c = byCode.get(key);
-    if (!c) {
-      const l = { ...labels, response_code: String(responseCode), grpc_response_status: grpcStatus };
-      c = {
-        requests: this.requests.labels(l),
-        duration: this.duration.labels(l),
-        requestBytes: this.requestBytes.labels(l),
-        responseBytes: this.responseBytes.labels(l),
-      };
-      byCode.set(key, c);
-    }
-    c.requests.inc();
-    c.duration.observe(durationMs);
-    c.requestBytes.observe(requestBytes);
-    c.responseBytes.observe(responseBytes);
+    this.requestMetrics.record(labels, responseCode, grpcStatus, durationMs, requestBytes, responseBytes);
   }
 
   /** A connection was refused or ended by an error with this code. */

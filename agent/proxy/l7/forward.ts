@@ -16,6 +16,7 @@ import type { ResponseFlag } from "../../telemetry/labels.js";
 import type { ProxyContext } from "../context.js";
 import type { BalancerRegistry } from "./balancer.js";
 import type { ReplayableBody } from "./body.js";
+import type { CancelSignal } from "./cancel.js";
 import type { ExchangeFailure, UpstreamClients, UpstreamHead, UpstreamResponse } from "./clients.js";
 import { decideFault } from "./fault.js";
 import type { LimiterRegistry } from "./limiter.js";
@@ -44,7 +45,7 @@ export interface ForwardScope {
   query: string;
   body: ReplayableBody;
   /** Aborts when the downstream client goes away. */
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** When the request started (ms, for the whole-request timeout). */
   started: number;
 }
@@ -70,7 +71,7 @@ export type ForwardResult =
 
 type Forward = RouteDecision & { kind: "forward" };
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, signal: CancelSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const t = setTimeout(done, ms);

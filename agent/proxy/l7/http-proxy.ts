@@ -19,6 +19,7 @@ import { spliceWith } from "../copy.js";
 import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
 import { ReplayableBody } from "./body.js";
+import { Cancel } from "./cancel.js";
 import { type Downstream, endToEnd, h1Downstream, h2Downstream } from "./downstream.js";
 import { type ForwardResult, forward, type L7Deps } from "./forward.js";
 import { withSniffedBytes } from "./protocol.js";
@@ -219,7 +220,7 @@ export class HttpProxy {
     const reqHeaders = applyHeaderOperations(headers, decision.requestHeaders) as Record<string, string | string[]>;
     const q = decision.path.indexOf("?");
     const body = new ReplayableBody(down.body);
-    const gone = new AbortController();
+    const gone = new Cancel();
     down.onGone(() => gone.abort());
     ev.upstreamCluster = decision.cluster.key;
     const result = await forward(this.deps, decision, {
@@ -229,7 +230,7 @@ export class HttpProxy {
       head: { method: down.method, path: decision.path, authority: decision.authority, headers: reqHeaders },
       query: q >= 0 ? decision.path.slice(q + 1) : "",
       body,
-      signal: gone.signal,
+      signal: gone,
       started,
     });
     this.mirror(decision, scope, down, reqHeaders, body);

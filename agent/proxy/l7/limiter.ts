@@ -22,7 +22,9 @@
  *   requests already admitted stay counted until they release.
  * - retriesActive ≤ maxRetries; every granted retry releases exactly once.
  */
+
 import type { ConnectionPoolSettings } from "../../../controller/api/model.js";
+import type { CancelSignal } from "./cancel.js";
 
 /** Result of asking for a request slot; not ok → answer 503 with response flag UO. */
 export type Admission = { ok: true; release(): void } | { ok: false; reason: string };
@@ -90,7 +92,7 @@ export class RequestLimiter {
   }
 
   /** Waits for a slot up to the pending limit; resolves not-ok at once when the pending queue is full, or when `signal` aborts. */
-  admit(signal?: AbortSignal): Promise<Admission> {
+  admit(signal?: CancelSignal): Promise<Admission> {
     if (signal?.aborted) return Promise.resolve({ ok: false, reason: "request cancelled before admission" });
     const l = this.limits;
     if (this.queue.length === 0 && this.active < l.connections) return Promise.resolve(this.start());

@@ -1,0 +1,41 @@
+/**
+ * A cancellation flag for one request: "the client went away". Not AbortController: Node's
+ * EventTarget-based signals cost a few microseconds each and weigh on every young-generation
+ * collection, and the proxy makes one per request.
+ */
+
+/** What waiting code listens to (AbortSignal has the same shape, so either may be passed). */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", fn: () => void, opts?: { once?: boolean }): void;
+  removeEventListener(type: "abort", fn: () => void): void;
+}
+
+/** A cancellation source and its signal in one object. */
+export class Cancel implements CancelSignal {
+  aborted = false;
+  private fns: (() => void)[] | undefined;
+
+  /** Registers fn for the cancellation (called at most once). */
+  addEventListener(_type: "abort", fn: () => void): void {
+    if (this.aborted) return;
+    (this.fns ??= []).push(fn);
+  }
+
+  /** Forgets fn. */
+  removeEventListener(_type: "abort", fn: () => void): void {
+    const fns = this.fns;
+    if (!fns) return;
+    const i = fns.indexOf(fn);
+    if (i >= 0) fns.splice(i, 1);
+  }
+
+  /** Cancels: every registered function runs once. */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const fns = this.fns;
+    this.fns = undefined;
+    if (fns) for (const fn of fns) fn();
+  }
+}
