@@ -166,6 +166,14 @@ describe("L7 source proxy on loopback", () => {
     }
     h2up = createH2Server();
     h2up.on("stream", (stream, headers) => {
+      if (headers[":path"] === "/pkg.Svc/Missing") {
+        // gRPC's trailers-only error: the status in a HEADERS frame that ends the stream.
+        stream.respond(
+          { ":status": 200, "content-type": "application/grpc", "grpc-status": "5", "grpc-message": "no such thing" },
+          { endStream: true },
+        );
+        return;
+      }
       stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
       stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-echo-path": String(headers[":path"]) }));
       stream.end(Buffer.from([0, 0, 0, 0, 0]));
@@ -368,6 +376,29 @@ describe("L7 source proxy on loopback", () => {
       expect(t["x-echo-path"]).toBe("/pkg.Svc/Call");
       await once(stream, "close");
       expect(await metricValue("istio_requests_total", { grpc_response_status: "0", destination_service_name: "h2" })).toBe(1);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("passes a gRPC trailers-only error on in the same form, and counts its grpc-status", async () => {
+    const port = (frontH2.address() as { port: number }).port;
+    const session = h2connect(`http://127.0.50.1:${port}`);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/pkg.Svc/Missing",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      const [headers, flags] = (await once(stream, "response")) as [Record<string, string>, number];
+      expect(headers["grpc-status"]).toBe("5");
+      expect(stream.endAfterHeaders || (flags & 1) === 1).toBe(true);
+      stream.resume();
+      await once(stream, "close");
+      expect(stream.rstCode).toBe(0);
+      expect(await metricValue("istio_requests_total", { grpc_response_status: "5", destination_service_name: "h2" })).toBe(1);
     } finally {
       session.close();
     }

@@ -6,7 +6,14 @@ import { workload } from "../helpers/mesh-fixture.js";
 
 const src = workload({ name: "client", ns: "a", ip: "10.0.0.1", node: "n1", nodeAddress: "10.250.0.11" });
 const dst = workload({ name: "server", ns: "b", ip: "10.0.0.2", node: "n2", nodeAddress: "10.250.0.12" });
-const labels = trafficLabels({ reporter: "source", source: src, sourcePrincipal: src.identity, destination: dst, mtls: true, protocol: "http" });
+const labels = trafficLabels({
+  reporter: "source",
+  source: src,
+  sourcePrincipal: src.identity,
+  destination: dst,
+  mtls: true,
+  protocol: "http",
+});
 
 describe("request metrics", () => {
   it("renders Istio's counter and histograms with cumulative buckets, sum and count", async () => {

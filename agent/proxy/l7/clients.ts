@@ -36,6 +36,8 @@ export interface UpstreamResponse {
   body: Readable;
   /** Trailers, once the body has ended (h2/gRPC; HTTP/1.1 chunked trailers). */
   trailers(): IncomingHttpHeaders | undefined;
+  /** The response was its head alone (h2 HEADERS with END_STREAM: gRPC's trailers-only answer). */
+  headOnly: boolean;
 }
 
 /** Why an exchange failed before a response head arrived. */
@@ -183,6 +185,7 @@ export class UpstreamClients {
             headers: res.headers,
             body: res,
             trailers: () => (Object.keys(res.trailers).length > 0 ? res.trailers : undefined),
+            headOnly: false,
           },
         });
       });
@@ -271,7 +274,13 @@ export class UpstreamClients {
             const { ":status": status, ...rest } = h;
             resolve({
               ok: true,
-              response: { status: Number(status), headers: rest as IncomingHttpHeaders, body: s, trailers: () => trailers },
+              response: {
+                status: Number(status),
+                headers: rest as IncomingHttpHeaders,
+                body: s,
+                trailers: () => trailers,
+                headOnly: s.endAfterHeaders,
+              },
             });
           });
           s.once("close", () => {

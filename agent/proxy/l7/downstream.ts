@@ -65,8 +65,8 @@ export interface Downstream {
   readonly headersSent: boolean;
   /** Answers with a complete response made by the proxy; gRPC clients get a trailers-only reply. */
   reply(status: number, body: string, headers?: OutgoingHttpHeaders, grpcStatus?: number): number;
-  /** Starts a streamed response; returns the body writer. */
-  start(status: number, headers: OutgoingHttpHeaders): ResponseWriter;
+  /** Starts a streamed response; returns the body writer. headOnly: the head is the whole answer. */
+  start(status: number, headers: OutgoingHttpHeaders, headOnly?: boolean): ResponseWriter;
   /** Resets the client's request (the response cannot be completed). */
   abort(): void;
   /** Registers a callback for the client going away before the response completed. */
@@ -193,8 +193,13 @@ export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHttpHea
       stream.end(payload);
       return payload.length;
     },
-    start(status, h) {
+    start(status, h, headOnly = false) {
       sent = true;
+      if (headOnly) {
+        // gRPC's trailers-only answer: its status must arrive in a HEADERS frame that ends the stream.
+        stream.respond({ ":status": status, ...responseHeaders(h) }, { endStream: true });
+        return { write: () => true, onDrain: () => undefined, end: () => undefined };
+      }
       stream.respond({ ":status": status, ...responseHeaders(h) }, { waitForTrailers: true });
       return {
         write: (c) => stream.write(c),

@@ -20,7 +20,7 @@ import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
 import { ReplayableBody } from "./body.js";
 import { Cancel } from "./cancel.js";
-import { type Downstream, endToEnd, h1Downstream, h2Downstream } from "./downstream.js";
+import { type Downstream, endToEnd, h1Downstream, h2Downstream, type ResponseWriter } from "./downstream.js";
 import { type ForwardResult, forward, type L7Deps } from "./forward.js";
 import { withSniffedBytes } from "./protocol.js";
 import { applyHeaderOperations } from "./rewrite.js";
@@ -296,20 +296,30 @@ export class HttpProxy {
             Math.max(0, remaining),
           )
         : undefined;
-      const writer = down.start(res.status, out);
+      // A gRPC answer's head waits for its first message: an answer that turns out to be the head
+      // alone (grpc-status in it, no body, no trailers) must go out as gRPC's trailers-only form.
+      let started: ResponseWriter | undefined;
+      const writer = (headOnly = false): ResponseWriter => {
+        started ??= down.start(res.status, out, headOnly);
+        return started;
+      };
+      if (!down.grpc || res.headOnly) writer(res.headOnly);
       down.onGone(() => {
         result.abort();
         finish("DC");
       });
       res.body.on("data", (c: Buffer) => {
         ev.bytesSent += c.length;
-        if (!writer.write(c)) {
+        const w = writer();
+        if (!w.write(c)) {
           res.body.pause();
-          writer.onDrain(() => res.body.resume());
+          w.onDrain(() => res.body.resume());
         }
       });
       res.body.once("end", () => {
-        writer.end(res.trailers());
+        const trailers = res.trailers();
+        if (!started && !trailers && out["grpc-status"] !== undefined) writer(true);
+        else writer().end(trailers);
         finish();
       });
       res.body.once("error", () => {
