@@ -316,12 +316,23 @@ export class HttpProxy {
           w.onDrain(() => res.body.resume());
         }
       });
-      res.body.once("end", () => {
+      const onEnd = () => {
         const trailers = res.trailers();
         if (!started && !trailers && out["grpc-status"] !== undefined) writer(true);
         else writer().end(trailers);
         finish();
-      });
+      };
+      // An h2 answer with no body can have ended (and closed) while the retry layer looked at it.
+      if (res.body.readableEnded) {
+        onEnd();
+        return;
+      }
+      if (res.body.destroyed) {
+        down.abort();
+        finish("UC");
+        return;
+      }
+      res.body.once("end", onEnd);
       res.body.once("error", () => {
         down.abort();
         finish("UC");
