@@ -14,7 +14,8 @@ import { inboundModeOf } from "./capture/desired.js";
 import type { AgentConfig } from "./config.js";
 import type { CertificateStatus } from "./identity/manager.js";
 import type { ConnectionEvent } from "./proxy/connection-manager.js";
-import type { ProxyHandle } from "./proxy/handle.js";
+import type { ProxyHandle, TapEvent } from "./proxy/handle.js";
+import type { RequestEvent } from "./proxy/l7/request-event.js";
 import type { RedirectStatus } from "./redirect/types.js";
 import type { MeshState } from "./state/updater.js";
 import type { MeshView } from "./state/view.js";
@@ -62,6 +63,7 @@ export interface WorkloadInfo {
 export type TapLine =
   | { type: "start"; node: string; at: string; filter: Record<string, string> }
   | ({ type: "open" | "close"; at: string } & Omit<ConnectionEvent, "type">)
+  | { type: "request"; at: string; request: RequestEvent }
   | { type: "dropped"; count: number; at: string }
   | { type: "keepalive" | "end"; at?: string; reason?: string };
 
@@ -219,7 +221,15 @@ function explainHandler(agent: DebugAgent): (req: AdminRequest) => AdminResponse
     const state = agent.updater.state.get();
     if (!state.synced) return bad(503, "this agent has not received its mesh config yet: nothing to explain against");
     try {
-      return { json: explain(state.view, src, dst, captureFacts(agent), agent.identity.status()) };
+      const p = req.url.searchParams;
+      const headers: Record<string, string> = {};
+      for (const h of p.getAll("header")) {
+        const i = h.indexOf(":");
+        if (i <= 0) return bad(400, `header '${h}': expected name:value`);
+        headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+      }
+      const sample = { method: (p.get("method") ?? "GET").toUpperCase(), path: p.get("path") ?? "/", headers };
+      return { json: explain(state.view, src, dst, captureFacts(agent), agent.identity.status(), sample) };
     } catch (e) {
       if (e instanceof ExplainError) return { status: e.status, json: { error: e.message, code: e.code } };
       throw e;
@@ -261,14 +271,19 @@ function tap(agent: DebugAgent): (req: AdminRequest) => AdminResponse {
     if (!handle) return bad(404, "this agent runs without a data plane (no --proxy-address): there are no connections to tap");
     const pod = req.url.searchParams.get("pod") ?? undefined;
     const ns = req.url.searchParams.get("namespace") ?? undefined;
-    const matches = (e: ConnectionEvent): boolean => {
-      const c = e.connection;
-      const workloads = [c.srcWorkload, c.dstWorkload];
-      if (ns && !workloads.some((w) => w?.startsWith(`${ns}/`))) return false;
+    const matches = (e: TapEvent): boolean => {
+      const facts =
+        e.type === "request"
+          ? { workloads: [e.request.source, e.request.destinationWorkload], ips: [e.request.upstream?.split(":")[0] ?? ""] }
+          : {
+              workloads: [e.connection.srcWorkload, e.connection.dstWorkload],
+              ips: [e.connection.src.ip, e.connection.dst.ip, e.connection.target?.ip ?? ""],
+            };
+      const [src, dst] = facts.workloads;
+      if (ns && !facts.workloads.some((w) => w?.startsWith(`${ns}/`))) return false;
       if (pod) {
-        const ips = [c.src.ip, c.dst.ip, c.target?.ip ?? ""];
         const scoped = ns && !pod.includes("/") ? `${ns}/${pod}` : pod;
-        if (!podMatches(scoped, c.srcWorkload, ips) && !podMatches(scoped, c.dstWorkload, ips)) return false;
+        if (!podMatches(scoped, src, facts.ips) && !podMatches(scoped, dst, facts.ips)) return false;
       }
       return true;
     };
@@ -286,8 +301,9 @@ function tap(agent: DebugAgent): (req: AdminRequest) => AdminResponse {
           const at = new Date().toISOString();
           // A client that stops reading loses events (and is told how many), it never grows our memory.
           if (dropped > 0 && out.send({ type: "dropped", count: dropped, at } satisfies TapLine)) dropped = 0;
-          const { type, ...rest } = e;
-          if (dropped > 0 || !out.send({ type, at, ...rest } satisfies TapLine)) dropped++;
+          const line: TapLine =
+            e.type === "request" ? { type: "request", at, request: e.request } : (({ type, ...rest }) => ({ type, at, ...rest }))(e);
+          if (dropped > 0 || !out.send(line)) dropped++;
         });
         out.onClose(off);
       },

@@ -22,6 +22,7 @@ import {
   resolveDestination,
 } from "./admin-explain-input.js";
 import { inboundModeOf } from "./capture/desired.js";
+import { explainHttp, type HttpExplanation, type HttpSample } from "./explain-http.js";
 import type { CertificateStatus } from "./identity/manager.js";
 import { checkInbound } from "./proxy/inbound-policy.js";
 import { buildRequest, type EndpointPicker, type OutboundRequest, randomPicker, type SocketAddr } from "./proxy/request.js";
@@ -120,6 +121,8 @@ export interface Explanation {
     workload?: string;
   };
   capture: CaptureVerdict;
+  /** For an HTTP service port: what the router does with the sample request. */
+  http?: HttpExplanation;
   /** How one candidate is chosen when there are several. */
   selection?: string;
   candidates: Candidate[];
@@ -323,6 +326,7 @@ export function explain(
   dstText: string,
   facts: CaptureFacts,
   certs: readonly CertificateStatus[],
+  sample: HttpSample = { method: "GET", path: "/", headers: {} },
 ): Explanation {
   const source = findPod(view, srcRef);
   if (source.node !== view.nodeName)
@@ -408,6 +412,7 @@ export function explain(
       ...(destWorkload ? { workload: podName(destWorkload) } : {}),
     },
     capture,
+    ...(match && capture.captured ? { http: explainHttp(view, source, match, sample) } : {}),
     ...(selection ? { selection } : {}),
     candidates,
     outcome: "remote",

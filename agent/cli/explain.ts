@@ -8,7 +8,7 @@
  */
 import { statSync } from "node:fs";
 import type { Command } from "commander";
-import { action, emit, parseFormat } from "../../common/cli-output.js";
+import { action, CliError, emit, parseFormat } from "../../common/cli-output.js";
 import { errorMessage } from "../../common/errors.js";
 import { type Candidate, type Explanation, type InboundVerdict, summarize } from "../admin-explain.js";
 import { defaultAdminSocket } from "../config.js";
@@ -92,6 +92,38 @@ export function renderExplanation(e: Explanation): string {
       ["selection", e.selection],
     ]),
   ];
+  const h = e.http;
+  if (h) {
+    lines.push(
+      "",
+      `http: ${h.request.method} ${h.request.path}${
+        Object.keys(h.request.headers).length
+          ? ` (${Object.entries(h.request.headers)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join(", ")})`
+          : ""
+      }`,
+      ...block(
+        [
+          ["protocol", h.protocol],
+          ["route", h.route],
+          ["shadowed", h.tables.length > 1 ? `${h.tables.slice(1).join(", ")} (only the first table for a service applies)` : undefined],
+          [
+            "decision",
+            `${h.decision}${h.status ? ` ${h.status}` : ""}${h.cluster ? ` to ${h.cluster}` : ""}${h.endpoints !== undefined ? ` (${h.endpoints} endpoints)` : ""}`,
+          ],
+          ["rule", h.destinationRule ? `DestinationRule ${h.destinationRule}` : undefined],
+          ["balance", h.loadBalancer],
+          ["timeout", h.timeout],
+          ["retries", h.retries],
+          ["fault", h.fault],
+          ["mirrors", h.mirrors.length ? h.mirrors.join(", ") : undefined],
+          ["detail", h.detail],
+        ],
+        "    ",
+      ),
+    );
+  }
   e.candidates.forEach((c, i) => {
     lines.push(
       "",
@@ -122,12 +154,19 @@ export function registerExplainCommand(program: Command): void {
       .description("dry run: would this connection be captured, where would it go, which identity, which policy decides it"),
   )
     .option("--no-follow", "do not ask other nodes' agents (found by their sockets on this host) for their side")
+    .option("--method <method>", "HTTP ports: the sample request's method", "GET")
+    .option("--path <path>", "HTTP ports: the sample request's path (and query)", "/")
+    .option("-H, --header <name:value...>", "HTTP ports: a header of the sample request (repeatable)")
     .option("-o, --output <format>", "table, json or yaml", "table")
     .action(
       action(async (src: string, dst: string, o) => {
         const format = parseFormat(o.output);
         const agent = await connectAgent(o);
-        const q = new URLSearchParams({ src, dst });
+        const q = new URLSearchParams({ src, dst, method: o.method, path: o.path });
+        for (const h of (o.header as string[] | undefined) ?? []) {
+          if (!h.includes(":")) throw new CliError(`--header '${h}': expected name:value, e.g. end-user:jason`);
+          q.append("header", h);
+        }
         let e = await agent.json<Explanation>(`/explain?${q}`);
         if (o.follow) e = await followRemote(e, agent.address.kind === "unix" ? agent.address.path : "", agent.timeoutMs);
         emit(format, e, () => renderExplanation(e));

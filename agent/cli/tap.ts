@@ -27,12 +27,26 @@ export function renderEvent(e: EventLine): string {
   return `${head}  ${bytes(c.bytesReceived)} in, ${bytes(c.bytesSent)} out, ${duration(c.ageMs)}${c.policy ? `  policy: ${c.policy}` : ""}${flags}${e.error ? `  error: ${e.error}${e.errorCode ? ` [${e.errorCode}]` : ""}` : ""}`;
 }
 
+/** One finished HTTP request as a line of text (exported for tests). */
+export function renderRequest(e: Extract<TapLine, { type: "request" }>): string {
+  const r = e.request;
+  const time = e.at.slice(11, 23);
+  const dst = r.destinationWorkload ? `${r.destinationWorkload} (${r.upstream ?? "?"})` : (r.upstream ?? r.upstreamCluster ?? "-");
+  const grpc = r.grpcStatus ? ` grpc-status ${r.grpcStatus}` : "";
+  const flags = r.flags !== "-" ? `  flags: ${r.flags}` : "";
+  const tries = r.attempts > 1 ? `  attempts: ${r.attempts}` : "";
+  const why = r.reason ? `  (${r.reason})` : "";
+  return `${time}  REQ    ${r.method} ${r.authority}${r.path} -> ${r.status}${grpc}  ${r.source} -> ${dst}  route ${r.route}  ${duration(r.durationMs)}${tries}${flags}${why}  id ${r.requestId}`;
+}
+
 /** Registers `weft tap`. */
 export function registerTapCommand(program: Command): void {
   agentOptions(
     program
       .command("tap")
-      .description("live stream of connection events on this node (open/close, bytes, policy decision, errors) until Ctrl-C"),
+      .description(
+        "live stream of this node's connection events (open/close, bytes, policy decision, errors) and HTTP requests (route, status, flags) until Ctrl-C",
+      ),
   )
     .option("--pod <pod>", "only connections from or to this pod (ns/name, name or IP)")
     .option("-n, --namespace <ns>", "only connections from or to this namespace")
@@ -64,6 +78,11 @@ export function registerTapCommand(program: Command): void {
                   events++;
                   if (stop.signal.aborted) return;
                   process.stdout.write(format === "json" ? `${JSON.stringify(line)}\n` : `${renderEvent(line)}\n`);
+                  return;
+                case "request":
+                  events++;
+                  if (stop.signal.aborted) return;
+                  process.stdout.write(format === "json" ? `${JSON.stringify(line)}\n` : `${renderRequest(line)}\n`);
                   return;
                 case "dropped":
                   process.stderr.write(`weft: the agent dropped ${line.count} events: this client fell behind\n`);

@@ -4,6 +4,7 @@
  */
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { ConnectionEvent, ConnectionSnapshot } from "./connection-manager.js";
+import type { RequestEvent } from "./l7/request-event.js";
 import type { PoolStats } from "./pool.js";
 
 /** Pool state across all workers. */
@@ -16,6 +17,9 @@ export interface ProxyPoolStats {
 /** Prometheus metrics as prom-client's JSON form (aggregatable across workers). */
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
+/** What `weft tap` streams: connection open/close, and finished HTTP requests. */
+export type TapEvent = ConnectionEvent | { type: "request"; request: RequestEvent };
+
 /** The agent's handle on its proxy. */
 export interface ProxyHandle {
   /** Number of proxy threads (0 = runs in the agent's thread). */
@@ -27,7 +31,7 @@ export interface ProxyHandle {
   poolStats(): Promise<ProxyPoolStats>;
   /** Proxy metrics, one entry per worker's registry (aggregate with AggregatorRegistry). */
   metrics(): Promise<MetricsJson[]>;
-  /** Connection open/close events while subscribed (for `weft tap`). */
-  onConnectionEvent(listener: (e: ConnectionEvent) => void): () => void;
+  /** Connection open/close and request events while subscribed (for `weft tap`). */
+  onConnectionEvent(listener: (e: TapEvent) => void): () => void;
   setLogLevel(level: string): void;
 }

@@ -1,7 +1,8 @@
 /** The proxy in the agent's own thread: one NodeProxy, no messaging. */
 import diagnostics from "node:diagnostics_channel";
 import type { ConnectionEvent, ConnectionSnapshot } from "./connection-manager.js";
-import type { MetricsJson, ProxyHandle, ProxyPoolStats } from "./handle.js";
+import type { MetricsJson, ProxyHandle, ProxyPoolStats, TapEvent } from "./handle.js";
+import { REQUEST_CHANNEL, type RequestEvent } from "./l7/request-event.js";
 import { NodeProxy, type ProxyDeps } from "./proxy.js";
 
 /** ProxyHandle over an in-thread NodeProxy. */
@@ -33,10 +34,15 @@ export class LocalProxyHandle implements ProxyHandle {
     return [(await this.deps.metrics.registry.getMetricsAsJSON()) as MetricsJson];
   }
 
-  onConnectionEvent(listener: (e: ConnectionEvent) => void): () => void {
+  onConnectionEvent(listener: (e: TapEvent) => void): () => void {
     const fn = (m: unknown) => listener(m as ConnectionEvent);
+    const req = (m: unknown) => listener({ type: "request", request: m as RequestEvent });
     diagnostics.subscribe("weft:connection", fn);
-    return () => diagnostics.unsubscribe("weft:connection", fn);
+    diagnostics.subscribe(REQUEST_CHANNEL, req);
+    return () => {
+      diagnostics.unsubscribe("weft:connection", fn);
+      diagnostics.unsubscribe(REQUEST_CHANNEL, req);
+    };
   }
 
   setLogLevel(level: string): void {

@@ -9,6 +9,7 @@ import { createLogger } from "../../common/log.js";
 import { MeshView } from "../state/view.js";
 import { ProxyMetrics } from "../telemetry/metrics.js";
 import type { ConnectionEvent } from "./connection-manager.js";
+import { REQUEST_CHANNEL, type RequestEvent } from "./l7/request-event.js";
 import { NodeProxy } from "./proxy.js";
 import { WorkerIdentities } from "./worker-identities.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./worker-protocol.js";
@@ -37,6 +38,7 @@ const proxy = new NodeProxy({
 
 const post = (m: FromWorker) => port.postMessage(m);
 const forward = (m: unknown) => post({ type: "event", event: m as ConnectionEvent });
+const forwardRequest = (m: unknown) => post({ type: "event", event: { type: "request", request: m as RequestEvent } });
 
 port.on("message", (m: ToWorker) => {
   switch (m.type) {
@@ -54,8 +56,13 @@ port.on("message", (m: ToWorker) => {
       void answer(m.reqId, m.what);
       return;
     case "tap":
-      if (m.enabled) diagnostics.subscribe("weft:connection", forward);
-      else diagnostics.unsubscribe("weft:connection", forward);
+      if (m.enabled) {
+        diagnostics.subscribe("weft:connection", forward);
+        diagnostics.subscribe(REQUEST_CHANNEL, forwardRequest);
+      } else {
+        diagnostics.unsubscribe("weft:connection", forward);
+        diagnostics.unsubscribe(REQUEST_CHANNEL, forwardRequest);
+      }
       return;
     case "log-level":
       log.level = m.level;

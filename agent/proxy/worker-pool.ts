@@ -7,9 +7,9 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
-import type { ConnectionEvent, ConnectionSnapshot } from "./connection-manager.js";
+import type { ConnectionSnapshot } from "./connection-manager.js";
 import type { ProxyConfig } from "./context.js";
-import type { MetricsJson, ProxyHandle, ProxyPoolStats } from "./handle.js";
+import type { MetricsJson, ProxyHandle, ProxyPoolStats, TapEvent } from "./handle.js";
 import type { PoolStats } from "./pool.js";
 import type { FromWorker, ToWorker, WorkerInit, WorkerQuery } from "./worker-protocol.js";
 
@@ -33,7 +33,7 @@ interface Slot {
 export class WorkerProxyHandle implements ProxyHandle {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { remaining: number; results: unknown[]; resolve: (r: unknown[]) => void }>();
-  private readonly tapListeners = new Set<(e: ConnectionEvent) => void>();
+  private readonly tapListeners = new Set<(e: TapEvent) => void>();
   private nextReq = 1;
   private unsubscribe: (() => void)[] = [];
   private stopping = false;
@@ -156,7 +156,7 @@ export class WorkerProxyHandle implements ProxyHandle {
     return (await this.query("metrics")) as MetricsJson[];
   }
 
-  onConnectionEvent(listener: (e: ConnectionEvent) => void): () => void {
+  onConnectionEvent(listener: (e: TapEvent) => void): () => void {
     this.tapListeners.add(listener);
     if (this.tapListeners.size === 1) this.broadcast({ type: "tap", enabled: true });
     return () => {

@@ -1,8 +1,8 @@
 /** Messages between the agent's main thread and proxy worker threads (structured-clone data only). */
 import type { MeshSnapshotData } from "../../controller/api/model.js";
 import type { WorkloadCertificate } from "../identity/types.js";
-import type { ConnectionEvent } from "./connection-manager.js";
 import type { ProxyConfig } from "./context.js";
+import type { TapEvent } from "./handle.js";
 
 /** Sent once as workerData. */
 export interface WorkerInit {
@@ -32,5 +32,5 @@ export type FromWorker =
   | { type: "failed"; error: string }
   | { type: "cert-request"; reqId: number; identity: string }
   | { type: "answer"; reqId: number; data: unknown }
-  | { type: "event"; event: ConnectionEvent }
+  | { type: "event"; event: TapEvent }
   | { type: "stopped" };

@@ -10,7 +10,7 @@ import { connectionMatches, renderConnections, shortIdentity } from "../../agent
 import { bytes, duration, list, relative } from "../../agent/cli/humanize.js";
 import { policyRows, renderWorkloads } from "../../agent/cli/inventory.js";
 import { type AgentStatus, renderStatus } from "../../agent/cli/status.js";
-import { renderEvent } from "../../agent/cli/tap.js";
+import { renderEvent, renderRequest } from "../../agent/cli/tap.js";
 import type { ConnectionSnapshot } from "../../agent/proxy/connection-manager.js";
 import type { Inspection } from "../../agent/redirect/inspect.js";
 import type { AuthorizationPolicy, PeerAuthentication } from "../../controller/api/model.js";
@@ -295,5 +295,30 @@ describe("bpf", () => {
     expect(text).toMatch(/excluded from capture: :22/);
     expect(text).toMatch(/decision counters: captured=12$/);
     expect(renderBpf({ ...r, exists: false, state: "empty" }, cg)).toMatch(/nothing pinned/);
+  });
+
+  it("renders a tapped HTTP request: route, status, upstream, attempts and flags", () => {
+    const at = "2026-01-01T10:11:12.345Z";
+    const request = {
+      method: "GET",
+      path: "/reviews/0",
+      authority: "reviews:9080",
+      status: 503,
+      grpcStatus: "",
+      flags: "URX" as const,
+      durationMs: 310,
+      route: "VirtualService/bookinfo/reviews#http[0]",
+      upstream: "10.244.2.4:9080",
+      upstreamCluster: "bookinfo/reviews:9080|v2",
+      attempts: 3,
+      requestId: "abc",
+      source: "bookinfo/productpage-v1",
+      destinationWorkload: "bookinfo/reviews-v2",
+      bytesSent: 0,
+      bytesReceived: 0,
+    };
+    expect(renderRequest({ type: "request", at, request })).toBe(
+      "10:11:12.345  REQ    GET reviews:9080/reviews/0 -> 503  bookinfo/productpage-v1 -> bookinfo/reviews-v2 (10.244.2.4:9080)  route VirtualService/bookinfo/reviews#http[0]  310ms  attempts: 3  flags: URX  id abc",
+    );
   });
 });

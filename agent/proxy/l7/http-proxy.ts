@@ -23,12 +23,13 @@ import { Cancel } from "./cancel.js";
 import { type Downstream, endToEnd, h1Downstream, h2Downstream, type ResponseWriter } from "./downstream.js";
 import { type ForwardResult, forward, type L7Deps } from "./forward.js";
 import { withSniffedBytes } from "./protocol.js";
+import { REQUEST_CHANNEL, type RequestEvent } from "./request-event.js";
 import { applyHeaderOperations } from "./rewrite.js";
 import { type RouteDecision, route } from "./router.js";
 import { openTunnel, targetOf, type UpstreamTarget } from "./tunnel.js";
 
 /** Channel carrying RequestEvent per finished request (what `weft tap` shows). */
-export const requestChannel = diagnostics.channel("weft:request");
+export const requestChannel = diagnostics.channel(REQUEST_CHANNEL);
 
 /** The facts of a captured connection that every request on it shares. */
 export interface HttpConnScope {
@@ -36,27 +37,6 @@ export interface HttpConnScope {
   src: SocketAddr;
   dst: SocketAddr;
   service: ServiceMatch;
-}
-
-/** A finished request, for logs, tap and tests. */
-export interface RequestEvent {
-  method: string;
-  path: string;
-  authority: string;
-  status: number;
-  grpcStatus: string;
-  flags: ResponseFlag;
-  durationMs: number;
-  route: string;
-  upstream?: string;
-  upstreamCluster?: string;
-  attempts: number;
-  requestId: string;
-  source: string;
-  destinationWorkload?: string;
-  bytesSent: number;
-  bytesReceived: number;
-  reason?: string;
 }
 
 function routeName(d: RouteDecision): string {
