@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { action, emit, parseFormat, table } from "../../common/cli-output.js";
-import type { MeshSnapshotData, PolicyScope } from "../../controller/api/model.js";
+import type { MeshSnapshotData, PolicyScope, RouteTable } from "../../controller/api/model.js";
 import type { WorkloadInfo } from "../admin-debug.js";
 import { MeshView } from "../state/view.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
@@ -72,7 +72,7 @@ export function policyRows(data: MeshSnapshotData): PolicyRow[] {
       namespace: r.namespace,
       name: r.name,
       scope: r.exportTo.includes("*") ? "all namespaces" : `from ${r.exportTo.join(",")}`,
-      detail: `${r.http.length} http, ${r.tcp.length} tcp rule${r.http.length + r.tcp.length === 1 ? "" : "s"}${r.unresolvedHosts.length ? `; unknown hosts ${r.unresolvedHosts.join(",")}` : ""}`,
+      detail: `${r.http.length} http, ${r.tcp.length} tcp rule${r.http.length + r.tcp.length === 1 ? "" : "s"}${r.unresolvedHosts.length ? `; unknown hosts ${r.unresolvedHosts.join(",")}` : ""}${shadowText(r, data.routes ?? [])}`,
       appliesTo: r.services.map((s) => `service ${s}`),
     });
   for (const d of data.destinationPolicies ?? [])
@@ -94,6 +94,23 @@ export function policyRows(data: MeshSnapshotData): PolicyRow[] {
       appliesTo: [],
     });
   return rows.sort((a, b) => a.kind.localeCompare(b.kind) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+}
+
+/**
+ * One table routes a service for a client: the client namespace's own first, then an HTTPRoute
+ * over a VirtualService (as Istio treats GAMMA routes), then the oldest. Says which tables win
+ * over this one for its services, for clients in its own namespace.
+ */
+function shadowText(r: RouteTable, all: readonly RouteTable[]): string {
+  const rank = (t: RouteTable) => [Number(t.namespace !== r.namespace), Number(t.kind !== "HTTPRoute"), t.createdAt, t.key] as const;
+  const before = (a: RouteTable, b: RouteTable) => {
+    const x = rank(a);
+    const y = rank(b);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return (x[i] as number | string) < (y[i] as number | string);
+    return false;
+  };
+  const winners = all.filter((t) => t !== r && t.services.some((s) => r.services.includes(s)) && before(t, r));
+  return winners.length ? `; SHADOWED by ${winners.map((t) => t.key).join(", ")} (one table per service applies)` : "";
 }
 
 /** `weft workloads` as a table (exported for tests). */

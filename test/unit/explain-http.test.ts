@@ -62,3 +62,16 @@ describe("weft explain for HTTP ports", () => {
     expect(explainHttp(w.view, w.client, svc, sample({}, "/other"))).toMatchObject({ decision: "no-route", status: 404 });
   });
 });
+
+describe("weft policies on routes", () => {
+  it("marks a VirtualService shadowed by an HTTPRoute for the same service", async () => {
+    const { policyRows } = await import("../../agent/cli/inventory.js");
+    const w = world(
+      vs("web", { hosts: ["web"], http: [{ route: [{ destination: { host: "web" } }] }] }),
+      hr("gamma", { parentRefs: [parent], rules: [{ backendRefs: [{ name: "web", port: 80 }] }] }),
+    );
+    const rows = policyRows(w.data);
+    expect(rows.find((r) => r.kind === "VirtualService")?.detail).toMatch(/SHADOWED by HTTPRoute\/shop\/gamma/);
+    expect(rows.find((r) => r.kind === "HTTPRoute")?.detail).not.toMatch(/SHADOWED/);
+  });
+});
