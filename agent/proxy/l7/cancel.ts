@@ -19,7 +19,8 @@ export class Cancel implements CancelSignal {
   /** Registers fn for the cancellation (called at most once). */
   addEventListener(_type: "abort", fn: () => void): void {
     if (this.aborted) return;
-    (this.fns ??= []).push(fn);
+    if (this.fns) this.fns.push(fn);
+    else this.fns = [fn];
   }
 
   /** Forgets fn. */
