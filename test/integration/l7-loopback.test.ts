@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { Agent, createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, request } from "node:http";
 import { createServer as createH2Server, type Http2Server, connect as h2connect } from "node:http2";
-import { createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -21,6 +21,7 @@ import type { MeshSnapshotData, Workload } from "../../controller/api/model.js";
 import { translate } from "../../controller/translate/index.js";
 import { custom, namespace, node, objects, pod, service } from "../helpers/control-objects.js";
 import { StaticIdentities, TestPki } from "../helpers/test-pki.js";
+import { waitFor } from "../helpers/wait.js";
 
 // The source proxy's L7 path on loopback: requests from a "captured" connection are routed,
 // retried, timed out, limited and balanced over real HTTP servers. The endpoints are outside
@@ -159,6 +160,11 @@ describe("L7 source proxy on loopback", () => {
           res.writeHead(status, { "content-type": "application/json", "x-version": v });
           res.end(JSON.stringify({ version: v, path: req.url, host: req.headers.host }));
         }, b.delayMs);
+      });
+      srv.on("upgrade", (_req, sock: Socket, head: Buffer) => {
+        sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: Upgrade\r\nx-version: ${v}\r\n\r\n`);
+        if (head.length > 0) sock.write(head);
+        sock.pipe(sock);
       });
       srv.listen(UPSTREAM_PORT, hosts[v]);
       await once(srv, "listening");
@@ -402,5 +408,24 @@ describe("L7 source proxy on loopback", () => {
     } finally {
       session.close();
     }
+  });
+
+  it("routes an HTTP/1.1 Upgrade like a request, then carries the bytes both ways", async () => {
+    apply(subsets, vs({ http: [{ route: [{ destination: { host: "web", subset: "v3" } }] }] }));
+    const port = (front.address() as { port: number }).port;
+    const sock = connect(port, "127.0.50.1");
+    await once(sock, "connect");
+    sock.write("GET /ws HTTP/1.1\r\nhost: web\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n");
+    let got = "";
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => {
+      got += d;
+    });
+    await waitFor("the upgrade answer", () => got.includes("\r\n\r\n"));
+    expect(got).toMatch(/^HTTP\/1.1 101/);
+    expect(got).toContain("x-version: v3");
+    sock.write("ping-through-the-tunnel");
+    await waitFor("the echo", () => got.includes("ping-through-the-tunnel"));
+    sock.destroy();
   });
 });
