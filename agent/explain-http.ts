@@ -4,7 +4,7 @@
  * mirrors) — worked out with the proxy's own pure router, so the answer is the data path's.
  */
 import type { Workload } from "../controller/api/model.js";
-import { portHandling } from "./proxy/l7/protocol.js";
+import { portHandling, wantsL7 } from "./proxy/l7/protocol.js";
 import { route } from "./proxy/l7/router.js";
 import type { MeshView, ServiceMatch } from "./state/view.js";
 
@@ -55,6 +55,16 @@ export function explainHttp(view: MeshView, source: Workload, match: ServiceMatc
   const base = { protocol: protocolText(match), request: sample, tables, mirrors: [] as string[] };
   if (portHandling(match.port.appProtocol) === "l4") {
     return { ...base, route: "-", decision: "forward", timeout: "none (L4)", detail: "TCP port: no HTTP routing applies" };
+  }
+  if (!wantsL7(view, match, source)) {
+    return {
+      ...base,
+      route: "-",
+      decision: "forward",
+      timeout: "none (L4)",
+      detail:
+        "no VirtualService, HTTPRoute or DestinationRule applies to this client: the connection is spliced at L4, one endpoint per connection",
+    };
   }
   const headers = Object.fromEntries(Object.entries(sample.headers).map(([k, v]) => [k.toLowerCase(), v]));
   const d = route(view, {

@@ -17,7 +17,7 @@ import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
 import { checkInbound } from "./inbound-policy.js";
 import type { HttpProxy } from "./l7/http-proxy.js";
-import { portHandling, sniff } from "./l7/protocol.js";
+import { portHandling, sniff, wantsL7 } from "./l7/protocol.js";
 import { baggageOf, workloadRef } from "./names.js";
 import { buildRequest, type OutboundRequest, type SocketAddr } from "./request.js";
 
@@ -95,6 +95,7 @@ export class OutboundListener {
     if (handling === "l4") return false;
     const source = view.workloadByAddress(src.ip);
     if (!source || source.node !== view.nodeName) return false;
+    if (!wantsL7(view, service, source)) return false;
     const wait = handling === "sniff" ? (this.ctx.config.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS) : DECLARED_HTTP_WAIT_MS;
     const protocol = await sniff(sock, wait);
     if (protocol === "closed") {

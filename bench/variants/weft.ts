@@ -3,9 +3,9 @@
  *
  *   weft (L4)  the client pod dials the server pod's own address; the connect hook on node 1 hands
  *              the connection to node 1's agent, which carries its bytes over pooled HBONE.
- *   weft-l7    the client pod dials a Service VIP whose port declares appProtocol http; node 1's
- *              agent parses each request, routes it (the default route) and sends it over a
- *              reused upstream HTTP/1.1 connection inside HBONE.
+ *   weft-l7    the client pod dials a Service VIP whose port declares appProtocol http and that a
+ *              VirtualService routes; node 1's agent parses each request, routes it and sends it
+ *              over a reused upstream HTTP/1.1 connection inside HBONE.
  *
  *   client pod ──captured──▶ agent node1 (15001) ══HBONE mTLS 1.3══▶ agent node2 (15008) ──▶ server pod
  *
@@ -18,10 +18,12 @@
  * worker threads (default 0: the proxy runs in the agent's own thread).
  */
 import { existsSync } from "node:fs";
+import { parseAllDocuments } from "yaml";
 import { adminGet } from "../../common/admin-server.js";
 import { runSync } from "../../native/exec.js";
-import { addService, removeService } from "../../scripts/cluster/cluster.js";
+import { addService, removeService, requireState } from "../../scripts/cluster/cluster.js";
 import { agentSocket, type MeshProcesses, startMesh, weftBin } from "../../scripts/cluster/mesh.js";
+import { applyUserObjects, deleteUserObjects } from "../../scripts/cluster/user-objects.js";
 import type { BenchCluster } from "../lib/cluster.js";
 import { SMALL_PATH } from "../lib/upstream.js";
 import type { BenchVariant, VariantContext, VariantSetup } from "../lib/variant.js";
@@ -30,6 +32,19 @@ import type { BenchVariant, VariantContext, VariantSetup } from "../lib/variant.
 const METRICS_URL = "http://127.0.0.1:15020/metrics";
 /** The Service the L7 variant's client calls. */
 const L7_SERVICE = "server";
+
+/** The VirtualService that puts the L7 variant's calls on the L7 path (one rule, the service itself). */
+function routeYaml(namespace: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${L7_SERVICE}, namespace: ${namespace}}
+spec:
+  hosts: [${L7_SERVICE}]
+  http:
+  - route:
+    - destination: {host: ${L7_SERVICE}}
+`;
+}
 
 /** Proxy worker threads per agent for this run. */
 export function benchProxyWorkers(env = process.env): number {
@@ -132,6 +147,9 @@ export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
           selector: { app: "server" },
         });
         service = true;
+        // Without a route table or DestinationRule a service port stays on the L4 splice (the
+        // design's fast path): a plain VirtualService to the same service makes the L7 path run.
+        applyUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(routeYaml(ctx.client.namespace)), "bench");
         const vip = svc.vip;
         await until(`node 1's agent to hold service ${ctx.client.namespace}/${L7_SERVICE} with its endpoint`, 15_000, async () => {
           const r = await adminGet(agentSocket(ctx.cluster.name, 1), "/config_dump", 2000);
@@ -150,7 +168,7 @@ export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
           "weft HBONE": "TLS 1.3, ECDSA P-256 SPIFFE certificates, HTTP/2 CONNECT, pooled",
           ...(l7
             ? {
-                "weft L7": `the client calls Service ${ctx.client.namespace}/${L7_SERVICE} (VIP ${target.host}, port declares appProtocol http); node 1's agent routes every request (default route) over reused upstream HTTP/1.1 connections in HBONE; checked by its istio_requests_total`,
+                "weft L7": `the client calls Service ${ctx.client.namespace}/${L7_SERVICE} (VIP ${target.host}, port declares appProtocol http); a VirtualService routes it; node 1's agent routes every request over reused upstream HTTP/1.1 connections in HBONE; checked by its istio_requests_total`,
               }
             : {}),
         },
@@ -162,6 +180,11 @@ export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
       if (service) {
         service = false;
         await removeService(ctx.cluster.name, ctx.client.namespace, L7_SERVICE).catch(() => undefined);
+        try {
+          deleteUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(routeYaml(ctx.client.namespace)), "bench");
+        } catch {
+          // the cluster is being removed anyway
+        }
       }
       // Leave the mesh before the agents go, so no pod is left captured with no proxy behind it.
       await ctx.cluster.labelNamespace(ctx.client.namespace, ["weft.dev/mesh-"]).catch(() => undefined);

@@ -75,3 +75,23 @@ describe("weft policies on routes", () => {
     expect(rows.find((r) => r.kind === "HTTPRoute")?.detail).not.toMatch(/SHADOWED/);
   });
 });
+
+describe("which calls take the L7 path", () => {
+  it("only those a route table or DestinationRule applies to; the rest stay on the L4 splice", async () => {
+    const { wantsL7 } = await import("../../agent/proxy/l7/protocol.js");
+    const bare = world();
+    const svc = (w: typeof bare) => {
+      const m = w.view.serviceByAddress("10.96.0.10", 80);
+      if (!m) throw new Error("fixture");
+      return m;
+    };
+    expect(wantsL7(bare.view, svc(bare), bare.client)).toBe(false);
+    expect(explainHttp(bare.view, bare.client, svc(bare), sample()).detail).toMatch(/spliced at L4/);
+    const routed = world(vs("web", { hosts: ["web"], http: [{ route: [{ destination: { host: "web" } }] }] }));
+    expect(wantsL7(routed.view, svc(routed), routed.client)).toBe(true);
+    const ruled = world(subsets);
+    expect(wantsL7(ruled.view, svc(ruled), ruled.client)).toBe(true);
+    const private_ = world(vs("web", { hosts: ["web"], exportTo: ["."], http: [{ route: [{ destination: { host: "web" } }] }] }));
+    expect(wantsL7(private_.view, svc(private_), private_.client)).toBe(false);
+  });
+});

@@ -6,7 +6,8 @@
  */
 import type { Socket } from "node:net";
 import { Duplex } from "node:stream";
-import type { AppProtocol } from "../../../controller/api/model.js";
+import type { AppProtocol, Workload } from "../../../controller/api/model.js";
+import type { MeshView, ServiceMatch } from "../../state/view.js";
 
 /** The wire protocol a downstream connection speaks. */
 export type WireProtocol = "http1" | "http2" | "tcp";
@@ -28,6 +29,18 @@ export function portHandling(protocol: AppProtocol): PortHandling {
   if (protocol === "tcp") return "l4";
   if (protocol === "auto") return "sniff";
   return "l7";
+}
+
+/**
+ * True when calls from `source` to this service need the L7 path: a route table (VirtualService,
+ * HTTPRoute) or a DestinationRule applies to them. Without either, per-request handling would add
+ * nothing the L4 splice does not already do, so the port stays on the L4 path at L4 speed
+ * (DESIGN.md: "a port with no HTTP routes and no L7 policy stays on the L4 splice path").
+ */
+export function wantsL7(view: MeshView, service: ServiceMatch, source: Workload): boolean {
+  return (
+    view.routesFor(service.service.key, source.namespace).length > 0 || view.destinationPolicyFor(service.service.key, source) !== undefined
+  );
 }
 
 /** Classifies the first bytes: a protocol, or "more" when they could still be HTTP. */
