@@ -7,9 +7,10 @@
 import type { Command } from "commander";
 import { stringify } from "yaml";
 import { action, CliError, emit, parseFormat, table } from "../../common/cli-output.js";
+import { sleep } from "../../common/sleep.js";
 import type { ConnectionSnapshot } from "../proxy/connection-manager.js";
 import { agentOptions, connectAgent } from "./agent-client.js";
-import { bytes, duration, interruptible, sleep } from "./humanize.js";
+import { bytes, duration, interruptible } from "./humanize.js";
 
 /** "spiffe://cluster.local/ns/a/sa/b" → "a/sa/b" (the trust domain is the same mesh-wide). */
 export function shortIdentity(id: string | undefined): string {

@@ -13,7 +13,8 @@ export class ProxyMetrics {
   private readonly errors: Counter<string>;
   /** HBONE sessions currently pooled (gauge), for pool health. */
   readonly poolSessions: Gauge<string>;
-  private readonly requestMetrics: RequestMetrics;
+  /** Istio's four request metrics (one record() per finished HTTP request). */
+  readonly requests: RequestMetrics;
   private readonly limitHits: Counter<string>;
 
   constructor(registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
@@ -54,7 +55,7 @@ export class ProxyMetrics {
       help: "Pooled HBONE (mTLS HTTP/2) sessions open",
       registers: [registry],
     });
-    this.requestMetrics = new RequestMetrics(registry);
+    this.requests = new RequestMetrics(registry);
     this.limitHits = new Counter({
       name: "weft_limit_hits_total",
       help: "Times a proxy limit refused or cut something (docs/LIMITS.md), by limit",
@@ -77,18 +78,6 @@ export class ProxyMetrics {
   /** A connection closed. */
   connectionClosed(labels: TrafficLabels): void {
     this.closed.inc(labels);
-  }
-
-  /** Records one finished HTTP request (Istio's four request metrics). */
-  request(
-    labels: TrafficLabels,
-    responseCode: number,
-    grpcStatus: string,
-    durationMs: number,
-    requestBytes: number,
-    responseBytes: number,
-  ): void {
-    this.requestMetrics.record(labels, responseCode, grpcStatus, durationMs, requestBytes, responseBytes);
   }
 
   /** A connection was refused or ended by an error with this code. */

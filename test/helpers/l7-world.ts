@@ -73,11 +73,19 @@ export interface World {
 
 /** Translates the objects as the controller does and builds the agent's view of them. */
 export function world(...extra: KubeObject[]): World {
-  const m = translate(objects([...base, ...extra]));
+  const data = translatedSnapshot([...base, ...extra]);
+  const view = new MeshView(data);
+  const byName = (n: string) => data.workloads.find((w) => w.name === n) as Workload;
+  return { view, data, client: byName("client"), other: byName("other") };
+}
+
+/** The agent's snapshot of node n1 for these objects, translated as the controller does (throws on errors). */
+export function translatedSnapshot(objs: readonly KubeObject[], version = "1"): MeshSnapshotData {
+  const m = translate(objects(objs));
   const errors = m.diagnostics.filter((d) => d.severity === "error");
   if (errors.length > 0) throw new Error(`fixture does not translate: ${JSON.stringify(errors)}`);
-  const data: MeshSnapshotData = {
-    version: "1",
+  return {
+    version,
     nodeName: "n1",
     trustDomain: "cluster.local",
     rootNamespace: "weft-system",
@@ -88,9 +96,6 @@ export function world(...extra: KubeObject[]): World {
     routes: m.routes,
     destinationPolicies: m.destinationPolicies,
   };
-  const view = new MeshView(data);
-  const byName = (n: string) => m.workloads.find((w) => w.name === n) as Workload;
-  return { view, data, client: byName("client"), other: byName("other") };
 }
 
 /** A request from the client to a service port (shop/web:80 unless told). */

@@ -18,8 +18,8 @@ import { MeshView } from "../../agent/state/view.js";
 import { ProxyMetrics } from "../../agent/telemetry/metrics.js";
 import type { KubeObject } from "../../controller/api/kube-types.js";
 import type { MeshSnapshotData, Workload } from "../../controller/api/model.js";
-import { translate } from "../../controller/translate/index.js";
-import { custom, namespace, node, objects, pod, service } from "../helpers/control-objects.js";
+import { custom, namespace, node, pod, service } from "../helpers/control-objects.js";
+import { translatedSnapshot } from "../helpers/l7-world.js";
 import { StaticIdentities, TestPki } from "../helpers/test-pki.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -66,21 +66,7 @@ const vs = (spec: Record<string, unknown>) =>
   custom("networking.istio.io/v1", "VirtualService", "web", "shop", { hosts: ["web"], ...spec });
 
 function snapshotOf(...extra: KubeObject[]): MeshSnapshotData {
-  const m = translate(objects([...base, ...extra]));
-  const errors = m.diagnostics.filter((d) => d.severity === "error");
-  if (errors.length > 0) throw new Error(`fixture does not translate: ${JSON.stringify(errors)}`);
-  return {
-    version: String(Math.random()),
-    nodeName: "n1",
-    trustDomain: "cluster.local",
-    rootNamespace: "weft-system",
-    workloads: m.workloads,
-    services: m.services,
-    authorizationPolicies: [],
-    peerAuthentications: [],
-    routes: m.routes,
-    destinationPolicies: m.destinationPolicies,
-  };
+  return translatedSnapshot([...base, ...extra], String(Math.random()));
 }
 
 describe("L7 source proxy on loopback", () => {

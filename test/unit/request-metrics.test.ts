@@ -18,9 +18,9 @@ const labels = trafficLabels({
 describe("request metrics", () => {
   it("renders Istio's counter and histograms with cumulative buckets, sum and count", async () => {
     const m = new ProxyMetrics(new Registry());
-    m.request(labels, 200, "", 3, 0, 1024);
-    m.request(labels, 200, "", 700, 10, 1024);
-    m.request(labels, 503, "", 1, 0, 20);
+    m.requests.record(labels, 200, "", 3, 0, 1024);
+    m.requests.record(labels, 200, "", 700, 10, 1024);
+    m.requests.record(labels, 503, "", 1, 0, 20);
     const text = await m.registry.metrics();
     expect(text).toMatch(/istio_requests_total\{[^}]*response_code="200"[^}]*\} 2\n/);
     expect(text).toMatch(/istio_requests_total\{[^}]*response_code="503"[^}]*\} 1\n/);
@@ -36,9 +36,9 @@ describe("request metrics", () => {
   it("sums across proxy workers as the metrics endpoint does", async () => {
     const a = new ProxyMetrics(new Registry());
     const b = new ProxyMetrics(new Registry());
-    a.request(labels, 200, "0", 2, 5, 5);
-    b.request(labels, 200, "0", 30, 5, 5);
-    b.request(labels, 200, "0", 30, 5, 5);
+    a.requests.record(labels, 200, "0", 2, 5, 5);
+    b.requests.record(labels, 200, "0", 30, 5, 5);
+    b.requests.record(labels, 200, "0", 30, 5, 5);
     const merged = AggregatorRegistry.aggregate([await a.registry.getMetricsAsJSON(), await b.registry.getMetricsAsJSON()] as never);
     const text = await merged.metrics();
     expect(text).toMatch(/istio_requests_total\{[^}]*grpc_response_status="0"[^}]*\} 3\n/);
@@ -48,8 +48,8 @@ describe("request metrics", () => {
 
   it("keeps one series for equal labels even when the label object is rebuilt", async () => {
     const m = new ProxyMetrics(new Registry());
-    m.request(labels, 200, "", 1, 0, 0);
-    m.request({ ...labels }, 200, "", 1, 0, 0);
+    m.requests.record(labels, 200, "", 1, 0, 0);
+    m.requests.record({ ...labels }, 200, "", 1, 0, 0);
     const json = await m.registry.getMetricsAsJSON();
     const total = json.find((x) => x.name === "istio_requests_total");
     expect(total?.values).toHaveLength(1);

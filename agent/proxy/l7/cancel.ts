@@ -3,13 +3,10 @@
  * EventTarget-based signals cost a few microseconds each and weigh on every young-generation
  * collection, and the proxy makes one per request.
  */
+import type { SleepSignal } from "../../../common/sleep.js";
 
 /** What waiting code listens to (AbortSignal has the same shape, so either may be passed). */
-export interface CancelSignal {
-  readonly aborted: boolean;
-  addEventListener(type: "abort", fn: () => void, opts?: { once?: boolean }): void;
-  removeEventListener(type: "abort", fn: () => void): void;
-}
+export type CancelSignal = SleepSignal;
 
 /** A cancellation source and its signal in one object. */
 export class Cancel implements CancelSignal {

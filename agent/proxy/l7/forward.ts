@@ -11,6 +11,7 @@
  * It decides nothing about routing (router.ts did) and writes nothing downstream (the caller
  * streams the response or the local reply it returns).
  */
+import { sleep } from "../../../common/sleep.js";
 import type { Workload } from "../../../controller/api/model.js";
 import type { ResponseFlag } from "../../telemetry/labels.js";
 import type { ProxyContext } from "../context.js";
@@ -70,19 +71,6 @@ export type ForwardResult =
   | { kind: "local"; status: number; flags: ResponseFlag; reason: string; attempts: number; target?: UpstreamTarget; grpcStatus?: number };
 
 type Forward = RouteDecision & { kind: "forward" };
-
-function sleep(ms: number, signal: CancelSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 /** Resolves with the promise's value, or "timeout" after ms (Infinity: never). */
 function within<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {

@@ -375,7 +375,7 @@ export class HttpProxy {
       responseFlags: ev.flags,
       protocol: ev.grpcStatus !== "" ? "grpc" : "http",
     });
-    ctx.metrics.request(labels, ev.status, ev.grpcStatus, ev.durationMs, ev.bytesReceived, ev.bytesSent);
+    ctx.metrics.requests.record(labels, ev.status, ev.grpcStatus, ev.durationMs, ev.bytesReceived, ev.bytesSent);
     const fields = {
       method: ev.method,
       path: ev.path,
