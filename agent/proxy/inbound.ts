@@ -14,7 +14,7 @@ import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
-import { checkInbound, forwardedFor, type InboundDecision, parseAuthority } from "./inbound-policy.js";
+import { attributeSource, checkInbound, type InboundDecision, parseAuthority } from "./inbound-policy.js";
 import { DEFAULT_PROXY_LIMITS, KeyedCounter } from "./limits.js";
 import { workloadRef } from "./names.js";
 import { MESH_TLS_VERSION, onCredentialExpiry, type PeerCredential, parseBundle, peerCredential, stillTrusted } from "./peer-credential.js";
@@ -260,7 +260,19 @@ export class InboundServer {
       this.ctx.log.warn({ authority: headers[":authority"], peer: info.peer }, "HBONE CONNECT with a bad :authority");
       return;
     }
-    const sourceIp = forwardedFor(headers.forwarded) ?? info.peerAddr.ip;
+    const attributed = attributeSource(this.ctx.view(), headers.forwarded, info.peer, info.peerAddr.ip);
+    if (!attributed.ok) {
+      stream.respond({ ":status": 400, [ERROR_HEADER]: "WEFT_BAD_TUNNEL_REQUEST" }, { endStream: true });
+      this.ctx.log.warn({ peer: info.peer, reason: attributed.reason }, "HBONE CONNECT refused");
+      return;
+    }
+    if (!attributed.trusted && headers.forwarded !== undefined) {
+      this.ctx.log.debug(
+        { peer: info.peer, forwarded: headers.forwarded },
+        "forwarded header not vouched for by the peer; using its address",
+      );
+    }
+    const sourceIp = attributed.ip;
     const decision = checkInbound(this.ctx.view(), {
       sourceIdentity: info.peer,
       sourceIp,
