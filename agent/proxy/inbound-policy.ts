@@ -99,6 +99,57 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
   return { ok: true, destination, ...(source ? { source } : {}), policy: decision.reason };
 }
 
+/**
+ * Decides a captured plaintext connection (15006): the destination must be an enrolled pod of this
+ * node whose mTLS mode for the port is not STRICT (portLevelMtls honoured), and authorization runs
+ * with no peer identity, so a rule that names principals or namespaces never matches it.
+ */
+export function checkPlaintext(view: MeshView, req: { sourceIp: string; target: SocketAddr }): InboundDecision {
+  const destination = view.workloadByAddress(req.target.ip);
+  const claimed = view.workloadByAddress(req.sourceIp);
+  const source = claimed?.enrolled ? undefined : claimed;
+  if (!destination || destination.node !== view.nodeName || !destination.enrolled) {
+    return {
+      ok: false,
+      status: 400,
+      code: "WEFT_UNKNOWN_DESTINATION",
+      flags: "CONNECT",
+      reason: view.isClashingAddress(req.target.ip)
+        ? `destination ${req.target.ip} is claimed by more than one pod; refusing rather than guessing`
+        : `plaintext to ${req.target.ip} reached the proxy but it is no enrolled pod of node ${view.nodeName}`,
+      ...(source ? { source } : {}),
+    };
+  }
+  const mtls = view.mtlsModeFor(destination, req.target.port);
+  if (mtls.mode === "STRICT") {
+    return {
+      ok: false,
+      status: 403,
+      code: "WEFT_UNAUTHENTICATED",
+      flags: "DENY",
+      reason: `plaintext refused: mTLS is STRICT for ${destination.namespace}/${destination.name} port ${req.target.port} (PeerAuthentication ${mtls.source})`,
+      destination,
+      ...(source ? { source } : {}),
+    };
+  }
+  const decision = authorize(view.authorizationPoliciesFor(destination), {
+    sourceIp: req.sourceIp,
+    destinationIp: req.target.ip,
+    destinationPort: req.target.port,
+  });
+  if (!decision.allowed)
+    return {
+      ok: false,
+      status: 403,
+      code: "WEFT_AUTHZ_DENIED",
+      flags: "DENY",
+      reason: decision.reason,
+      destination,
+      ...(source ? { source } : {}),
+    };
+  return { ok: true, destination, ...(source ? { source } : {}), policy: decision.reason };
+}
+
 /** The source address policy sees for an HBONE stream, or why the stream is refused. */
 export type Attribution = { ok: true; ip: string; trusted: boolean } | { ok: false; reason: string };
 
