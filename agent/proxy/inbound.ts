@@ -39,6 +39,15 @@ function abortSocket(s: Socket): void {
   else s.resetAndDestroy();
 }
 
+/** OpenSSL's verification of a server-side TLS socket's client chain: null when it passed. */
+function peerVerifyError(tls: TLSSocket): string | null {
+  const handle = (tls as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  if (typeof handle?.verifyError !== "function") return "this Node does not expose the TLS verification result";
+  if (!tls.getPeerCertificate()?.raw) return "no client certificate";
+  const e = handle.verifyError();
+  return e ? (e.code ?? e.message) : null;
+}
+
 /** The HBONE listener. */
 export class InboundServer {
   private server?: Http2SecureServer;
@@ -160,6 +169,7 @@ export class InboundServer {
    * TLS socket joins the HTTP/2 server like any other, so streams are decided identically.
    */
   private async startCaptured(h2server: Http2SecureServer, at: { ip: string; port: number }): Promise<void> {
+    // Paused until the TLS layer is on: no byte of the handshake may be read by the plain socket.
     const captured = createServer({ pauseOnConnect: true }, (raw) => {
       raw.on("error", () => undefined);
       void this.acceptCaptured(h2server, raw).catch((e: Error) => {
@@ -212,11 +222,15 @@ export class InboundServer {
     });
     tls.once("secure", () => {
       clearTimeout(timer);
-      if (!tls.authorized || tls.alpnProtocol !== "h2") {
-        this.ctx.log.warn({ peer: key, reason: tls.authorizationError ?? "no h2 ALPN" }, "HBONE peer refused; closing");
+      // Outside tls.Server nobody judges the client's chain: ask OpenSSL's verdict as the server
+      // does (fail closed if this Node cannot tell), and only then mark the socket authorized.
+      const verdict = peerVerifyError(tls);
+      if (verdict !== null || tls.alpnProtocol !== "h2") {
+        this.ctx.log.warn({ peer: key, reason: verdict ?? "no h2 ALPN" }, "HBONE peer refused; closing");
         tls.destroy();
         return;
       }
+      tls.authorized = true;
       this.presentedByPeer.set(key, pod.identity);
       // The HTTP/2 server takes it from here exactly as a connection it accepted itself.
       h2server.emit("secureConnection", tls);

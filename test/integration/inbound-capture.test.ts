@@ -18,7 +18,7 @@ import { requireState } from "../../scripts/cluster/cluster.js";
 import { controllerDir } from "../../scripts/cluster/mesh.js";
 import { Topology } from "../../scripts/cluster/topology.js";
 import { forceDown, PROBE, runProbe } from "../helpers/cluster.js";
-import { counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy } from "../helpers/mesh.js";
+import { agentLog, counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy } from "../helpers/mesh.js";
 import { describePrivileged } from "../helpers/privileged.js";
 import { waitFor } from "../helpers/wait.js";
 import { testClusterName, weftOk } from "../helpers/weft.js";
@@ -180,10 +180,10 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
     const veth = pod("app", "server").hostVeth;
     const table = "weft_test_netpol";
     // As a CNI would install it: only app/client may reach port 8080 of app/server.
-    const rule = `oifname "${veth}" tcp dport 8080 ip saddr != ${ip("app", "client")} drop`;
+    const rule = `oifname "${veth}" tcp dport 8080 ip saddr != ${ip("app", "client")} counter drop`;
     const nft = (script: string) => run("nsenter", [`--net=${netnsPath(node)}`, "--", "nft", "-f", "-"], { input: script });
     await nft(
-      `table inet ${table} {\n chain fwd { type filter hook forward priority 0; ${rule}; }\n chain out { type filter hook output priority 0; ${rule}; }\n}\n`,
+      `table inet ${table} {\n chain np_forward { type filter hook forward priority 0; ${rule}; }\n chain np_output { type filter hook output priority 0; ${rule}; }\n}\n`,
     );
     try {
       expect(await seenBy(C, "app/client", ip("app", "server"), 8080)).toBe(ip("app", "client"));
@@ -237,6 +237,7 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
     const foreign = await certFor(ID("client"), true);
     const server = ip("app", "server");
     const ok = await hbone("legacy/outsider", server, `${server}:8080`, client, ID("server"));
+    if (ok.status !== 200) console.log("DEBUG", JSON.stringify(agentLog(C, 2).slice(-4)));
     expect(ok).toMatchObject({ status: 200, serverId: ID("server") });
     expect(ok.reply).toContain("hello");
     // The identity presented is the dialled pod's: a CONNECT to another pod through it is refused.
