@@ -231,6 +231,9 @@ export class InboundServer {
         return;
       }
       tls.authorized = true;
+      // As tls.Server marks its sockets done: HTTP/2 otherwise waits for a 'secureConnect' that a
+      // server-side socket never emits.
+      (tls as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       this.presentedByPeer.set(key, pod.identity);
       // The HTTP/2 server takes it from here exactly as a connection it accepted itself.
       h2server.emit("secureConnection", tls);

@@ -18,7 +18,7 @@ import { requireState } from "../../scripts/cluster/cluster.js";
 import { controllerDir } from "../../scripts/cluster/mesh.js";
 import { Topology } from "../../scripts/cluster/topology.js";
 import { forceDown, PROBE, runProbe } from "../helpers/cluster.js";
-import { agentLog, counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy } from "../helpers/mesh.js";
+import { counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy } from "../helpers/mesh.js";
 import { describePrivileged } from "../helpers/privileged.js";
 import { waitFor } from "../helpers/wait.js";
 import { testClusterName, weftOk } from "../helpers/weft.js";
@@ -237,7 +237,6 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
     const foreign = await certFor(ID("client"), true);
     const server = ip("app", "server");
     const ok = await hbone("legacy/outsider", server, `${server}:8080`, client, ID("server"));
-    if (ok.status !== 200) console.log("DEBUG", JSON.stringify(agentLog(C, 2).slice(-4)));
     expect(ok).toMatchObject({ status: 200, serverId: ID("server") });
     expect(ok.reply).toContain("hello");
     // The identity presented is the dialled pod's: a CONNECT to another pod through it is refused.
