@@ -12,10 +12,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { run } from "../../native/exec.js";
 import { netnsPath } from "../../native/netns.js";
 import { requireState } from "../../scripts/cluster/cluster.js";
 import { controllerDir } from "../../scripts/cluster/mesh.js";
+import { writeFileAtomic } from "../../scripts/cluster/state.js";
+import { storeFileName, storePath } from "../../scripts/cluster/store.js";
 import { Topology } from "../../scripts/cluster/topology.js";
 import { forceDown, PROBE, runProbe } from "../helpers/cluster.js";
 import { counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy } from "../helpers/mesh.js";
@@ -266,6 +269,36 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
       },
       () => reaches("app/other", server, 8080),
     );
+  });
+
+  it("two pods claiming one IP fail closed: neither is trusted with the address", async () => {
+    const state = requireState(C);
+    const server = pod("app", "server");
+    const topo = new Topology(state.spec);
+    // A stale record for the same address (as a pod being replaced leaves behind), written to the
+    // file store the controller watches, as the API server would hold it.
+    const twin = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "server-twin", namespace: "app", uid: "weft-test-twin-uid", labels: { app: "twin" } },
+      spec: { nodeName: topo.nodeName(2), serviceAccountName: "twin", containers: [{ name: "app" }] },
+      status: {
+        phase: "Running",
+        podIP: server.ip,
+        podIPs: [{ ip: server.ip }],
+        hostIP: topo.nodeIp(2),
+        conditions: [{ type: "Ready", status: "True" }],
+      },
+    };
+    const path = storePath(state.storeDir, storeFileName(twin));
+    writeFileAtomic(path, stringify(twin));
+    try {
+      await waitFor("the clashing address refused", async () => !(await reaches("app/client", server.ip, 8080)), 10_000, 100);
+      expect(await reaches("app/client", server.ip, 8080)).toBe(false);
+    } finally {
+      rmSync(path, { force: true });
+    }
+    await waitFor("the address trusted again", () => reaches("app/client", server.ip, 8080), 10_000, 100);
   });
 
   it("under STRICT the node's own (kubelet) plaintext reaches the pod from 169.254.7.127; a non-mesh pod's does not", async () => {
