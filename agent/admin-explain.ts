@@ -155,7 +155,12 @@ export function explainInbound(view: MeshView, q: InboundQuery): InboundVerdict 
     // Captured to the node proxy's 15006 and decided there (portLevelMtls, then authorization).
     const p = checkPlaintext(view, { sourceIp: q.sourceIp, target });
     return p.ok
-      ? { ...base, ...extra, allowed: true, reason: `plaintext captured to 15006 and accepted (mTLS ${extra.mtls.mode} from ${extra.mtls.source}): ${p.policy}` }
+      ? {
+          ...base,
+          ...extra,
+          allowed: true,
+          reason: `plaintext captured to 15006 and accepted (mTLS ${extra.mtls.mode} from ${extra.mtls.source}): ${p.policy}`,
+        }
       : { ...base, ...extra, allowed: false, status: p.status, reason: `plaintext captured to 15006 and refused: ${p.reason}` };
   }
   const d = checkInbound(view, {

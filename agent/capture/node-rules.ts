@@ -93,9 +93,12 @@ export async function applyNodeRules(script: string, netns: string | null): Prom
   await inNetns(netns, ["ip", "-4", "route", "replace", "local", "0.0.0.0/0", "dev", "lo", "table", String(TPROXY_TABLE)]);
 }
 
-/** Removes the table and the policy route (uninstall). */
-export async function removeNodeRules(netns: string | null): Promise<void> {
-  await inNetns(netns, ["nft", "-f", "-"], "table ip weft\ndelete table ip weft\n");
+/** Removes the table and the policy route (uninstall); touches nothing when weft never installed them. */
+export async function removeNodeRules(netns: string | null): Promise<boolean> {
+  const tables = (await inNetns(netns, ["nft", "list", "tables", "ip"])).stdout;
+  if (!/^table ip weft$/m.test(tables)) return false;
+  await inNetns(netns, ["nft", "delete", "table", "ip", "weft"]);
   await inNetns(netns, ["ip", "-4", "rule", "del", "fwmark", hex(TPROXY_MARK), "lookup", String(TPROXY_TABLE)]).catch(() => undefined);
   await inNetns(netns, ["ip", "-4", "route", "flush", "table", String(TPROXY_TABLE)]).catch(() => undefined);
+  return true;
 }
