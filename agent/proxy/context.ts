@@ -22,7 +22,10 @@ export interface ProxyConfig {
    */
   plaintext?: SocketAddr;
   hboneCaptured?: SocketAddr;
-  /** Dial pods from the client's own address (needs the node's rules for the replies: capture on). */
+  /**
+   * Capture is on: dial pods from the client's own address (the node's rules bring the replies
+   * back), and mark passthrough dials PASSTHROUGH_MARK so they never pass the STRICT guard.
+   */
   transparent?: boolean;
   /** Give up dialling a pod or a peer node after this long. */
   connectTimeoutMs: number;

@@ -174,7 +174,7 @@ export class OutboundListener {
   private async passthrough(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "passthrough" }): Promise<void> {
     let up: Socket;
     try {
-      up = await dial(req.target, this.ctx.config.connectTimeoutMs, { mark: PASSTHROUGH_MARK });
+      up = await dial(req.target, this.ctx.config.connectTimeoutMs, this.ctx.config.transparent ? { mark: PASSTHROUGH_MARK } : {});
     } catch (e) {
       this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", errorCode(e, "WEFT_UPSTREAM_UNREACHABLE"), "passthrough");
       return;

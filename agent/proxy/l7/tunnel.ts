@@ -54,7 +54,7 @@ export async function openTunnel(
   t: UpstreamTarget,
   connectTimeoutMs = ctx.config.connectTimeoutMs,
 ): Promise<Duplex> {
-  if (t.mode === "passthrough") return dial(t.target, connectTimeoutMs, { mark: PASSTHROUGH_MARK });
+  if (t.mode === "passthrough") return dial(t.target, connectTimeoutMs, ctx.config.transparent ? { mark: PASSTHROUGH_MARK } : {});
   if (t.mode === "same-node") {
     const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target });
     if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
