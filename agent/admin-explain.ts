@@ -24,7 +24,7 @@ import {
 import { inboundModeOf } from "./capture/desired.js";
 import { explainHttp, type HttpExplanation, type HttpSample } from "./explain-http.js";
 import type { CertificateStatus } from "./identity/manager.js";
-import { checkInbound } from "./proxy/inbound-policy.js";
+import { checkInbound, checkPlaintext } from "./proxy/inbound-policy.js";
 import { buildRequest, type EndpointPicker, type OutboundRequest, randomPicker, type SocketAddr } from "./proxy/request.js";
 import type { InboundMode } from "./redirect/types.js";
 import type { EffectiveMtls, MeshView } from "./state/view.js";
@@ -153,21 +153,18 @@ export function explainInbound(view: MeshView, q: InboundQuery): InboundVerdict 
   }
   const extra = { policies: policiesOf(view, dest), mtls: view.mtlsModeFor(dest, target.port), guard: inboundModeOf(view, dest) };
   if (q.kind === "plaintext") {
-    if (extra.guard === "strict")
-      return {
-        ...base,
-        ...extra,
-        allowed: false,
-        reason: `the STRICT guard on ${podName(dest)}'s interface drops plaintext SYNs (PeerAuthentication ${extra.mtls.source})`,
-      };
-    return {
-      ...base,
-      ...extra,
-      allowed: true,
-      reason: dest.enrolled
-        ? `plaintext accepted (mTLS ${extra.mtls.mode} from ${extra.mtls.source}); AuthorizationPolicy is not applied to plaintext connections, which bypass the proxy`
-        : `destination ${podName(dest)} is not in the mesh: plain TCP, no policy`,
-    };
+    if (!dest.enrolled)
+      return { ...base, ...extra, allowed: true, reason: `destination ${podName(dest)} is not in the mesh: plain TCP, no policy` };
+    // Captured to the node proxy's 15006 and decided there (portLevelMtls, then authorization).
+    const p = checkPlaintext(view, { sourceIp: q.sourceIp, target });
+    return p.ok
+      ? {
+          ...base,
+          ...extra,
+          allowed: true,
+          reason: `plaintext captured to 15006 and accepted (mTLS ${extra.mtls.mode} from ${extra.mtls.source}): ${p.policy}`,
+        }
+      : { ...base, ...extra, allowed: false, status: p.status, reason: `plaintext captured to 15006 and refused: ${p.reason}` };
   }
   const d = checkInbound(view, {
     sourceIdentity: q.sourceIdentity ?? "",

@@ -15,7 +15,7 @@ import { AdminServer } from "../common/admin-server.js";
 import { errorMessage } from "../common/errors.js";
 import { createLogger, LOG_LEVELS, type Logger } from "../common/log.js";
 import { fingerprint256, splitPemCertificates } from "../common/pki/x509.js";
-import { PORT_HBONE, PORT_OUTBOUND, PROXY_MARK } from "../controller/api/constants.js";
+import { PORT_HBONE, PORT_INBOUND_PLAINTEXT, PORT_OUTBOUND, PROXY_MARK } from "../controller/api/constants.js";
 import { CertificateAuthority, loadStateDirCa } from "../controller/embedded.js";
 import { registerDebugEndpoints } from "./admin-debug.js";
 import { CaptureComponent } from "./capture/component.js";
@@ -181,11 +181,16 @@ export class AgentApp {
   private dataPlane(): AgentComponent[] {
     const dp = this.config.dataPlane;
     if (!dp) return [];
+    const separateHbone = dp.proxyAddress !== dp.hboneAddress && dp.hboneAddress !== "0.0.0.0";
     const proxy = new ProxyComponent(
       {
         config: {
           outbound: { ip: dp.proxyAddress, port: PORT_OUTBOUND },
           hbone: { ip: dp.hboneAddress, port: PORT_HBONE },
+          // With capture on, the node's tproxy rules steer pod-addressed traffic here.
+          ...(dp.capture ? { plaintext: { ip: dp.proxyAddress, port: PORT_INBOUND_PLAINTEXT }, transparent: true } : {}),
+          // On the proxy address, unless the HBONE listener already holds it (same or wildcard address).
+          ...(dp.capture && separateHbone ? { hboneCaptured: { ip: dp.proxyAddress, port: PORT_HBONE } } : {}),
           pool: DEFAULT_POOL_OPTIONS,
           ...DEFAULT_PROXY_TUNING,
           limits: dp.limits,
@@ -220,6 +225,7 @@ export class AgentApp {
             proxyMark: PROXY_MARK,
           }),
           layout: c.layout,
+          nodeRules: { hbonePort: separateHbone ? PORT_HBONE : null },
         },
         this.updater.state,
         this.log,

@@ -8,6 +8,10 @@
  * test works because the proxy runs in the node netns; skb->mark does not survive a netns crossing,
  * so a SYN from another node or pod never carries it.
  *
+ * Kubelet probes: the node's own plaintext toward a guarded pod is SNATed to WEFT_PROBE_IP4 by the
+ * agent's nftables rule; a SYN from that address is let through only when it was made on this node
+ * (skb ingress_ifindex 0), never when it arrived from a pod or another node claiming that address.
+ *
  * TCX_NEXT (not TCX_PASS) hands other packets to any program attached after ours.
  */
 #include "weft_common.h"
@@ -15,8 +19,8 @@
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
-/* The pod IPv4 (network order) a bare SYN is addressed to, 0 for anything else. */
-static __always_inline __u32 syn_target(struct __sk_buff *skb)
+/* The pod IPv4 (network order) a bare SYN is addressed to, 0 for anything else; *saddr its source. */
+static __always_inline __u32 syn_target(struct __sk_buff *skb, __u32 *saddr)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -41,6 +45,7 @@ static __always_inline __u32 syn_target(struct __sk_buff *skb)
 	/* Byte 13 of the TCP header holds the flags. */
 	if ((tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
 		return 0;
+	*saddr = ip->saddr;
 	return ip->daddr;
 }
 
@@ -48,11 +53,11 @@ SEC("tc")
 int weft_tcx_guard(struct __sk_buff *skb)
 {
 	struct weft_guard *g;
-	__u32 dst;
+	__u32 dst, src = 0;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return TCX_NEXT;
-	dst = syn_target(skb);
+	dst = syn_target(skb, &src);
 	if (!dst)
 		return TCX_NEXT;
 	g = bpf_map_lookup_elem(&weft_guard, &dst);
@@ -60,6 +65,10 @@ int weft_tcx_guard(struct __sk_buff *skb)
 		return TCX_NEXT;
 	if (weft_cfg.proxy_mark && skb->mark == weft_cfg.proxy_mark) {
 		weft_count(WEFT_R_GUARD_MARKED);
+		return TCX_NEXT;
+	}
+	if (src == bpf_htonl(WEFT_PROBE_IP4_HOST) && skb->ingress_ifindex == 0) {
+		weft_count(WEFT_R_GUARD_PROBE);
 		return TCX_NEXT;
 	}
 	if (g->mode == WEFT_INBOUND_STRICT) {

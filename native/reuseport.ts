@@ -18,7 +18,8 @@ export function nativeReusePort(version = process.versions.node): boolean {
   return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
 }
 
-interface Libc {
+/** The libc socket calls weft makes through koffi. */
+export interface Libc {
   socket: (domain: number, type: number, proto: number) => number;
   setsockopt: (fd: number, level: number, name: number, value: number[], len: number) => number;
   bind: (fd: number, addr: Buffer, len: number) => number;
@@ -29,7 +30,8 @@ interface Libc {
 
 let libc: Libc | undefined;
 
-function load(): Libc {
+/** The socket calls through koffi (loaded once), for the other socket makers in native/. */
+export function load(): Libc {
   if (libc) return libc;
   const koffi = require("koffi") as typeof import("koffi");
   const lib = koffi.load("libc.so.6");

@@ -5,6 +5,7 @@
  */
 import type { Logger } from "pino";
 import { errorMessage } from "../../common/errors.js";
+import { PASSTHROUGH_MARK } from "../../controller/api/constants.js";
 import type { Workload } from "../../controller/api/model.js";
 import { resolveHostInterface } from "../redirect/host-interface.js";
 import { BpfRedirector } from "../redirect/redirector.js";
@@ -12,6 +13,7 @@ import type { ReconcileResult, RedirectConfig, RedirectStatus } from "../redirec
 import type { MeshState } from "../state/updater.js";
 import type { ReadonlyWatch } from "../state/watch.js";
 import { desiredRedirects } from "./desired.js";
+import { applyNodeRules, renderNodeRules } from "./node-rules.js";
 import { type CgroupLayout, PodCgroups } from "./pod-cgroups.js";
 
 /** Capture settings. */
@@ -22,6 +24,11 @@ export interface CaptureOptions {
   netns?: string;
   /** Debounce between a state change and the reconcile. */
   debounceMs?: number;
+  /**
+   * The node's nftables capture and probe rules (node-rules.ts): the proxy's transparent HBONE
+   * port on the proxy address (null: HBONE addressed to pod IPs is not captured). Unset: no rules.
+   */
+  nodeRules?: { hbonePort: number | null };
 }
 
 /** What the last reconcile did, for /status and `weft status`. */
@@ -43,6 +50,7 @@ export class CaptureComponent {
   private timer?: NodeJS.Timeout;
   private running = false;
   private again = false;
+  private appliedRules = "";
   private last: CaptureStatus = { attached: false, synced: false, desired: 0, unresolved: [] };
 
   constructor(
@@ -93,6 +101,7 @@ export class CaptureComponent {
         (w) => this.interfaces.get(w.addresses[0] ?? "") ?? new Error(`host interface of ${w.addresses[0]} not found yet`),
       );
       const result = await this.redirector.reconcile(desired.pods);
+      await this.syncNodeRules(desired.pods);
       this.last = {
         ...this.last,
         desired: desired.pods.length,
@@ -122,6 +131,24 @@ export class CaptureComponent {
         this.schedule();
       }
     }
+  }
+
+  /** Keeps the node's nftables table in step with the guarded pods (only when it changed). */
+  private async syncNodeRules(pods: Parameters<typeof renderNodeRules>[0]["pods"]): Promise<void> {
+    const nr = this.opts.nodeRules;
+    if (!nr) return;
+    const r = this.opts.redirect;
+    const script = renderNodeRules({
+      pods,
+      proxyAddress: r.proxyAddress,
+      plaintextPort: r.inboundPlaintextPort,
+      hbonePort: nr.hbonePort,
+      proxyMark: r.proxyMark,
+      passthroughMark: PASSTHROUGH_MARK,
+    });
+    if (script === this.appliedRules) return;
+    await applyNodeRules(script, this.opts.netns ?? null);
+    this.appliedRules = script;
   }
 
   /** Looks up host veths of new pods (one `ip route get` each); keeps known ones. */

@@ -3,12 +3,14 @@
  * stand-in, and an operator's view of the pinned state) and `weft agent uninstall` (detach and
  * unpin everything, e.g. before removing weft from a node).
  */
+
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { action, CliError, emit, intOption, parseFormat, table } from "../../common/cli-output.js";
 import { errorMessage } from "../../common/errors.js";
 import { PORT_INBOUND_PLAINTEXT, PORT_OUTBOUND, PROXY_MARK } from "../../controller/api/constants.js";
 import { netnsPath } from "../../native/netns.js";
+import { removeNodeRules } from "../capture/node-rules.js";
 import { ipv4ToInt } from "../redirect/codec.js";
 import { DEFAULT_PIN_DIR, defaultObjectDir, redirectConfig } from "../redirect/defaults.js";
 import { parseExclude } from "../redirect/exclude.js";
@@ -155,12 +157,17 @@ export function registerRedirectCommands(program: Command): void {
   const agent = agentCommand(program);
   agent
     .command("uninstall")
-    .description("detach every weft eBPF program on this node and remove all its pins")
+    .description("detach every weft eBPF program on this node, remove all its pins and its nftables capture rules")
     .option("--pin-dir <dir>", "bpffs directory of the pins", DEFAULT_PIN_DIR)
     .action(
-      action((o) => {
+      action(async (o) => {
         requireRoot("weft agent uninstall");
         const pinDir = resolve(o.pinDir);
+        try {
+          if (await removeNodeRules(null)) process.stdout.write("removed the nftables table ip weft and its policy route\n");
+        } catch (e) {
+          process.stderr.write(`could not remove the nftables table ip weft: ${errorMessage(e)}\n`);
+        }
         if (listPins(pinDir).length === 0 && !inspect(pinDir).exists) {
           process.stdout.write(`${pinDir}: nothing installed\n`);
           return;

@@ -15,7 +15,7 @@ import type { SocketAddr } from "./request.js";
 export const connectionChannel = diagnostics.channel("weft:connection");
 
 /** How a connection travels: an HBONE tunnel, same-node delivery, plain TCP, or refused before it went anywhere. */
-export type ConnectionMode = "hbone" | "same-node" | "passthrough" | "reject" | "http" | "http2";
+export type ConnectionMode = "hbone" | "same-node" | "passthrough" | "reject" | "http" | "http2" | "plaintext";
 
 /** What is known about a connection, for listings, logs and policy re-checks. */
 export interface ConnectionInfo {

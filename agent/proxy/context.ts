@@ -15,6 +15,18 @@ export interface ProxyConfig {
   outbound: SocketAddr;
   /** Where HBONE is served (the node address, 15008). */
   hbone: SocketAddr;
+  /**
+   * Capture listeners on the proxy address (IP_TRANSPARENT), fed by the node's tproxy rules:
+   * plaintext to enrolled pods (15006), and HBONE addressed to a pod's IP:15008 as other meshes
+   * send it (no weft SNI: the pod's identity is chosen by the address dialled). Unset: not served.
+   */
+  plaintext?: SocketAddr;
+  hboneCaptured?: SocketAddr;
+  /**
+   * Capture is on: dial pods from the client's own address (the node's rules bring the replies
+   * back), and mark passthrough dials PASSTHROUGH_MARK so they never pass the STRICT guard.
+   */
+  transparent?: boolean;
   /** Give up dialling a pod or a peer node after this long. */
   connectTimeoutMs: number;
   pool: PoolOptions;

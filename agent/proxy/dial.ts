@@ -1,6 +1,7 @@
 /** Dialling TCP from the proxy (to a pod, or a passthrough destination) with a deadline. */
 import { Socket } from "node:net";
 import { WeftError } from "../../common/errors.js";
+import { markedClient, transparentClient } from "../../native/transparent.js";
 import type { SocketAddr } from "./request.js";
 
 /** A dial that failed, with an operator-facing reason. */
@@ -15,13 +16,32 @@ export class DialError extends WeftError {
   }
 }
 
+/** How a dial is made, beyond the target. */
+export interface DialOptions {
+  /**
+   * Connect from this address although it is not the node's (IP_TRANSPARENT), so the pod sees
+   * its real client; the node's nftables rules bring the replies back to this socket.
+   */
+  source?: string;
+  /** SO_MARK instead of the proxy mark (passthrough: PASSTHROUGH_MARK). */
+  mark?: number;
+}
+
 /**
  * Connects to target. allowHalfOpen: a FIN from the app must not make Node end our side too;
  * the splice decides when each direction ends.
  */
-export function dial(target: SocketAddr, timeoutMs: number): Promise<Socket> {
+export function dial(target: SocketAddr, timeoutMs: number, how: DialOptions = {}): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const sock = new Socket({ allowHalfOpen: true });
+    let sock: Socket;
+    try {
+      const fd = how.source ? transparentClient(how.source) : how.mark !== undefined ? markedClient(how.mark) : undefined;
+      // pauseOnCreate: Node must not start reading a socket that is not connected yet.
+      sock = fd !== undefined ? new Socket({ fd, allowHalfOpen: true, pauseOnCreate: true } as never) : new Socket({ allowHalfOpen: true });
+    } catch (e) {
+      reject(new DialError(`connect to ${target.ip}:${target.port}: ${(e as Error).message}`, "EPERM"));
+      return;
+    }
     const timer = setTimeout(() => {
       sock.destroy();
       reject(

@@ -3,6 +3,7 @@
  * this node in the mesh, did the peer reach the identity it asked for, and does authorization
  * allow it. Pure, so both paths decide identically and tests can table it.
  */
+import { isIP } from "node:net";
 import type { ErrorCode } from "../../common/errors.js";
 import type { Workload } from "../../controller/api/model.js";
 import type { MeshView } from "../state/view.js";
@@ -30,6 +31,15 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
   const claimed = view.workloadByAddress(req.sourceIp);
   // Only trust the source workload the forwarded address names if its identity is the authenticated one.
   const source = claimed && claimed.identity === req.sourceIdentity ? claimed : undefined;
+  if (!destination && view.isClashingAddress(req.target.ip)) {
+    return {
+      ok: false,
+      status: 400,
+      code: "WEFT_UNKNOWN_DESTINATION",
+      flags: "CONNECT",
+      reason: `destination ${req.target.ip} is claimed by more than one pod; refusing rather than guessing`,
+    };
+  }
   if (!destination) {
     return {
       ok: false,
@@ -87,6 +97,77 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
       ...(source ? { source } : {}),
     };
   return { ok: true, destination, ...(source ? { source } : {}), policy: decision.reason };
+}
+
+/**
+ * Decides a captured plaintext connection (15006): the destination must be an enrolled pod of this
+ * node whose mTLS mode for the port is not STRICT (portLevelMtls honoured), and authorization runs
+ * with no peer identity, so a rule that names principals or namespaces never matches it.
+ */
+export function checkPlaintext(view: MeshView, req: { sourceIp: string; target: SocketAddr }): InboundDecision {
+  const destination = view.workloadByAddress(req.target.ip);
+  const claimed = view.workloadByAddress(req.sourceIp);
+  const source = claimed?.enrolled ? undefined : claimed;
+  if (!destination || destination.node !== view.nodeName || !destination.enrolled) {
+    return {
+      ok: false,
+      status: 400,
+      code: "WEFT_UNKNOWN_DESTINATION",
+      flags: "CONNECT",
+      reason: view.isClashingAddress(req.target.ip)
+        ? `destination ${req.target.ip} is claimed by more than one pod; refusing rather than guessing`
+        : `plaintext to ${req.target.ip} reached the proxy but it is no enrolled pod of node ${view.nodeName}`,
+      ...(source ? { source } : {}),
+    };
+  }
+  const mtls = view.mtlsModeFor(destination, req.target.port);
+  if (mtls.mode === "STRICT") {
+    return {
+      ok: false,
+      status: 403,
+      code: "WEFT_UNAUTHENTICATED",
+      flags: "DENY",
+      reason: `plaintext refused: mTLS is STRICT for ${destination.namespace}/${destination.name} port ${req.target.port} (PeerAuthentication ${mtls.source})`,
+      destination,
+      ...(source ? { source } : {}),
+    };
+  }
+  const decision = authorize(view.authorizationPoliciesFor(destination), {
+    sourceIp: req.sourceIp,
+    destinationIp: req.target.ip,
+    destinationPort: req.target.port,
+  });
+  if (!decision.allowed)
+    return {
+      ok: false,
+      status: 403,
+      code: "WEFT_AUTHZ_DENIED",
+      flags: "DENY",
+      reason: decision.reason,
+      destination,
+      ...(source ? { source } : {}),
+    };
+  return { ok: true, destination, ...(source ? { source } : {}), policy: decision.reason };
+}
+
+/** The source address policy sees for an HBONE stream, or why the stream is refused. */
+export type Attribution = { ok: true; ip: string; trusted: boolean } | { ok: false; reason: string };
+
+/**
+ * Who an HBONE stream comes from. The `forwarded` header is the peer's claim: it is believed only
+ * when it names a workload whose identity is the authenticated peer and whose node is the TCP peer
+ * (a node proxy speaking for one of its own pods); otherwise the TCP peer's address is the source.
+ * A header that is not an IP address is refused: input we cannot read never widens access.
+ */
+export function attributeSource(view: MeshView, header: string | string[] | undefined, peerIdentity: string, peerIp: string): Attribution {
+  const peer = peerIp.startsWith("::ffff:") && isIP(peerIp.slice(7)) === 4 ? peerIp.slice(7) : peerIp;
+  if (header === undefined) return { ok: true, ip: peer, trusted: false };
+  const claimed = forwardedFor(header);
+  if (!claimed || isIP(claimed) === 0)
+    return { ok: false, reason: `forwarded header ${JSON.stringify(header)} does not name an IP address` };
+  const w = view.workloadByAddress(claimed);
+  if (w && w.identity === peerIdentity && w.nodeAddress === peer) return { ok: true, ip: claimed, trusted: true };
+  return { ok: true, ip: peer, trusted: false };
 }
 
 /** Parses an RFC 7239 `forwarded` header's first `for=` address (IPv4, or [IPv6] quoted). */

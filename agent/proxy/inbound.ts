@@ -5,16 +5,17 @@
  * memory per session, header size, streams waiting on one pod.
  */
 import { createSecureServer, type Http2SecureServer, constants as h2, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
-import type { Socket } from "node:net";
-import type { SecureContextOptions, TLSSocket } from "node:tls";
+import { createServer, type Server, type Socket } from "node:net";
+import { type SecureContextOptions, TLSSocket } from "node:tls";
 import { ERROR_HEADER, errorMessage, errorStack } from "../../common/errors.js";
 import { sharedListen } from "../../native/reuseport.js";
+import { transparentListener } from "../../native/transparent.js";
 import { trafficLabels } from "../telemetry/labels.js";
 import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
-import { checkInbound, forwardedFor, type InboundDecision, parseAuthority } from "./inbound-policy.js";
+import { attributeSource, checkInbound, type InboundDecision, parseAuthority } from "./inbound-policy.js";
 import { DEFAULT_PROXY_LIMITS, KeyedCounter } from "./limits.js";
 import { workloadRef } from "./names.js";
 import { MESH_TLS_VERSION, onCredentialExpiry, type PeerCredential, parseBundle, peerCredential, stillTrusted } from "./peer-credential.js";
@@ -38,9 +39,25 @@ function abortSocket(s: Socket): void {
   else s.resetAndDestroy();
 }
 
+/** OpenSSL's verification of a server-side TLS socket's client chain: null when it passed. */
+function peerVerifyError(tls: TLSSocket): string | null {
+  const handle = (tls as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  if (typeof handle?.verifyError !== "function") return "this Node does not expose the TLS verification result";
+  if (!tls.getPeerCertificate()?.raw) return "no client certificate";
+  const e = handle.verifyError();
+  return e ? (e.code ?? e.message) : null;
+}
+
 /** The HBONE listener. */
 export class InboundServer {
   private server?: Http2SecureServer;
+  /** HBONE addressed to a pod's IP:15008 (captured by the node's tproxy rule), no SNI needed. */
+  private captured?: Server;
+  /**
+   * Identity presented on captured connections (by "ip:port" of the peer: the session hands out a
+   * proxy of its socket, not the socket), chosen by the pod address the peer dialled.
+   */
+  private readonly presentedByPeer = new Map<string, string>();
   private readonly sessions = new WeakMap<ServerHttp2Session, SessionInfo>();
   private readonly live = new Set<ServerHttp2Session>();
   private sniCache: { version: string; map: Map<string, string> } = { version: "", map: new Map() };
@@ -142,6 +159,86 @@ export class InboundServer {
       });
     });
     this.server = server;
+    if (config.hboneCaptured) await this.startCaptured(server, config.hboneCaptured);
+  }
+
+  /**
+   * HBONE as ztunnel and other implementations address it: TCP to <pod IP>:15008 with no weft
+   * SNI. The node's tproxy rule hands such connections to this IP_TRANSPARENT listener, whose
+   * accepted socket's local address is the pod: its identity's certificate is presented, then the
+   * TLS socket joins the HTTP/2 server like any other, so streams are decided identically.
+   */
+  private async startCaptured(h2server: Http2SecureServer, at: { ip: string; port: number }): Promise<void> {
+    // Paused until the TLS layer is on: no byte of the handshake may be read by the plain socket.
+    const captured = createServer({ pauseOnConnect: true }, (raw) => {
+      raw.on("error", () => undefined);
+      void this.acceptCaptured(h2server, raw).catch((e: Error) => {
+        this.ctx.log.warn({ peer: raw.remoteAddress, err: e.message }, "HBONE to a pod address refused");
+        raw.destroy();
+      });
+    });
+    const fd = transparentListener(at.ip, at.port, this.ctx.config.reusePort ?? false);
+    await new Promise<void>((resolve, reject) => {
+      captured.once("error", reject);
+      captured.listen({ fd }, () => {
+        captured.off("error", reject);
+        resolve();
+      });
+    });
+    this.captured = captured;
+  }
+
+  private async acceptCaptured(h2server: Http2SecureServer, raw: Socket): Promise<void> {
+    const local = (raw.localAddress ?? "").replace(/^::ffff:/, "");
+    const view = this.ctx.view();
+    const pod = view.workloadByAddress(local);
+    if (!pod || pod.node !== view.nodeName || !pod.enrolled) {
+      throw new Error(`${local} is no enrolled pod of node ${view.nodeName}`);
+    }
+    const key = `${raw.remoteAddress}:${raw.remotePort}`;
+    this.admit(raw);
+    if (raw.destroyed) return;
+    const cert = this.ctx.identity.cached(pod.identity) ?? (await this.ctx.identity.certificate(pod.identity));
+    const tls = new TLSSocket(raw, {
+      isServer: true,
+      secureContext: this.ctx.contexts.get(cert, this.ctx.identity.trustBundle()),
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: HBONE_ALPN,
+    });
+    const timer = setTimeout(() => {
+      this.ctx.metrics.limitHit("handshake_timeout");
+      tls.destroy();
+    }, this.limits.handshakeTimeoutMs);
+    tls.once("close", () => {
+      clearTimeout(timer);
+      this.presentedByPeer.delete(key);
+      this.release(key);
+    });
+    tls.on("error", (e) => {
+      clearTimeout(timer);
+      this.ctx.log.warn({ peer: key, pod: `${pod.namespace}/${pod.name}`, err: e.message }, "HBONE TLS handshake refused");
+      tls.destroy();
+    });
+    tls.once("secure", () => {
+      clearTimeout(timer);
+      // Outside tls.Server nobody judges the client's chain: ask OpenSSL's verdict as the server
+      // does (fail closed if this Node cannot tell), and only then mark the socket authorized.
+      const verdict = peerVerifyError(tls);
+      if (verdict !== null || tls.alpnProtocol !== "h2") {
+        this.ctx.log.warn({ peer: key, reason: verdict ?? "no h2 ALPN" }, "HBONE peer refused; closing");
+        tls.destroy();
+        return;
+      }
+      tls.authorized = true;
+      // As tls.Server marks its sockets done: HTTP/2 otherwise waits for a 'secureConnect' that a
+      // server-side socket never emits.
+      (tls as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+      this.presentedByPeer.set(key, pod.identity);
+      // The HTTP/2 server takes it from here exactly as a connection it accepted itself.
+      h2server.emit("secureConnection", tls);
+    });
+    raw.resume();
   }
 
   private guard(fn: () => void, onError: () => void): void {
@@ -221,7 +318,9 @@ export class InboundServer {
     }
     const peer = credential.identity;
     const servername = (socket as TLSSocket & { servername?: string }).servername;
-    const presented = servername ? this.sniCache.map.get(servername) : undefined;
+    const presented =
+      this.presentedByPeer.get(`${socket.remoteAddress}:${socket.remotePort}`) ??
+      (servername ? this.sniCache.map.get(servername) : undefined);
     this.sessions.set(session, {
       peer,
       credential,
@@ -260,7 +359,19 @@ export class InboundServer {
       this.ctx.log.warn({ authority: headers[":authority"], peer: info.peer }, "HBONE CONNECT with a bad :authority");
       return;
     }
-    const sourceIp = forwardedFor(headers.forwarded) ?? info.peerAddr.ip;
+    const attributed = attributeSource(this.ctx.view(), headers.forwarded, info.peer, info.peerAddr.ip);
+    if (!attributed.ok) {
+      stream.respond({ ":status": 400, [ERROR_HEADER]: "WEFT_BAD_TUNNEL_REQUEST" }, { endStream: true });
+      this.ctx.log.warn({ peer: info.peer, reason: attributed.reason }, "HBONE CONNECT refused");
+      return;
+    }
+    if (!attributed.trusted && headers.forwarded !== undefined) {
+      this.ctx.log.debug(
+        { peer: info.peer, forwarded: headers.forwarded },
+        "forwarded header not vouched for by the peer; using its address",
+      );
+    }
+    const sourceIp = attributed.ip;
     const decision = checkInbound(this.ctx.view(), {
       sourceIdentity: info.peer,
       sourceIp,
@@ -325,7 +436,10 @@ export class InboundServer {
     }
     let upstream: Socket;
     try {
-      upstream = await dial(connInfo.dst, this.ctx.config.connectTimeoutMs);
+      // From the client pod's own address when the peer vouches for it (a known workload with the
+      // authenticated identity): the pod, and any NetworkPolicy in front of it, see the real client.
+      const source = decision.source && this.ctx.config.transparent ? connInfo.src.ip : undefined;
+      upstream = await dial(connInfo.dst, this.ctx.config.connectTimeoutMs, source ? { source } : {});
     } catch (e) {
       if (!stream.destroyed) stream.respond({ ":status": 503, [ERROR_HEADER]: "WEFT_UPSTREAM_UNREACHABLE" }, { endStream: true });
       this.ctx.connections.rejected(connInfo, labels, errorMessage(e), "CONNECT", "WEFT_UPSTREAM_UNREACHABLE");
@@ -372,6 +486,7 @@ export class InboundServer {
   async close(graceful = true): Promise<void> {
     const server = this.server;
     if (!server) return;
+    this.captured?.close();
     const done = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.live) {
       if (graceful) s.close();

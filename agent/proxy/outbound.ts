@@ -8,6 +8,7 @@ import { constants as h2 } from "node:http2";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ERROR_CODES, ERROR_HEADER, type ErrorCode, errorCode, errorMessage, isErrorCode, WeftError } from "../../common/errors.js";
+import { PASSTHROUGH_MARK } from "../../controller/api/constants.js";
 import type { Workload } from "../../controller/api/model.js";
 import { sharedListen } from "../../native/reuseport.js";
 import { type ResponseFlag, trafficLabels } from "../telemetry/labels.js";
@@ -174,7 +175,7 @@ export class OutboundListener {
   private async passthrough(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "passthrough" }): Promise<void> {
     let up: Socket;
     try {
-      up = await dial(req.target, this.ctx.config.connectTimeoutMs);
+      up = await dial(req.target, this.ctx.config.connectTimeoutMs, this.ctx.config.transparent ? { mark: PASSTHROUGH_MARK } : {});
     } catch (e) {
       this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", errorCode(e, "WEFT_UPSTREAM_UNREACHABLE"), "passthrough");
       return;
@@ -192,7 +193,8 @@ export class OutboundListener {
     }
     let up: Socket;
     try {
-      up = await dial(req.target, this.ctx.config.connectTimeoutMs);
+      // From the client pod's own address: the destination (and its NetworkPolicy) sees who calls.
+      up = await dial(req.target, this.ctx.config.connectTimeoutMs, this.ctx.config.transparent ? { source: src.ip } : {});
     } catch (e) {
       this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", errorCode(e, "WEFT_UPSTREAM_UNREACHABLE"), "same-node");
       return;

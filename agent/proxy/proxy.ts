@@ -11,6 +11,7 @@ import { ConnectionManager, type ConnectionSnapshot } from "./connection-manager
 import type { ProxyConfig, ProxyContext } from "./context.js";
 import { hboneConnector } from "./hbone-connect.js";
 import { InboundServer } from "./inbound.js";
+import { PlaintextInbound } from "./inbound-plain.js";
 import { checkInbound } from "./inbound-policy.js";
 import { BalancerRegistry } from "./l7/balancer.js";
 import { UpstreamClients } from "./l7/clients.js";
@@ -39,6 +40,7 @@ export class NodeProxy {
   readonly ctx: ProxyContext;
   private readonly inbound: InboundServer;
   private readonly outbound: OutboundListener;
+  private readonly plaintext?: PlaintextInbound;
   private readonly http: HttpProxy;
   private readonly clients: UpstreamClients;
   private unsubscribe?: () => void;
@@ -69,6 +71,7 @@ export class NodeProxy {
       limiters: new LimiterRegistry(),
     });
     this.outbound = new OutboundListener(this.ctx, this.http);
+    if (deps.config.plaintext) this.plaintext = new PlaintextInbound(this.ctx, deps.config.plaintext);
     this.unsubscribe = deps.onViewChange((view) => {
       this.recheck(view);
       // Keys of identities this node no longer runs leave memory with their contexts.
@@ -81,6 +84,7 @@ export class NodeProxy {
   /** Starts inbound first, so this node accepts tunnels before it sends any. */
   async start(): Promise<void> {
     await this.inbound.start();
+    await this.plaintext?.start();
     await this.outbound.start();
   }
 
@@ -119,6 +123,7 @@ export class NodeProxy {
     this.unsubscribe?.();
     clearInterval(this.poolGauge);
     await this.outbound.close();
+    await this.plaintext?.close();
     this.http.close();
     const deadline = setTimeout(() => this.ctx.connections.abortAll("proxy shutting down"), drainMs);
     deadline.unref();

@@ -48,6 +48,14 @@ export const randomPicker: EndpointPicker = (_svc, eps) => eps[Math.floor(Math.r
 /** Works out how to carry a captured connection from srcIp to its original destination. */
 export function buildRequest(view: MeshView, srcIp: string, dst: SocketAddr, pick: EndpointPicker = randomPicker): OutboundRequest {
   const source = view.workloadByAddress(srcIp);
+  if (view.isClashingAddress(srcIp) || view.isClashingAddress(dst.ip)) {
+    const ip = view.isClashingAddress(srcIp) ? srcIp : dst.ip;
+    return {
+      kind: "reject",
+      code: "WEFT_NO_ROUTE",
+      reason: `address ${ip} is claimed by more than one pod; refusing rather than guessing`,
+    };
+  }
   if (!source || source.node !== view.nodeName) {
     return {
       kind: "reject",

@@ -49,6 +49,7 @@ export const REASONS: readonly string[] = [
   "guard_marked",
   "guard_permissive",
   "tuple_closed",
+  "guard_probe",
 ];
 /** WEFT_R_MAX: entries of weft_stats. */
 export const REASON_MAX = 32;

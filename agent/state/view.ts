@@ -40,6 +40,8 @@ const NONE: readonly Service[] = Object.freeze([]);
 /** Read-only, indexed view of one snapshot. */
 export class MeshView {
   private readonly byAddress = new Map<string, Workload>();
+  /** Addresses two workloads claim: nobody is trusted with them (fail closed, never "first wins"). */
+  private readonly clashing = new Set<string>();
   private readonly byUid = new Map<string, Workload>();
   private readonly byVip = new Map<string, Service>();
   private readonly byKey = new Map<string, Service>();
@@ -50,8 +52,13 @@ export class MeshView {
   constructor(readonly data: MeshSnapshotData) {
     for (const w of data.workloads) {
       this.byUid.set(w.uid, w);
-      for (const a of w.addresses) this.byAddress.set(a, w);
+      for (const a of w.addresses) {
+        const other = this.byAddress.get(a);
+        if (other && other.uid !== w.uid) this.clashing.add(a);
+        else this.byAddress.set(a, w);
+      }
     }
+    for (const a of this.clashing) this.byAddress.delete(a);
     for (const s of data.services) {
       this.byKey.set(s.key, s);
       for (const v of s.vips) this.byVip.set(v, s);
@@ -69,9 +76,14 @@ export class MeshView {
     return this.data.nodeName;
   }
 
-  /** The workload owning a pod IP. */
+  /** The workload owning a pod IP; undefined when none or more than one claims it. */
   workloadByAddress(ip: string): Workload | undefined {
     return this.byAddress.get(ip);
+  }
+
+  /** True when two workloads claim this address: traffic to or from it must be refused. */
+  isClashingAddress(ip: string): boolean {
+    return this.clashing.has(ip);
   }
 
   /** A workload by pod uid. */

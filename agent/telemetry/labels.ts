@@ -141,6 +141,7 @@ function buildLabels(i: LabelInput): TrafficLabels {
     destination_cluster: d ? cluster : U,
     request_protocol: i.protocol ?? "tcp",
     response_flags: i.responseFlags ?? "-",
-    connection_security_policy: i.mtls ? "mutual_tls" : "unknown",
+    // Istio's values: the destination knows a plaintext connection is "none"; a source does not.
+    connection_security_policy: i.mtls ? "mutual_tls" : i.reporter === "destination" ? "none" : "unknown",
   };
 }

@@ -22,6 +22,14 @@
 #define WEFT_MAX_TUPLES 65536
 #define WEFT_MAX_EXCLUDES 1024
 
+/*
+ * Source address of the node's own connections to pods (kubelet probes), as Istio uses it: the
+ * agent SNATs node-originated plaintext toward guarded pods to it, and the guard lets it through
+ * only when the packet was made on this node (no ingress interface), so a pod cannot forge it.
+ * 169.254.7.127 in network order on a little-endian host is built by bpf_htonl in the program.
+ */
+#define WEFT_PROBE_IP4_HOST 0xA9FE077FU
+
 /* struct weft_pod.flags */
 #define WEFT_POD_CAPTURE (1U << 0)
 
@@ -57,6 +65,7 @@ enum weft_reason {
 	WEFT_R_GUARD_MARKED = 16,    /* SYN from the proxy (marked) let through */
 	WEFT_R_GUARD_PERMISSIVE = 17,/* PERMISSIVE: unmarked SYN let through */
 	WEFT_R_TUPLE_CLOSED = 18,    /* sockops removed the 4-tuple of a closed connection */
+	WEFT_R_GUARD_PROBE = 19,     /* SYN from the node itself, SNATed to the probe address: let through */
 	WEFT_R_MAX = 32,
 };
 

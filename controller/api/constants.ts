@@ -20,3 +20,8 @@ export const PORT_CONTROLLER = 15012;
  * guard lets marked SYNs through to enrolled pods. Distinct from Istio's 0x539 so both can coexist.
  */
 export const PROXY_MARK = 0x7765;
+/**
+ * SO_MARK of the proxy's passthrough dials (destinations outside the mesh): not the proxy mark, so
+ * the STRICT guard and the node's probe rule never treat them as mesh or kubelet traffic.
+ */
+export const PASSTHROUGH_MARK = 0x7764;

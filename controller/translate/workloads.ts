@@ -176,8 +176,7 @@ export function translateWorkloads(
   diags: Diagnostics,
   memo?: WorkloadMemo,
 ): Workload[] {
-  const out: Workload[] = [];
-  const byAddress = new Map<string, Workload>();
+  const found: { w: Workload; pod: KubeObject; terminating: boolean }[] = [];
   for (const obj of pods) {
     const pod = obj as KubeObject<PodSpec, PodStatus>;
     const nsObj = namespaces.get(pod.metadata.namespace ?? "default");
@@ -190,15 +189,35 @@ export function translateWorkloads(
       memo?.set(pod, { ns: nsObj, node: nodeObj, opts, result });
     }
     diags.list.push(...result.diagnostics);
-    const w = result.workload;
-    if (!w) continue;
-    // Two live pods claiming one IP (a stale record during IP reuse): the newer one wins.
-    const clash = w.addresses.map((a) => byAddress.get(a)).find((x) => x !== undefined);
-    if (clash) {
-      diags.warn(refOf(pod), `address ${w.addresses[0]} is also claimed by pod ${clash.namespace}/${clash.name}`);
+    if (result.workload) found.push({ w: result.workload, pod, terminating: Boolean(pod.metadata.deletionTimestamp) });
+  }
+  // A Terminating pod keeps its IP for a while, and the IP may already be a new pod's: the live
+  // pod keeps the address and the terminating one leaves the address index. Two live pods
+  // claiming one IP both stay workloads, and the agents' view trusts neither with the address
+  // (MeshView.isClashingAddress): traffic fails closed instead of going to whichever sorts first.
+  const byAddress = new Map<string, Workload>();
+  for (const { w, pod, terminating } of found) {
+    if (terminating) continue;
+    for (const a of w.addresses) {
+      const clash = byAddress.get(a);
+      if (clash)
+        diags.warn(refOf(pod), `address ${a} is also claimed by pod ${clash.namespace}/${clash.name}; traffic to and from it is refused`);
+      else byAddress.set(a, w);
     }
-    for (const a of w.addresses) byAddress.set(a, w);
-    out.push(w);
+  }
+  const out: Workload[] = [];
+  for (const { w, pod, terminating } of found) {
+    if (!terminating) {
+      out.push(w);
+      continue;
+    }
+    const addresses = w.addresses.filter((a) => !byAddress.has(a));
+    if (addresses.length === w.addresses.length) {
+      out.push(w);
+      continue;
+    }
+    diags.warn(refOf(pod), "terminating pod's address now belongs to a live pod; the terminating pod leaves the address index");
+    if (addresses.length > 0) out.push({ ...w, addresses });
   }
   return out;
 }

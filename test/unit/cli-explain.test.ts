@@ -124,7 +124,7 @@ describe("explain", () => {
     expect(noCert.summary).toMatch(/no valid certificate .* \(failing: CA down\)/);
   });
 
-  it("not captured: plaintext straight to the pod, and the destination's guard decides", () => {
+  it("not captured at the source: plaintext is captured to the destination's 15006, which decides", () => {
     const strict: PeerAuthentication = {
       key: "shop/strict",
       name: "strict",
@@ -138,10 +138,10 @@ describe("explain", () => {
     const dropped = explain(v, "legacy/outsider", "shop/local:8080", facts(), certs);
     expect(dropped.capture.captured).toBe(false);
     expect(dropped.outcome).toBe("dropped");
-    expect(dropped.summary).toMatch(/STRICT guard .* drops plaintext SYNs \(PeerAuthentication shop\/strict\)/);
+    expect(dropped.summary).toMatch(/captured to 15006 and refused: .*mTLS is STRICT .* \(PeerAuthentication shop\/strict\)/);
     const permissive = explain(view1, "legacy/outsider", "shop/local:8080", facts(), certs);
     expect(permissive.outcome).toBe("direct");
-    expect(permissive.summary).toMatch(/AuthorizationPolicy is not applied to plaintext/);
+    expect(permissive.summary).toMatch(/captured to 15006 and accepted/);
     // Through kube-proxy to a service: one candidate per endpoint, the remote one decided on node2.
     const viaVip = explain(view1, "legacy/outsider", "10.96.0.10:80", facts(), certs);
     expect(viaVip.candidates.map((c) => c.outcome)).toEqual(["direct", "remote"]);

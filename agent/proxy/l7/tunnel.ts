@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { constants as h2 } from "node:http2";
 import type { Duplex } from "node:stream";
-import { PORT_HBONE } from "../../../controller/api/constants.js";
+import { PASSTHROUGH_MARK, PORT_HBONE } from "../../../controller/api/constants.js";
 import type { Endpoint, Workload } from "../../../controller/api/model.js";
 import type { MeshView } from "../../state/view.js";
 import type { ProxyContext } from "../context.js";
@@ -54,11 +54,12 @@ export async function openTunnel(
   t: UpstreamTarget,
   connectTimeoutMs = ctx.config.connectTimeoutMs,
 ): Promise<Duplex> {
-  if (t.mode === "passthrough") return dial(t.target, connectTimeoutMs);
+  if (t.mode === "passthrough") return dial(t.target, connectTimeoutMs, ctx.config.transparent ? { mark: PASSTHROUGH_MARK } : {});
   if (t.mode === "same-node") {
     const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target });
     if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
-    return dial(t.target, connectTimeoutMs);
+    // From the client pod's own address, as the HBONE path delivers it on the destination node.
+    return dial(t.target, connectTimeoutMs, ctx.config.transparent ? { source: sourceIp } : {});
   }
   const workload = t.workload as Workload;
   const stream = await ctx.pool.stream(

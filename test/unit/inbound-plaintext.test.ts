@@ -1,0 +1,99 @@
+/** Captured plaintext (15006): the decision (portLevelMtls, authorization with no identity) and the node's rules. */
+import { describe, expect, it } from "vitest";
+import { renderNodeRules } from "../../agent/capture/node-rules.js";
+import { checkPlaintext } from "../../agent/proxy/inbound-policy.js";
+import { MeshView } from "../../agent/state/view.js";
+import { trafficLabels } from "../../agent/telemetry/labels.js";
+import type { AuthorizationPolicy, AuthzSource, PeerAuthentication } from "../../controller/api/model.js";
+import { snapshot, workload } from "../helpers/mesh-fixture.js";
+
+const N1 = "10.250.0.11";
+const server = workload({ name: "server", ns: "shop", ip: "10.244.1.3", node: "node1", nodeAddress: N1 });
+const remote = workload({ name: "remote", ns: "shop", ip: "10.244.2.3", node: "node2", nodeAddress: "10.250.0.12" });
+const legacy = workload({ name: "legacy", ns: "legacy", ip: "10.244.1.9", node: "node1", nodeAddress: N1, enrolled: false });
+
+const allowFrom = (from: AuthzSource): AuthorizationPolicy => ({
+  key: "shop/allow",
+  name: "allow",
+  namespace: "shop",
+  scope: { kind: "namespace" },
+  action: "ALLOW",
+  rules: [{ from: [from], to: [], when: [] }],
+});
+const portStrict: PeerAuthentication = {
+  key: "shop/port",
+  name: "port",
+  namespace: "shop",
+  scope: { kind: "workload", selector: { app: "server" } },
+  mode: "PERMISSIVE",
+  portLevelMtls: { "9090": "STRICT" },
+};
+
+function view(policies: AuthorizationPolicy[] = [], pas: PeerAuthentication[] = []): MeshView {
+  return new MeshView({ ...snapshot("node1", [server, remote, legacy], [], policies), peerAuthentications: pas });
+}
+
+describe("checkPlaintext", () => {
+  const at = (port: number) => ({ sourceIp: legacy.addresses[0] as string, target: { ip: "10.244.1.3", port } });
+  it.each([
+    ["PERMISSIVE, no policy: allowed", view(), at(8080), { ok: true }],
+    ["port-level STRICT on that port: refused", view([], [portStrict]), at(9090), { ok: false, status: 403, code: "WEFT_UNAUTHENTICATED" }],
+    ["port-level STRICT elsewhere: allowed", view([], [portStrict]), at(8080), { ok: true }],
+    [
+      "an ALLOW naming principals never matches plaintext",
+      view([allowFrom({ principals: ["*"] })]),
+      at(8080),
+      { ok: false, code: "WEFT_AUTHZ_DENIED" },
+    ],
+    [
+      "an ALLOW naming namespaces never matches plaintext",
+      view([allowFrom({ namespaces: ["legacy"] })]),
+      at(8080),
+      { ok: false, code: "WEFT_AUTHZ_DENIED" },
+    ],
+    ["an ALLOW by source address matches", view([allowFrom({ ipBlocks: ["10.244.1.0/24"] })]), at(8080), { ok: true }],
+    ["a pod of another node: refused", view(), { sourceIp: "10.244.1.9", target: { ip: "10.244.2.3", port: 80 } }, { ok: false }],
+    ["no pod at all: refused", view(), { sourceIp: "10.244.1.9", target: { ip: "10.244.1.77", port: 80 } }, { ok: false }],
+  ] as const)("%s", (_name, v, req, want) => {
+    expect(checkPlaintext(v, req)).toMatchObject(want);
+  });
+
+  it("names the port and the PeerAuthentication that made it STRICT", () => {
+    const d = checkPlaintext(view([], [portStrict]), at(9090));
+    expect(!d.ok && d.reason).toMatch(/STRICT for shop\/server port 9090 \(PeerAuthentication shop\/port\)/);
+  });
+
+  it("is reported by the destination as connection_security_policy none", () => {
+    expect(trafficLabels({ reporter: "destination", destination: server, mtls: false }).connection_security_policy).toBe("none");
+    expect(trafficLabels({ reporter: "source", destination: server, mtls: false }).connection_security_policy).toBe("unknown");
+  });
+});
+
+describe("renderNodeRules", () => {
+  const base = { proxyAddress: "10.244.1.1", plaintextPort: 15006, proxyMark: 0x7765, passthroughMark: 0x7764 };
+  it("captures only guarded pods, HBONE to its own listener, and SNATs the node's own connections", () => {
+    const text = renderNodeRules({
+      ...base,
+      hbonePort: 15008,
+      pods: [
+        { ip: "10.244.1.3", inbound: "strict" },
+        { ip: "10.244.1.2", inbound: "permissive" },
+        { ip: "10.244.1.4", inbound: "off" },
+      ],
+    });
+    expect(text).toContain("elements = { 10.244.1.2, 10.244.1.3 }");
+    expect(text).not.toContain("10.244.1.4");
+    expect(text).toMatch(/tcp dport 15008 .* tproxy to 10\.244\.1\.1:15008/);
+    expect(text).toMatch(/tproxy to 10\.244\.1\.1:15006/);
+    expect(text).toContain("meta mark != { 0x7765, 0x7764 }");
+    expect(text).toContain("snat to 169.254.7.127");
+    // One transaction that replaces the table, whatever was there.
+    expect(text.startsWith("table ip weft\ndelete table ip weft\n")).toBe(true);
+  });
+
+  it("leaves HBONE to pod addresses alone when there is no transparent HBONE listener", () => {
+    const text = renderNodeRules({ ...base, hbonePort: null, pods: [] });
+    expect(text).not.toContain("15008");
+    expect(text).not.toContain("elements");
+  });
+});
