@@ -1,0 +1,191 @@
+/**
+ * Acceptance (issue 16) on a real mesh with Bookinfo: `weft graph -o json|dot` and the terminal
+ * table read every agent's metrics and show Bookinfo's edges with the exact request counts sent,
+ * mTLS, and a DENY policy as a denied edge; `weft analyze --cluster` has no error on Bookinfo's
+ * correct config; `weft status --all` shows both agents in step, then flags the agent that stops
+ * answering pushes as lagging.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { Graph } from "../../agent/cli/graph-model.js";
+import type { DriftReport } from "../../agent/cli/status-all.js";
+import type { AnalysisMessage } from "../../controller/analyze/message.js";
+import { requireState } from "../../scripts/cluster/cluster.js";
+import { agentSocket, controllerDir } from "../../scripts/cluster/mesh.js";
+import { forceDown } from "../helpers/cluster.js";
+import { applyIn, bookinfoUp, ISTIO, reviewsSplit } from "../helpers/l7.js";
+import { describePrivileged } from "../helpers/privileged.js";
+import { waitFor } from "../helpers/wait.js";
+import { testClusterName, weft, weftOk } from "../helpers/weft.js";
+
+const C = testClusterName("obs");
+const NS = "bookinfo";
+const agents = () => [agentSocket(C, 1), agentSocket(C, 2)];
+const agentFlags = () => agents().flatMap((a) => ["--agent", a]);
+const controllerSocket = () => join(controllerDir(C), "controller.sock");
+const DENY_DETAILS = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-details
+  namespace: bookinfo
+spec:
+  selector:
+    matchLabels: {app: details}
+  action: DENY
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/bookinfo/sa/bookinfo-productpage"]
+`;
+let tmp = "";
+
+async function graph(): Promise<Graph> {
+  return JSON.parse(await weftOk(["graph", "-o", "json", "--window", "1s", ...agentFlags()])) as Graph;
+}
+
+const edge = (g: Graph, from: string, to: string) => g.edges.find((e) => e.source === `${NS}/${from}` && e.destination === `${NS}/${to}`);
+
+describePrivileged("observability: weft graph, analyze --cluster and status --all on Bookinfo", () => {
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), "weft-obs-"));
+    await bookinfoUp(C);
+    await applyIn(C, NS, join(ISTIO, "destination-rule-all.yaml"));
+  }, 180_000);
+
+  afterAll(async () => {
+    // A stopped agent must run again to be stopped cleanly.
+    for (const p of requireState(C).processes) {
+      try {
+        process.kill(p.pid, "SIGCONT");
+      } catch {}
+    }
+    await forceDown(C);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("graph -o json: Bookinfo's edges, with exactly the requests sent, over mTLS", async () => {
+    const before = await graph();
+    const sent = 120;
+    const r = await reviewsSplit(C, sent, 4);
+    expect(Object.values(r.codes).reduce((a, b) => a + b, 0)).toBe(sent);
+    const after = await graph();
+    const front = edge(after, "traffic", "productpage-v1");
+    expect(front, JSON.stringify(after.edges.map((e) => e.id))).toBeDefined();
+    expect((front?.total ?? 0) - (edge(before, "traffic", "productpage-v1")?.total ?? 0)).toBe(sent);
+    expect(front?.mtls).toBe("mutual_tls");
+    expect(front?.protocol).toBe("http");
+    // productpage calls details once per page, and reviews (one of three versions) once.
+    const details = edge(after, "productpage-v1", "details-v1");
+    expect((details?.total ?? 0) - (edge(before, "productpage-v1", "details-v1")?.total ?? 0)).toBe(sent);
+    const reviews = ["reviews-v1", "reviews-v2", "reviews-v3"].map(
+      (v) => (edge(after, "productpage-v1", v)?.total ?? 0) - (edge(before, "productpage-v1", v)?.total ?? 0),
+    );
+    expect(reviews.reduce((a, b) => a + b, 0)).toBe(sent);
+    expect(after.edges.some((e) => e.source === `${NS}/reviews-v2` && e.destination === `${NS}/ratings-v1`)).toBe(true);
+    for (const e of after.edges) expect(e.denied).toBe(false);
+
+    const dot = await weftOk(["graph", "-o", "dot", "--window", "1s", ...agentFlags()]);
+    expect(dot).toContain('"bookinfo/traffic" -> "bookinfo/productpage-v1"');
+    const table = await weftOk(["graph", "--once", "--window", "1s", ...agentFlags()]);
+    for (const line of table.split("\n")) expect(line.length).toBeLessThanOrEqual(80);
+    expect(table).toMatch(/traffic\s+→ productpage-v1/);
+  });
+
+  it("a DENY policy shows as a denied edge", async () => {
+    const file = join(tmp, "deny.yaml");
+    writeFileSync(file, DENY_DETAILS);
+    await applyIn(C, NS, file);
+    await waitFor(
+      "productpage → details denied in weft graph",
+      async () => {
+        await reviewsSplit(C, 8, 2);
+        const g = await graph();
+        const d = edge(g, "productpage-v1", "details-v1");
+        if (!d?.denied) throw new Error(`edge: ${JSON.stringify(d)}`);
+        return d;
+      },
+      30_000,
+      500,
+    );
+    const dot = await weftOk(["graph", "-o", "dot", "--window", "1s", ...agentFlags()]);
+    expect(dot).toMatch(/"bookinfo\/productpage-v1" -> "bookinfo\/details-v1" \[label="[^"]*DENIED", color=red/);
+  });
+
+  it("analyze --cluster: no error on Bookinfo's live config; -f finds a seeded mistake with its code", async () => {
+    const r = await weft(["analyze", "--cluster", "--admin-socket", controllerSocket(), "-o", "json"]);
+    const messages = (JSON.parse(r.stdout) as { messages: AnalysisMessage[] }).messages;
+    expect(messages.filter((m) => m.severity === "error")).toEqual([]);
+    expect(r.code).toBe(0);
+    const bad = await weft(["analyze", "-n", NS, "-f", join(ISTIO, "..", "analyze", "broken", "WFT0104-weights.yaml"), "-o", "json"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain("WFT0104");
+    const status = JSON.parse(await weftOk(["controller", "--admin-socket", controllerSocket(), "status"])) as {
+      analysis: { errors: number };
+    };
+    expect(status.analysis.errors).toBe(0);
+  });
+
+  it("status --all: both agents in step; one that stops answering pushes is flagged as lagging", async () => {
+    const args = [
+      "status",
+      "--all",
+      "--agents",
+      agents().join(","),
+      "--controller",
+      controllerSocket(),
+      "--timeout",
+      "1s",
+      "--lag-after",
+      "1s",
+    ];
+    const report = JSON.parse(await weftOk([...args, "-o", "json"])) as DriftReport;
+    expect(report.controller?.systemVersion).toBeTruthy();
+    expect(report.agents.map((a) => a.verdict)).toEqual(["ok", "ok"]);
+    for (const a of report.agents) {
+      expect(a.configVersion).toBeTruthy();
+      expect(a.lastAck).toBeTruthy();
+      expect(a.certExpiry).toBeTruthy();
+      expect(a.capture).toMatch(/pods/);
+    }
+    const table = await weftOk(args);
+    expect(table).toContain(`${C}-node1`);
+    expect(table).toContain(`${C}-node2`);
+
+    const agent2 = requireState(C).processes.find((p) => p.what === `agent ${C}-node2`);
+    expect(agent2).toBeDefined();
+    process.kill(agent2?.pid as number, "SIGSTOP");
+    try {
+      // Any change the controller pushes to node2 now goes unanswered.
+      await applyIn(C, NS, join(ISTIO, "virtual-service-all-v1.yaml"));
+      const lagging = await waitFor(
+        "node2 flagged as lagging",
+        async () => {
+          const r = await weft([...args, "-o", "json"]);
+          const rep = JSON.parse(r.stdout) as DriftReport;
+          const row = rep.agents.find((a) => a.node === `${C}-node2`);
+          if (row?.verdict !== "LAGGING") throw new Error(JSON.stringify(row));
+          expect(r.code).toBe(1);
+          return rep;
+        },
+        20_000,
+        500,
+      );
+      expect(lagging.agents.find((a) => a.node === `${C}-node1`)?.verdict).toBe("ok");
+      expect(lagging.agents.find((a) => a.node === `${C}-node2`)?.why.join()).toMatch(/unanswered/);
+    } finally {
+      process.kill(agent2?.pid as number, "SIGCONT");
+    }
+    await waitFor(
+      "node2 back in step",
+      async () => {
+        const rep = JSON.parse(await weftOk([...args, "-o", "json"])) as DriftReport;
+        if (rep.agents.some((a) => a.verdict !== "ok")) throw new Error(JSON.stringify(rep.agents));
+        return true;
+      },
+      20_000,
+      500,
+    );
+  });
+});
