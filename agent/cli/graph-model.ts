@@ -200,6 +200,10 @@ export function buildGraph(samples: readonly RateSample[], source: Graph["source
     e.services.sort();
     edges.push(e);
   }
+  // The source proxy counts a routed HTTP call's connection against the Service (the request picks
+  // the workload later): when the same source has request edges for that Service, it is transport.
+  const routed = new Set(edges.filter((e) => e.protocol !== "tcp").flatMap((e) => e.services.map((h) => `${e.source}|svc:${h}`)));
+  edges.splice(0, edges.length, ...edges.filter((e) => !(e.protocol === "tcp" && routed.has(`${e.source}|${e.destination}`))));
   edges.sort((x, y) => x.id.localeCompare(y.id));
   const used = new Set(edges.flatMap((e) => [e.source, e.destination]));
   return {

@@ -5,7 +5,8 @@
  * correct config; `weft status --all` shows both agents in step, then flags the agent that stops
  * answering pushes as lagging.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -14,11 +15,13 @@ import type { DriftReport } from "../../agent/cli/status-all.js";
 import type { AnalysisMessage } from "../../controller/analyze/message.js";
 import { requireState } from "../../scripts/cluster/cluster.js";
 import { agentSocket, controllerDir } from "../../scripts/cluster/mesh.js";
+import { Browser, haveChromium, LoopbackNetns } from "../helpers/chromium.js";
 import { forceDown } from "../helpers/cluster.js";
 import { applyIn, bookinfoUp, ISTIO, reviewsSplit } from "../helpers/l7.js";
-import { describePrivileged } from "../helpers/privileged.js";
+import { counterSum, metrics } from "../helpers/mesh.js";
+import { describePrivileged, IN_CI } from "../helpers/privileged.js";
 import { waitFor } from "../helpers/wait.js";
-import { testClusterName, weft, weftOk } from "../helpers/weft.js";
+import { ROOT, testClusterName, WEFT_BIN, weft, weftOk } from "../helpers/weft.js";
 
 const C = testClusterName("obs");
 const NS = "bookinfo";
@@ -111,6 +114,101 @@ describePrivileged("observability: weft graph, analyze --cluster and status --al
     );
     const dot = await weftOk(["graph", "-o", "dot", "--window", "1s", ...agentFlags()]);
     expect(dot).toMatch(/"bookinfo\/productpage-v1" -> "bookinfo\/details-v1" \[label="[^"]*DENIED", color=red/);
+  });
+
+  it("graph --serve in headless Chromium: Bookinfo's edges with the metrics' numbers, a screenshot, an edge click", async (ctx) => {
+    if (!haveChromium()) {
+      if (IN_CI) throw new Error("chromium is missing: the test set-up installs it (WEFT_EXTRA_APT=chromium, .ci/run)");
+      ctx.skip();
+    }
+    const expected = await graph();
+    // The browser and the page's server share a namespace with only loopback: nothing else is reachable.
+    const netns = new LoopbackNetns(`${C}-chrome`);
+    const server = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        netns.name,
+        process.execPath,
+        WEFT_BIN,
+        "graph",
+        "--serve",
+        "--port",
+        "0",
+        "--interval",
+        "1s",
+        "--window",
+        "1s",
+        ...agentFlags(),
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let browser: Browser | undefined;
+    try {
+      let out = "";
+      server.stdout?.on("data", (c: Buffer) => {
+        out += c.toString();
+      });
+      const url = await waitFor(
+        "weft graph --serve to print its URL",
+        () => /serving (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1],
+        15_000,
+        50,
+      );
+      browser = new Browser(netns);
+      await browser.open(url);
+      const ids = await waitFor(
+        "the page to draw Bookinfo's edges",
+        async () => {
+          const got = await (browser as Browser).evaluate<string[]>(
+            `[...document.querySelectorAll("g.edge")].map((g) => g.getAttribute("data-edge-id"))`,
+          );
+          return got.length >= expected.edges.length ? got : undefined;
+        },
+        20_000,
+        200,
+      );
+      expect(new Set(ids)).toEqual(new Set(expected.edges.map((e) => e.id)));
+      const labels = await browser.evaluate<string[]>(`[...document.querySelectorAll("g.edge text")].map((t) => t.textContent)`);
+      expect(labels.every((l) => / (rps|cps)/.test(l))).toBe(true);
+      expect(labels.some((l) => l.includes("DENIED"))).toBe(true);
+      const png = await browser.screenshot();
+      mkdirSync(join(ROOT, "test-results"), { recursive: true });
+      writeFileSync(join(ROOT, "test-results", "graph-page.png"), png);
+      // A blank or text-only page compresses to a few KB; boxes, curves and labels do not.
+      expect(png.length).toBeGreaterThan(20_000);
+
+      // Click the denied edge's label: its numbers and the DENY policy that applies.
+      const id = `${NS}/productpage-v1->${NS}/details-v1`;
+      const box = await browser.evaluate<{ x: number; y: number }>(
+        `(() => { const r = document.querySelector('[data-edge-id="${id}"] text').getBoundingClientRect(); return { x: r.x + r.width / 2, y: r.y + r.height / 2 }; })()`,
+      );
+      await browser.click(box.x, box.y);
+      const details = await waitFor(
+        "the edge's details",
+        async () => {
+          const t = await (browser as Browser).evaluate<string>(`document.getElementById("details").innerText`);
+          return t.includes("policies") ? t : undefined;
+        },
+        5_000,
+        100,
+      );
+      const sent = counterSum(await metrics(C, 1), "istio_requests_total", {
+        reporter: "source",
+        source_workload: "productpage-v1",
+        destination_workload: "details-v1",
+      });
+      expect(details).toMatch(new RegExp(`total\\s+${sent}\\b`));
+      expect(details).toMatch(/denied\s+yes/);
+      expect(details).toContain("AuthorizationPolicy bookinfo/deny-details (DENY)");
+      expect(details).toContain("DestinationRule bookinfo/details");
+    } finally {
+      await browser?.close();
+      server.kill("SIGTERM");
+      await new Promise((r) => (server.exitCode === null ? server.once("exit", r) : r(null)));
+      netns.remove();
+    }
   });
 
   it("analyze --cluster: no error on Bookinfo's live config; -f finds a seeded mistake with its code", async () => {

@@ -107,6 +107,16 @@ describe("graph model", () => {
     expect(denied?.deniedRate).toBeCloseTo(0.5);
   });
 
+  it("a routed call's connection to the Service is folded into its request edges, a plain TCP edge stays", () => {
+    const tcp = (dst: string, svc: string) =>
+      `istio_tcp_connections_opened_total{reporter="source",source_workload="productpage-v1",source_workload_namespace="bookinfo",destination_workload="${dst}",destination_workload_namespace="${dst === "unknown" ? "unknown" : "bookinfo"}",destination_service="${svc}.bookinfo.svc.cluster.local",destination_service_name="${svc}",destination_service_namespace="bookinfo",response_flags="-",connection_security_policy="mutual_tls"} 3`;
+    const text = [requests({ src: "productpage-v1", dst: "reviews-v1", n: 5 }), tcp("unknown", "reviews"), tcp("unknown", "db")].join("\n");
+    const samples = parsePrometheusText(text);
+    const g2 = buildGraph(ratesBetween(samples, samples, 1), "agents", 1);
+    expect(g2.edges.map((e) => e.destination).sort()).toEqual(["bookinfo/reviews-v1", "svc:db.bookinfo.svc.cluster.local"]);
+    expect(g2.nodes.some((n) => n.id === "svc:reviews.bookinfo.svc.cluster.local")).toBe(false);
+  });
+
   it("bucketQuantile interpolates inside the bucket", () => {
     const b = new Map([
       [10, 50],
