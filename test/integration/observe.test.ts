@@ -6,15 +6,17 @@
  * answering pushes as lagging.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Graph } from "../../agent/cli/graph-model.js";
 import type { DriftReport } from "../../agent/cli/status-all.js";
 import type { AnalysisMessage } from "../../controller/analyze/message.js";
-import { requireState } from "../../scripts/cluster/cluster.js";
+import { requireState, runDetached } from "../../scripts/cluster/cluster.js";
 import { agentSocket, controllerDir } from "../../scripts/cluster/mesh.js";
+import { execArgv, resolvePlace } from "../../scripts/cluster/processes.js";
+import { Topology } from "../../scripts/cluster/topology.js";
 import { Browser, haveChromium, LoopbackNetns } from "../helpers/chromium.js";
 import { forceDown } from "../helpers/cluster.js";
 import { applyIn, bookinfoUp, ISTIO, reviewsSplit } from "../helpers/l7.js";
@@ -46,6 +48,56 @@ let tmp = "";
 
 async function graph(): Promise<Graph> {
   return JSON.parse(await weftOk(["graph", "-o", "json", "--window", "1s", ...agentFlags()])) as Graph;
+}
+
+/** Runs a command in the cluster's fabric netns (where Prometheus runs); its stdout. */
+function inFabric(argv: string[]): Promise<string> {
+  const state = requireState(C);
+  const [cmd, ...args] = execArgv(state, resolvePlace(state, "fabric"), argv);
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd as string, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    c.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    c.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    c.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(" ")} exited ${code}: ${err.slice(0, 400)}`))));
+  });
+}
+
+const PROM = "http://127.0.0.1:19090";
+
+/** An instant query against the test's Prometheus. */
+async function promQuery(q: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const body = JSON.parse(await inFabric(["curl", "-s", "-m", "5", "-G", `${PROM}/api/v1/query`, "--data-urlencode", `query=${q}`])) as {
+    status: string;
+    error?: string;
+    data?: { result: { metric: Record<string, string>; value: [number, string] }[] };
+  };
+  if (body.status !== "success") throw new Error(`query ${q}: ${body.error}`);
+  return body.data?.result ?? [];
+}
+
+/** Every PromQL expression in the dashboards, with the template variables set for Bookinfo. */
+function dashboardQueries(): { where: string; expr: string }[] {
+  const dir = join(ROOT, "dashboards");
+  const vars: Record<string, string> = {
+    __rate_interval: "1m",
+    service: "reviews.bookinfo.svc.cluster.local",
+    namespace: NS,
+    workload: "productpage-v1",
+    instance: ".*",
+  };
+  const out: { where: string; expr: string }[] = [];
+  for (const f of readdirSync(dir).filter((n) => n.endsWith(".json"))) {
+    const d = JSON.parse(readFileSync(join(dir, f), "utf8")) as { panels: { title: string; targets: { expr: string }[] }[] };
+    for (const p of d.panels)
+      for (const t of p.targets) out.push({ where: `${f}: ${p.title}`, expr: t.expr.replace(/\$(\w+)/g, (m, v: string) => vars[v] ?? m) });
+  }
+  return out;
 }
 
 const edge = (g: Graph, from: string, to: string) => g.edges.find((e) => e.source === `${NS}/${from}` && e.destination === `${NS}/${to}`);
@@ -223,6 +275,60 @@ describePrivileged("observability: weft graph, analyze --cluster and status --al
       analysis: { errors: number };
     };
     expect(status.analysis.errors).toBe(0);
+  });
+
+  it("a real Prometheus scrapes both agents; every dashboard query returns series; graph --prometheus reads it", async () => {
+    const topo = new Topology(requireState(C).spec);
+    const cfg = join(tmp, "prometheus.yml");
+    writeFileSync(
+      cfg,
+      [
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}",
+        "scrape_configs:",
+        "- job_name: weft-agent",
+        "  metrics_path: /stats/prometheus",
+        `  static_configs: [{targets: ["${topo.nodeIp(1)}:15020", "${topo.nodeIp(2)}:15020"]}]`,
+        "",
+      ].join("\n"),
+    );
+    // In the cluster's fabric netns (it reaches the nodes), on its loopback: recorded, so teardown stops it.
+    await runDetached(
+      C,
+      "fabric",
+      ["/usr/bin/prometheus", `--config.file=${cfg}`, `--storage.tsdb.path=${join(tmp, "prom")}`, "--web.listen-address=127.0.0.1:19090"],
+      { what: "prometheus" },
+    );
+    await waitFor(
+      "Prometheus scraping both agents",
+      async () => {
+        const up = await promQuery('up{job="weft-agent"}');
+        if (up.length !== 2 || up.some((s) => s.value[1] !== "1")) throw new Error(JSON.stringify(up));
+        return true;
+      },
+      30_000,
+      500,
+    );
+    await reviewsSplit(C, 300, 4);
+    const queries = dashboardQueries();
+    expect(queries.length).toBeGreaterThanOrEqual(30);
+    for (const q of queries) {
+      await waitFor(
+        `${q.where} returning series`,
+        async () => {
+          const r = await promQuery(q.expr);
+          if (r.length === 0) throw new Error(`no series for ${q.expr}`);
+          return r;
+        },
+        20_000,
+        500,
+      );
+    }
+    const g = JSON.parse(
+      await inFabric([process.execPath, WEFT_BIN, "graph", "-o", "json", "--prometheus", PROM, "--window", "60s"]),
+    ) as Graph;
+    expect(g.source).toBe("prometheus");
+    expect(edge(g, "traffic", "productpage-v1")?.rps).toBeGreaterThan(0);
+    expect(edge(g, "productpage-v1", "details-v1")?.denied).toBe(true);
   });
 
   it("status --all: both agents in step; one that stops answering pushes is flagged as lagging", async () => {
