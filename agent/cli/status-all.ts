@@ -9,7 +9,19 @@ import { adminGet } from "../../common/admin-server.js";
 import { errorMessage } from "../../common/errors.js";
 import { type AgentAddress, AgentClient, formatAddress, nodeOfSocket } from "./agent-client.js";
 import { relative } from "./humanize.js";
-import type { AgentStatus } from "./status.js";
+
+/** The parts of an agent's GET /status this view reads (a subset of `weft status`'s). */
+export interface AgentStatus {
+  node: string;
+  source: "controller" | "local";
+  appliedVersions: Record<string, string>;
+  ready: { ready: boolean; reasons: string[] };
+  components: {
+    xds?: { state: string; lastResponseAt?: string; recentNacks?: unknown[] };
+    identity?: { notAfter?: string }[];
+    redirect?: { attached: boolean; desired: number; unresolved: unknown[]; bpf: { maps: { name: string; entries: number }[] } };
+  };
+}
 
 /** Where a controller's status socket is by default (the controller's default --state-dir). */
 export const DEFAULT_CONTROLLER_SOCKET = "/var/lib/weft/controller/controller.sock";
