@@ -261,15 +261,14 @@ export class AgentApp {
     this.pushes = new Counter({ name: "weft_agent_state_updates_total", help: "Mesh state snapshots applied", registers: [this.registry] });
     const off = this.updater.state.subscribe(() => this.pushes?.inc());
     const servers: { close(): void }[] = [];
+    const collect = async () => renderMetrics(this.registry, (await this.proxy?.handle.metrics()) ?? []);
     return {
       name: "telemetry",
+      // Also on the admin API, so `weft graph` reads every node's metrics through its unix socket.
+      registerAdmin: (admin) =>
+        admin.register("/stats/prometheus", async () => ({ text: await collect() }), { description: "Prometheus metrics (as 15020)" }),
       start: async () => {
-        if (metrics)
-          servers.push(
-            await serveMetrics(metrics.host, metrics.port, async () =>
-              renderMetrics(this.registry, (await this.proxy?.handle.metrics()) ?? []),
-            ),
-          );
+        if (metrics) servers.push(await serveMetrics(metrics.host, metrics.port, collect));
         if (readiness) servers.push(await serveReadiness(readiness.host, readiness.port, () => this.readiness()));
       },
       stop: () => {

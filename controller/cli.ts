@@ -140,3 +140,25 @@ export function registerControllerCommands(program: Command): void {
       }),
     );
 }
+
+/** Registers `weft analyze` (its code loads only when it runs). */
+export function registerAnalyzeCommand(program: Command): void {
+  program
+    .command("analyze")
+    .description("check mesh configuration (Istio/Kubernetes YAML, or the live cluster) for mistakes; codes: docs/analyze/")
+    .option("-f, --file <path>", "YAML file or directory to check, '-' for stdin (repeatable)", collect)
+    .option("--cluster", "ask the running controller to analyze the objects it holds and the agents it sees")
+    .option("-n, --namespace <ns>", "namespace of objects that name none (as kubectl apply -n)", "default")
+    .option("-o, --output <format>", "table, json or yaml", "table")
+    .option("--state-dir <dir>", "controller state directory (its status socket), for --cluster", DEFAULT_STATE_DIR)
+    .option("--admin-socket <path>", "controller status socket, for --cluster")
+    .option("--trust-domain <domain>", "SPIFFE trust domain of the mesh", "cluster.local")
+    .option("--root-namespace <ns>", "namespace whose policies apply mesh-wide", "weft-system")
+    .option("--list-codes", "list every message code and what it means")
+    .action(
+      action(async (o: import("./analyze/command.js").AnalyzeFlags) => {
+        const { runAnalyze } = await import("./analyze/command.js");
+        process.exitCode = await runAnalyze(o);
+      }),
+    );
+}

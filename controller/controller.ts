@@ -9,6 +9,7 @@ import { Server, type ServerCredentials } from "@grpc/grpc-js";
 import { AdminServer } from "../common/admin-server.js";
 import { errorMessage, errorStack } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/log.js";
+import { LiveAnalysis } from "./analyze/live.js";
 import { SERVICES, serviceDefinition } from "./api/proto.js";
 import { type CaMaterial, CertificateAuthority } from "./ca/ca.js";
 import { BootstrapTokens, type NodeAuthenticator, TokenReviewAuthenticator } from "./ca/node-auth.js";
@@ -52,6 +53,8 @@ export class Controller {
   private model: MeshModel | undefined;
   private readonly memo = new TranslationMemo();
   private reporter!: DiagnosticsReporter;
+  /** `weft analyze` of the live objects (GET /analyze, and a summary in status). */
+  private readonly analysis: LiveAnalysis;
   /** Why sources are not fully readable (status); logged when they change. */
   private conditions: SourceCondition[] = [];
   private readonly badTokenNodes = new Set<string>();
@@ -69,6 +72,10 @@ export class Controller {
   ) {
     this.log = log ?? createLogger({ name: "weft-controller", level: config.logLevel });
     this.admin = new AdminServer(this.log);
+    // Before start() there is no xDS service yet: no agent is connected.
+    this.analysis = new LiveAnalysis(this.store, config.translate, () =>
+      (this.xds as XdsService | undefined) ? this.xds.status().agents.map((a) => a.node) : [],
+    );
   }
 
   /** Starts everything; resolves when the gRPC server is listening with a first mesh state. */
@@ -358,6 +365,9 @@ export class Controller {
       { description: "the translated mesh (?node=N: what that node is sent)" },
     );
     this.admin.register("/diagnostics", () => ({ json: this.reporter.list() }), { description: "invalid and unsupported objects" });
+    this.admin.register("/analyze", () => ({ json: { messages: this.analysis.messages() } }), {
+      description: "weft analyze of the live objects and connected agents (codes: docs/analyze/)",
+    });
   }
 
   /** Status for the admin socket and tests. */
@@ -377,6 +387,7 @@ export class Controller {
       conditions: this.conditions,
       translations: this.translations,
       diagnostics: this.reporter.list().length,
+      analysis: this.analysis.summary(),
       xds: this.xds.status(),
       ca: {
         origin: this.ca.origin,

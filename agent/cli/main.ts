@@ -42,6 +42,7 @@ export async function buildProgram(): Promise<Command> {
   ]);
   agent.registerAgentCommand(program);
   controller.registerControllerCommands(program);
+  controller.registerAnalyzeCommand(program);
   redirect.registerRedirectCommands(program);
   node.registerNodeCommands(program);
   return program;

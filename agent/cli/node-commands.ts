@@ -9,6 +9,7 @@ import { registerCertsCommand } from "./certs.js";
 import { registerCheckCommand } from "./check.js";
 import { registerConnectionsCommand } from "./connections.js";
 import { registerExplainCommand } from "./explain.js";
+import { registerGraphCommand } from "./graph.js";
 import { registerInventoryCommands } from "./inventory.js";
 import { registerLogLevelCommand } from "./log-level.js";
 import { registerStatusCommand } from "./status.js";
@@ -23,6 +24,7 @@ export function registerNodeCommands(program: Command): void {
   registerConnectionsCommand(program);
   registerTapCommand(program);
   registerExplainCommand(program);
+  registerGraphCommand(program);
   registerBpfCommand(program);
   registerLogLevelCommand(program);
 }

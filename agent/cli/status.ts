@@ -167,9 +167,17 @@ export function registerStatusCommand(program: Command): void {
       .description("the node agent at a glance: readiness and why, controller, versions, counts, certificates, capture, proxy, CPU/RSS"),
   )
     .option("-o, --output <format>", "table, json or yaml", "table")
+    .option("--all", "every agent side by side with the controller's view: versions, ACK/NACK, certificates, capture, lagging agents")
+    .option("--agents <list>", "with --all: comma-separated admin addresses/sockets (default: every /run/weft/agent-*.sock)")
+    .option("--controller <socket>", "with --all: the controller's status socket (default /var/lib/weft/controller/controller.sock)")
+    .option("--lag-after <duration>", "with --all: a push unanswered this long flags the agent as lagging", "2s")
     .action(
       action(async (o) => {
         const format = parseFormat(o.output);
+        if (o.all) {
+          const { runStatusAll } = await import("./status-all-command.js");
+          return runStatusAll(o, format);
+        }
         const agent = await connectAgent(o);
         const status = await agent.json<AgentStatus>("/status");
         // /runtime came with the CLI; an older agent without it still gets a status.

@@ -45,6 +45,16 @@ export interface StreamObserver {
   onNack(stream: AgentStream, nack: NackRecord): void;
 }
 
+/** One resource type of a stream, for status: what the agent holds and whether a push awaits its answer. */
+export interface TypeStatus {
+  held: number;
+  ackedVersion?: string;
+  pending: boolean;
+  /** How long the unanswered push has waited (drift: a lagging agent), and its version. */
+  pendingMs?: number;
+  pendingVersion?: string;
+}
+
 /** One connected agent. */
 export class AgentStream {
   readonly connectedAt = new Date();
@@ -58,6 +68,8 @@ export class AgentStream {
   private readonly candidates = new Map<ResourceKind, Set<string> | "all">();
   /** Last applied push version per type. */
   readonly ackedVersion = new Map<ResourceKind, string>();
+  /** When the last ACK arrived (status: drift). */
+  private lastAckAt: Date | undefined;
   readonly nacks: NackRecord[] = [];
   agentVersion = "";
   private closed = false;
@@ -142,6 +154,7 @@ export class AgentStream {
       this.observer.onNack(this, nack);
     } else {
       this.ackedVersion.set(kind, f.version);
+      this.lastAckAt = new Date();
       this.observer.onAck(this, kind, Date.now() - f.sentAt);
     }
     if (this.dirty.delete(kind)) this.push([kind]);
@@ -248,17 +261,23 @@ export class AgentStream {
     peer: string;
     agentVersion: string;
     connectedAt: string;
-    types: Record<string, { held: number; ackedVersion?: string; pending: boolean }>;
+    types: Record<string, TypeStatus>;
     nacks: NackRecord[];
+    lastAckAt?: string;
   } {
-    const types: Record<string, { held: number; ackedVersion?: string; pending: boolean }> = {};
+    const types: Record<string, TypeStatus> = {};
     for (const kind of this.subs.keys()) {
-      const t: { held: number; ackedVersion?: string; pending: boolean } = {
+      const t: TypeStatus = {
         held: this.held.get(kind)?.size ?? 0,
         pending: this.inflight.has(kind),
       };
       const v = this.ackedVersion.get(kind);
       if (v) t.ackedVersion = v;
+      const f = this.inflight.get(kind);
+      if (f) {
+        t.pendingMs = Date.now() - f.sentAt;
+        t.pendingVersion = f.version;
+      }
       types[kind] = t;
     }
     return {
@@ -268,6 +287,7 @@ export class AgentStream {
       connectedAt: this.connectedAt.toISOString(),
       types,
       nacks: this.nacks,
+      ...(this.lastAckAt ? { lastAckAt: this.lastAckAt.toISOString() } : {}),
     };
   }
 

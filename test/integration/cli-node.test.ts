@@ -158,7 +158,7 @@ describePrivileged("weft node CLI against a running mesh", () => {
 
     it("services, policies and certs", async () => {
       expect(await weftOk(["services", ...at(1)])).toMatch(
-        new RegExp(`^app +server +${vip(C, "app", "server").replace(/\./g, "\\.")} +80->8080/tcp +1/1 ready +0$`, "m"),
+        new RegExp(`^app +server +${vip(C, "app", "server").replace(/\./g, "\\.")} +80->8080/auto +1/1 ready +0$`, "m"),
       );
       const pol = await weftOk(["policies", ...at(1)]);
       expect(pol).toMatch(/^AuthorizationPolicy +app +deny-denied +namespace +DENY, 1 rule +app\/client,app\/denied,app\/local$/m);
