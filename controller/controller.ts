@@ -12,6 +12,7 @@ import { createLogger, type Logger } from "../common/log.js";
 import { SERVICES, serviceDefinition } from "./api/proto.js";
 import { type CaMaterial, CertificateAuthority } from "./ca/ca.js";
 import { BootstrapTokens, type NodeAuthenticator, TokenReviewAuthenticator } from "./ca/node-auth.js";
+import { publishRootConfigMap } from "./ca/root-configmap.js";
 import { caDir, loadPluginCa, loadSecretCa, loadStateDirCa } from "./ca/root-store.js";
 import { CaService } from "./ca/service.js";
 import type { ControllerConfig } from "./config.js";
@@ -136,11 +137,31 @@ export class Controller {
     this.registerAdmin();
     await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: errorMessage(e) }, "no status socket"));
     if (c.ca.kind === "state-dir") this.every(2000, () => this.reloadCaIfChanged());
+    if (c.ca.kind === "secret") {
+      // Agents mount the roots as their --ca-file; republished in case someone edits or deletes it.
+      await this.publishRoots();
+      this.every(60_000, () => this.publishRoots());
+    }
     // A kind becoming unreadable (or readable) changes no object: look for it here.
     if (this.kubeSource) this.every(1000, () => this.recheckConditions());
     // Tokens rotate at half life even when nothing else changes.
     if (this.tokens) this.every(3600_000, () => this.syncTokens([...this.tokenNodes]));
     this.log.info({ port: this.port, ca: this.ca.origin }, "controller ready");
+  }
+
+  /** Keeps the agents' root ConfigMap (in the CA Secret's namespace) equal to the trust bundle. */
+  private async publishRoots(): Promise<void> {
+    if (this.config.ca.kind !== "secret" || !this.kube) return;
+    const roots = this.ca.trustBundle().rootsPem.join("");
+    try {
+      const r = await publishRootConfigMap(this.kube, this.config.ca.namespace, roots);
+      if (r !== "unchanged") this.log.info({ namespace: this.config.ca.namespace, result: r }, "published the agents' root ConfigMap");
+    } catch (e) {
+      this.log.error(
+        { err: errorMessage(e) },
+        "cannot publish the agents' root ConfigMap; agents that start now cannot verify the controller",
+      );
+    }
   }
 
   private every(ms: number, fn: () => void | Promise<void>): void {

@@ -99,6 +99,8 @@ export class FakeApiServer {
   readonly events: Obj[] = [];
   /** Secrets by "ns/name". */
   readonly secrets = new Map<string, Obj>();
+  /** ConfigMaps by "ns/name" (get, create, update with resourceVersion checks). */
+  readonly configMaps = new Map<string, Obj>();
   /** TokenReview answers by token. */
   readonly tokenReviews = new Map<string, object>();
   /** Collections ("group/plural") whose list and watch answer 403, as missing RBAC does. */
@@ -340,6 +342,7 @@ export class FakeApiServer {
       }
       const [plural, name] = rest as [string, string | undefined];
       if (group === "" && plural === "secrets") return this.secret(req, res, namespace as string, name);
+      if (group === "" && plural === "configmaps") return this.configMap(req, res, namespace as string, name);
       if (group === "" && plural === "events" && req.method === "POST") {
         const ev = await this.body(req);
         ev.metadata.name ??= `${ev.metadata.name ?? "ev"}${randomUUID().slice(0, 8)}`;
@@ -463,6 +466,28 @@ export class FakeApiServer {
       s.metadata.resourceVersion = String(++this.rv);
       this.secrets.set(k, s);
       return this.json(res, 201, s);
+    }
+    this.status(res, 405, "MethodNotAllowed", "not supported by the fake");
+  }
+
+  private async configMap(req: IncomingMessage, res: ServerResponse, namespace: string, name: string | undefined): Promise<void> {
+    const current = name ? this.configMaps.get(`${namespace}/${name}`) : undefined;
+    if (req.method === "GET" && name) {
+      if (!current) return this.status(res, 404, "NotFound", `configmaps "${name}" not found`);
+      return this.json(res, 200, current);
+    }
+    if ((req.method === "POST" && !name) || (req.method === "PUT" && name)) {
+      const c = await this.body(req);
+      const k = `${namespace}/${c.metadata.name}`;
+      const existing = this.configMaps.get(k);
+      if (req.method === "POST" && existing)
+        return this.status(res, 409, "AlreadyExists", `configmaps "${c.metadata.name}" already exists`);
+      if (req.method === "PUT" && !existing) return this.status(res, 404, "NotFound", `configmaps "${name}" not found`);
+      if (req.method === "PUT" && c.metadata.resourceVersion !== existing?.metadata.resourceVersion)
+        return this.status(res, 409, "Conflict", `configmaps "${name}": the object has been modified`);
+      c.metadata.resourceVersion = String(++this.rv);
+      this.configMaps.set(k, c);
+      return this.json(res, req.method === "POST" ? 201 : 200, c);
     }
     this.status(res, 405, "MethodNotAllowed", "not supported by the fake");
   }

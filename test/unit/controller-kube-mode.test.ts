@@ -99,6 +99,12 @@ describe("controller in Kubernetes mode", () => {
     expect(caPem).toMatch(/BEGIN CERTIFICATE/);
   });
 
+  it("publishes the roots, and not the key, as the agents' ConfigMap weft-root-cert", () => {
+    const cm = api.configMaps.get("weft-system/weft-root-cert") as unknown as { data: Record<string, string> };
+    expect(Object.keys(cm.data)).toEqual(["root-cert.pem"]);
+    expect(cm.data["root-cert.pem"]?.trim()).toBe(caPem.trim());
+  });
+
   it("records Warning Events for an invalid policy and for an unsupported field, once each", async () => {
     await waitFor("two events", () => api.events.length >= 2);
     const ev = (name: string) =>
