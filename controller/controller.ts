@@ -18,6 +18,7 @@ import { CaService } from "./ca/service.js";
 import type { ControllerConfig } from "./config.js";
 import { DiagnosticsReporter } from "./diagnostics.js";
 import { holdNewEnrolments, type SourceCondition, sourceConditions } from "./enrolment-hold.js";
+import { DEFAULT_LEASE_TIMING, LeaseElector } from "./ha/lease.js";
 import { RotatingServerCredentials } from "./server-credentials.js";
 import { FileSource } from "./sources/file.js";
 import { KubeSource } from "./sources/kube.js";
@@ -31,6 +32,9 @@ import { XdsService } from "./xds/service.js";
 
 /** Lifetime of the controller's serving certificate (renewed at half life). */
 const SERVING_TTL_MS = 30 * 24 * 3600_000;
+
+/** The Lease replicas elect a leader with (in the controller's namespace; daemonset/ grants it). */
+const LEADER_LEASE = "weft-controller";
 
 /** A running controller. */
 export class Controller {
@@ -46,6 +50,7 @@ export class Controller {
   private kubeSource: KubeSource | undefined;
   private kube: KubeClient | undefined;
   private events: KubeEventSink | undefined;
+  private elector: LeaseElector | undefined;
   private server: Server | undefined;
   private creds: RotatingServerCredentials | undefined;
   private readonly admin: AdminServer;
@@ -92,6 +97,11 @@ export class Controller {
     await this.loadCa();
     if (this.kube) {
       this.events = new KubeEventSink(this.kube, this.log);
+      // Every replica serves; only the Lease holder writes Events (single-writer work).
+      this.elector = new LeaseElector(this.kube, c.namespace, LEADER_LEASE, this.log, c.leaderLease ?? DEFAULT_LEASE_TIMING);
+      const elector = this.elector;
+      this.events.gate = () => elector.isLeader;
+      await elector.start();
       this.auth = new TokenReviewAuthenticator({
         client: this.kube,
         audiences: c.tokenAudiences,
@@ -410,7 +420,19 @@ export class Controller {
   }
 
   /** Stops serving and watching. */
+  /** Kubernetes mode: whether this replica holds the leader Lease (null in file mode). */
+  get isLeader(): boolean | null {
+    return this.elector ? this.elector.isLeader : null;
+  }
+
+  /** Stops without giving up the leader Lease, as a crash would (tests of takeover). */
+  async crash(): Promise<void> {
+    await this.elector?.stop(false);
+    await this.stop();
+  }
+
   async stop(): Promise<void> {
+    await this.elector?.stop();
     for (const t of this.timers.splice(0)) clearInterval(t);
     this.debouncer?.cancel();
     this.fileSource?.stop();

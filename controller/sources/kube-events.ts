@@ -21,6 +21,10 @@ export class KubeEventSink implements EventSink {
   dropped = 0;
   /** Events the API server accepted. */
   sent = 0;
+  /** Events left to the leader replica (this one did not lead when they came). */
+  leftToLeader = 0;
+  /** Whether this replica writes Events: only the leader does, so replicas do not repeat each other. */
+  gate: () => boolean = () => true;
 
   constructor(
     private readonly client: KubeClient,
@@ -30,6 +34,10 @@ export class KubeEventSink implements EventSink {
 
   /** Queues an Event for a diagnostic. */
   emit(d: Diagnostic): void {
+    if (!this.gate()) {
+      this.leftToLeader++;
+      return;
+    }
     if (this.queue.length >= MAX_QUEUE) {
       this.dropped++;
       return;
