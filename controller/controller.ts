@@ -135,6 +135,7 @@ export class Controller {
         store: this.store,
         log: this.log,
         rootNamespace: c.translate.rootNamespace,
+        agentNamespaces: [...new Set(c.agentServiceAccounts.map((sa) => sa.split("/")[0] as string))],
         ...(c.source.namespaceSelector ? { namespaceSelector: c.source.namespaceSelector } : {}),
       });
       await this.kubeSource.start();
