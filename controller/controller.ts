@@ -22,7 +22,7 @@ import { DEFAULT_LEASE_TIMING, LeaseElector } from "./ha/lease.js";
 import { RotatingServerCredentials } from "./server-credentials.js";
 import { FileSource } from "./sources/file.js";
 import { KubeSource } from "./sources/kube.js";
-import { KubeClient, loadKubeConfig } from "./sources/kube-client.js";
+import { KubeClient, loadKubeConfig, waitForApiServer } from "./sources/kube-client.js";
 import { KubeEventSink } from "./sources/kube-events.js";
 import { ObjectStore } from "./sources/object-store.js";
 import { TranslationMemo, translate } from "./translate/index.js";
@@ -51,6 +51,8 @@ export class Controller {
   private kube: KubeClient | undefined;
   private events: KubeEventSink | undefined;
   private elector: LeaseElector | undefined;
+  /** Aborted by stop(): ends a wait for an unreachable API server. */
+  private readonly stopping = new AbortController();
   private server: Server | undefined;
   private creds: RotatingServerCredentials | undefined;
   private readonly admin: AdminServer;
@@ -92,8 +94,10 @@ export class Controller {
     const c = this.config;
     this.log.info({ source: c.source.kind, listen: `${c.listenHost}:${c.listenPort}`, stateDir: c.stateDir }, "controller starting");
     // Sources are checked before anything is written (a wrong --store must not leave a new CA behind).
-    if (c.source.kind === "kubernetes") this.kube = new KubeClient(await loadKubeConfig(c.source.connection));
-    else this.fileSource = new FileSource({ path: c.source.path, store: this.store, log: this.log });
+    if (c.source.kind === "kubernetes") {
+      this.kube = new KubeClient(await loadKubeConfig(c.source.connection));
+      await waitForApiServer(this.kube, this.log, this.stopping.signal);
+    } else this.fileSource = new FileSource({ path: c.source.path, store: this.store, log: this.log });
     await this.loadCa();
     if (this.kube) {
       this.events = new KubeEventSink(this.kube, this.log);
@@ -433,6 +437,7 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     await this.elector?.stop();
     for (const t of this.timers.splice(0)) clearInterval(t);
     this.debouncer?.cancel();
