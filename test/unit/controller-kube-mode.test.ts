@@ -99,6 +99,16 @@ describe("controller in Kubernetes mode", () => {
     expect(caPem).toMatch(/BEGIN CERTIFICATE/);
   });
 
+  it("refuses a bootstrap token in Kubernetes mode, saying what to present instead", async () => {
+    const { randomBytes } = await import("node:crypto");
+    const before = api.requests.filter((r) => r.path.endsWith("/tokenreviews")).length;
+    const auth = (controller as unknown as { auth: { authenticate(t: string): Promise<unknown> } }).auth;
+    await expect(auth.authenticate(randomBytes(32).toString("base64url"))).rejects.toThrow(
+      /not a Kubernetes service-account token \(bootstrap tokens are for a controller reading a file store\).*audience 'weft'/,
+    );
+    expect(api.requests.filter((r) => r.path.endsWith("/tokenreviews")).length).toBe(before);
+  });
+
   it("publishes the roots, and not the key, as the agents' ConfigMap weft-root-cert", () => {
     const cm = api.configMaps.get("weft-system/weft-root-cert") as unknown as { data: Record<string, string> };
     expect(Object.keys(cm.data)).toEqual(["root-cert.pem"]);
