@@ -348,11 +348,26 @@ export class FakeApiServer {
       if (group === "" && plural === "secrets") return this.secret(req, res, namespace as string, name);
       if (group === "" && plural === "configmaps")
         return this.namedObject(this.configMaps, "configmaps", req, res, namespace as string, name);
-      if (group === "" && plural === "events" && req.method === "POST") {
+      if (group === "" && plural === "events" && req.method === "POST" && !name) {
         const ev = await this.body(req);
         ev.metadata.name ??= `${ev.metadata.name ?? "ev"}${randomUUID().slice(0, 8)}`;
+        const same = (e: Obj) => e.metadata.name === ev.metadata.name && e.metadata.namespace === namespace;
+        if (this.events.some(same)) return this.status(res, 409, "AlreadyExists", `events "${ev.metadata.name}" already exists`);
+        ev.metadata.namespace = namespace;
+        ev.metadata.resourceVersion = String(++this.rv);
         this.events.push(ev);
         return this.json(res, 201, ev);
+      }
+      if (group === "" && plural === "events" && name && (req.method === "GET" || req.method === "PUT")) {
+        const i = this.events.findIndex((e) => e.metadata.name === name && e.metadata.namespace === namespace);
+        if (i < 0) return this.status(res, 404, "NotFound", `events "${name}" not found`);
+        if (req.method === "GET") return this.json(res, 200, this.events[i]);
+        const ev = await this.body(req);
+        if (ev.metadata.resourceVersion !== this.events[i]?.metadata.resourceVersion)
+          return this.status(res, 409, "Conflict", `events "${name}": the object has been modified`);
+        ev.metadata.resourceVersion = String(++this.rv);
+        this.events[i] = ev;
+        return this.json(res, 200, ev);
       }
       const c = this.collections.get(`${group}/${plural}`);
       if (!c) return this.status(res, 404, "NotFound", `${plural} not served`);
