@@ -169,6 +169,35 @@ describe("controller in Kubernetes mode", () => {
     expect(readFileSync(join(dir, "token"), "utf8")).toBe("agent-n1-token\n");
   });
 
+  it("an agent the controller refuses logs a refusal with the reason, not an outage, and waits before asking again", async () => {
+    writeFileSync(join(dir, "intruder"), "intruder-token\n");
+    writeFileSync(join(dir, "ca.pem"), caPem);
+    const log = captureLogger("agent");
+    const app = new AgentApp(
+      agentConfig(
+        {
+          node: "n1",
+          controller: `127.0.0.1:${controller.port}`,
+          tokenFile: join(dir, "intruder"),
+          caFile: join(dir, "ca.pem"),
+          adminAddress: "off",
+          adminSocket: "off",
+        },
+        {},
+      ),
+      log.log,
+    );
+    agents.push(app);
+    await app.start();
+    await waitFor("the refusal logged", () => log.find(/the controller refused this agent/).length > 0, 10_000);
+    const line = log.find(/the controller refused this agent/)[0] as unknown as { level: number; reason: string; retryInMs: number };
+    expect(line.level).toBe(50);
+    expect(line.reason).toMatch(/is not an agent service account/);
+    expect(line.retryInMs).toBeGreaterThanOrEqual(30_000);
+    expect(log.find(/controller unavailable/)).toHaveLength(0);
+    expect(app.xds?.connection.get().lastError).toMatch(/^refused: /);
+  });
+
   it("refuses a token of another service account, and one the API server does not accept", async () => {
     const intruder = rawStream(`127.0.0.1:${controller.port}`, caPem, "intruder-token");
     intruder.subscribeAll("n1");
