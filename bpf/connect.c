@@ -27,6 +27,37 @@ static __always_inline int excluded(__u32 dst, __u16 port)
 }
 
 /*
+ * The enrolled pod the current task belongs to, or NULL; *cgid gets the pod's cgroup id. Kubelet
+ * puts a pod's processes in container scopes one level below the pod's own cgroup, which sits one
+ * (Guaranteed) or two (Burstable, BestEffort) levels below kubepods: so the ancestors at
+ * pod_level+1..+3 are tried, and the first one enrolled is the pod.
+ */
+static __always_inline struct weft_pod *current_pod(__u64 *cgid)
+{
+	struct weft_pod *pod;
+	__u64 id;
+	int i;
+
+	if (!weft_cfg.pod_level) {
+		*cgid = bpf_get_current_cgroup_id();
+		return bpf_map_lookup_elem(&weft_pods, cgid);
+	}
+#pragma unroll
+	for (i = 1; i <= 3; i++) {
+		id = bpf_get_current_ancestor_cgroup_id(weft_cfg.pod_level + i);
+		if (!id)
+			break;
+		pod = bpf_map_lookup_elem(&weft_pods, &id);
+		if (pod) {
+			*cgid = id;
+			return pod;
+		}
+	}
+	*cgid = 0;
+	return NULL;
+}
+
+/*
  * Decides whether this connect is captured. Returns WEFT_R_CAPTURED after recording the original
  * destination on the socket, another reason (>= 0) to leave it alone, or -errno when it should
  * be captured but cannot be (the caller fails closed).
@@ -40,8 +71,7 @@ static __always_inline int capture(struct bpf_sock_addr *ctx, __u32 dst, __u16 p
 
 	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
 		return WEFT_R_NOT_TCP;
-	cgid = bpf_get_current_cgroup_id();
-	pod = bpf_map_lookup_elem(&weft_pods, &cgid);
+	pod = current_pod(&cgid);
 	if (!pod || !(pod->flags & WEFT_POD_CAPTURE))
 		return WEFT_R_NOT_ENROLLED;
 	if (!sk)
@@ -102,9 +132,9 @@ int weft_connect6(struct bpf_sock_addr *ctx)
 
 	if (!weft_is_mapped6(w0, w1, w2)) {
 		/* Count only sockets we would otherwise have captured, not every IPv6 connect. */
-		__u64 cgid = bpf_get_current_cgroup_id();
+		__u64 cgid;
 
-		if (bpf_map_lookup_elem(&weft_pods, &cgid))
+		if (current_pod(&cgid))
 			weft_count(WEFT_R_IPV6);
 		return SOCK_ALLOW;
 	}

@@ -7,6 +7,7 @@ import { parseListen as parseListenFlag } from "../common/listen.js";
 import { LOG_LEVELS } from "../common/log.js";
 import { PORT_CONTROLLER } from "./api/constants.js";
 import { parseLimits } from "./api/limit-settings.js";
+import type { LeaseTiming } from "./ha/lease.js";
 import type { KubeConnection } from "./sources/kube-client.js";
 import { validateTranslateOptions } from "./translate/index.js";
 import type { TranslateOptions } from "./translate/types.js";
@@ -42,6 +43,8 @@ export interface ControllerConfig {
   logLevel: string;
   /** xDS/CA server limits (`--limit name=value`). */
   limits: XdsLimits;
+  /** Kubernetes mode: the leader Lease's timing (tests shorten it). */
+  leaderLease?: LeaseTiming;
 }
 
 /** Raw flag values (as commander gives them). */

@@ -13,15 +13,17 @@ import { LiveAnalysis } from "./analyze/live.js";
 import { SERVICES, serviceDefinition } from "./api/proto.js";
 import { type CaMaterial, CertificateAuthority } from "./ca/ca.js";
 import { BootstrapTokens, type NodeAuthenticator, TokenReviewAuthenticator } from "./ca/node-auth.js";
+import { publishRootConfigMap } from "./ca/root-configmap.js";
 import { caDir, loadPluginCa, loadSecretCa, loadStateDirCa } from "./ca/root-store.js";
 import { CaService } from "./ca/service.js";
 import type { ControllerConfig } from "./config.js";
 import { DiagnosticsReporter } from "./diagnostics.js";
 import { holdNewEnrolments, type SourceCondition, sourceConditions } from "./enrolment-hold.js";
+import { DEFAULT_LEASE_TIMING, LeaseElector } from "./ha/lease.js";
 import { RotatingServerCredentials } from "./server-credentials.js";
 import { FileSource } from "./sources/file.js";
 import { KubeSource } from "./sources/kube.js";
-import { KubeClient, loadKubeConfig } from "./sources/kube-client.js";
+import { KubeClient, loadKubeConfig, waitForApiServer } from "./sources/kube-client.js";
 import { KubeEventSink } from "./sources/kube-events.js";
 import { ObjectStore } from "./sources/object-store.js";
 import { TranslationMemo, translate } from "./translate/index.js";
@@ -31,6 +33,9 @@ import { XdsService } from "./xds/service.js";
 
 /** Lifetime of the controller's serving certificate (renewed at half life). */
 const SERVING_TTL_MS = 30 * 24 * 3600_000;
+
+/** The Lease replicas elect a leader with (in the controller's namespace; daemonset/ grants it). */
+const LEADER_LEASE = "weft-controller";
 
 /** A running controller. */
 export class Controller {
@@ -46,6 +51,9 @@ export class Controller {
   private kubeSource: KubeSource | undefined;
   private kube: KubeClient | undefined;
   private events: KubeEventSink | undefined;
+  private elector: LeaseElector | undefined;
+  /** Aborted by stop(): ends a wait for an unreachable API server. */
+  private readonly stopping = new AbortController();
   private server: Server | undefined;
   private creds: RotatingServerCredentials | undefined;
   private readonly admin: AdminServer;
@@ -93,11 +101,18 @@ export class Controller {
     const c = this.config;
     this.log.info({ source: c.source.kind, listen: `${c.listenHost}:${c.listenPort}`, stateDir: c.stateDir }, "controller starting");
     // Sources are checked before anything is written (a wrong --store must not leave a new CA behind).
-    if (c.source.kind === "kubernetes") this.kube = new KubeClient(await loadKubeConfig(c.source.connection));
-    else this.fileSource = new FileSource({ path: c.source.path, store: this.store, log: this.log });
+    if (c.source.kind === "kubernetes") {
+      this.kube = new KubeClient(await loadKubeConfig(c.source.connection));
+      await waitForApiServer(this.kube, this.log, this.stopping.signal);
+    } else this.fileSource = new FileSource({ path: c.source.path, store: this.store, log: this.log });
     await this.loadCa();
     if (this.kube) {
       this.events = new KubeEventSink(this.kube, this.log);
+      // Every replica serves; only the Lease holder writes Events (single-writer work).
+      this.elector = new LeaseElector(this.kube, c.namespace, LEADER_LEASE, this.log, c.leaderLease ?? DEFAULT_LEASE_TIMING);
+      const elector = this.elector;
+      this.events.gate = () => elector.isLeader;
+      await elector.start();
       this.auth = new TokenReviewAuthenticator({
         client: this.kube,
         audiences: c.tokenAudiences,
@@ -131,6 +146,7 @@ export class Controller {
         store: this.store,
         log: this.log,
         rootNamespace: c.translate.rootNamespace,
+        agentNamespaces: [...new Set(c.agentServiceAccounts.map((sa) => sa.split("/")[0] as string))],
         ...(c.source.namespaceSelector ? { namespaceSelector: c.source.namespaceSelector } : {}),
       });
       await this.kubeSource.start();
@@ -143,11 +159,31 @@ export class Controller {
     this.registerAdmin();
     await this.admin.listenUnix(c.adminSocket).catch((e) => this.log.warn({ err: errorMessage(e) }, "no status socket"));
     if (c.ca.kind === "state-dir") this.every(2000, () => this.reloadCaIfChanged());
+    if (c.ca.kind === "secret") {
+      // Agents mount the roots as their --ca-file; republished in case someone edits or deletes it.
+      await this.publishRoots();
+      this.every(60_000, () => this.publishRoots());
+    }
     // A kind becoming unreadable (or readable) changes no object: look for it here.
     if (this.kubeSource) this.every(1000, () => this.recheckConditions());
     // Tokens rotate at half life even when nothing else changes.
     if (this.tokens) this.every(3600_000, () => this.syncTokens([...this.tokenNodes]));
     this.log.info({ port: this.port, ca: this.ca.origin }, "controller ready");
+  }
+
+  /** Keeps the agents' root ConfigMap (in the CA Secret's namespace) equal to the trust bundle. */
+  private async publishRoots(): Promise<void> {
+    if (this.config.ca.kind !== "secret" || !this.kube) return;
+    const roots = this.ca.trustBundle().rootsPem.join("");
+    try {
+      const r = await publishRootConfigMap(this.kube, this.config.ca.namespace, roots);
+      if (r !== "unchanged") this.log.info({ namespace: this.config.ca.namespace, result: r }, "published the agents' root ConfigMap");
+    } catch (e) {
+      this.log.error(
+        { err: errorMessage(e) },
+        "cannot publish the agents' root ConfigMap; agents that start now cannot verify the controller",
+      );
+    }
   }
 
   private every(ms: number, fn: () => void | Promise<void>): void {
@@ -400,7 +436,20 @@ export class Controller {
   }
 
   /** Stops serving and watching. */
+  /** Kubernetes mode: whether this replica holds the leader Lease (null in file mode). */
+  get isLeader(): boolean | null {
+    return this.elector ? this.elector.isLeader : null;
+  }
+
+  /** Stops without giving up the leader Lease, as a crash would (tests of takeover). */
+  async crash(): Promise<void> {
+    await this.elector?.stop(false);
+    await this.stop();
+  }
+
   async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.elector?.stop();
     for (const t of this.timers.splice(0)) clearInterval(t);
     this.debouncer?.cancel();
     this.fileSource?.stop();

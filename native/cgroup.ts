@@ -3,7 +3,7 @@
  * a cgroup's id (what BPF's bpf_get_current_cgroup_id returns) is its directory's inode number.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { KernelError } from "../common/errors.js";
 
 /** cgroup v2 is not mounted, so pods cannot be told apart by the BPF hooks. */
@@ -49,6 +49,16 @@ export function createCgroup(relative: string): string {
   const path = cgroupPath(relative);
   mkdirSync(path, { recursive: true });
   return path;
+}
+
+/**
+ * A cgroup's level in the hierarchy (the root is 0), what bpf_get_current_ancestor_cgroup_id
+ * counts: its depth below the v2 mount. True in the host's cgroup namespace, where the agent runs.
+ */
+export function cgroupLevel(absPath: string, root = cgroup2Root()): number {
+  const rel = relative(root, absPath);
+  if (rel.startsWith("..") || isAbsolute(rel)) throw new KernelError(`cgroup ${absPath} is not under the cgroup v2 root ${root}`);
+  return rel.split("/").filter(Boolean).length;
 }
 
 /** The cgroup id BPF sees for processes in this cgroup. */

@@ -31,7 +31,10 @@ export function registerAgentCommand(program: Command): void {
     .option("--cert-ttl <duration>", "certificate lifetime to request (default: the CA's)")
     .option("--reconnect-max <duration>", "longest wait between reconnects to the controller", "10s")
     .option("--log-level <level>", "trace, debug, info, warn or error", "info")
-    .option("--proxy-address <ip>", "data plane: the pods' gateway address, where captured connections arrive (port 15001)")
+    .option(
+      "--proxy-address <ip>",
+      "data plane: the pods' gateway address, where captured connections arrive (port 15001); without it the agent runs control-plane parts only (config, certificates, admin API: no proxy, no capture)",
+    )
     .option("--hbone-address <ip>", "data plane: address HBONE (15008) listens on", "0.0.0.0")
     .option("--pod-cgroup <path>", "capture: the parent cgroup of this node's pods (absolute, or relative to the cgroup v2 root)")
     .option("--cgroup-layout <layout>", "capture: how pod cgroups are named under it: kubelet or local (weft's local cluster)", "kubelet")

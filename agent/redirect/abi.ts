@@ -73,6 +73,7 @@ export const configCodec = structCodec("weft_config", 16, {
   proxy_ip4: ["ipv4", 0],
   proxy_port: ["be16", 4],
   proxy_mark: ["u32", 8],
+  pod_level: ["u32", 12],
 });
 
 /** weft_pods key: cgroup id. */

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { BpfLink } from "../../native/bpf-link.js";
 import { BpfMap, unpin } from "../../native/bpf-map.js";
 import { BpfObject, type BpfProgram } from "../../native/bpf-object.js";
-import { cgroupId } from "../../native/cgroup.js";
+import { cgroupId, cgroupLevel } from "../../native/cgroup.js";
 import { LINK_TYPE } from "../../native/libbpf.js";
 import { pathExists } from "../../native/paths.js";
 import { configCodec, MAP, MAP_SHAPES } from "./abi.js";
@@ -46,7 +46,13 @@ export function install(cfg: RedirectConfig, log: InstallLog): Installed {
     log("replaced incompatible pinned state", { reason: state.reason, removed });
     ensurePinDir(cfg.pinDir);
   }
-  const config = configCodec.encode({ proxy_ip4: cfg.proxyAddress, proxy_port: cfg.outboundPort, proxy_mark: cfg.proxyMark });
+  // Pods are matched by their cgroup below the parent, whatever depth their processes run at.
+  const config = configCodec.encode({
+    proxy_ip4: cfg.proxyAddress,
+    proxy_port: cfg.outboundPort,
+    proxy_mark: cfg.proxyMark,
+    pod_level: cgroupLevel(cfg.podCgroupParent),
+  });
   const objects = new Map<string, BpfObject>();
   const hooks: AttachedHook[] = [];
   try {

@@ -6,7 +6,7 @@
  * ones are NACKed by name with the reason and the previous version stays in use. While the
  * controller is away the agent keeps serving its last state and reconnects with jittered backoff.
  */
-import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
+import { type Client, type ClientDuplexStream, type ServiceError, status } from "@grpc/grpc-js";
 import { Backoff } from "../../common/backoff.js";
 import { errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
@@ -16,6 +16,11 @@ import type { WireDeltaRequest, WireDeltaResponse, WireResourceError } from "../
 import type { StateUpdater, StoredResource } from "../state/updater.js";
 import { createWatch, type ReadonlyWatch } from "../state/watch.js";
 import { authMetadata, type ControllerEndpoint, controllerClient } from "./channel.js";
+
+/** gRPC codes by which the controller refuses an agent (as opposed to being unreachable). */
+const REFUSALS: ReadonlySet<number> = new Set([status.UNAUTHENTICATED, status.PERMISSION_DENIED]);
+/** Least wait after a refusal: only the operator can fix it, so do not hammer the controller. */
+const REFUSED_RETRY_MS = 30_000;
 
 /** Connection state, for status and readiness. */
 export interface XdsConnection {
@@ -114,7 +119,7 @@ export class XdsClient {
       if (call === this.call) this.onResponse(call, res);
     });
     call.on("error", (e: ServiceError) => {
-      if (call === this.call) this.retry(e.details || e.message);
+      if (call === this.call) this.retry(e.details || e.message, REFUSALS.has(e.code));
     });
     call.on("end", () => {
       if (call === this.call) this.retry("the controller closed the stream");
@@ -132,17 +137,29 @@ export class XdsClient {
     });
   }
 
-  private retry(why: string): void {
+  /**
+   * Reconnects after a delay. A refusal (the controller answered and said no: bad credential, node
+   * not known) is not an outage: it is logged as what it is, at error, and retried slowly, since
+   * only a change on the operator's side (RBAC, token, the node's pod) can fix it.
+   */
+  private retry(why: string, refused = false): void {
     this.teardown();
     if (this.stopped) return;
-    const delay = this.backoff.next();
+    const delay = refused ? Math.max(this.backoff.next(), REFUSED_RETRY_MS) : this.backoff.next();
     const was = this.connection.get().state;
-    this.setState({ state: "disconnected", lastError: why });
-    const log = was === "connected" ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.info.bind(this.opts.log);
-    log(
-      { target: this.opts.endpoint.target, retryInMs: delay, attempt: this.backoff.attempts },
-      `controller unavailable (${why}); serving the last state and reconnecting`,
-    );
+    this.setState({ state: "disconnected", lastError: refused ? `refused: ${why}` : why });
+    if (refused) {
+      this.opts.log.error(
+        { target: this.opts.endpoint.target, retryInMs: delay, attempt: this.backoff.attempts, reason: why },
+        `the controller refused this agent (${why}); serving the last state and asking again in ${Math.round(delay / 1000)} s`,
+      );
+    } else {
+      const log = was === "connected" ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.info.bind(this.opts.log);
+      log(
+        { target: this.opts.endpoint.target, retryInMs: delay, attempt: this.backoff.attempts },
+        `controller unavailable (${why}); serving the last state and reconnecting`,
+      );
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.connect();

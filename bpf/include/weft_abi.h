@@ -78,10 +78,14 @@ struct weft_config {
 	__u16 proxy_port;  /* network order */
 	__u16 _pad0;
 	__u32 proxy_mark;  /* SO_MARK of the proxy's sockets */
-	__u32 _pad1;
+	__u32 pod_level;   /* cgroup level of the pods' parent (0: key by the task's own cgroup) */
 };
 
-/* weft_pods: key = cgroup id (__u64, the pod cgroup directory's inode number). */
+/*
+ * weft_pods: key = cgroup id (__u64, the pod cgroup directory's inode number). A task belongs to
+ * the pod whose cgroup is one of its ancestors at pod_level+1..+3 (kubelet: kubepods/[qos/]pod/
+ * container scope; the local cluster: the pod's cgroup itself), or its own when pod_level is 0.
+ */
 struct weft_pod {
 	__u32 flags;   /* WEFT_POD_* */
 	__u32 ip4;     /* network order: the pod's own address (dialling it is never captured) */

@@ -204,7 +204,11 @@ class BoundedCache<V> {
   }
 }
 
+/** What `weft controller token` mints: 32 random bytes in base64url. */
+const BOOTSTRAP_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
 /** Authenticates service-account tokens with the API server's TokenReview. */
+
 export class TokenReviewAuthenticator implements NodeAuthenticator {
   private readonly accepted: BoundedCache<NodeIdentity>;
   private readonly refused: BoundedCache<AuthError>;
@@ -220,6 +224,14 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
 
   /** The node the token's pod runs on. */
   async authenticate(credential: string): Promise<NodeIdentity> {
+    // A file-store bootstrap token (32 random bytes, base64url: never a JWT, which has dots) is
+    // refused here with a message that says what to use instead of a bare TokenReview refusal.
+    if (BOOTSTRAP_TOKEN_SHAPE.test(credential.trim())) {
+      throw new AuthError(
+        status.UNAUTHENTICATED,
+        "not a Kubernetes service-account token (bootstrap tokens are for a controller reading a file store): in Kubernetes mode the agent presents its projected token with audience 'weft' (--token-file)",
+      );
+    }
     const key = digest(credential).toString("hex");
     const ttl = this.opts.cacheMs ?? 60_000;
     const ok = this.accepted.get(key, ttl);

@@ -3,10 +3,15 @@
  * (which knows in-cluster service accounts, kubeconfig files, exec plugins and client certs).
  * Objects stay raw JSON, exactly as watches deliver them, so list and watch agree.
  */
+import { existsSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { WeftError } from "../../common/errors.js";
+import { Backoff } from "../../common/backoff.js";
+import { ConfigError, errorMessage, WeftError } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
 
 /** How to reach the API server. */
 export interface KubeConnection {
@@ -46,6 +51,15 @@ export class KubeApiError extends WeftError {
 export async function loadKubeConfig(conn: KubeConnection): Promise<KubeConfig> {
   const { KubeConfig } = await import("@kubernetes/client-node");
   const kc = new KubeConfig();
+  if (!conn.kubeconfig && !conn.inCluster) {
+    // client-node would fall back to http://localhost:8080; say what is missing instead.
+    const env = process.env.KUBECONFIG?.split(":").filter(Boolean) ?? [];
+    const found = env.length > 0 ? env.some((f) => existsSync(f)) : existsSync(join(homedir(), ".kube", "config"));
+    if (!found && !process.env.KUBERNETES_SERVICE_HOST)
+      throw new ConfigError(
+        `--kubernetes: no kubeconfig (${env.length ? `$KUBECONFIG=${process.env.KUBECONFIG}` : "~/.kube/config"} does not exist) and not running in a cluster (KUBERNETES_SERVICE_HOST is unset); pass --kubeconfig FILE`,
+      );
+  }
   if (conn.kubeconfig) kc.loadFromFile(conn.kubeconfig);
   else if (conn.inCluster) kc.loadFromCluster(conn.pathPrefix);
   else kc.loadFromDefault();
@@ -98,5 +112,37 @@ export class KubeClient {
       req.on("error", (e) => reject(new Error(`${method} ${path}: ${e.message} (API server ${this.server})`)));
       req.end(payload);
     });
+  }
+}
+
+/**
+ * Waits until the API server answers at all (any HTTP status: a refusal is for the caller's real
+ * request to report), retrying a connection failure with backoff instead of giving up: a
+ * controller started before its API server is reachable waits for it. Stops waiting on abort.
+ */
+export async function waitForApiServer(
+  client: Pick<KubeClient, "request">,
+  log: Logger,
+  signal?: AbortSignal,
+  backoff = new Backoff(500, 30_000),
+): Promise<void> {
+  for (;;) {
+    try {
+      await client.request("GET", "/version", undefined, 10_000);
+      return;
+    } catch (e) {
+      if (e instanceof KubeApiError) return;
+      if (signal?.aborted) throw new Error("stopped while waiting for the API server");
+      const delay = backoff.next();
+      log.warn({ err: errorMessage(e), retryInMs: delay }, "the API server is unreachable; retrying");
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        signal?.addEventListener("abort", () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      if (signal?.aborted) throw new Error("stopped while waiting for the API server");
+    }
   }
 }

@@ -24,6 +24,11 @@ export interface KubeSourceOptions {
   namespaceSelector?: string;
   /** Always included whatever the selector says (mesh-wide policy lives there). */
   rootNamespace: string;
+  /**
+   * Also always included: the agents' own namespaces, so an agent's token resolves to its pod (and
+   * its node) even when the selector leaves the mesh's own namespace out.
+   */
+  agentNamespaces?: readonly string[];
   /** How often to look again for policy CRDs that were not installed (default 60 s). */
   discoveryRetryMs?: number;
   /** Longest wait for the first lists before serving anyway (default 60 s). */
@@ -189,7 +194,7 @@ export class KubeSource {
   private inScope(kind: SourceKind, obj: KubeObject): boolean {
     if (!this.opts.namespaceSelector || !KIND_INFO[kind].namespaced) return true;
     const ns = obj.metadata.namespace ?? "default";
-    return ns === this.opts.rootNamespace || this.selectedNamespaces.has(ns);
+    return ns === this.opts.rootNamespace || this.selectedNamespaces.has(ns) || (this.opts.agentNamespaces?.includes(ns) ?? false);
   }
 
   private upsert(kind: SourceKind, obj: KubeObject): void {
@@ -217,7 +222,7 @@ export class KubeSource {
       // Deleted, or no longer matching the selector: the namespace's objects leave the mesh.
       const name = obj.metadata.name;
       this.selectedNamespaces.delete(name);
-      if (name === this.opts.rootNamespace) return;
+      if (name === this.opts.rootNamespace || this.opts.agentNamespaces?.includes(name)) return;
       const m = new Map<string, { kind: SourceKind; obj: KubeObject }>();
       for (const k of SOURCE_KINDS) {
         if (!KIND_INFO[k].namespaced) continue;

@@ -32,6 +32,11 @@ export function registerClusterCommands(program: Command): void {
     .option("--pod-cidr <cidr>", "pod network (/16, a /24 per node)", DEFAULT_SPEC.podCidr)
     .option("--service-cidr <cidr>", "service VIP range", DEFAULT_SPEC.serviceCidr)
     .option("--store <dir>", "file store directory the controller watches (default <state>/store)")
+    .option(
+      "--cgroup-layout <layout>",
+      "pod cgroups as weft lays them out (local) or as the kubelet's systemd driver does (kubelet-systemd)",
+      "local",
+    )
     .action(
       action(async (o) => {
         const state = await clusterUp(
@@ -42,6 +47,7 @@ export function registerClusterCommands(program: Command): void {
             nodeCidr: o.nodeCidr,
             podCidr: o.podCidr,
             serviceCidr: o.serviceCidr,
+            cgroupLayout: o.cgroupLayout,
           },
           { storeDir: o.store },
         );

@@ -23,7 +23,7 @@ import {
   withLock,
 } from "./state.js";
 import { syncStore } from "./store.js";
-import { type ClusterSpec, MAX_PODS_PER_NODE, Topology, validateSpec } from "./topology.js";
+import { type ClusterSpec, MAX_PODS_PER_NODE, podCgroupTop, Topology, validateSpec } from "./topology.js";
 
 /** Options of `up` beyond the spec. */
 export interface UpOptions {
@@ -293,7 +293,8 @@ function ensureNamespace(state: ClusterState, name: string) {
 async function destroyPod(pod: PodRecord): Promise<void> {
   killCgroup(cgroupPath(pod.cgroup));
   await deletePodNetwork(pod.netns);
-  for (let i = 0; i < 50 && removeCgroupTree(cgroupPath(pod.cgroup)).length > 0; i++) {
+  const top = cgroupPath(podCgroupTop(pod.cgroup));
+  for (let i = 0; i < 50 && removeCgroupTree(top).length > 0; i++) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -309,13 +310,14 @@ async function createPod(state: ClusterState, req: PodRequest): Promise<PodRecor
   let slot = 2;
   while (used.has(slot)) slot++;
   if (slot > MAX_PODS_PER_NODE + 1) throw new Error(`node ${req.node} has no free pod address (max ${MAX_PODS_PER_NODE} pods)`);
+  const uid = randomUUID();
   const pod: PodRecord = {
     ...req,
-    uid: randomUUID(),
+    uid,
     ip: topo.podIp(req.node, slot),
     slot,
     netns: topo.podNetns(req.namespace, req.name),
-    cgroup: topo.podCgroup(req.node, req.namespace, req.name),
+    cgroup: topo.podCgroup(req.node, req.namespace, req.name, uid),
     hostVeth: topo.hostVeth(state.nextVethSeq++),
     createdAt: new Date().toISOString(),
   };

@@ -144,7 +144,7 @@ export async function startAgent(cluster: string, n: number, opts: MeshOptions =
       "--pod-cgroup",
       topo.podParentCgroup(n),
       "--cgroup-layout",
-      "local",
+      topo.kubelet ? "kubelet" : "local",
       "--pin-dir",
       `/sys/fs/bpf/${node}`,
       "--proxy-workers",

@@ -3,6 +3,7 @@
  * Everything the harness creates is named from here, so cleanup can find it by prefix.
  */
 
+import { createHash } from "node:crypto";
 import { errorMessage } from "../../common/errors.js";
 import { type Cidr, formatCidr, intToIp, overlaps, parseCidr } from "./ip.js";
 
@@ -18,7 +19,22 @@ export interface ClusterSpec {
   podCidr: string;
   /** Where service VIPs are allocated. */
   serviceCidr: string;
+  /**
+   * How pod cgroups are laid out: weft's own (`…/pods/<ns>.<pod>`, the default) or exactly as the
+   * kubelet's systemd driver with containerd does (`…/kubepods.slice/[kubepods-burstable.slice/]
+   * kubepods-[burstable-]pod<uid>.slice/cri-containerd-<id>.scope`), the agent then finding pods
+   * by uid as on a real node.
+   */
+  cgroupLayout?: ClusterCgroupLayout;
 }
+
+/** The directory removing a pod removes: its slice in the kubelet layout, else its cgroup. */
+export function podCgroupTop(cgroup: string): string {
+  return cgroup.endsWith(".scope") ? cgroup.slice(0, cgroup.lastIndexOf("/")) : cgroup;
+}
+
+/** The test bed's pod cgroup layouts. */
+export type ClusterCgroupLayout = "local" | "kubelet-systemd";
 
 /** Defaults from the architecture contract. */
 export const DEFAULT_SPEC: ClusterSpec = {
@@ -45,6 +61,9 @@ export function validateSpec(spec: ClusterSpec): string[] {
   }
   if (!Number.isInteger(spec.nodes) || spec.nodes < 1 || spec.nodes > MAX_NODES) {
     errors.push(`nodes ${spec.nodes}: must be a whole number from 1 to ${MAX_NODES}`);
+  }
+  if (spec.cgroupLayout !== undefined && spec.cgroupLayout !== "local" && spec.cgroupLayout !== "kubelet-systemd") {
+    errors.push(`cgroup-layout '${spec.cgroupLayout}': must be local or kubelet-systemd`);
   }
   if (!Number.isInteger(spec.podsPerNode) || spec.podsPerNode < 0 || spec.podsPerNode > MAX_PODS_PER_NODE) {
     errors.push(`pods-per-node ${spec.podsPerNode}: must be a whole number from 0 to ${MAX_PODS_PER_NODE}`);
@@ -149,7 +168,12 @@ export class Topology {
 
   /** Parent cgroup of node n's pods: the connect hooks attach here. */
   podParentCgroup(n: number): string {
-    return `${this.spec.name}/node${n}/pods`;
+    return this.kubelet ? `${this.spec.name}/node${n}/kubepods.slice` : `${this.spec.name}/node${n}/pods`;
+  }
+
+  /** True when pods are laid out as the kubelet's systemd driver does. */
+  get kubelet(): boolean {
+    return this.spec.cgroupLayout === "kubelet-systemd";
   }
 
   /** cgroup for node-level processes (the agent), outside the pods' parent so it is never captured. */
@@ -157,9 +181,19 @@ export class Topology {
     return `${this.spec.name}/node${n}/system`;
   }
 
-  /** cgroup of one pod. */
-  podCgroup(n: number, namespace: string, pod: string): string {
-    return `${this.podParentCgroup(n)}/${namespace}.${pod}`;
+  /**
+   * cgroup the pod's processes run in. Kubelet layout: a container scope inside the pod's slice,
+   * the slice named from the uid with '-' as '_' (systemd reserves '-' for nesting); the QoS class
+   * alternates with the uid so both depths (Guaranteed directly under kubepods, Burstable one
+   * level lower) are exercised.
+   */
+  podCgroup(n: number, namespace: string, pod: string, uid: string): string {
+    if (!this.kubelet) return `${this.podParentCgroup(n)}/${namespace}.${pod}`;
+    const u = uid.replace(/-/g, "_");
+    const guaranteed = Number.parseInt(uid.slice(-1), 16) % 2 === 0;
+    const slice = guaranteed ? `kubepods-pod${u}.slice` : `kubepods-burstable.slice/kubepods-burstable-pod${u}.slice`;
+    const container = createHash("sha256").update(`${namespace}/${pod}/${uid}`).digest("hex");
+    return `${this.podParentCgroup(n)}/${slice}/cri-containerd-${container}.scope`;
   }
 
   /** Host-side veth name of the pod with this sequence number (IFNAMSIZ is 16). */

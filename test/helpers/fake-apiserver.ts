@@ -99,6 +99,10 @@ export class FakeApiServer {
   readonly events: Obj[] = [];
   /** Secrets by "ns/name". */
   readonly secrets = new Map<string, Obj>();
+  /** ConfigMaps by "ns/name" (get, create, update with resourceVersion checks). */
+  readonly configMaps = new Map<string, Obj>();
+  /** coordination.k8s.io Leases by "ns/name" (the same verbs). */
+  readonly leases = new Map<string, Obj>();
   /** TokenReview answers by token. */
   readonly tokenReviews = new Map<string, object>();
   /** Collections ("group/plural") whose list and watch answer 403, as missing RBAC does. */
@@ -321,6 +325,8 @@ export class FakeApiServer {
           status: known ? { audiences: spec.audiences ?? [], ...known } : { authenticated: false, error: "invalid bearer token" },
         });
       }
+      if (p[0] === "apis" && p[1] === "coordination.k8s.io" && p[2] === "v1" && p[3] === "namespaces" && p[5] === "leases")
+        return this.namedObject(this.leases, "leases", req, res, p[4] as string, p[6]);
       // /api/v1/[namespaces/<ns>/]<plural>[/<name>]  or  /apis/<g>/<v>/[namespaces/<ns>/]<plural>[/<name>]
       let group = "";
       let version = "v1";
@@ -340,11 +346,28 @@ export class FakeApiServer {
       }
       const [plural, name] = rest as [string, string | undefined];
       if (group === "" && plural === "secrets") return this.secret(req, res, namespace as string, name);
-      if (group === "" && plural === "events" && req.method === "POST") {
+      if (group === "" && plural === "configmaps")
+        return this.namedObject(this.configMaps, "configmaps", req, res, namespace as string, name);
+      if (group === "" && plural === "events" && req.method === "POST" && !name) {
         const ev = await this.body(req);
         ev.metadata.name ??= `${ev.metadata.name ?? "ev"}${randomUUID().slice(0, 8)}`;
+        const same = (e: Obj) => e.metadata.name === ev.metadata.name && e.metadata.namespace === namespace;
+        if (this.events.some(same)) return this.status(res, 409, "AlreadyExists", `events "${ev.metadata.name}" already exists`);
+        ev.metadata.namespace = namespace;
+        ev.metadata.resourceVersion = String(++this.rv);
         this.events.push(ev);
         return this.json(res, 201, ev);
+      }
+      if (group === "" && plural === "events" && name && (req.method === "GET" || req.method === "PUT")) {
+        const i = this.events.findIndex((e) => e.metadata.name === name && e.metadata.namespace === namespace);
+        if (i < 0) return this.status(res, 404, "NotFound", `events "${name}" not found`);
+        if (req.method === "GET") return this.json(res, 200, this.events[i]);
+        const ev = await this.body(req);
+        if (ev.metadata.resourceVersion !== this.events[i]?.metadata.resourceVersion)
+          return this.status(res, 409, "Conflict", `events "${name}": the object has been modified`);
+        ev.metadata.resourceVersion = String(++this.rv);
+        this.events[i] = ev;
+        return this.json(res, 200, ev);
       }
       const c = this.collections.get(`${group}/${plural}`);
       if (!c) return this.status(res, 404, "NotFound", `${plural} not served`);
@@ -463,6 +486,35 @@ export class FakeApiServer {
       s.metadata.resourceVersion = String(++this.rv);
       this.secrets.set(k, s);
       return this.json(res, 201, s);
+    }
+    this.status(res, 405, "MethodNotAllowed", "not supported by the fake");
+  }
+
+  /** get, create and update (checking resourceVersion) of one kind of namespaced object. */
+  private async namedObject(
+    store: Map<string, Obj>,
+    plural: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    namespace: string,
+    name: string | undefined,
+  ): Promise<void> {
+    const current = name ? store.get(`${namespace}/${name}`) : undefined;
+    if (req.method === "GET" && name) {
+      if (!current) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
+      return this.json(res, 200, current);
+    }
+    if ((req.method === "POST" && !name) || (req.method === "PUT" && name)) {
+      const c = await this.body(req);
+      const k = `${namespace}/${c.metadata.name}`;
+      const existing = store.get(k);
+      if (req.method === "POST" && existing) return this.status(res, 409, "AlreadyExists", `${plural} "${c.metadata.name}" already exists`);
+      if (req.method === "PUT" && !existing) return this.status(res, 404, "NotFound", `${plural} "${name}" not found`);
+      if (req.method === "PUT" && c.metadata.resourceVersion !== existing?.metadata.resourceVersion)
+        return this.status(res, 409, "Conflict", `${plural} "${name}": the object has been modified`);
+      c.metadata.resourceVersion = String(++this.rv);
+      store.set(k, c);
+      return this.json(res, req.method === "POST" ? 201 : 200, c);
     }
     this.status(res, 405, "MethodNotAllowed", "not supported by the fake");
   }

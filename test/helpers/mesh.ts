@@ -7,7 +7,7 @@ import { addPod, addService, clusterUp, label, requireState, runDetached } from 
 import { agentSocket, startMesh } from "../../scripts/cluster/mesh.js";
 import { execArgv, resolvePlace } from "../../scripts/cluster/processes.js";
 import { stateDir } from "../../scripts/cluster/state.js";
-import { DEFAULT_SPEC } from "../../scripts/cluster/topology.js";
+import { type ClusterSpec, DEFAULT_SPEC } from "../../scripts/cluster/topology.js";
 import { forceDown, PROBE, runProbe } from "./cluster.js";
 
 /** A pod to create. */
@@ -25,9 +25,10 @@ export async function meshUp(
   pods: TestPod[],
   enrolled: string[],
   services: { ns: string; name: string; port: number; targetPort: number; selector: Record<string, string>; appProtocol?: string }[] = [],
+  spec: Partial<ClusterSpec> = {},
 ): Promise<void> {
   await forceDown(cluster);
-  await clusterUp({ ...DEFAULT_SPEC, name: cluster, podsPerNode: 0 });
+  await clusterUp({ ...DEFAULT_SPEC, name: cluster, podsPerNode: 0, ...spec });
   for (const ns of enrolled) await label(cluster, "namespace", ns, ["weft.dev/mesh=enabled"]);
   for (const p of pods)
     await addPod(cluster, {

@@ -99,6 +99,22 @@ describe("controller in Kubernetes mode", () => {
     expect(caPem).toMatch(/BEGIN CERTIFICATE/);
   });
 
+  it("refuses a bootstrap token in Kubernetes mode, saying what to present instead", async () => {
+    const { randomBytes } = await import("node:crypto");
+    const before = api.requests.filter((r) => r.path.endsWith("/tokenreviews")).length;
+    const auth = (controller as unknown as { auth: { authenticate(t: string): Promise<unknown> } }).auth;
+    await expect(auth.authenticate(randomBytes(32).toString("base64url"))).rejects.toThrow(
+      /not a Kubernetes service-account token \(bootstrap tokens are for a controller reading a file store\).*audience 'weft'/,
+    );
+    expect(api.requests.filter((r) => r.path.endsWith("/tokenreviews")).length).toBe(before);
+  });
+
+  it("publishes the roots, and not the key, as the agents' ConfigMap weft-root-cert", () => {
+    const cm = api.configMaps.get("weft-system/weft-root-cert") as unknown as { data: Record<string, string> };
+    expect(Object.keys(cm.data)).toEqual(["root-cert.pem"]);
+    expect(cm.data["root-cert.pem"]?.trim()).toBe(caPem.trim());
+  });
+
   it("records Warning Events for an invalid policy and for an unsupported field, once each", async () => {
     await waitFor("two events", () => api.events.length >= 2);
     const ev = (name: string) =>
@@ -151,6 +167,35 @@ describe("controller in Kubernetes mode", () => {
     const review = api.requests.find((r) => r.path === "/apis/authentication.k8s.io/v1/tokenreviews");
     expect(review?.method).toBe("POST");
     expect(readFileSync(join(dir, "token"), "utf8")).toBe("agent-n1-token\n");
+  });
+
+  it("an agent the controller refuses logs a refusal with the reason, not an outage, and waits before asking again", async () => {
+    writeFileSync(join(dir, "intruder"), "intruder-token\n");
+    writeFileSync(join(dir, "ca.pem"), caPem);
+    const log = captureLogger("agent");
+    const app = new AgentApp(
+      agentConfig(
+        {
+          node: "n1",
+          controller: `127.0.0.1:${controller.port}`,
+          tokenFile: join(dir, "intruder"),
+          caFile: join(dir, "ca.pem"),
+          adminAddress: "off",
+          adminSocket: "off",
+        },
+        {},
+      ),
+      log.log,
+    );
+    agents.push(app);
+    await app.start();
+    await waitFor("the refusal logged", () => log.find(/the controller refused this agent/).length > 0, 10_000);
+    const line = log.find(/the controller refused this agent/)[0] as unknown as { level: number; reason: string; retryInMs: number };
+    expect(line.level).toBe(50);
+    expect(line.reason).toMatch(/is not an agent service account/);
+    expect(line.retryInMs).toBeGreaterThanOrEqual(30_000);
+    expect(log.find(/controller unavailable/)).toHaveLength(0);
+    expect(app.xds?.connection.get().lastError).toMatch(/^refused: /);
   });
 
   it("refuses a token of another service account, and one the API server does not accept", async () => {

@@ -52,7 +52,7 @@ describe("Kubernetes source", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function startSource(opts: { namespaceSelector?: string; discoveryRetryMs?: number } = {}) {
+  async function startSource(opts: { namespaceSelector?: string; discoveryRetryMs?: number; agentNamespaces?: string[] } = {}) {
     const store = new ObjectStore();
     const cap = captureLogger("kube");
     const src = new KubeSource({ client, store, log: cap.log, rootNamespace: "weft-system", ...opts });
@@ -161,6 +161,15 @@ describe("Kubernetes source", () => {
     api.apply("", "pods", pod("a2", "in-mesh")); // created while out of scope: parked, not lost
     api.apply("", "namespaces", ns("in-mesh", { env: "prod" }));
     await waitFor("namespace and pods back", () => store.get("Pod", "in-mesh", "a") && store.get("Pod", "in-mesh", "a2"));
+  });
+
+  it("keeps the agents' own namespace visible whatever the selector says (their tokens name their pods)", async () => {
+    api.apply("", "namespaces", ns("weft-agents", { env: "ops" }));
+    api.apply("", "pods", pod("weft-agent-x", "weft-agents"));
+    api.apply("", "pods", pod("c", "outside"));
+    const { store } = await startSource({ namespaceSelector: "env=prod", agentNamespaces: ["weft-agents"] });
+    expect(store.get("Pod", "weft-agents", "weft-agent-x")).toBeDefined();
+    expect(store.get("Pod", "outside", "c")).toBeUndefined();
   });
 
   it("starts watching a CRD once it is installed", async () => {

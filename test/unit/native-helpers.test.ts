@@ -1,9 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { parseCgroup2Mount } from "../../native/cgroup.js";
+import { cgroupLevel, parseCgroup2Mount } from "../../native/cgroup.js";
 import { MissingToolError, requireTool, run } from "../../native/exec.js";
 import { processStartTime } from "../../native/proc.js";
 
 describe("native helpers", () => {
+  it("counts a cgroup's level below the v2 root, as the kernel's ancestor lookup does", () => {
+    expect(cgroupLevel("/sys/fs/cgroup", "/sys/fs/cgroup")).toBe(0);
+    expect(cgroupLevel("/sys/fs/cgroup/kubepods.slice", "/sys/fs/cgroup")).toBe(1);
+    expect(cgroupLevel("/sys/fs/cgroup/weft-e1/node1/pods/", "/sys/fs/cgroup")).toBe(3);
+    expect(() => cgroupLevel("/tmp/x", "/sys/fs/cgroup")).toThrow(/not under the cgroup v2 root/);
+  });
+
   it("finds the cgroup2 mount in pure and hybrid layouts", () => {
     expect(parseCgroup2Mount("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")).toBe("/sys/fs/cgroup");
     const hybrid =

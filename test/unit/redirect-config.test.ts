@@ -50,8 +50,8 @@ describe("excluded destinations", () => {
 
 describe("codecs: byte orders as the programs read them", () => {
   it("ports and addresses are network order, flags and ids host order", () => {
-    expect(configCodec.encode({ proxy_ip4: "10.244.1.1", proxy_port: 15001, proxy_mark: 0x7765 }).toString("hex")).toBe(
-      "0af401013a99000065770000" + "00000000",
+    expect(configCodec.encode({ proxy_ip4: "10.244.1.1", proxy_port: 15001, proxy_mark: 0x7765, pod_level: 3 }).toString("hex")).toBe(
+      "0af401013a99000065770000" + "03000000",
     );
     expect(podCodec.encode({ flags: 1, ip4: "10.244.1.2" }).toString("hex")).toBe("010000000af40102");
     const tuple = { saddr: "10.244.1.2", daddr: "10.244.1.1", sport: 40000, dport: 15001 };

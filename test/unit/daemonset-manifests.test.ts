@@ -1,0 +1,87 @@
+/**
+ * The install (daemonset/): the kustomize base renders to exactly daemonset/weft.yaml, and every
+ * manifest validates against the Kubernetes OpenAPI schema shipped by @kubernetes/client-node.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { V1Container, V1DaemonSet, V1Deployment, V1ObjectMeta, V1PodSpec } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { type Manifest, schemaVersion, validateManifests } from "../helpers/kube-schema.js";
+
+const root = join(import.meta.dirname, "..", "..");
+const rendered = join(root, "daemonset", "weft.yaml");
+
+function manifests(text: string, where: string): Manifest[] {
+  return parseAllDocuments(text).map((d, i) => {
+    if (d.errors.length > 0) throw new Error(`${where} document ${i + 1}: ${d.errors[0]?.message}`);
+    const object = d.toJS() as Record<string, unknown>;
+    const meta = object.metadata as { name?: string } | undefined;
+    return { where: `${where} #${i + 1} ${String(object.kind)}/${meta?.name ?? "?"}`, object };
+  });
+}
+
+function objects(list: Manifest[]): Manifest["object"][] {
+  return list.map((m) => m.object);
+}
+
+describe("daemonset/ install", () => {
+  it("kubectl kustomize daemonset/ renders exactly daemonset/weft.yaml", () => {
+    const out = execFileSync("kubectl", ["kustomize", join(root, "daemonset")], { encoding: "utf8" });
+    expect(out).toBe(readFileSync(rendered, "utf8"));
+  });
+
+  it("every rendered manifest validates against the shipped Kubernetes OpenAPI models", () => {
+    expect(schemaVersion(root)).toMatch(/^v1\.\d+/);
+    const list = manifests(readFileSync(rendered, "utf8"), "weft.yaml");
+    expect(list.length).toBeGreaterThan(5);
+    expect(validateManifests(list, root)).toEqual([]);
+  }, 60_000);
+
+  it("the validator refuses unknown fields, missing required fields and wrong types", () => {
+    const list = manifests(readFileSync(rendered, "utf8"), "weft.yaml");
+    const ds = list.find((m) => m.object.kind === "DaemonSet")?.object as Manifest["object"];
+    const variant = (where: string, path: (string | number)[], value: unknown): Manifest => {
+      const object = structuredClone(ds);
+      let at = object as Record<string | number, unknown>;
+      for (const p of path.slice(0, -1)) at = at[p] as Record<string | number, unknown>;
+      const last = path.at(-1) as string | number;
+      if (value === undefined) delete at[last];
+      else at[last] = value;
+      return { where, object };
+    };
+    const bad = [
+      variant("unknown", ["spec", "template", "spec", "hostNetwrok"], true),
+      variant("missing", ["spec", "selector"], undefined),
+      variant("wrong-type", ["spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"], "15008"),
+      { where: "unknown-kind", object: { apiVersion: "v9", kind: "Nope" } },
+    ];
+    const problems = validateManifests(bad, root).join("\n");
+    expect(problems).toMatch(/unknown:.*hostNetwrok/);
+    expect(problems).toMatch(/missing:.*selector.*is missing/);
+    expect(problems).toMatch(/wrong-type:.*'string' is not assignable to type 'number'/);
+    expect(problems).toMatch(/unknown-kind: no schema known for v9\/Nope/);
+  }, 60_000);
+
+  it("the agent runs with the five capabilities, not privileged, and the documented runtime flags", () => {
+    const list = objects(manifests(readFileSync(rendered, "utf8"), "weft.yaml"));
+    const ds = list.find((o) => o.kind === "DaemonSet") as unknown as V1DaemonSet;
+    const pod = ds.spec?.template.spec as V1PodSpec;
+    const c = pod.containers[0] as V1Container;
+    const script = (c.args ?? []).join(" ");
+    expect(pod.hostNetwork).toBe(true);
+    expect(c.securityContext?.privileged).toBe(false);
+    expect(c.securityContext?.capabilities).toEqual({ drop: ["ALL"], add: ["BPF", "PERFMON", "SYS_ADMIN", "NET_ADMIN", "NET_RAW"] });
+    expect(script).toContain("--max-semi-space-size=4");
+    expect(script).toContain("MALLOC_ARENA_MAX=2");
+    expect(ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable).toBe(1);
+    const token = pod.volumes?.find((v) => v.projected)?.projected?.sources?.[0]?.serviceAccountToken;
+    expect(token?.audience).toBe("weft");
+    expect(c.readinessProbe?.httpGet).toEqual({ path: "/healthz/ready", port: 15021 });
+    const dep = list.find((o) => o.kind === "Deployment") as unknown as V1Deployment;
+    expect(dep.spec?.replicas).toBe(2);
+    expect(list.some((o) => o.kind === "PodDisruptionBudget")).toBe(true);
+    for (const o of list) expect((o.metadata as V1ObjectMeta).namespace ?? "weft-system").toBe("weft-system");
+  });
+});
