@@ -89,8 +89,12 @@ export class NodeProxy {
     const closed = this.ctx.connections.closeDenied((info) => {
       if (!info.srcIdentity || !info.target) return null;
       if (info.direction !== "inbound" && info.mode !== "same-node") return null;
-      const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target });
-      return d.ok ? null : `policy changed: ${d.reason}`;
+      // Tunnels the destination's HTTP server handles are checked request by request; spliced
+      // ones cannot be, so a policy that now needs HTTP attributes closes them (they reconnect).
+      const http = info.mode === "http";
+      const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target, httpCapable: http });
+      if (!d.ok) return `policy changed: ${d.reason}`;
+      return d.http && !http ? "policy changed: it now needs HTTP attributes, checked by the destination's HTTP server" : null;
     });
     if (closed > 0) this.ctx.log.info({ closed, version: view.version }, "closed connections newly denied by policy");
     return closed;

@@ -130,6 +130,8 @@ export interface AuthorizationPolicy {
   action: "ALLOW" | "DENY" | "AUDIT";
   /** ALLOW with no rules allows nothing; a rule {} matches everything (Istio semantics). */
   rules: AuthzRule[];
+  /** `istio.io/dry-run: "true"`: evaluated and counted, never enforced. */
+  dryRun?: boolean;
   /**
    * Why the object failed validation (field path: problem). Present only then; the policy is
    * already in its fail-closed form (ALLOW with fewer or no rules, or DENY of the whole scope).

@@ -166,6 +166,7 @@ function authorizationPolicy(o: Rec): AuthorizationPolicy {
     scope: scope(rec(o.scope, "scope"), "scope"),
     action: oneOf(o, "action", "", ["ALLOW", "DENY", "AUDIT"] as const),
     rules: list(o, "rules", "", authzRule),
+    ...(o.dryRun === true ? { dryRun: true } : {}),
     ...errorsOf(o),
   };
 }

@@ -283,7 +283,7 @@ export function translateAuthorizationPolicy(obj: KubeObject, opts: TranslateOpt
     } else if (r) rules.push(r);
   }
   const key = `${namespace}/${obj.metadata.name}`;
-  const base = { key, name: obj.metadata.name, namespace, scope };
+  const base = { key, name: obj.metadata.name, namespace, scope, ...dryRunOf(obj, diags) };
   if (top.list.length > 0 || action === undefined) {
     const denyAll = action === undefined || action === "DENY";
     const effect = denyAll
@@ -304,6 +304,19 @@ export function translateAuthorizationPolicy(obj: KubeObject, opts: TranslateOpt
     return { ...base, action, rules: dedupeMatchAll(rules), errors: ruleProblems };
   }
   return { ...base, action, rules };
+}
+
+/**
+ * The `istio.io/dry-run` annotation: "true" evaluates the policy without enforcing it. Any other
+ * value than "true"/"false" is reported and the policy is enforced (a typo must not switch a
+ * DENY off).
+ */
+function dryRunOf(obj: KubeObject, diags: Diagnostics): { dryRun?: true } {
+  const v = obj.metadata.annotations?.["istio.io/dry-run"];
+  if (v === undefined || v === "false") return {};
+  if (v === "true") return { dryRun: true };
+  diags.error(refOf(obj), `invalid: metadata.annotations.istio.io/dry-run: '${v}' is not "true" or "false"; the policy is enforced`);
+  return {};
 }
 
 /** One match-all rule is enough: several say nothing more. */

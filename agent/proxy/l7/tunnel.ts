@@ -55,14 +55,18 @@ export async function openTunnel(
   connectTimeoutMs = ctx.config.connectTimeoutMs,
 ): Promise<Duplex> {
   if (t.mode === "passthrough") return dial(t.target, connectTimeoutMs);
-  if (t.mode === "same-node") {
-    const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target });
-    if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
-    return dial(t.target, connectTimeoutMs);
-  }
   const workload = t.workload as Workload;
+  let hbone = t.hbone as SocketAddr;
+  if (t.mode === "same-node") {
+    const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target, httpCapable: true });
+    if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
+    if (!decision.http) return dial(t.target, connectTimeoutMs);
+    // Requests must be checked one by one: through this node's own HBONE listener, whose HTTP
+    // server does that, exactly as for a tunnel from another node.
+    hbone = { ip: workload.nodeAddress, port: PORT_HBONE };
+  }
   const stream = await ctx.pool.stream(
-    { srcIdentity: source.identity, dstIdentity: workload.identity, address: t.hbone as SocketAddr },
+    { srcIdentity: source.identity, dstIdentity: workload.identity, address: hbone },
     {
       ":method": "CONNECT",
       ":authority": `${t.target.ip}:${t.target.port}`,
