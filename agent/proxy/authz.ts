@@ -144,6 +144,7 @@ export function l7Note(policies: readonly AuthorizationPolicy[], facts: Connecti
 
 function hasL7(r: AuthzRule): boolean {
   return (
+    r.from.some((s) => s.requestPrincipals !== undefined || s.notRequestPrincipals !== undefined) ||
     r.to.some((o) => [o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths].some((x) => x !== undefined)) ||
     r.when.some((c) => !L4_KEYS.has(c.key))
   );
@@ -153,7 +154,7 @@ const L4_KEYS = new Set(["source.ip", "remote.ip", "source.namespace", "source.p
 
 /** True when every part of a rule matches (absent parts match anything). */
 export function ruleMatches(rule: AuthzRule, facts: ConnectionFacts, l7: L7Mode): boolean {
-  if (rule.from.length > 0 && !rule.from.some((s) => sourceMatches(s, facts))) return false;
+  if (rule.from.length > 0 && !rule.from.some((s) => sourceMatches(s, facts, l7))) return false;
   if (rule.to.length > 0 && !rule.to.some((o) => operationMatches(o, facts, l7))) return false;
   return rule.when.every((c) => conditionMatches(c, facts, l7));
 }
@@ -180,7 +181,7 @@ function anyMatch(patterns: readonly string[] | undefined, value: string | undef
   return patterns?.some((p) => stringMatch(p, value)) ?? false;
 }
 
-function sourceMatches(s: AuthzSource, f: ConnectionFacts): boolean {
+function sourceMatches(s: AuthzSource, f: ConnectionFacts, l7: L7Mode): boolean {
   const principal = principalOf(f.sourceIdentity);
   const ns = namespaceOf(f.sourceIdentity);
   if (s.principals && !anyMatch(s.principals, principal)) return false;
@@ -189,6 +190,12 @@ function sourceMatches(s: AuthzSource, f: ConnectionFacts): boolean {
   if (s.notNamespaces && anyMatch(s.notNamespaces, ns)) return false;
   if (s.ipBlocks && !s.ipBlocks.some((c) => ipInCidr(f.sourceIp, c))) return false;
   if (s.notIpBlocks?.some((c) => ipInCidr(f.sourceIp, c))) return false;
+  if (s.requestPrincipals || s.notRequestPrincipals) {
+    if (!f.request) return l7 === "always";
+    const rp = f.request.auth?.principal;
+    if (s.requestPrincipals && !anyMatch(s.requestPrincipals, rp)) return false;
+    if (s.notRequestPrincipals && anyMatch(s.notRequestPrincipals, rp)) return false;
+  }
   return true;
 }
 

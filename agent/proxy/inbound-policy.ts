@@ -28,6 +28,8 @@ export interface InboundRequest {
 export interface HttpDuties {
   /** Authorization needs request attributes (or dry-run/AUDIT policies want them). */
   authz: boolean;
+  /** RequestAuthentication applies: tokens are verified per request. */
+  jwt: boolean;
 }
 
 /** Allowed (with the policy outcome) or refused with an HTTP status and why. */
@@ -110,12 +112,13 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
       ...(source ? { source } : {}),
     };
   }
+  const jwt = http && view.jwtRulesFor(destination).length > 0;
   return {
     ok: true,
     destination,
     ...(source ? { source } : {}),
     policy: decision.reason,
-    ...(decision.perRequest ? { http: { authz: true } } : {}),
+    ...(decision.perRequest || jwt ? { http: { authz: decision.perRequest === true, jwt } } : {}),
     ...(decision.dryRun ? { dryRun: decision.dryRun } : {}),
   };
 }

@@ -17,6 +17,7 @@ import { UpstreamClients } from "./l7/clients.js";
 import { HttpProxy } from "./l7/http-proxy.js";
 import { LimiterRegistry } from "./l7/limiter.js";
 import { OutlierRegistry } from "./l7/outlier.js";
+import { recheckSameNode } from "./l7/tunnel.js";
 import { OutboundListener } from "./outbound.js";
 import { HbonePool, type PoolStats } from "./pool.js";
 import { type EndpointPicker, randomPicker } from "./request.js";
@@ -92,12 +93,14 @@ export class NodeProxy {
       // Tunnels the destination's HTTP server handles are checked request by request; spliced
       // ones cannot be, so a policy that now needs HTTP attributes closes them (they reconnect).
       const http = info.mode === "http";
-      const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target, httpCapable: http });
+      const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target, httpCapable: true });
       if (!d.ok) return `policy changed: ${d.reason}`;
       return d.http && !http ? "policy changed: it now needs HTTP attributes, checked by the destination's HTTP server" : null;
     });
-    if (closed > 0) this.ctx.log.info({ closed, version: view.version }, "closed connections newly denied by policy");
-    return closed;
+    const direct = recheckSameNode(view);
+    if (closed + direct > 0)
+      this.ctx.log.info({ closed: closed + direct, version: view.version }, "closed connections newly denied by policy");
+    return closed + direct;
   }
 
   /** Where HBONE is actually listening. */

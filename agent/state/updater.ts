@@ -134,6 +134,7 @@ export class StateUpdater {
       services: byName(get("Service")),
       authorizationPolicies: byName(get("AuthorizationPolicy")),
       peerAuthentications: byName(get("PeerAuthentication")),
+      requestAuthentications: byName(get("RequestAuthentication")),
       routes: byName(get("RouteTable")),
       destinationPolicies: byName(get("DestinationPolicy")),
       ...(meshConfig?.refused?.length ? { refused: meshConfig.refused } : {}),

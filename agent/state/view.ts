@@ -5,6 +5,7 @@
 import type {
   AuthorizationPolicy,
   DestinationPolicy,
+  JwtRule,
   MeshSnapshotData,
   MtlsMode,
   PeerAuthentication,
@@ -46,6 +47,7 @@ export class MeshView {
   private readonly local: Workload[];
   private byEndpoint: Map<string, Service[]> | undefined;
   private readonly policiesByWorkload = new WeakMap<Workload, AuthorizationPolicy[]>();
+  private readonly jwtByWorkload = new WeakMap<Workload, JwtRule[]>();
 
   constructor(readonly data: MeshSnapshotData) {
     for (const w of data.workloads) {
@@ -124,6 +126,16 @@ export class MeshView {
     if (policy.scope.kind === "mesh") return policy.namespace === this.data.rootNamespace && labelsMatch(policy.scope.selector, w.labels);
     if (policy.namespace !== w.namespace) return false;
     return policy.scope.kind === "namespace" || labelsMatch(policy.scope.selector, w.labels);
+  }
+
+  /** The JWT rules of the RequestAuthentications that apply to a workload. */
+  jwtRulesFor(w: Workload): readonly JwtRule[] {
+    let hit = this.jwtByWorkload.get(w);
+    if (!hit) {
+      hit = (this.data.requestAuthentications ?? []).filter((p) => this.appliesTo(p, w)).flatMap((p) => p.jwtRules);
+      this.jwtByWorkload.set(w, hit);
+    }
+    return hit;
   }
 
   /** AuthorizationPolicies that apply to a destination workload. */

@@ -4,7 +4,15 @@
  */
 
 import { errorMessage } from "../../common/errors.js";
-import type { AuthorizationPolicy, DestinationPolicy, PeerAuthentication, RouteTable, Service, Workload } from "./model.js";
+import type {
+  AuthorizationPolicy,
+  DestinationPolicy,
+  PeerAuthentication,
+  RequestAuthentication,
+  RouteTable,
+  Service,
+  Workload,
+} from "./model.js";
 import { decodeMessage, encodeMessage, messageType } from "./proto.js";
 import { toWire } from "./wire-encode.js";
 import type { MeshConfig, TrustBundle } from "./wire-types.js";
@@ -18,6 +26,7 @@ export const RESOURCE_KINDS = [
   "Service",
   "AuthorizationPolicy",
   "PeerAuthentication",
+  "RequestAuthentication",
   "DestinationPolicy",
   "RouteTable",
 ] as const;
@@ -33,6 +42,7 @@ export interface ResourceValues {
   Service: Service;
   AuthorizationPolicy: AuthorizationPolicy;
   PeerAuthentication: PeerAuthentication;
+  RequestAuthentication: RequestAuthentication;
   DestinationPolicy: DestinationPolicy;
   RouteTable: RouteTable;
 }

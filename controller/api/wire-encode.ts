@@ -12,6 +12,7 @@ type Kind =
   | "Service"
   | "AuthorizationPolicy"
   | "PeerAuthentication"
+  | "RequestAuthentication"
   | "DestinationPolicy"
   | "RouteTable";
 
@@ -31,6 +32,7 @@ export function toWire(kind: Kind, value: unknown): object {
       const p = value as AuthorizationPolicy;
       return { ...p, scope: scope(p.scope) };
     }
+    case "RequestAuthentication":
     case "PeerAuthentication": {
       const p = value as PeerAuthentication;
       return { ...p, scope: scope(p.scope) };

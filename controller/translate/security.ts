@@ -23,10 +23,10 @@ import { Fields, InvalidField } from "./fields.js";
 import { type Diagnostics, refOf, type TranslateOptions } from "./types.js";
 
 const MTLS_MODES: readonly MtlsMode[] = ["STRICT", "PERMISSIVE", "DISABLE", "UNSET"];
-const SOURCE_UNSUPPORTED = ["requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks"];
+const SOURCE_UNSUPPORTED = ["remoteIpBlocks", "notRemoteIpBlocks"];
 const CONDITION_KEYS =
-  /^(source\.ip|source\.namespace|source\.principal|remote\.ip|destination\.ip|destination\.port|connection\.sni|request\.headers\[[^\]]+\])$/;
-const CONDITION_UNSUPPORTED = /^(request\.auth\.|request\.regex\.headers|experimental\.)/;
+  /^(source\.ip|source\.namespace|source\.principal|remote\.ip|destination\.ip|destination\.port|connection\.sni|request\.headers\[[^\]]+\]|request\.auth\.(principal|audiences|presenter)|request\.auth\.claims(\[[^\]]+\])+)$/;
+const CONDITION_UNSUPPORTED = /^(request\.regex\.headers|experimental\.)/;
 
 function checkCidr(value: string, path: string): void {
   const [addr, prefix, extra] = value.split("/");
@@ -108,6 +108,10 @@ function source(f: Fields, unsupported: Unsupported, opts: TranslateOptions, p: 
   if (ns.length) s.namespaces = ns;
   const nns = p.run(() => f.strList("notNamespaces"), []);
   if (nns.length) s.notNamespaces = nns;
+  const rp = p.run(() => f.strList("requestPrincipals"), []);
+  if (rp.length) s.requestPrincipals = rp;
+  const nrp = p.run(() => f.strList("notRequestPrincipals"), []);
+  if (nrp.length) s.notRequestPrincipals = nrp;
   for (const key of ["ipBlocks", "notIpBlocks"] as const) {
     const v = p.run(() => f.strList(key), []);
     for (const [i, c] of v.entries()) p.run(() => checkCidr(c, `${f.at(key)}[${i}]`), undefined);

@@ -30,6 +30,7 @@ export function valuesOf(model: MeshModel, bundle: TrustBundle): { [K in Resourc
     Service: model.services,
     AuthorizationPolicy: model.authorizationPolicies,
     PeerAuthentication: model.peerAuthentications,
+    RequestAuthentication: model.requestAuthentications ?? [],
     DestinationPolicy: model.destinationPolicies,
     RouteTable: model.routes,
   };

@@ -3,6 +3,7 @@ import type {
   AuthorizationPolicy,
   DestinationPolicy,
   PeerAuthentication,
+  RequestAuthentication,
   RouteTable,
   Service,
   Workload,
@@ -60,6 +61,8 @@ export const AUTHZ: AuthorizationPolicy = {
           notNamespaces: ["other"],
           ipBlocks: ["10.0.0.0/8"],
           notIpBlocks: ["10.1.0.0/16"],
+          requestPrincipals: ["https://issuer.test/alice"],
+          notRequestPrincipals: ["https://issuer.test/eve"],
         },
       ],
       to: [
@@ -77,7 +80,29 @@ export const AUTHZ: AuthorizationPolicy = {
       when: [{ key: "request.headers[x-user]", values: ["a"], notValues: ["b"] }],
     },
   ],
+  dryRun: true,
   errors: ["spec.rules[1].from[0].source.namespace: unknown field (did you mean namespaces?)"],
+};
+
+/** A RequestAuthentication with every field. */
+export const JWT: RequestAuthentication = {
+  key: "shop/jwt",
+  name: "jwt",
+  namespace: "shop",
+  scope: { kind: "workload", selector: { app: "web" } },
+  jwtRules: [
+    {
+      issuer: "https://issuer.test",
+      audiences: ["web"],
+      jwks: '{"keys":[]}',
+      fromHeaders: [{ name: "x-jwt", prefix: "Bearer " }],
+      fromParams: ["token"],
+      forwardOriginalToken: true,
+      outputPayloadToHeader: "x-jwt-payload",
+    },
+    { issuer: "https://other.test", jwksUri: "http://keys.auth.svc.cluster.local/jwks.json", fromHeaders: [{ name: "x-other" }] },
+  ],
+  errors: ["spec.jwtRules[2].issuer: required"],
 };
 
 /** A PeerAuthentication with every field. */
@@ -223,6 +248,7 @@ export function fixtures(bundle: TrustBundle): { [K in ResourceKind]: ResourceVa
     Service: SERVICE,
     AuthorizationPolicy: AUTHZ,
     PeerAuthentication: PEER,
+    RequestAuthentication: JWT,
     DestinationPolicy: DESTINATION,
     RouteTable: ROUTES,
   };

@@ -24,6 +24,8 @@ import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
 import { socketLike, UpstreamClients } from "./clients.js";
 import { type Downstream, endToEnd, h1Downstream, h2Downstream } from "./downstream.js";
+import { fetchJwks } from "./jwks-fetch.js";
+import { authenticate, JwksCache } from "./jwt.js";
 import { sniff, withSniffedBytes } from "./protocol.js";
 
 /** The facts every request on one inbound connection shares. */
@@ -47,6 +49,8 @@ export class InboundHttp {
   private readonly h1: Server;
   private readonly scopes = new WeakMap<Duplex, InboundHttpScope>();
   private readonly clients: UpstreamClients;
+  /** JWKS caches per workload the keys are fetched for (the fetch rides that workload's identity). */
+  private readonly jwks = new Map<string, JwksCache>();
 
   constructor(private readonly ctx: ProxyContext) {
     this.clients = new UpstreamClients(ctx);
@@ -101,6 +105,15 @@ export class InboundHttp {
     server.emit("connection", withSniffedBytes(sock));
   }
 
+  private jwksFor(w: Workload): JwksCache {
+    let c = this.jwks.get(w.uid);
+    if (!c) {
+      c = new JwksCache((uri) => fetchJwks(this.ctx, w, uri));
+      this.jwks.set(w.uid, c);
+    }
+    return c;
+  }
+
   private onH1(req: IncomingMessage, res: ServerResponse): void {
     const scope = this.scopes.get(req.socket);
     if (!scope) {
@@ -125,6 +138,23 @@ export class InboundHttp {
     const view = this.ctx.view();
     const request: RequestFacts = { method: down.method, path: down.path, host: down.authority, headers: down.headers };
     const ev: Served = { status: 0, flags: "-", bytesSent: 0, bytesReceived: 0 };
+    const rules = view.jwtRulesFor(scope.destination);
+    if (rules.length > 0) {
+      const jwks = this.jwksFor(scope.destination);
+      const a = await authenticate(rules, down.headers, down.path, jwks.keys);
+      if (a.kind === "invalid") {
+        down.body.resume();
+        ev.status = 401;
+        ev.reason = a.reason;
+        ev.bytesSent = down.reply(401, a.reason, { "www-authenticate": 'Bearer realm="weft"' });
+        this.finish(scope, down, ev, started);
+        return;
+      }
+      if (a.kind === "valid") {
+        request.auth = a.auth;
+        request.headers = a.headers;
+      }
+    }
     {
       // Always decided afresh: policy may have changed since the tunnel was accepted.
       const d = authorize(view.authorizationPoliciesFor(scope.destination), {
@@ -153,19 +183,19 @@ export class InboundHttp {
         return;
       }
     }
-    await this.forward(scope, down, ev);
+    await this.forward(scope, down, request.headers, ev);
     this.finish(scope, down, ev, started);
   }
 
   /** Sends the request to the pod and streams its response back. */
-  private async forward(scope: InboundHttpScope, down: Downstream, ev: Served): Promise<void> {
+  private async forward(scope: InboundHttpScope, down: Downstream, headers: Record<string, string | string[]>, ev: Served): Promise<void> {
     const target = { endpoint: { workloadUid: scope.destination.uid, address: scope.target.ip, ready: true }, target: scope.target };
     const ex = this.clients.send(
       scope.destination,
       "inbound",
       { ...target, mode: "passthrough" },
       down.protocol,
-      { method: down.method, path: down.path, authority: down.authority, headers: down.headers },
+      { method: down.method, path: down.path, authority: down.authority, headers },
       {},
     );
     down.body.on("data", (c: Buffer) => {

@@ -37,6 +37,37 @@ export class TunnelRefusedError extends Error {
   }
 }
 
+interface SameNodeConn {
+  identity: string;
+  sourceIp: string;
+  target: SocketAddr;
+}
+
+/** Direct same-node upstream connections (pooled keep-alive): a policy change may need to close them. */
+const sameNode = new Map<Duplex, SameNodeConn>();
+
+function trackSameNode(sock: Duplex, identity: string, sourceIp: string, target: SocketAddr): Duplex {
+  sameNode.set(sock, { identity, sourceIp, target });
+  sock.once("close", () => sameNode.delete(sock));
+  return sock;
+}
+
+/**
+ * Policy changed: closes direct same-node connections the destination's policy now denies, or
+ * whose requests must now be checked one by one by the HTTP server (the next request opens a
+ * tunnel through it). Returns how many were closed.
+ */
+export function recheckSameNode(view: MeshView): number {
+  let n = 0;
+  for (const [sock, c] of sameNode) {
+    const d = checkInbound(view, { sourceIdentity: c.identity, sourceIp: c.sourceIp, target: c.target, httpCapable: true });
+    if (d.ok && !d.http) continue;
+    sock.destroy();
+    n++;
+  }
+  return n;
+}
+
 /** Works out how to reach an endpoint of a service port (no I/O). */
 export function targetOf(view: MeshView, endpoint: Endpoint, targetPort: number): UpstreamTarget {
   const workload = view.workloadByUid(endpoint.workloadUid) ?? view.workloadByAddress(endpoint.address);
@@ -60,7 +91,7 @@ export async function openTunnel(
   if (t.mode === "same-node") {
     const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target, httpCapable: true });
     if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
-    if (!decision.http) return dial(t.target, connectTimeoutMs);
+    if (!decision.http) return trackSameNode(await dial(t.target, connectTimeoutMs), source.identity, sourceIp, t.target);
     // Requests must be checked one by one: through this node's own HBONE listener, whose HTTP
     // server does that, exactly as for a tunnel from another node.
     hbone = { ip: workload.nodeAddress, port: PORT_HBONE };

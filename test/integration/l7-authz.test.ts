@@ -1,0 +1,141 @@
+/**
+ * Acceptance (issue 12): HTTP authorization at the destination node's proxy, on Bookinfo, with
+ * Istio's HTTP authorization task shapes: allow GET to productpage and nothing else; only reviews
+ * may GET ratings; not-forms; a header condition; a dry-run DENY that is counted, never enforced.
+ * Denied requests get 403 on their own; allowed requests on the same connections go on.
+ */
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { BOOKINFO_NS, BOOKINFO_PORT } from "../../scripts/demo/bookinfo.js";
+import { forceDown } from "../helpers/cluster.js";
+import { applyIn, BOOKINFO_CLIENT, bookinfoUp, deleteIn, getOnce, ISTIO, loadClient, nodeOf, productpageUrl } from "../helpers/l7.js";
+import { counterSum, metrics, vip } from "../helpers/mesh.js";
+import { describePrivileged } from "../helpers/privileged.js";
+import { waitFor } from "../helpers/wait.js";
+import { testClusterName } from "../helpers/weft.js";
+
+const C = testClusterName("la");
+const NS = BOOKINFO_NS;
+const FIXTURES = [
+  "authz-productpage-viewer.yaml",
+  "authz-ratings-viewer.yaml",
+  "authz-details-not-get.yaml",
+  "authz-details-header.yaml",
+  "authz-details-dry-run.yaml",
+];
+const fixture = (f: string) => join(ISTIO, f);
+const url = (app: string, path: string) => `http://${vip(C, NS, app)}:${BOOKINFO_PORT}${path}`;
+
+/** istio_requests_total{reporter="destination"} for a workload and response code, on its node. */
+async function destinationCount(workload: string, code: string): Promise<number> {
+  const text = await metrics(C, nodeOf(C, NS, workload));
+  return counterSum(text, "istio_requests_total", { reporter: "destination", destination_workload: workload, response_code: code });
+}
+
+/** Waits until requests with these methods get these statuses (the policy reached the proxy). */
+async function waitForStatuses(u: string, expected: Record<string, number>, headers: string[] = []): Promise<void> {
+  await waitFor(
+    `statuses ${JSON.stringify(expected)} from ${u}`,
+    async () => {
+      const r = await loadClient(C, BOOKINFO_CLIENT, [
+        "--url",
+        u,
+        "--methods",
+        Object.keys(expected).join(","),
+        "-n",
+        String(Object.keys(expected).length),
+        ...headers.flatMap((h) => ["--header", h]),
+      ]);
+      const want = Object.fromEntries(Object.entries(expected).map(([m, s]) => [`${m} ${s}`, 1]));
+      if (JSON.stringify(r.byMethod) !== JSON.stringify(want)) throw new Error(`seen ${JSON.stringify(r.byMethod)}`);
+      return true;
+    },
+    20_000,
+    200,
+  );
+}
+
+describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP authorization task on Bookinfo)", () => {
+  beforeAll(async () => {
+    await bookinfoUp(C);
+  }, 180_000);
+
+  afterAll(async () => {
+    await forceDown(C);
+  });
+
+  afterEach(async () => {
+    for (const f of FIXTURES) await deleteIn(C, NS, fixture(f));
+  });
+
+  it("allows GET to productpage and denies POST with 403, request by request on the same connections", async () => {
+    await applyIn(C, NS, fixture("authz-productpage-viewer.yaml"));
+    const u = productpageUrl(C);
+    await waitForStatuses(u, { GET: 200, POST: 403 });
+    const before = await destinationCount("productpage-v1", "403");
+    // Two keep-alive connections, each alternating GET and POST: every POST denied on its own.
+    const r = await loadClient(C, BOOKINFO_CLIENT, ["--url", u, "--methods", "GET,POST", "-c", "2", "-n", "20"]);
+    expect(r.byMethod).toEqual({ "GET 200": 20, "POST 403": 20 });
+    expect(r.errors).toEqual({});
+    await waitFor(
+      "20 denials counted by the destination",
+      async () => (await destinationCount("productpage-v1", "403")) >= before + 20,
+      10_000,
+      100,
+    );
+    expect(await destinationCount("productpage-v1", "403")).toBe(before + 20);
+  });
+
+  it("lets reviews GET ratings while the traffic pod may not", async () => {
+    await applyIn(C, NS, fixture("authz-ratings-viewer.yaml"));
+    const direct = url("ratings", "/ratings/0");
+    await waitForStatuses(direct, { GET: 403 });
+    const p = await waitFor(
+      "a reviews version that calls ratings",
+      async () => {
+        const r = await getOnce(C, BOOKINFO_CLIENT, productpageUrl(C));
+        const body = r.body as { reviewsVersion?: string; reviews?: { ratingsCall?: { status: number } } };
+        if (body.reviewsVersion !== "v2" && body.reviewsVersion !== "v3") throw new Error(`reviews ${body.reviewsVersion}`);
+        return body;
+      },
+      20_000,
+      50,
+    );
+    expect(p.reviews?.ratingsCall?.status).toBe(200);
+  });
+
+  it("denies every method but GET to details outside /health (notMethods, notPaths)", async () => {
+    await applyIn(C, NS, fixture("authz-details-not-get.yaml"));
+    await waitForStatuses(url("details", "/details/0"), { GET: 200, POST: 403, PUT: 403 });
+    await waitForStatuses(url("details", "/health"), { GET: 200, POST: 200 });
+  });
+
+  it("allows details only with the x-token header the policy names", async () => {
+    await applyIn(C, NS, fixture("authz-details-header.yaml"));
+    await waitForStatuses(url("details", "/details/0"), { GET: 403 });
+    await waitForStatuses(url("details", "/details/0"), { GET: 200 }, ["x-token:admin"]);
+    await waitForStatuses(url("details", "/details/0"), { GET: 403 }, ["x-token:guest"]);
+  });
+
+  it("dry-run DENY denies nothing and counts exactly the requests it matched", async () => {
+    const node = nodeOf(C, NS, "details-v1");
+    const dry = async () =>
+      counterSum(await metrics(C, node), "weft_authz_dry_run_total", { policy: `${NS}/details-dry-run`, result: "deny" });
+    await applyIn(C, NS, fixture("authz-details-dry-run.yaml"));
+    const u = url("details", "/details/0");
+    await waitFor(
+      "the dry-run policy counting",
+      async () => {
+        await getOnce(C, BOOKINFO_CLIENT, u);
+        return (await dry()) > 0;
+      },
+      20_000,
+      200,
+    );
+    const before = await dry();
+    const r = await loadClient(C, BOOKINFO_CLIENT, ["--url", u, "--methods", "GET,POST", "-c", "3", "-n", "10"]);
+    expect(r.byMethod).toEqual({ "GET 200": 15, "POST 200": 15 });
+    await waitFor("15 would-deny outcomes", async () => (await dry()) >= before + 15, 10_000, 100);
+    expect(await dry()).toBe(before + 15);
+  });
+});
