@@ -30,6 +30,8 @@ export interface HttpDuties {
   authz: boolean;
   /** RequestAuthentication applies: tokens are verified per request. */
   jwt: boolean;
+  /** RateLimitPolicy applies. */
+  rateLimit: boolean;
 }
 
 /** Allowed (with the policy outcome) or refused with an HTTP status and why. */
@@ -113,12 +115,13 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
     };
   }
   const jwt = http && view.jwtRulesFor(destination).length > 0;
+  const rateLimit = http && view.rateLimitsFor(destination).length > 0;
   return {
     ok: true,
     destination,
     ...(source ? { source } : {}),
     policy: decision.reason,
-    ...(decision.perRequest || jwt ? { http: { authz: decision.perRequest === true, jwt } } : {}),
+    ...(decision.perRequest || jwt || rateLimit ? { http: { authz: decision.perRequest === true, jwt, rateLimit } } : {}),
     ...(decision.dryRun ? { dryRun: decision.dryRun } : {}),
   };
 }

@@ -135,6 +135,7 @@ export class StateUpdater {
       authorizationPolicies: byName(get("AuthorizationPolicy")),
       peerAuthentications: byName(get("PeerAuthentication")),
       requestAuthentications: byName(get("RequestAuthentication")),
+      rateLimitPolicies: byName(get("RateLimitPolicy")),
       routes: byName(get("RouteTable")),
       destinationPolicies: byName(get("DestinationPolicy")),
       ...(meshConfig?.refused?.length ? { refused: meshConfig.refused } : {}),

@@ -10,6 +10,7 @@ import type {
   MtlsMode,
   PeerAuthentication,
   PolicyScope,
+  RateLimitPolicy,
   RouteTable,
   Service,
   ServicePort,
@@ -48,6 +49,7 @@ export class MeshView {
   private byEndpoint: Map<string, Service[]> | undefined;
   private readonly policiesByWorkload = new WeakMap<Workload, AuthorizationPolicy[]>();
   private readonly jwtByWorkload = new WeakMap<Workload, JwtRule[]>();
+  private readonly rlByWorkload = new WeakMap<Workload, RateLimitPolicy[]>();
 
   constructor(readonly data: MeshSnapshotData) {
     for (const w of data.workloads) {
@@ -126,6 +128,16 @@ export class MeshView {
     if (policy.scope.kind === "mesh") return policy.namespace === this.data.rootNamespace && labelsMatch(policy.scope.selector, w.labels);
     if (policy.namespace !== w.namespace) return false;
     return policy.scope.kind === "namespace" || labelsMatch(policy.scope.selector, w.labels);
+  }
+
+  /** The RateLimitPolicies that apply to a workload. */
+  rateLimitsFor(w: Workload): readonly RateLimitPolicy[] {
+    let hit = this.rlByWorkload.get(w);
+    if (!hit) {
+      hit = (this.data.rateLimitPolicies ?? []).filter((p) => this.appliesTo(p, w));
+      this.rlByWorkload.set(w, hit);
+    }
+    return hit;
   }
 
   /** The JWT rules of the RequestAuthentications that apply to a workload. */

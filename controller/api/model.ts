@@ -173,6 +173,32 @@ export interface RequestAuthentication {
   errors?: string[];
 }
 
+/** A token bucket: refilled at requestsPerSecond, holding at most burst tokens. */
+export interface RateLimit {
+  requestsPerSecond: number;
+  burst: number;
+}
+
+/** Per-client limits for the named client identities (Istio principals), instead of the default. */
+export interface RateLimitOverride {
+  clients: string[];
+  limit: RateLimit;
+}
+
+/** A validated weft.dev/v1alpha1 RateLimitPolicy: local rate limits at the destination's proxy. */
+export interface RateLimitPolicy {
+  key: string;
+  name: string;
+  namespace: string;
+  scope: PolicyScope;
+  /** Shared by every client of each selected workload. */
+  total?: RateLimit;
+  /** Each client identity's own bucket. */
+  perClient?: RateLimit;
+  overrides: RateLimitOverride[];
+  errors?: string[];
+}
+
 /** mTLS mode of PeerAuthentication. */
 export type MtlsMode = "STRICT" | "PERMISSIVE" | "DISABLE" | "UNSET";
 
@@ -461,6 +487,8 @@ export interface MeshSnapshotData {
   peerAuthentications: PeerAuthentication[];
   /** JWT rules (RequestAuthentication). Optional only so older fixtures stay valid. */
   requestAuthentications?: RequestAuthentication[];
+  /** Local rate limits (RateLimitPolicy). Optional like requestAuthentications. */
+  rateLimitPolicies?: RateLimitPolicy[];
   /**
    * HTTP/TCP routing per service (VirtualService, HTTPRoute). Always set in snapshots the agent
    * publishes; optional only so fixtures written before routes existed stay valid.

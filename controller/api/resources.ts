@@ -8,6 +8,7 @@ import type {
   AuthorizationPolicy,
   DestinationPolicy,
   PeerAuthentication,
+  RateLimitPolicy,
   RequestAuthentication,
   RouteTable,
   Service,
@@ -27,6 +28,7 @@ export const RESOURCE_KINDS = [
   "AuthorizationPolicy",
   "PeerAuthentication",
   "RequestAuthentication",
+  "RateLimitPolicy",
   "DestinationPolicy",
   "RouteTable",
 ] as const;
@@ -43,6 +45,7 @@ export interface ResourceValues {
   AuthorizationPolicy: AuthorizationPolicy;
   PeerAuthentication: PeerAuthentication;
   RequestAuthentication: RequestAuthentication;
+  RateLimitPolicy: RateLimitPolicy;
   DestinationPolicy: DestinationPolicy;
   RouteTable: RouteTable;
 }

@@ -13,6 +13,7 @@ type Kind =
   | "AuthorizationPolicy"
   | "PeerAuthentication"
   | "RequestAuthentication"
+  | "RateLimitPolicy"
   | "DestinationPolicy"
   | "RouteTable";
 
@@ -33,6 +34,7 @@ export function toWire(kind: Kind, value: unknown): object {
       return { ...p, scope: scope(p.scope) };
     }
     case "RequestAuthentication":
+    case "RateLimitPolicy":
     case "PeerAuthentication": {
       const p = value as PeerAuthentication;
       return { ...p, scope: scope(p.scope) };

@@ -16,6 +16,8 @@ import type {
   MtlsMode,
   PeerAuthentication,
   PolicyScope,
+  RateLimit,
+  RateLimitPolicy,
   RequestAuthentication,
   Service,
   ServicePort,
@@ -206,6 +208,29 @@ function requestAuthentication(o: Rec): RequestAuthentication {
   };
 }
 
+function rateLimit(o: Rec, path: string): RateLimit {
+  const rps = o.requestsPerSecond;
+  const burst = o.burst;
+  if (typeof rps !== "number" || !(rps > 0)) fail(`${path}.requestsPerSecond`, "must be a positive number");
+  if (typeof burst !== "number" || !Number.isInteger(burst) || burst < 1) fail(`${path}.burst`, "must be a positive integer");
+  return { requestsPerSecond: rps as number, burst: burst as number };
+}
+
+function rateLimitPolicy(o: Rec): RateLimitPolicy {
+  const opt = (k: string) => (o[k] === undefined || o[k] === null ? undefined : rateLimit(rec(o[k], k), k));
+  return compact({
+    ...keyed(o),
+    scope: scope(rec(o.scope, "scope"), "scope"),
+    total: opt("total"),
+    perClient: opt("perClient"),
+    overrides: list(o, "overrides", "", (r, p) => ({
+      clients: strList(r, "clients", p),
+      limit: rateLimit(rec(r.limit, `${p}.limit`), `${p}.limit`),
+    })),
+    ...errorsOf(o),
+  }) as RateLimitPolicy;
+}
+
 function peerAuthentication(o: Rec): PeerAuthentication {
   const portLevelMtls: Record<string, MtlsMode> = {};
   for (const [port, mode] of Object.entries(strMap(o, "portLevelMtls", ""))) {
@@ -278,6 +303,8 @@ export function fromWire(kind: string, raw: unknown): never {
       return peerAuthentication(o) as never;
     case "RequestAuthentication":
       return requestAuthentication(o) as never;
+    case "RateLimitPolicy":
+      return rateLimitPolicy(o) as never;
     case "RouteTable":
       return routeTableFromWire(o) as never;
     case "DestinationPolicy":

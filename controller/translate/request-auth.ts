@@ -98,8 +98,10 @@ export function translateRequestAuthentication(obj: KubeObject, opts: TranslateO
     : ({ kind: "namespace" } as PolicyScope);
   const jwtRules: JwtRule[] = [];
   for (const rf of spec ? run(() => spec.list("jwtRules"), []) : []) {
+    const before = errors.length;
     const rule = run(() => jwtRule(rf, opts), null);
-    if (rule) jwtRules.push(rule);
+    // Any problem, an unknown key included (a misspelt "audiences" would skip the audience check), drops the rule.
+    if (rule && errors.length === before) jwtRules.push(rule);
   }
   spec?.finish();
   for (const e of errors) diags.error(ref, `invalid: ${e}; the rule is dropped (a token of its issuer gets 401)`);

@@ -4,6 +4,7 @@ import type {
   AuthorizationPolicy,
   DestinationPolicy,
   PeerAuthentication,
+  RateLimitPolicy,
   RequestAuthentication,
   RouteTable,
   Service,
@@ -23,6 +24,7 @@ export const SOURCE_KINDS = [
   "AuthorizationPolicy",
   "PeerAuthentication",
   "RequestAuthentication",
+  "RateLimitPolicy",
   "VirtualService",
   "DestinationRule",
   "HTTPRoute",
@@ -74,6 +76,7 @@ export interface MeshModel {
   peerAuthentications: PeerAuthentication[];
   /** Optional only so hand-built models (tests, fixtures) written before JWT stay valid. */
   requestAuthentications?: RequestAuthentication[];
+  rateLimitPolicies?: RateLimitPolicy[];
   routes: RouteTable[];
   destinationPolicies: DestinationPolicy[];
   /** Names of the cluster's nodes (the controller mints a credential per node). */

@@ -9,7 +9,14 @@
  *  - AuthorizationPolicies and PeerAuthentications: only those that apply to a pod on the node
  *    (they are enforced where the destination runs).
  */
-import type { AuthorizationPolicy, PeerAuthentication, PolicyScope, RequestAuthentication, Workload } from "../api/model.js";
+import type {
+  AuthorizationPolicy,
+  PeerAuthentication,
+  PolicyScope,
+  RateLimitPolicy,
+  RequestAuthentication,
+  Workload,
+} from "../api/model.js";
 import type { ResourceKind } from "../api/resources.js";
 import type { MeshModel } from "../translate/types.js";
 
@@ -54,7 +61,7 @@ export class NodeSelector {
   readonly sharedRemote = new Set<string>();
   private readonly policiesByNs = new Map<
     string,
-    { authz: AuthorizationPolicy[]; peer: PeerAuthentication[]; jwt: RequestAuthentication[] }
+    { authz: AuthorizationPolicy[]; peer: PeerAuthentication[]; jwt: RequestAuthentication[]; rl: RateLimitPolicy[] }
   >();
   private readonly cache = new Map<string, Partial<Record<ResourceKind, Selection>>>();
 
@@ -70,7 +77,7 @@ export class NodeSelector {
     const bucket = (ns: string) => {
       let b = this.policiesByNs.get(ns);
       if (!b) {
-        b = { authz: [], peer: [], jwt: [] };
+        b = { authz: [], peer: [], jwt: [], rl: [] };
         this.policiesByNs.set(ns, b);
       }
       return b;
@@ -78,6 +85,7 @@ export class NodeSelector {
     for (const p of model.authorizationPolicies) bucket(p.namespace).authz.push(p);
     for (const p of model.peerAuthentications) bucket(p.namespace).peer.push(p);
     for (const p of model.requestAuthentications ?? []) bucket(p.namespace).jwt.push(p);
+    for (const p of model.rateLimitPolicies ?? []) bucket(p.namespace).rl.push(p);
   }
 
   /** Pods scheduled on a node. */
@@ -136,7 +144,8 @@ export class NodeSelector {
       }
       case "AuthorizationPolicy":
       case "PeerAuthentication":
-      case "RequestAuthentication": {
+      case "RequestAuthentication":
+      case "RateLimitPolicy": {
         const a = older.select(node, kind) as NameSet;
         const b = this.select(node, kind) as NameSet;
         return symmetricDifference(new Set(a.names()), new Set(b.names()), out);
@@ -161,7 +170,8 @@ export class NodeSelector {
       }
       case "AuthorizationPolicy":
       case "PeerAuthentication":
-      case "RequestAuthentication": {
+      case "RequestAuthentication":
+      case "RateLimitPolicy": {
         const out = new Set<string>();
         const local = this.localWorkloads(node);
         const root = this.model.meshConfig.rootNamespace;
@@ -170,7 +180,8 @@ export class NodeSelector {
         for (const ns of namespaces) {
           const b = this.policiesByNs.get(ns);
           if (!b) continue;
-          for (const p of kind === "AuthorizationPolicy" ? b.authz : kind === "PeerAuthentication" ? b.peer : b.jwt) {
+          const of = { AuthorizationPolicy: b.authz, PeerAuthentication: b.peer, RequestAuthentication: b.jwt, RateLimitPolicy: b.rl };
+          for (const p of of[kind]) {
             if (local.some((w) => policyApplies(p, w, root))) out.add(p.key);
           }
         }

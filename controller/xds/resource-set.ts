@@ -31,6 +31,7 @@ export function valuesOf(model: MeshModel, bundle: TrustBundle): { [K in Resourc
     AuthorizationPolicy: model.authorizationPolicies,
     PeerAuthentication: model.peerAuthentications,
     RequestAuthentication: model.requestAuthentications ?? [],
+    RateLimitPolicy: model.rateLimitPolicies ?? [],
     DestinationPolicy: model.destinationPolicies,
     RouteTable: model.routes,
   };

@@ -3,6 +3,7 @@ import type {
   AuthorizationPolicy,
   DestinationPolicy,
   PeerAuthentication,
+  RateLimitPolicy,
   RequestAuthentication,
   RouteTable,
   Service,
@@ -82,6 +83,18 @@ export const AUTHZ: AuthorizationPolicy = {
   ],
   dryRun: true,
   errors: ["spec.rules[1].from[0].source.namespace: unknown field (did you mean namespaces?)"],
+};
+
+/** A RateLimitPolicy with every field. */
+export const RATE_LIMIT: RateLimitPolicy = {
+  key: "shop/limit",
+  name: "limit",
+  namespace: "shop",
+  scope: { kind: "workload", selector: { app: "web" } },
+  total: { requestsPerSecond: 10, burst: 10 },
+  perClient: { requestsPerSecond: 2.5, burst: 5 },
+  overrides: [{ clients: ["cluster.local/ns/shop/sa/client"], limit: { requestsPerSecond: 50, burst: 50 } }],
+  errors: ["spec.total.requestsPerSecond: a positive number is required"],
 };
 
 /** A RequestAuthentication with every field. */
@@ -249,6 +262,7 @@ export function fixtures(bundle: TrustBundle): { [K in ResourceKind]: ResourceVa
     AuthorizationPolicy: AUTHZ,
     PeerAuthentication: PEER,
     RequestAuthentication: JWT,
+    RateLimitPolicy: RATE_LIMIT,
     DestinationPolicy: DESTINATION,
     RouteTable: ROUTES,
   };

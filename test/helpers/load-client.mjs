@@ -2,7 +2,7 @@
 //   load-client.mjs --url <url> [-c <connections>] [-n <requests per connection>]
 //                   [--header name:value ...] [--count-header x-served-by]
 //                   [--timeout-ms 10000] [--max-ms 120000] [--seq] [--last] [--no-keepalive]
-//                   [--methods GET,POST]
+//                   [--methods GET,POST] [--rps 50]
 // c workers, each on its own HTTP/1.1 keep-alive connection (a new one only if the server closes
 // it), send n GETs each, one after another. Bounded: no request starts after --max-ms.
 // --no-keepalive: a new connection for every request (so even an L4 balancer spreads them).
@@ -27,6 +27,8 @@ const { values: o } = parseArgs({
     "no-keepalive": { type: "boolean", default: false },
     // Methods taken in turn, request by request on each connection ("GET 200" counts in byMethod).
     methods: { type: "string", default: "GET" },
+    // Offered load: request starts paced to this many a second across all connections.
+    rps: { type: "string" },
   },
 });
 
@@ -54,6 +56,9 @@ for (const h of o.header) {
   headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
 }
 const countHeader = o["count-header"].toLowerCase();
+const rps = o.rps === undefined ? 0 : Number(o.rps);
+if (o.rps !== undefined && !(rps > 0)) fail("--rps: expected a positive number");
+let slot = 0;
 const methods = o.methods.split(",").map((m) => m.trim().toUpperCase());
 const byMethod = {};
 
@@ -113,6 +118,10 @@ function one(agent, method) {
 async function worker() {
   const agent = o["no-keepalive"] ? false : new Agent({ keepAlive: true, maxSockets: 1 });
   for (let i = 0; i < n && Date.now() - started < maxMs; i++) {
+    if (rps > 0) {
+      const wait = started + (slot++ * 1000) / rps - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
     requests++;
     await one(agent, methods[i % methods.length]);
   }

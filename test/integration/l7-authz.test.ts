@@ -4,8 +4,12 @@
  * may GET ratings; not-forms; a header condition; a dry-run DENY that is counted, never enforced.
  * Denied requests get 403 on their own; allowed requests on the same connections go on.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { addService, runDetached } from "../../scripts/cluster/cluster.js";
 import { BOOKINFO_NS, BOOKINFO_PORT } from "../../scripts/demo/bookinfo.js";
 import { forceDown } from "../helpers/cluster.js";
 import { applyIn, BOOKINFO_CLIENT, bookinfoUp, deleteIn, getOnce, ISTIO, loadClient, nodeOf, productpageUrl } from "../helpers/l7.js";
@@ -22,7 +26,10 @@ const FIXTURES = [
   "authz-details-not-get.yaml",
   "authz-details-header.yaml",
   "authz-details-dry-run.yaml",
+  "authz-ratings-require-jwt.yaml",
 ];
+const TMP = mkdtempSync(join(tmpdir(), "weft-l7-authz-"));
+const JWT_FILE = join(TMP, "request-auth.yaml");
 const fixture = (f: string) => join(ISTIO, f);
 const url = (app: string, path: string) => `http://${vip(C, NS, app)}:${BOOKINFO_PORT}${path}`;
 
@@ -62,10 +69,16 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
 
   afterAll(async () => {
     await forceDown(C);
+    rmSync(TMP, { recursive: true, force: true });
   });
 
   afterEach(async () => {
     for (const f of FIXTURES) await deleteIn(C, NS, fixture(f));
+    try {
+      await deleteIn(C, NS, JWT_FILE);
+    } catch {
+      // not applied in this test
+    }
   });
 
   it("allows GET to productpage and denies POST with 403, request by request on the same connections", async () => {
@@ -137,5 +150,56 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
     expect(r.byMethod).toEqual({ "GET 200": 15, "POST 200": 15 });
     await waitFor("15 would-deny outcomes", async () => (await dry()) >= before + 15, 10_000, 100);
     expect(await dry()).toBe(before + 15);
+  });
+
+  it("JWT: no token 403, valid 200, expired / wrong issuer / wrong audience 401, keys from a jwksUri served in the mesh", async () => {
+    const ISS = "https://issuer.bookinfo.test";
+    const { publicKey, privateKey } = await generateKeyPair("RS256");
+    const jwksFile = join(TMP, "jwks.json");
+    writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256" }] }));
+    // The key server: a process in the details pod, behind a Service of its own.
+    const server = `require("node:http").createServer((q, s) => { s.writeHead(200, { "content-type": "application/json" }); s.end(require("node:fs").readFileSync(${JSON.stringify(jwksFile)})); }).listen(9090)`;
+    await runDetached(C, `${NS}/details-v1`, [process.execPath, "-e", server], { what: "jwks server" });
+    await addService(C, {
+      namespace: NS,
+      name: "keys",
+      ports: [{ name: "http", port: 9090, targetPort: 9090, protocol: "TCP", appProtocol: "http" }],
+      selector: { app: "details" },
+    });
+    writeFileSync(
+      JWT_FILE,
+      [
+        "apiVersion: security.istio.io/v1",
+        "kind: RequestAuthentication",
+        "metadata:",
+        "  name: ratings-jwt",
+        "spec:",
+        "  selector:",
+        "    matchLabels:",
+        "      app: ratings",
+        "  jwtRules:",
+        `    - issuer: ${JSON.stringify(ISS)}`,
+        '      audiences: ["ratings"]',
+        `      jwksUri: "http://keys.${NS}.svc.cluster.local:9090/jwks.json"`,
+        "",
+      ].join("\n"),
+    );
+    await applyIn(C, NS, JWT_FILE);
+    await applyIn(C, NS, fixture("authz-ratings-require-jwt.yaml"));
+    const token = (o: { iss?: string; aud?: string; exp?: number } = {}) =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: "RS256", kid: "k1" })
+        .setIssuer(o.iss ?? ISS)
+        .setSubject("alice")
+        .setAudience(o.aud ?? "ratings")
+        .setExpirationTime(o.exp ?? Math.floor(Date.now() / 1000) + 600)
+        .sign(privateKey);
+    const u = url("ratings", "/ratings/0");
+    const bearer = async (t: Promise<string>) => [`authorization:Bearer ${await t}`];
+    await waitForStatuses(u, { GET: 200 }, await bearer(token()));
+    await waitForStatuses(u, { GET: 403 });
+    await waitForStatuses(u, { GET: 401 }, await bearer(token({ exp: Math.floor(Date.now() / 1000) - 60 })));
+    await waitForStatuses(u, { GET: 401 }, await bearer(token({ iss: "https://evil.test" })));
+    await waitForStatuses(u, { GET: 401 }, await bearer(token({ aud: "other" })));
   });
 });

@@ -27,6 +27,7 @@ import { type Downstream, endToEnd, h1Downstream, h2Downstream } from "./downstr
 import { fetchJwks } from "./jwks-fetch.js";
 import { authenticate, JwksCache } from "./jwt.js";
 import { sniff, withSniffedBytes } from "./protocol.js";
+import { RateLimiter } from "./rate-limit.js";
 
 /** The facts every request on one inbound connection shares. */
 export interface InboundHttpScope {
@@ -49,6 +50,7 @@ export class InboundHttp {
   private readonly h1: Server;
   private readonly scopes = new WeakMap<Duplex, InboundHttpScope>();
   private readonly clients: UpstreamClients;
+  private readonly limiter = new RateLimiter();
   /** JWKS caches per workload the keys are fetched for (the fetch rides that workload's identity). */
   private readonly jwks = new Map<string, JwksCache>();
 
@@ -138,6 +140,16 @@ export class InboundHttp {
     const view = this.ctx.view();
     const request: RequestFacts = { method: down.method, path: down.path, host: down.authority, headers: down.headers };
     const ev: Served = { status: 0, flags: "-", bytesSent: 0, bytesReceived: 0 };
+    const limited = this.limiter.admit(view.rateLimitsFor(scope.destination), scope.destination.uid, scope.sourceIdentity);
+    if (limited) {
+      down.body.resume();
+      ev.status = 429;
+      ev.flags = "RL";
+      ev.reason = `rate limited by ${limited}`;
+      ev.bytesSent = down.reply(429, "local_rate_limited", { "x-weft-rate-limited": "true" });
+      this.finish(scope, down, ev, started);
+      return;
+    }
     const rules = view.jwtRulesFor(scope.destination);
     if (rules.length > 0) {
       const jwks = this.jwksFor(scope.destination);
