@@ -3,10 +3,12 @@
  * It reads the mesh only through an immutable view and keeps no global state, so several
  * instances can run side by side (one per worker thread).
  */
+
 import type { Logger } from "pino";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
+import { ProxyTracer } from "../telemetry/tracing.js";
 import { ConnectionManager, type ConnectionSnapshot } from "./connection-manager.js";
 import type { ProxyConfig, ProxyContext } from "./context.js";
 import { hboneConnector } from "./hbone-connect.js";
@@ -57,6 +59,7 @@ export class NodeProxy {
       metrics: deps.metrics,
       log: deps.log,
       pick: deps.pick ?? randomPicker,
+      ...(deps.config.tracing ? { tracer: new ProxyTracer(deps.config.tracing, deps.view().nodeName) } : {}),
     };
     const pool = new HbonePool(hboneConnector(base), deps.config.pool);
     this.ctx = { ...base, pool };
@@ -127,6 +130,7 @@ export class NodeProxy {
     clearInterval(this.poolGauge);
     await this.outbound.close();
     this.http.close();
+    void this.ctx.tracer?.shutdown();
     const deadline = setTimeout(() => this.ctx.connections.abortAll("proxy shutting down"), drainMs);
     deadline.unref();
     await Promise.all([this.inbound.close(true), this.ctx.pool.close(true)]);

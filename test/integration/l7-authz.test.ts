@@ -30,6 +30,39 @@ const FIXTURES = [
 ];
 const TMP = mkdtempSync(join(tmpdir(), "weft-l7-authz-"));
 const JWT_FILE = join(TMP, "request-auth.yaml");
+const RL_FILE = join(TMP, "rate-limit.yaml");
+
+/** A RateLimitPolicy on ratings. */
+function rateLimitYaml(limits: string[]): string {
+  return [
+    "apiVersion: weft.dev/v1alpha1",
+    "kind: RateLimitPolicy",
+    "metadata:",
+    "  name: ratings-limit",
+    "spec:",
+    "  selector:",
+    "    matchLabels:",
+    "      app: ratings",
+    ...limits,
+    "",
+  ].join("\n");
+}
+
+/** 50 rps offered to ratings for 10 s from the traffic pod. */
+function offer50for10s() {
+  return loadClient(C, BOOKINFO_CLIENT, [
+    "--url",
+    url("ratings", "/ratings/0"),
+    "--rps",
+    "50",
+    "-c",
+    "5",
+    "-n",
+    "100",
+    "--max-ms",
+    "20000",
+  ]);
+}
 const fixture = (f: string) => join(ISTIO, f);
 const url = (app: string, path: string) => `http://${vip(C, NS, app)}:${BOOKINFO_PORT}${path}`;
 
@@ -74,10 +107,12 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
 
   afterEach(async () => {
     for (const f of FIXTURES) await deleteIn(C, NS, fixture(f));
-    try {
-      await deleteIn(C, NS, JWT_FILE);
-    } catch {
-      // not applied in this test
+    for (const f of [JWT_FILE, RL_FILE]) {
+      try {
+        await deleteIn(C, NS, f);
+      } catch {
+        // not applied in this test
+      }
     }
   });
 
@@ -201,5 +236,66 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
     await waitForStatuses(u, { GET: 401 }, await bearer(token({ exp: Math.floor(Date.now() / 1000) - 60 })));
     await waitForStatuses(u, { GET: 401 }, await bearer(token({ iss: "https://evil.test" })));
     await waitForStatuses(u, { GET: 401 }, await bearer(token({ aud: "other" })));
+  });
+
+  it("rate limit: 10 rps on ratings under 50 rps for 10 s accepts 95–115, the rest 429 RL; an override raises one client's limit", async () => {
+    writeFileSync(RL_FILE, rateLimitYaml(["  total:", "    requestsPerSecond: 10", "    burst: 10"]));
+    await applyIn(C, NS, RL_FILE);
+    const u = url("ratings", "/ratings/0");
+    await waitFor(
+      "the limit in force",
+      async () => {
+        const r = await loadClient(C, BOOKINFO_CLIENT, ["--url", u, "-c", "4", "-n", "10"]);
+        if (!r.codes[429]) throw new Error(`codes ${JSON.stringify(r.codes)}`);
+        return true;
+      },
+      20_000,
+      200,
+    );
+    const node = nodeOf(C, NS, "ratings-v1");
+    const rl = async () =>
+      counterSum(await metrics(C, node), "istio_requests_total", {
+        reporter: "destination",
+        destination_workload: "ratings-v1",
+        response_code: "429",
+        response_flags: "RL",
+      });
+    const before = await rl();
+    const r = await offer50for10s();
+    expect(r.requests).toBe(500);
+    const accepted = r.codes[200] ?? 0;
+    expect(accepted).toBeGreaterThanOrEqual(95);
+    expect(accepted).toBeLessThanOrEqual(115);
+    expect(r.codes[429]).toBe(500 - accepted);
+    await waitFor("429s counted with flag RL", async () => (await rl()) >= before + 500 - accepted, 10_000, 100);
+
+    // Per client: 10 rps each, but the traffic pod's identity may send 30.
+    writeFileSync(
+      RL_FILE,
+      rateLimitYaml([
+        "  perClient:",
+        "    requestsPerSecond: 10",
+        "    burst: 10",
+        "  overrides:",
+        `    - clients: ["cluster.local/ns/${NS}/sa/traffic"]`,
+        "      limit:",
+        "        requestsPerSecond: 30",
+        "        burst: 30",
+      ]),
+    );
+    await applyIn(C, NS, RL_FILE);
+    await waitFor(
+      "the override in force",
+      async () => {
+        const x = await loadClient(C, BOOKINFO_CLIENT, ["--url", u, "-c", "4", "-n", "6"]);
+        if ((x.codes[200] ?? 0) < 20) throw new Error(`codes ${JSON.stringify(x.codes)}`);
+        return true;
+      },
+      20_000,
+      500,
+    );
+    const raised = await offer50for10s();
+    expect(raised.codes[200] ?? 0).toBeGreaterThanOrEqual(285);
+    expect(raised.codes[200] ?? 0).toBeLessThanOrEqual(345);
   });
 });

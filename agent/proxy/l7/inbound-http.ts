@@ -16,6 +16,7 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Workload } from "../../../controller/api/model.js";
 import { type ResponseFlag, type TrafficLabels, trafficLabels } from "../../telemetry/labels.js";
+import type { RequestSpan } from "../../telemetry/tracing.js";
 import { authorize, type RequestFacts } from "../authz.js";
 import type { ConnectionInfo } from "../connection-manager.js";
 import type { ProxyContext } from "../context.js";
@@ -140,6 +141,16 @@ export class InboundHttp {
     const view = this.ctx.view();
     const request: RequestFacts = { method: down.method, path: down.path, host: down.authority, headers: down.headers };
     const ev: Served = { status: 0, flags: "-", bytesSent: 0, bytesReceived: 0 };
+    const d = scope.destination;
+    const span = this.ctx.tracer?.start("server", down.headers, {
+      method: down.method,
+      path: down.path,
+      authority: down.authority,
+      canonicalService: d.canonicalName,
+      canonicalRevision: d.canonicalRevision,
+      namespace: d.namespace,
+    });
+    if (span) ev.span = span;
     const limited = this.limiter.admit(view.rateLimitsFor(scope.destination), scope.destination.uid, scope.sourceIdentity);
     if (limited) {
       down.body.resume();
@@ -256,6 +267,7 @@ export class InboundHttp {
     const view = this.ctx.view();
     const service = view.servicesOf(scope.destination)[0];
     const durationMs = Date.now() - started;
+    ev.span?.end(ev.status, ev.flags);
     const grpc = down.grpc;
     const labels = trafficLabels({
       reporter: "destination",
@@ -300,4 +312,5 @@ interface Served {
   bytesSent: number;
   bytesReceived: number;
   reason?: string;
+  span?: RequestSpan;
 }
