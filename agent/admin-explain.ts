@@ -131,7 +131,8 @@ export interface Explanation {
 }
 
 function policiesOf(view: MeshView, w: Workload): { key: string; action: string }[] {
-  return view.authorizationPoliciesFor(w).map((p) => ({ key: p.key, action: p.action }));
+  // A dry-run policy is shown, marked: it is evaluated and counted but never enforced.
+  return view.authorizationPoliciesFor(w).map((p) => ({ key: p.key, action: p.dryRun ? `${p.action}, dry-run` : p.action }));
 }
 
 /**
@@ -171,6 +172,7 @@ export function explainInbound(view: MeshView, q: InboundQuery): InboundVerdict 
     sourceIp: q.sourceIp,
     target,
     ...(q.presentedIdentity !== undefined ? { presentedIdentity: q.presentedIdentity } : {}),
+    httpCapable: true,
   });
   return d.ok
     ? { ...base, ...extra, allowed: true, reason: d.policy }

@@ -194,6 +194,7 @@ export class AgentApp {
           pool: DEFAULT_POOL_OPTIONS,
           ...DEFAULT_PROXY_TUNING,
           limits: dp.limits,
+          ...(dp.tracing ? { tracing: dp.tracing } : {}),
         },
         workers: dp.workers,
         drainMs: dp.drainMs,

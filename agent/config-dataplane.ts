@@ -4,6 +4,7 @@
  * Without them the agent runs control-plane parts only (state, certificates, admin), which is
  * also how it is debugged on a machine with no BPF.
  */
+
 import { existsSync, readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { isAbsolute, join } from "node:path";
@@ -15,6 +16,7 @@ import { cgroup2Root } from "../native/cgroup.js";
 import type { CgroupLayout } from "./capture/pod-cgroups.js";
 import { DEFAULT_PROXY_LIMITS, type ProxyLimits } from "./proxy/limits.js";
 import { DEFAULT_PIN_DIR } from "./redirect/defaults.js";
+import type { TracingConfig } from "./telemetry/tracing.js";
 
 /** Data-plane flags as commander gives them. */
 export interface DataPlaneFlags {
@@ -29,6 +31,10 @@ export interface DataPlaneFlags {
   metricsAddress?: string;
   readinessAddress?: string;
   drain?: string;
+  /** `--tracing-endpoint`: OTLP http/protobuf collector base URL. */
+  tracingEndpoint?: string;
+  /** `--tracing-sampling`: percentage of new traces sampled. */
+  tracingSampling?: string;
   /** `--limit name=value` (repeatable): proxy listener limits. */
   limit?: string[];
 }
@@ -55,6 +61,21 @@ export interface DataPlaneConfig {
   readiness: { host: string; port: number } | null;
   /** Proxy listener limits (docs/LIMITS.md). */
   limits: ProxyLimits;
+  /** Request tracing (absent: off). */
+  tracing?: TracingConfig;
+}
+
+/** --tracing-endpoint/--tracing-sampling → the tracing settings (undefined: tracing off). */
+function tracingConfig(f: DataPlaneFlags, errors: string[]): TracingConfig | undefined {
+  const pct = Number(f.tracingSampling ?? "1");
+  if (!(pct >= 0 && pct <= 100)) errors.push(`--tracing-sampling '${f.tracingSampling}': expected a percentage from 0 to 100`);
+  if (!f.tracingEndpoint) {
+    if (f.tracingSampling !== undefined) errors.push("--tracing-sampling needs --tracing-endpoint (where spans are sent)");
+    return undefined;
+  }
+  if (!/^http:\/\/[^/\s]+(:\d{1,5})?\/?$/.test(f.tracingEndpoint))
+    errors.push(`--tracing-endpoint '${f.tracingEndpoint}': expected http://<host>:<port> (OTLP http/protobuf; spans go to /v1/traces)`);
+  return { endpoint: f.tracingEndpoint, samplingPercentage: pct };
 }
 
 /** This process's cgroup v2 path (from /proc/self/cgroup "0::/path"). */
@@ -112,6 +133,7 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
   } catch (e) {
     errors.push(errorMessage(e));
   }
+  const tracing = tracingConfig(f, errors);
   return {
     proxyAddress: f.proxyAddress,
     hboneAddress,
@@ -121,5 +143,6 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
     metrics: hostPort("--metrics-address", f.metricsAddress ?? `0.0.0.0:${PORT_METRICS}`, errors),
     readiness: hostPort("--readiness-address", f.readinessAddress ?? `0.0.0.0:${PORT_READINESS}`, errors),
     limits: parseLimits(DEFAULT_PROXY_LIMITS, f.limit ?? [], "--limit", errors),
+    ...(tracing ? { tracing } : {}),
   };
 }

@@ -45,6 +45,12 @@ export function registerAgentCommand(program: Command): void {
     .option("--metrics-address <ip:port>", "Prometheus metrics, or 'off'", "0.0.0.0:15020")
     .option("--readiness-address <ip:port>", "readiness (/healthz/ready), or 'off'", "0.0.0.0:15021")
     .option("--drain <duration>", "on shutdown, how long connections get to finish", "5s")
+    .option("--tracing-endpoint <url>", "request tracing: OTLP http/protobuf collector, e.g. http://10.250.0.1:4318 (default: off)")
+    .option(
+      "--tracing-sampling <percent>",
+      "request tracing: percentage of new traces sampled (Istio's randomSamplingPercentage)",
+      undefined,
+    )
     .option(
       "--limit <name=value>",
       "override a proxy limit, e.g. maxConnectionsPerPeer=2048 (repeatable; docs/LIMITS.md)",

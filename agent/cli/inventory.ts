@@ -52,7 +52,7 @@ export function policyRows(data: MeshSnapshotData): PolicyRow[] {
       namespace: p.namespace,
       name: p.name,
       scope: scopeText(p.scope),
-      detail: `${p.action}, ${p.rules.length} rule${p.rules.length === 1 ? "" : "s"}${p.action === "ALLOW" && p.rules.length === 0 ? " (allows nothing)" : ""}${invalidText(p.errors)}`,
+      detail: `${p.action}, ${p.rules.length} rule${p.rules.length === 1 ? "" : "s"}${p.action === "ALLOW" && p.rules.length === 0 ? " (allows nothing)" : ""}${p.dryRun ? " [dry-run: not enforced]" : ""}${invalidText(p.errors)}`,
       appliesTo: appliesTo(p),
     });
   for (const p of data.peerAuthentications) {

@@ -1,7 +1,9 @@
 /**
- * L4 authorization with Istio's AuthorizationPolicy semantics, as ztunnel applies them: a DENY
- * match denies; otherwise, with no ALLOW policy everything is allowed, with some, one must match.
- * Pure: the caller gathers the facts about the connection.
+ * Authorization with Istio's AuthorizationPolicy semantics: a DENY match denies; otherwise, with
+ * no ALLOW policy everything is allowed, with some, one must match. At L4 (a connection) the
+ * HTTP-only parts of a rule cannot be checked and fail closed; with request facts (the
+ * destination's HTTP server) they are checked. Dry-run policies are never enforced: their
+ * would-be outcome is reported beside the decision. Pure: the caller gathers the facts.
  */
 import type { AuthorizationPolicy, AuthzCondition, AuthzOperation, AuthzRule, AuthzSource } from "../../controller/api/model.js";
 import { parseSpiffeId } from "../../controller/api/model.js";
@@ -14,28 +16,67 @@ export interface ConnectionFacts {
   sourceIp: string;
   destinationIp: string;
   destinationPort: number;
+  /** The HTTP request, when authorizing one (the destination's HTTP server); absent at L4. */
+  request?: RequestFacts;
+}
+
+/** What is known about one HTTP request. */
+export interface RequestFacts {
+  method: string;
+  /** The request target as sent (a query string is ignored when matching paths). */
+  path: string;
+  /** :authority / Host. */
+  host: string;
+  /** Lower-case names. */
+  headers: Record<string, string | string[]>;
+  /** The request's authenticated JWT, when RequestAuthentication accepted one. */
+  auth?: RequestAuth;
+}
+
+/** A validated JWT's facts, as Istio's request.auth.* attributes name them. */
+export interface RequestAuth {
+  /** "<iss>/<sub>". */
+  principal: string;
+  audiences: string[];
+  presenter?: string;
+  claims: Record<string, unknown>;
+}
+
+/** What a dry-run policy would have done to this connection or request. */
+export interface DryRunOutcome {
+  policy: string;
+  result: "allow" | "deny";
 }
 
 /** An authorization outcome, naming the policy that decided it. */
-export type AuthzDecision = { allowed: true; policy?: string; reason: string } | { allowed: false; policy?: string; reason: string };
+export type AuthzDecision = ({ allowed: true } | { allowed: false }) & {
+  policy?: string;
+  reason: string;
+  /** Would-be outcomes of dry-run policies (present only when some apply). */
+  dryRun?: DryRunOutcome[];
+  /** AUDIT policies whose rules matched. */
+  audit?: string[];
+};
 
 /**
- * Whether a rule's HTTP-only parts count as matching. At L4 they cannot be checked: ALLOW rules
- * with them never match (fail closed), DENY rules treat them as matching (fail closed too).
+ * Whether a rule's HTTP-only parts count as matching when there are no request facts. At L4
+ * they cannot be checked: ALLOW rules with them never match (fail closed), DENY rules treat
+ * them as matching (fail closed too). "optimistic" is the reverse, used only to learn whether
+ * some request could be allowed (then the destination's HTTP server decides per request).
  */
 type L7Mode = "never" | "always";
 
-/** Evaluates the policies that apply to the destination workload. */
-export function authorize(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts): AuthzDecision {
+function enforce(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts, optimistic: boolean): AuthzDecision {
   for (const p of policies) {
-    if (p.action === "DENY" && p.rules.some((r) => ruleMatches(r, facts, "always"))) {
+    if (p.action === "DENY" && p.rules.some((r) => ruleMatches(r, facts, optimistic ? "never" : "always"))) {
       return { allowed: false, policy: p.key, reason: `denied by DENY policy ${p.key}` };
     }
   }
   const allows = policies.filter((p) => p.action === "ALLOW");
   if (allows.length === 0) return { allowed: true, reason: "no ALLOW policy applies" };
   for (const p of allows) {
-    if (p.rules.some((r) => ruleMatches(r, facts, "never"))) return { allowed: true, policy: p.key, reason: `allowed by ${p.key}` };
+    if (p.rules.some((r) => ruleMatches(r, facts, optimistic ? "always" : "never")))
+      return { allowed: true, policy: p.key, reason: `allowed by ${p.key}` };
   }
   return {
     allowed: false,
@@ -44,9 +85,76 @@ export function authorize(policies: readonly AuthorizationPolicy[], facts: Conne
   };
 }
 
+/** Would-be outcomes of the dry-run policies: each matching DENY denies; ALLOWs, as a set, allow or deny. */
+function shadow(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts): DryRunOutcome[] {
+  const out: DryRunOutcome[] = [];
+  for (const p of policies) {
+    if (p.action === "DENY" && p.rules.some((r) => ruleMatches(r, facts, "always"))) out.push({ policy: p.key, result: "deny" });
+  }
+  const allows = policies.filter((p) => p.action === "ALLOW");
+  if (allows.length > 0) {
+    const hit = allows.find((p) => p.rules.some((r) => ruleMatches(r, facts, "never")));
+    out.push(hit ? { policy: hit.key, result: "allow" } : { policy: allows.map((p) => p.key).join(","), result: "deny" });
+  }
+  return out;
+}
+
+/** Evaluates the policies that apply to the destination workload (with facts.request: one HTTP request). */
+export function authorize(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts): AuthzDecision {
+  const enforced = policies.filter((p) => !p.dryRun);
+  const decision = enforce(enforced, facts, false);
+  const dry = policies.filter((p) => p.dryRun);
+  if (dry.length > 0) decision.dryRun = shadow(dry, facts);
+  const audit = enforced.filter((p) => p.action === "AUDIT" && p.rules.some((r) => ruleMatches(r, facts, "always")));
+  if (audit.length > 0) decision.audit = audit.map((p) => p.key);
+  return decision;
+}
+
+/** A connection-level outcome where the HTTP server can decide per request. */
+export type StagedDecision = AuthzDecision & { perRequest?: boolean };
+
+/**
+ * Authorizes a connection that an HTTP server could check request by request. Allowed outright
+ * when no HTTP attribute can change the outcome; denied outright when no request could be
+ * allowed; otherwise allowed with perRequest (the HTTP server checks each request). Dry-run and
+ * AUDIT policies with HTTP parts also need per-request evaluation to be counted.
+ */
+export function authorizeStaged(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts): StagedDecision {
+  const strict = authorize(policies, facts);
+  const needsRequest = (p: AuthorizationPolicy) => (p.dryRun || p.action === "AUDIT") && p.rules.some(hasL7);
+  if (strict.allowed && !policies.some(needsRequest)) return strict;
+  const optimistic = enforce(
+    policies.filter((p) => !p.dryRun),
+    facts,
+    true,
+  );
+  if (!optimistic.allowed) return strict.allowed ? { ...strict, perRequest: true } : strict;
+  return { allowed: true, reason: "decided per HTTP request (policies with HTTP attributes apply)", perRequest: true };
+}
+
+/**
+ * Why a connection that L4 denies could have been allowed by an HTTP-aware check (undefined
+ * when HTTP attributes play no part): for `weft explain` on ports that are not HTTP.
+ */
+export function l7Note(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts): string | undefined {
+  const enforced = policies.filter((p) => !p.dryRun);
+  if (enforce(enforced, facts, false).allowed || !enforce(enforced, facts, true).allowed) return undefined;
+  return "a rule uses HTTP attributes (methods, paths, hosts, request.*), which cannot be checked on a port that is not HTTP, so it fails closed";
+}
+
+function hasL7(r: AuthzRule): boolean {
+  return (
+    r.from.some((s) => s.requestPrincipals !== undefined || s.notRequestPrincipals !== undefined) ||
+    r.to.some((o) => [o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths].some((x) => x !== undefined)) ||
+    r.when.some((c) => !L4_KEYS.has(c.key))
+  );
+}
+
+const L4_KEYS = new Set(["source.ip", "remote.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"]);
+
 /** True when every part of a rule matches (absent parts match anything). */
 export function ruleMatches(rule: AuthzRule, facts: ConnectionFacts, l7: L7Mode): boolean {
-  if (rule.from.length > 0 && !rule.from.some((s) => sourceMatches(s, facts))) return false;
+  if (rule.from.length > 0 && !rule.from.some((s) => sourceMatches(s, facts, l7))) return false;
   if (rule.to.length > 0 && !rule.to.some((o) => operationMatches(o, facts, l7))) return false;
   return rule.when.every((c) => conditionMatches(c, facts, l7));
 }
@@ -73,7 +181,7 @@ function anyMatch(patterns: readonly string[] | undefined, value: string | undef
   return patterns?.some((p) => stringMatch(p, value)) ?? false;
 }
 
-function sourceMatches(s: AuthzSource, f: ConnectionFacts): boolean {
+function sourceMatches(s: AuthzSource, f: ConnectionFacts, l7: L7Mode): boolean {
   const principal = principalOf(f.sourceIdentity);
   const ns = namespaceOf(f.sourceIdentity);
   if (s.principals && !anyMatch(s.principals, principal)) return false;
@@ -82,14 +190,80 @@ function sourceMatches(s: AuthzSource, f: ConnectionFacts): boolean {
   if (s.notNamespaces && anyMatch(s.notNamespaces, ns)) return false;
   if (s.ipBlocks && !s.ipBlocks.some((c) => ipInCidr(f.sourceIp, c))) return false;
   if (s.notIpBlocks?.some((c) => ipInCidr(f.sourceIp, c))) return false;
+  if (s.requestPrincipals || s.notRequestPrincipals) {
+    if (!f.request) return l7 === "always";
+    const rp = f.request.auth?.principal;
+    if (s.requestPrincipals && !anyMatch(s.requestPrincipals, rp)) return false;
+    if (s.notRequestPrincipals && anyMatch(s.notRequestPrincipals, rp)) return false;
+  }
   return true;
 }
 
 function operationMatches(o: AuthzOperation, f: ConnectionFacts, l7: L7Mode): boolean {
   if (o.ports && !o.ports.includes(f.destinationPort)) return false;
   if (o.notPorts?.includes(f.destinationPort)) return false;
-  const hasL7 = [o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths].some((x) => x !== undefined);
-  return hasL7 ? l7 === "always" : true;
+  const r = f.request;
+  if (!r) {
+    const hasL7 = [o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths].some((x) => x !== undefined);
+    return hasL7 ? l7 === "always" : true;
+  }
+  if (o.methods && !anyMatch(o.methods, r.method)) return false;
+  if (o.notMethods && anyMatch(o.notMethods, r.method)) return false;
+  const path = pathOnly(r.path);
+  if (o.paths && !anyMatch(o.paths, path)) return false;
+  if (o.notPaths && anyMatch(o.notPaths, path)) return false;
+  if (o.hosts && !o.hosts.some((h) => hostMatch(h, r.host))) return false;
+  if (o.notHosts?.some((h) => hostMatch(h, r.host))) return false;
+  return true;
+}
+
+/** The path without its query string or fragment (Istio matches the path alone). */
+function pathOnly(target: string): string {
+  const q = target.search(/[?#]/);
+  return q >= 0 ? target.slice(0, q) : target;
+}
+
+/** Istio host match: case-insensitive; a pattern without a port also matches the host with any port. */
+function hostMatch(pattern: string, host: string): boolean {
+  const p = pattern.toLowerCase();
+  const h = host.toLowerCase();
+  if (stringMatch(p, h)) return true;
+  const bare = h.replace(/:\d+$/, "");
+  return !/:\d+$/.test(p) && bare !== h && stringMatch(p, bare);
+}
+
+function headerValue(headers: Record<string, string | string[]>, name: string): string | undefined {
+  const v = headers[name.toLowerCase()];
+  return Array.isArray(v) ? v.join(",") : v;
+}
+
+/** request.auth.claims[a][b] → the claim's values as strings (a string claim, or a list of strings). */
+function claimValues(auth: RequestAuth | undefined, key: string): string[] | undefined {
+  if (!auth) return undefined;
+  const names = [...key.slice("request.auth.claims".length).matchAll(/\[([^\]]+)\]/g)].map((m) => m[1] as string);
+  let v: unknown = auth.claims;
+  for (const n of names) {
+    if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+    v = (v as Record<string, unknown>)[n];
+  }
+  if (typeof v === "string") return [v];
+  if (typeof v === "number" || typeof v === "boolean") return [String(v)];
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === "string");
+  return undefined;
+}
+
+/** The values a request-level condition key has (undefined: the attribute is absent). */
+function requestValues(key: string, r: RequestFacts): string[] | undefined {
+  const h = /^request\.headers\[(.+)\]$/.exec(key);
+  if (h) {
+    const v = headerValue(r.headers, h[1] as string);
+    return v === undefined ? undefined : [v];
+  }
+  if (key === "request.auth.principal") return r.auth ? [r.auth.principal] : undefined;
+  if (key === "request.auth.audiences") return r.auth?.audiences;
+  if (key === "request.auth.presenter") return r.auth?.presenter ? [r.auth.presenter] : undefined;
+  if (key.startsWith("request.auth.claims[")) return claimValues(r.auth, key);
+  return undefined;
 }
 
 function conditionMatches(c: AuthzCondition, f: ConnectionFacts, l7: L7Mode): boolean {
@@ -114,9 +288,14 @@ function conditionMatches(c: AuthzCondition, f: ConnectionFacts, l7: L7Mode): bo
     case "destination.port":
       actual = String(f.destinationPort);
       break;
-    default:
+    default: {
       // request.*, connection.sni, experimental.*: not knowable at L4.
-      return l7 === "always";
+      if (!f.request || !c.key.startsWith("request.")) return l7 === "always";
+      const vs = requestValues(c.key, f.request) ?? [];
+      if (c.values && !c.values.some((p) => vs.some((v) => stringMatch(p, v)))) return false;
+      if (c.notValues?.some((p) => vs.some((v) => stringMatch(p, v)))) return false;
+      return true;
+    }
   }
   const match = (v: string) => (isIp ? ipInCidr(actual as string, v) : stringMatch(v, actual));
   if (c.values && !c.values.some(match)) return false;

@@ -1,8 +1,10 @@
 /** The one dependency bundle every listener of the proxy is handed (ztunnel's ProxyInputs). */
+
 import type { Logger } from "pino";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
+import type { ProxyTracer, TracingConfig } from "../telemetry/tracing.js";
 import type { ConnectionManager } from "./connection-manager.js";
 import type { ProxyLimits } from "./limits.js";
 import type { HbonePool, PoolOptions } from "./pool.js";
@@ -40,6 +42,8 @@ export interface ProxyConfig {
   reusePort?: boolean;
   /** Listener limits; unset ones take DEFAULT_PROXY_LIMITS. */
   limits?: Partial<ProxyLimits>;
+  /** Request tracing (absent: off). */
+  tracing?: TracingConfig;
 }
 
 /** Defaults: windows as ztunnel's (4 MiB stream, 16 MiB connection). */
@@ -61,4 +65,6 @@ export interface ProxyContext {
   metrics: ProxyMetrics;
   log: Logger;
   pick: EndpointPicker;
+  /** Request spans (present when tracing is on). */
+  tracer?: ProxyTracer;
 }

@@ -8,7 +8,7 @@ import type { ErrorCode } from "../../common/errors.js";
 import type { Workload } from "../../controller/api/model.js";
 import type { MeshView } from "../state/view.js";
 import type { ResponseFlag } from "../telemetry/labels.js";
-import { authorize } from "./authz.js";
+import { authorize, authorizeStaged, type ConnectionFacts, type DryRunOutcome, l7Note, type StagedDecision } from "./authz.js";
 import type { SocketAddr } from "./request.js";
 
 /** What arrived: who (authenticated), from where, to which pod address. */
@@ -18,11 +18,34 @@ export interface InboundRequest {
   target: SocketAddr;
   /** The identity the client asked the server to present (SNI); absent on same-node delivery. */
   presentedIdentity?: string;
+  /**
+   * The caller can run the destination's HTTP server on this connection: on an HTTP port,
+   * policies with HTTP attributes are then decided per request instead of failing closed.
+   */
+  httpCapable?: boolean;
+}
+
+/** The HTTP work the destination's proxy must do per request on an allowed connection. */
+export interface HttpDuties {
+  /** Authorization needs request attributes (or dry-run/AUDIT policies want them). */
+  authz: boolean;
+  /** RequestAuthentication applies: tokens are verified per request. */
+  jwt: boolean;
+  /** RateLimitPolicy applies. */
+  rateLimit: boolean;
 }
 
 /** Allowed (with the policy outcome) or refused with an HTTP status and why. */
 export type InboundDecision =
-  | { ok: true; destination: Workload; source?: Workload; policy: string }
+  | {
+      ok: true;
+      destination: Workload;
+      source?: Workload;
+      policy: string;
+      /** Present when the destination's HTTP server must handle the connection. */
+      http?: HttpDuties;
+      dryRun?: DryRunOutcome[];
+    }
   | { ok: false; status: number; code: ErrorCode; flags: ResponseFlag; reason: string; destination?: Workload; source?: Workload };
 
 /** Decides an inbound tunnel request. */
@@ -80,23 +103,45 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
       destination,
     };
   }
-  const decision = authorize(view.authorizationPoliciesFor(destination), {
+  const policies = view.authorizationPoliciesFor(destination);
+  const facts: ConnectionFacts = {
     sourceIdentity: req.sourceIdentity,
     sourceIp: req.sourceIp,
     destinationIp: req.target.ip,
     destinationPort: req.target.port,
-  });
-  if (!decision.allowed)
+  };
+  const http = req.httpCapable === true && isHttpPort(view, destination, req.target.port);
+  const decision: StagedDecision = http ? authorizeStaged(policies, facts) : authorize(policies, facts);
+  if (!decision.allowed) {
+    const note = http ? undefined : l7Note(policies, facts);
     return {
       ok: false,
       status: 403,
       code: "WEFT_AUTHZ_DENIED",
       flags: "DENY",
-      reason: decision.reason,
+      reason: note ? `${decision.reason} (${note})` : decision.reason,
       destination,
       ...(source ? { source } : {}),
     };
-  return { ok: true, destination, ...(source ? { source } : {}), policy: decision.reason };
+  }
+  const jwt = http && view.jwtRulesFor(destination).length > 0;
+  const rateLimit = http && view.rateLimitsFor(destination).length > 0;
+  return {
+    ok: true,
+    destination,
+    ...(source ? { source } : {}),
+    policy: decision.reason,
+    ...(decision.perRequest || jwt || rateLimit ? { http: { authz: decision.perRequest === true, jwt, rateLimit } } : {}),
+    ...(decision.dryRun ? { dryRun: decision.dryRun } : {}),
+  };
+}
+
+/** True when the pod port is a target port of an HTTP-declared (or undeclared, sniffed) Service port. */
+export function isHttpPort(view: MeshView, destination: Workload, port: number): boolean {
+  for (const s of view.servicesOf(destination)) {
+    for (const p of s.ports) if (p.targetPort === port && p.appProtocol !== "tcp") return p.appProtocol !== "auto";
+  }
+  return false;
 }
 
 /**

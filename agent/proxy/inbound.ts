@@ -16,6 +16,7 @@ import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
 import { attributeSource, checkInbound, type InboundDecision, parseAuthority } from "./inbound-policy.js";
+import { InboundHttp } from "./l7/inbound-http.js";
 import { DEFAULT_PROXY_LIMITS, KeyedCounter } from "./limits.js";
 import { workloadRef } from "./names.js";
 import { MESH_TLS_VERSION, onCredentialExpiry, type PeerCredential, parseBundle, peerCredential, stillTrusted } from "./peer-credential.js";
@@ -69,6 +70,8 @@ export class InboundServer {
   private readonly accounted = new Map<string, { ip: string; secured: boolean; released: boolean }>();
   /** Streams waiting for a pod to accept, per pod address. */
   private readonly dialing = new KeyedCounter();
+  /** The HTTP server for tunnels whose requests need checking one by one (made on first use). */
+  private http?: InboundHttp;
 
   constructor(private readonly ctx: ProxyContext) {
     this.limits = { ...DEFAULT_PROXY_LIMITS, ...ctx.config.limits };
@@ -377,6 +380,7 @@ export class InboundServer {
       sourceIp,
       target,
       ...(info.presented ? { presentedIdentity: info.presented } : {}),
+      httpCapable: true,
     });
     const connInfo: ConnectionInfo = {
       direction: "inbound",
@@ -421,6 +425,13 @@ export class InboundServer {
     peer: string,
   ): Promise<void> {
     const labels = this.labels(decision, peer);
+    if (decision.http) {
+      this.http ??= new InboundHttp(this.ctx);
+      const { destination, source, http } = decision;
+      const scope = { sourceIdentity: peer, sourceIp: connInfo.src.ip, destination, target: connInfo.dst, duties: http };
+      this.http.accept(stream, source ? { ...scope, source } : scope, connInfo, labels);
+      return;
+    }
     const pod = `${connInfo.dst.ip}:${connInfo.dst.port}`;
     if (!this.dialing.take(pod, this.limits.maxPendingDialsPerPod)) {
       this.ctx.metrics.limitHit("pending_dials_per_pod");
@@ -492,6 +503,7 @@ export class InboundServer {
       if (graceful) s.close();
       else s.destroy();
     }
+    this.http?.close();
     await done;
   }
 }

@@ -3,10 +3,12 @@
  * It reads the mesh only through an immutable view and keeps no global state, so several
  * instances can run side by side (one per worker thread).
  */
+
 import type { Logger } from "pino";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
+import { ProxyTracer } from "../telemetry/tracing.js";
 import { ConnectionManager, type ConnectionSnapshot } from "./connection-manager.js";
 import type { ProxyConfig, ProxyContext } from "./context.js";
 import { hboneConnector } from "./hbone-connect.js";
@@ -18,6 +20,7 @@ import { UpstreamClients } from "./l7/clients.js";
 import { HttpProxy } from "./l7/http-proxy.js";
 import { LimiterRegistry } from "./l7/limiter.js";
 import { OutlierRegistry } from "./l7/outlier.js";
+import { recheckSameNode } from "./l7/tunnel.js";
 import { OutboundListener } from "./outbound.js";
 import { HbonePool, type PoolStats } from "./pool.js";
 import { type EndpointPicker, randomPicker } from "./request.js";
@@ -58,6 +61,7 @@ export class NodeProxy {
       metrics: deps.metrics,
       log: deps.log,
       pick: deps.pick ?? randomPicker,
+      ...(deps.config.tracing ? { tracer: new ProxyTracer(deps.config.tracing, deps.view().nodeName) } : {}),
     };
     const pool = new HbonePool(hboneConnector(base), deps.config.pool);
     this.ctx = { ...base, pool };
@@ -93,11 +97,17 @@ export class NodeProxy {
     const closed = this.ctx.connections.closeDenied((info) => {
       if (!info.srcIdentity || !info.target) return null;
       if (info.direction !== "inbound" && info.mode !== "same-node") return null;
-      const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target });
-      return d.ok ? null : `policy changed: ${d.reason}`;
+      // Tunnels the destination's HTTP server handles are checked request by request; spliced
+      // ones cannot be, so a policy that now needs HTTP attributes closes them (they reconnect).
+      const http = info.mode === "http";
+      const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target, httpCapable: true });
+      if (!d.ok) return `policy changed: ${d.reason}`;
+      return d.http && !http ? "policy changed: it now needs HTTP attributes, checked by the destination's HTTP server" : null;
     });
-    if (closed > 0) this.ctx.log.info({ closed, version: view.version }, "closed connections newly denied by policy");
-    return closed;
+    const direct = recheckSameNode(view);
+    if (closed + direct > 0)
+      this.ctx.log.info({ closed: closed + direct, version: view.version }, "closed connections newly denied by policy");
+    return closed + direct;
   }
 
   /** Where HBONE is actually listening. */
@@ -125,6 +135,7 @@ export class NodeProxy {
     await this.outbound.close();
     await this.plaintext?.close();
     this.http.close();
+    void this.ctx.tracer?.shutdown();
     const deadline = setTimeout(() => this.ctx.connections.abortAll("proxy shutting down"), drainMs);
     deadline.unref();
     await Promise.all([this.inbound.close(true), this.ctx.pool.close(true)]);

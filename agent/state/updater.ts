@@ -134,6 +134,8 @@ export class StateUpdater {
       services: byName(get("Service")),
       authorizationPolicies: byName(get("AuthorizationPolicy")),
       peerAuthentications: byName(get("PeerAuthentication")),
+      requestAuthentications: byName(get("RequestAuthentication")),
+      rateLimitPolicies: byName(get("RateLimitPolicy")),
       routes: byName(get("RouteTable")),
       destinationPolicies: byName(get("DestinationPolicy")),
       ...(meshConfig?.refused?.length ? { refused: meshConfig.refused } : {}),

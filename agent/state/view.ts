@@ -5,10 +5,12 @@
 import type {
   AuthorizationPolicy,
   DestinationPolicy,
+  JwtRule,
   MeshSnapshotData,
   MtlsMode,
   PeerAuthentication,
   PolicyScope,
+  RateLimitPolicy,
   RouteTable,
   Service,
   ServicePort,
@@ -48,6 +50,8 @@ export class MeshView {
   private readonly local: Workload[];
   private byEndpoint: Map<string, Service[]> | undefined;
   private readonly policiesByWorkload = new WeakMap<Workload, AuthorizationPolicy[]>();
+  private readonly jwtByWorkload = new WeakMap<Workload, JwtRule[]>();
+  private readonly rlByWorkload = new WeakMap<Workload, RateLimitPolicy[]>();
 
   constructor(readonly data: MeshSnapshotData) {
     for (const w of data.workloads) {
@@ -136,6 +140,26 @@ export class MeshView {
     if (policy.scope.kind === "mesh") return policy.namespace === this.data.rootNamespace && labelsMatch(policy.scope.selector, w.labels);
     if (policy.namespace !== w.namespace) return false;
     return policy.scope.kind === "namespace" || labelsMatch(policy.scope.selector, w.labels);
+  }
+
+  /** The RateLimitPolicies that apply to a workload. */
+  rateLimitsFor(w: Workload): readonly RateLimitPolicy[] {
+    let hit = this.rlByWorkload.get(w);
+    if (!hit) {
+      hit = (this.data.rateLimitPolicies ?? []).filter((p) => this.appliesTo(p, w));
+      this.rlByWorkload.set(w, hit);
+    }
+    return hit;
+  }
+
+  /** The JWT rules of the RequestAuthentications that apply to a workload. */
+  jwtRulesFor(w: Workload): readonly JwtRule[] {
+    let hit = this.jwtByWorkload.get(w);
+    if (!hit) {
+      hit = (this.data.requestAuthentications ?? []).filter((p) => this.appliesTo(p, w)).flatMap((p) => p.jwtRules);
+      this.jwtByWorkload.set(w, hit);
+    }
+    return hit;
   }
 
   /** AuthorizationPolicies that apply to a destination workload. */

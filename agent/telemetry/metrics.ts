@@ -16,6 +16,7 @@ export class ProxyMetrics {
   /** Istio's four request metrics (one record() per finished HTTP request). */
   readonly requests: RequestMetrics;
   private readonly limitHits: Counter<string>;
+  private readonly dryRuns: Counter<string>;
 
   constructor(registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -62,12 +63,23 @@ export class ProxyMetrics {
       labelNames: ["limit"],
       registers: [registry],
     });
+    this.dryRuns = new Counter({
+      name: "weft_authz_dry_run_total",
+      help: "Would-be outcomes of dry-run (istio.io/dry-run) AuthorizationPolicies, never enforced, by policy and result",
+      labelNames: ["policy", "result"],
+      registers: [registry],
+    });
     if (opts.processMetrics) collectDefaultMetrics({ register: registry });
   }
 
   /** A limit was hit (a connection, stream or handshake refused or cut). */
   limitHit(limit: string): void {
     this.limitHits.inc({ limit });
+  }
+
+  /** A dry-run policy would have allowed or denied a request or connection. */
+  dryRun(policy: string, result: string): void {
+    this.dryRuns.inc({ policy, result });
   }
 
   /** A connection was opened. */

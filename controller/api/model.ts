@@ -92,6 +92,9 @@ export interface AuthzSource {
   notNamespaces?: string[];
   ipBlocks?: string[];
   notIpBlocks?: string[];
+  /** JWT principals ("<iss>/<sub>"), from RequestAuthentication: HTTP only. */
+  requestPrincipals?: string[];
+  notRequestPrincipals?: string[];
 }
 
 /** AuthorizationPolicy operation; methods/paths/hosts are L7 and need an HTTP-aware path. */
@@ -130,10 +133,69 @@ export interface AuthorizationPolicy {
   action: "ALLOW" | "DENY" | "AUDIT";
   /** ALLOW with no rules allows nothing; a rule {} matches everything (Istio semantics). */
   rules: AuthzRule[];
+  /** `istio.io/dry-run: "true"`: evaluated and counted, never enforced. */
+  dryRun?: boolean;
   /**
    * Why the object failed validation (field path: problem). Present only then; the policy is
    * already in its fail-closed form (ALLOW with fewer or no rules, or DENY of the whole scope).
    */
+  errors?: string[];
+}
+
+/** Where a JWT is read from: a header, with an optional value prefix ("Bearer "). */
+export interface JwtHeader {
+  name: string;
+  prefix?: string;
+}
+
+/** One RequestAuthentication jwtRule. */
+export interface JwtRule {
+  issuer: string;
+  audiences?: string[];
+  /** Inline JWKS document (JSON). */
+  jwks?: string;
+  /** Where the JWKS is fetched from: a service in the mesh. */
+  jwksUri?: string;
+  fromHeaders?: JwtHeader[];
+  fromParams?: string[];
+  forwardOriginalToken?: boolean;
+  outputPayloadToHeader?: string;
+}
+
+/** A validated security.istio.io RequestAuthentication. */
+export interface RequestAuthentication {
+  key: string;
+  name: string;
+  namespace: string;
+  scope: PolicyScope;
+  jwtRules: JwtRule[];
+  /** Why the object failed validation; invalid rules are dropped (a token of their issuer gets 401). */
+  errors?: string[];
+}
+
+/** A token bucket: refilled at requestsPerSecond, holding at most burst tokens. */
+export interface RateLimit {
+  requestsPerSecond: number;
+  burst: number;
+}
+
+/** Per-client limits for the named client identities (Istio principals), instead of the default. */
+export interface RateLimitOverride {
+  clients: string[];
+  limit: RateLimit;
+}
+
+/** A validated weft.dev/v1alpha1 RateLimitPolicy: local rate limits at the destination's proxy. */
+export interface RateLimitPolicy {
+  key: string;
+  name: string;
+  namespace: string;
+  scope: PolicyScope;
+  /** Shared by every client of each selected workload. */
+  total?: RateLimit;
+  /** Each client identity's own bucket. */
+  perClient?: RateLimit;
+  overrides: RateLimitOverride[];
   errors?: string[];
 }
 
@@ -423,6 +485,10 @@ export interface MeshSnapshotData {
   services: Service[];
   authorizationPolicies: AuthorizationPolicy[];
   peerAuthentications: PeerAuthentication[];
+  /** JWT rules (RequestAuthentication). Optional only so older fixtures stay valid. */
+  requestAuthentications?: RequestAuthentication[];
+  /** Local rate limits (RateLimitPolicy). Optional like requestAuthentications. */
+  rateLimitPolicies?: RateLimitPolicy[];
   /**
    * HTTP/TCP routing per service (VirtualService, HTTPRoute). Always set in snapshots the agent
    * publishes; optional only so fixtures written before routes existed stay valid.

@@ -4,7 +4,16 @@
  */
 
 import { errorMessage } from "../../common/errors.js";
-import type { AuthorizationPolicy, DestinationPolicy, PeerAuthentication, RouteTable, Service, Workload } from "./model.js";
+import type {
+  AuthorizationPolicy,
+  DestinationPolicy,
+  PeerAuthentication,
+  RateLimitPolicy,
+  RequestAuthentication,
+  RouteTable,
+  Service,
+  Workload,
+} from "./model.js";
 import { decodeMessage, encodeMessage, messageType } from "./proto.js";
 import { toWire } from "./wire-encode.js";
 import type { MeshConfig, TrustBundle } from "./wire-types.js";
@@ -18,6 +27,8 @@ export const RESOURCE_KINDS = [
   "Service",
   "AuthorizationPolicy",
   "PeerAuthentication",
+  "RequestAuthentication",
+  "RateLimitPolicy",
   "DestinationPolicy",
   "RouteTable",
 ] as const;
@@ -33,6 +44,8 @@ export interface ResourceValues {
   Service: Service;
   AuthorizationPolicy: AuthorizationPolicy;
   PeerAuthentication: PeerAuthentication;
+  RequestAuthentication: RequestAuthentication;
+  RateLimitPolicy: RateLimitPolicy;
   DestinationPolicy: DestinationPolicy;
   RouteTable: RouteTable;
 }

@@ -12,6 +12,8 @@ type Kind =
   | "Service"
   | "AuthorizationPolicy"
   | "PeerAuthentication"
+  | "RequestAuthentication"
+  | "RateLimitPolicy"
   | "DestinationPolicy"
   | "RouteTable";
 
@@ -31,6 +33,8 @@ export function toWire(kind: Kind, value: unknown): object {
       const p = value as AuthorizationPolicy;
       return { ...p, scope: scope(p.scope) };
     }
+    case "RequestAuthentication":
+    case "RateLimitPolicy":
     case "PeerAuthentication": {
       const p = value as PeerAuthentication;
       return { ...p, scope: scope(p.scope) };

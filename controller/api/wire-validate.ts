@@ -12,9 +12,13 @@ import type {
   AuthzRule,
   AuthzSource,
   Endpoint,
+  JwtRule,
   MtlsMode,
   PeerAuthentication,
   PolicyScope,
+  RateLimit,
+  RateLimitPolicy,
+  RequestAuthentication,
   Service,
   ServicePort,
   Workload,
@@ -132,6 +136,8 @@ function authzSource(o: Rec, path: string): AuthzSource {
     notNamespaces: nonEmpty(strList(o, "notNamespaces", path)),
     ipBlocks: nonEmpty(strList(o, "ipBlocks", path, checkCidr)),
     notIpBlocks: nonEmpty(strList(o, "notIpBlocks", path, checkCidr)),
+    requestPrincipals: nonEmpty(strList(o, "requestPrincipals", path)),
+    notRequestPrincipals: nonEmpty(strList(o, "notRequestPrincipals", path)),
   });
 }
 
@@ -166,8 +172,63 @@ function authorizationPolicy(o: Rec): AuthorizationPolicy {
     scope: scope(rec(o.scope, "scope"), "scope"),
     action: oneOf(o, "action", "", ["ALLOW", "DENY", "AUDIT"] as const),
     rules: list(o, "rules", "", authzRule),
+    ...(o.dryRun === true ? { dryRun: true } : {}),
     ...errorsOf(o),
   };
+}
+
+function jwtRule(o: Rec, path: string): JwtRule {
+  const jwks = o.jwks === undefined || o.jwks === null ? undefined : str(o, "jwks", path, true);
+  const jwksUri = o.jwksUri === undefined || o.jwksUri === null ? undefined : str(o, "jwksUri", path, true);
+  const out =
+    o.outputPayloadToHeader === undefined || o.outputPayloadToHeader === null ? undefined : str(o, "outputPayloadToHeader", path, true);
+  return compact({
+    issuer: str(o, "issuer", path, true),
+    audiences: nonEmpty(strList(o, "audiences", path)),
+    jwks,
+    jwksUri,
+    fromHeaders: nonEmpty(
+      list(o, "fromHeaders", path, (h, p) => {
+        const prefix = h.prefix === undefined || h.prefix === null ? undefined : str(h, "prefix", p, false);
+        return compact({ name: str(h, "name", p, true), prefix });
+      }),
+    ),
+    fromParams: nonEmpty(strList(o, "fromParams", path)),
+    forwardOriginalToken: o.forwardOriginalToken === true ? true : undefined,
+    outputPayloadToHeader: out,
+  });
+}
+
+function requestAuthentication(o: Rec): RequestAuthentication {
+  return {
+    ...keyed(o),
+    scope: scope(rec(o.scope, "scope"), "scope"),
+    jwtRules: list(o, "jwtRules", "", jwtRule),
+    ...errorsOf(o),
+  };
+}
+
+function rateLimit(o: Rec, path: string): RateLimit {
+  const rps = o.requestsPerSecond;
+  const burst = o.burst;
+  if (typeof rps !== "number" || !(rps > 0)) fail(`${path}.requestsPerSecond`, "must be a positive number");
+  if (typeof burst !== "number" || !Number.isInteger(burst) || burst < 1) fail(`${path}.burst`, "must be a positive integer");
+  return { requestsPerSecond: rps as number, burst: burst as number };
+}
+
+function rateLimitPolicy(o: Rec): RateLimitPolicy {
+  const opt = (k: string) => (o[k] === undefined || o[k] === null ? undefined : rateLimit(rec(o[k], k), k));
+  return compact({
+    ...keyed(o),
+    scope: scope(rec(o.scope, "scope"), "scope"),
+    total: opt("total"),
+    perClient: opt("perClient"),
+    overrides: list(o, "overrides", "", (r, p) => ({
+      clients: strList(r, "clients", p),
+      limit: rateLimit(rec(r.limit, `${p}.limit`), `${p}.limit`),
+    })),
+    ...errorsOf(o),
+  }) as RateLimitPolicy;
 }
 
 function peerAuthentication(o: Rec): PeerAuthentication {
@@ -240,6 +301,10 @@ export function fromWire(kind: string, raw: unknown): never {
       return authorizationPolicy(o) as never;
     case "PeerAuthentication":
       return peerAuthentication(o) as never;
+    case "RequestAuthentication":
+      return requestAuthentication(o) as never;
+    case "RateLimitPolicy":
+      return rateLimitPolicy(o) as never;
     case "RouteTable":
       return routeTableFromWire(o) as never;
     case "DestinationPolicy":

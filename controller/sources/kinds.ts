@@ -20,6 +20,8 @@ export const KIND_INFO: Readonly<Record<SourceKind, KindInfo>> = {
   EndpointSlice: { group: "discovery.k8s.io", versions: ["v1"], plural: "endpointslices", namespaced: true },
   AuthorizationPolicy: { group: "security.istio.io", versions: ["v1", "v1beta1"], plural: "authorizationpolicies", namespaced: true },
   PeerAuthentication: { group: "security.istio.io", versions: ["v1", "v1beta1"], plural: "peerauthentications", namespaced: true },
+  RequestAuthentication: { group: "security.istio.io", versions: ["v1", "v1beta1"], plural: "requestauthentications", namespaced: true },
+  RateLimitPolicy: { group: "weft.dev", versions: ["v1alpha1"], plural: "ratelimitpolicies", namespaced: true },
   VirtualService: { group: "networking.istio.io", versions: ["v1", "v1beta1", "v1alpha3"], plural: "virtualservices", namespaced: true },
   DestinationRule: { group: "networking.istio.io", versions: ["v1", "v1beta1", "v1alpha3"], plural: "destinationrules", namespaced: true },
   HTTPRoute: { group: "gateway.networking.k8s.io", versions: ["v1", "v1beta1"], plural: "httproutes", namespaced: true },

@@ -10,6 +10,8 @@ import { parseSpiffeId } from "../api/model.js";
 import { translateDestinationRule } from "./destination-rule.js";
 import { ServiceIndex } from "./hosts.js";
 import { translateHttpRoute } from "./http-route.js";
+import { translateRateLimitPolicy } from "./rate-limit.js";
+import { translateRequestAuthentication } from "./request-auth.js";
 import { unknownSubsets } from "./route-checks.js";
 import { translateAuthorizationPolicy, translatePeerAuthentication } from "./security.js";
 import { type ServiceMemo, slicesByService, translateServices } from "./services.js";
@@ -135,6 +137,8 @@ export function translate(objects: ClusterObjects, opts: TranslateOptions = DEFA
     services,
     authorizationPolicies: byKey(objects.AuthorizationPolicy.map((o) => guard(o, () => translateAuthorizationPolicy(o, opts, diags)))),
     peerAuthentications: byKey(objects.PeerAuthentication.map((o) => guard(o, () => translatePeerAuthentication(o, opts, diags)))),
+    rateLimitPolicies: byKey(objects.RateLimitPolicy.map((o) => guard(o, () => translateRateLimitPolicy(o, opts, diags)))),
+    requestAuthentications: byKey(objects.RequestAuthentication.map((o) => guard(o, () => translateRequestAuthentication(o, opts, diags)))),
     routes,
     destinationPolicies,
     nodes: [...nodes.keys()].sort(),

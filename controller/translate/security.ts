@@ -23,10 +23,10 @@ import { Fields, InvalidField } from "./fields.js";
 import { type Diagnostics, refOf, type TranslateOptions } from "./types.js";
 
 const MTLS_MODES: readonly MtlsMode[] = ["STRICT", "PERMISSIVE", "DISABLE", "UNSET"];
-const SOURCE_UNSUPPORTED = ["requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks"];
+const SOURCE_UNSUPPORTED = ["remoteIpBlocks", "notRemoteIpBlocks"];
 const CONDITION_KEYS =
-  /^(source\.ip|source\.namespace|source\.principal|remote\.ip|destination\.ip|destination\.port|connection\.sni|request\.headers\[[^\]]+\])$/;
-const CONDITION_UNSUPPORTED = /^(request\.auth\.|request\.regex\.headers|experimental\.)/;
+  /^(source\.ip|source\.namespace|source\.principal|remote\.ip|destination\.ip|destination\.port|connection\.sni|request\.headers\[[^\]]+\]|request\.auth\.(principal|audiences|presenter)|request\.auth\.claims(\[[^\]]+\])+)$/;
+const CONDITION_UNSUPPORTED = /^(request\.regex\.headers|experimental\.)/;
 
 function checkCidr(value: string, path: string): void {
   const [addr, prefix, extra] = value.split("/");
@@ -108,6 +108,10 @@ function source(f: Fields, unsupported: Unsupported, opts: TranslateOptions, p: 
   if (ns.length) s.namespaces = ns;
   const nns = p.run(() => f.strList("notNamespaces"), []);
   if (nns.length) s.notNamespaces = nns;
+  const rp = p.run(() => f.strList("requestPrincipals"), []);
+  if (rp.length) s.requestPrincipals = rp;
+  const nrp = p.run(() => f.strList("notRequestPrincipals"), []);
+  if (nrp.length) s.notRequestPrincipals = nrp;
   for (const key of ["ipBlocks", "notIpBlocks"] as const) {
     const v = p.run(() => f.strList(key), []);
     for (const [i, c] of v.entries()) p.run(() => checkCidr(c, `${f.at(key)}[${i}]`), undefined);
@@ -283,7 +287,7 @@ export function translateAuthorizationPolicy(obj: KubeObject, opts: TranslateOpt
     } else if (r) rules.push(r);
   }
   const key = `${namespace}/${obj.metadata.name}`;
-  const base = { key, name: obj.metadata.name, namespace, scope };
+  const base = { key, name: obj.metadata.name, namespace, scope, ...dryRunOf(obj, diags) };
   if (top.list.length > 0 || action === undefined) {
     const denyAll = action === undefined || action === "DENY";
     const effect = denyAll
@@ -304,6 +308,19 @@ export function translateAuthorizationPolicy(obj: KubeObject, opts: TranslateOpt
     return { ...base, action, rules: dedupeMatchAll(rules), errors: ruleProblems };
   }
   return { ...base, action, rules };
+}
+
+/**
+ * The `istio.io/dry-run` annotation: "true" evaluates the policy without enforcing it. Any other
+ * value than "true"/"false" is reported and the policy is enforced (a typo must not switch a
+ * DENY off).
+ */
+function dryRunOf(obj: KubeObject, diags: Diagnostics): { dryRun?: true } {
+  const v = obj.metadata.annotations?.["istio.io/dry-run"];
+  if (v === undefined || v === "false") return {};
+  if (v === "true") return { dryRun: true };
+  diags.error(refOf(obj), `invalid: metadata.annotations.istio.io/dry-run: '${v}' is not "true" or "false"; the policy is enforced`);
+  return {};
 }
 
 /** One match-all rule is enough: several say nothing more. */

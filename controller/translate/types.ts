@@ -1,6 +1,15 @@
 /** Inputs and outputs of translation: Kubernetes objects in, the mesh model and diagnostics out. */
 import type { KubeObject } from "../api/kube-types.js";
-import type { AuthorizationPolicy, DestinationPolicy, PeerAuthentication, RouteTable, Service, Workload } from "../api/model.js";
+import type {
+  AuthorizationPolicy,
+  DestinationPolicy,
+  PeerAuthentication,
+  RateLimitPolicy,
+  RequestAuthentication,
+  RouteTable,
+  Service,
+  Workload,
+} from "../api/model.js";
 import type { MeshConfig, RefusedObject } from "../api/wire-types.js";
 
 export type { RefusedObject };
@@ -14,6 +23,8 @@ export const SOURCE_KINDS = [
   "EndpointSlice",
   "AuthorizationPolicy",
   "PeerAuthentication",
+  "RequestAuthentication",
+  "RateLimitPolicy",
   "VirtualService",
   "DestinationRule",
   "HTTPRoute",
@@ -63,6 +74,9 @@ export interface MeshModel {
   services: Service[];
   authorizationPolicies: AuthorizationPolicy[];
   peerAuthentications: PeerAuthentication[];
+  /** Optional only so hand-built models (tests, fixtures) written before JWT stay valid. */
+  requestAuthentications?: RequestAuthentication[];
+  rateLimitPolicies?: RateLimitPolicy[];
   routes: RouteTable[];
   destinationPolicies: DestinationPolicy[];
   /** Names of the cluster's nodes (the controller mints a credential per node). */

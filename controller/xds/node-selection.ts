@@ -9,7 +9,14 @@
  *  - AuthorizationPolicies and PeerAuthentications: only those that apply to a pod on the node
  *    (they are enforced where the destination runs).
  */
-import type { AuthorizationPolicy, PeerAuthentication, PolicyScope, Workload } from "../api/model.js";
+import type {
+  AuthorizationPolicy,
+  PeerAuthentication,
+  PolicyScope,
+  RateLimitPolicy,
+  RequestAuthentication,
+  Workload,
+} from "../api/model.js";
 import type { ResourceKind } from "../api/resources.js";
 import type { MeshModel } from "../translate/types.js";
 
@@ -52,7 +59,10 @@ export class NodeSelector {
   private readonly localUids = new Map<string, Set<string>>();
   /** Remote pods every node gets: enrolled ones and service endpoints. */
   readonly sharedRemote = new Set<string>();
-  private readonly policiesByNs = new Map<string, { authz: AuthorizationPolicy[]; peer: PeerAuthentication[] }>();
+  private readonly policiesByNs = new Map<
+    string,
+    { authz: AuthorizationPolicy[]; peer: PeerAuthentication[]; jwt: RequestAuthentication[]; rl: RateLimitPolicy[] }
+  >();
   private readonly cache = new Map<string, Partial<Record<ResourceKind, Selection>>>();
 
   constructor(readonly model: MeshModel) {
@@ -67,13 +77,15 @@ export class NodeSelector {
     const bucket = (ns: string) => {
       let b = this.policiesByNs.get(ns);
       if (!b) {
-        b = { authz: [], peer: [] };
+        b = { authz: [], peer: [], jwt: [], rl: [] };
         this.policiesByNs.set(ns, b);
       }
       return b;
     };
     for (const p of model.authorizationPolicies) bucket(p.namespace).authz.push(p);
     for (const p of model.peerAuthentications) bucket(p.namespace).peer.push(p);
+    for (const p of model.requestAuthentications ?? []) bucket(p.namespace).jwt.push(p);
+    for (const p of model.rateLimitPolicies ?? []) bucket(p.namespace).rl.push(p);
   }
 
   /** Pods scheduled on a node. */
@@ -131,7 +143,9 @@ export class NodeSelector {
         return out;
       }
       case "AuthorizationPolicy":
-      case "PeerAuthentication": {
+      case "PeerAuthentication":
+      case "RequestAuthentication":
+      case "RateLimitPolicy": {
         const a = older.select(node, kind) as NameSet;
         const b = this.select(node, kind) as NameSet;
         return symmetricDifference(new Set(a.names()), new Set(b.names()), out);
@@ -155,7 +169,9 @@ export class NodeSelector {
         };
       }
       case "AuthorizationPolicy":
-      case "PeerAuthentication": {
+      case "PeerAuthentication":
+      case "RequestAuthentication":
+      case "RateLimitPolicy": {
         const out = new Set<string>();
         const local = this.localWorkloads(node);
         const root = this.model.meshConfig.rootNamespace;
@@ -164,7 +180,8 @@ export class NodeSelector {
         for (const ns of namespaces) {
           const b = this.policiesByNs.get(ns);
           if (!b) continue;
-          for (const p of kind === "AuthorizationPolicy" ? b.authz : b.peer) {
+          const of = { AuthorizationPolicy: b.authz, PeerAuthentication: b.peer, RequestAuthentication: b.jwt, RateLimitPolicy: b.rl };
+          for (const p of of[kind]) {
             if (local.some((w) => policyApplies(p, w, root))) out.add(p.key);
           }
         }

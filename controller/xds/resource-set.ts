@@ -30,6 +30,8 @@ export function valuesOf(model: MeshModel, bundle: TrustBundle): { [K in Resourc
     Service: model.services,
     AuthorizationPolicy: model.authorizationPolicies,
     PeerAuthentication: model.peerAuthentications,
+    RequestAuthentication: model.requestAuthentications ?? [],
+    RateLimitPolicy: model.rateLimitPolicies ?? [],
     DestinationPolicy: model.destinationPolicies,
     RouteTable: model.routes,
   };

@@ -3,6 +3,8 @@ import type {
   AuthorizationPolicy,
   DestinationPolicy,
   PeerAuthentication,
+  RateLimitPolicy,
+  RequestAuthentication,
   RouteTable,
   Service,
   Workload,
@@ -60,6 +62,8 @@ export const AUTHZ: AuthorizationPolicy = {
           notNamespaces: ["other"],
           ipBlocks: ["10.0.0.0/8"],
           notIpBlocks: ["10.1.0.0/16"],
+          requestPrincipals: ["https://issuer.test/alice"],
+          notRequestPrincipals: ["https://issuer.test/eve"],
         },
       ],
       to: [
@@ -77,7 +81,41 @@ export const AUTHZ: AuthorizationPolicy = {
       when: [{ key: "request.headers[x-user]", values: ["a"], notValues: ["b"] }],
     },
   ],
+  dryRun: true,
   errors: ["spec.rules[1].from[0].source.namespace: unknown field (did you mean namespaces?)"],
+};
+
+/** A RateLimitPolicy with every field. */
+export const RATE_LIMIT: RateLimitPolicy = {
+  key: "shop/limit",
+  name: "limit",
+  namespace: "shop",
+  scope: { kind: "workload", selector: { app: "web" } },
+  total: { requestsPerSecond: 10, burst: 10 },
+  perClient: { requestsPerSecond: 2.5, burst: 5 },
+  overrides: [{ clients: ["cluster.local/ns/shop/sa/client"], limit: { requestsPerSecond: 50, burst: 50 } }],
+  errors: ["spec.total.requestsPerSecond: a positive number is required"],
+};
+
+/** A RequestAuthentication with every field. */
+export const JWT: RequestAuthentication = {
+  key: "shop/jwt",
+  name: "jwt",
+  namespace: "shop",
+  scope: { kind: "workload", selector: { app: "web" } },
+  jwtRules: [
+    {
+      issuer: "https://issuer.test",
+      audiences: ["web"],
+      jwks: '{"keys":[]}',
+      fromHeaders: [{ name: "x-jwt", prefix: "Bearer " }],
+      fromParams: ["token"],
+      forwardOriginalToken: true,
+      outputPayloadToHeader: "x-jwt-payload",
+    },
+    { issuer: "https://other.test", jwksUri: "http://keys.auth.svc.cluster.local/jwks.json", fromHeaders: [{ name: "x-other" }] },
+  ],
+  errors: ["spec.jwtRules[2].issuer: required"],
 };
 
 /** A PeerAuthentication with every field. */
@@ -223,6 +261,8 @@ export function fixtures(bundle: TrustBundle): { [K in ResourceKind]: ResourceVa
     Service: SERVICE,
     AuthorizationPolicy: AUTHZ,
     PeerAuthentication: PEER,
+    RequestAuthentication: JWT,
+    RateLimitPolicy: RATE_LIMIT,
     DestinationPolicy: DESTINATION,
     RouteTable: ROUTES,
   };

@@ -28,6 +28,8 @@ export interface LoadResult {
   requests: number;
   codes: Record<string, number>;
   byHeader: Record<string, number>;
+  /** "<METHOD> <status>" → count. */
+  byMethod: Record<string, number>;
   errors: Record<string, number>;
   ms: number;
   seq?: [number, string][];

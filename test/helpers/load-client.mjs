@@ -2,6 +2,7 @@
 //   load-client.mjs --url <url> [-c <connections>] [-n <requests per connection>]
 //                   [--header name:value ...] [--count-header x-served-by]
 //                   [--timeout-ms 10000] [--max-ms 120000] [--seq] [--last] [--no-keepalive]
+//                   [--methods GET,POST] [--rps 50]
 // c workers, each on its own HTTP/1.1 keep-alive connection (a new one only if the server closes
 // it), send n GETs each, one after another. Bounded: no request starts after --max-ms.
 // --no-keepalive: a new connection for every request (so even an L4 balancer spreads them).
@@ -24,6 +25,10 @@ const { values: o } = parseArgs({
     seq: { type: "boolean", default: false },
     last: { type: "boolean", default: false },
     "no-keepalive": { type: "boolean", default: false },
+    // Methods taken in turn, request by request on each connection ("GET 200" counts in byMethod).
+    methods: { type: "string", default: "GET" },
+    // Offered load: request starts paced to this many a second across all connections.
+    rps: { type: "string" },
   },
 });
 
@@ -51,6 +56,11 @@ for (const h of o.header) {
   headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
 }
 const countHeader = o["count-header"].toLowerCase();
+const rps = o.rps === undefined ? 0 : Number(o.rps);
+if (o.rps !== undefined && !(rps > 0)) fail("--rps: expected a positive number");
+let slot = 0;
+const methods = o.methods.split(",").map((m) => m.trim().toUpperCase());
+const byMethod = {};
 
 const started = Date.now();
 const codes = {};
@@ -60,11 +70,11 @@ const seq = [];
 let last;
 let requests = 0;
 
-function one(agent) {
+function one(agent, method) {
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
     const ms = () => Math.round(Number(process.hrtime.bigint() - t0) / 1e5) / 10;
-    const req = request(url, { method: "GET", headers, agent, timeout: timeoutMs }, (res) => {
+    const req = request(url, { method, headers, agent, timeout: timeoutMs }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (d) => {
@@ -75,6 +85,7 @@ function one(agent) {
         const value = res.headers[countHeader];
         const tag = typeof value === "string" ? value : "";
         codes[status] = (codes[status] ?? 0) + 1;
+        byMethod[`${method} ${status}`] = (byMethod[`${method} ${status}`] ?? 0) + 1;
         byHeader[tag] = (byHeader[tag] ?? 0) + 1;
         if (o.seq) seq.push([status, tag]);
         if (o.last) {
@@ -107,13 +118,26 @@ function one(agent) {
 async function worker() {
   const agent = o["no-keepalive"] ? false : new Agent({ keepAlive: true, maxSockets: 1 });
   for (let i = 0; i < n && Date.now() - started < maxMs; i++) {
+    if (rps > 0) {
+      const wait = started + (slot++ * 1000) / rps - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
     requests++;
-    await one(agent);
+    await one(agent, methods[i % methods.length]);
   }
   if (agent) agent.destroy();
 }
 
 await Promise.all(Array.from({ length: c }, worker));
 console.log(
-  JSON.stringify({ requests, codes, byHeader, errors, ms: Date.now() - started, ...(o.seq ? { seq } : {}), ...(o.last ? { last } : {}) }),
+  JSON.stringify({
+    requests,
+    codes,
+    byHeader,
+    byMethod,
+    errors,
+    ms: Date.now() - started,
+    ...(o.seq ? { seq } : {}),
+    ...(o.last ? { last } : {}),
+  }),
 );

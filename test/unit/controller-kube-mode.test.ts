@@ -42,6 +42,7 @@ describe("controller in Kubernetes mode", () => {
       [
         ["AuthorizationPolicy", "authorizationpolicies"],
         ["PeerAuthentication", "peerauthentications"],
+        ["RequestAuthentication", "requestauthentications"],
       ],
     );
     api.apply("", "namespaces", { metadata: { name: "shop", labels: { "weft.dev/mesh": "enabled" } } });
@@ -64,7 +65,7 @@ describe("controller in Kubernetes mode", () => {
     api.apply("security.istio.io", "authorizationpolicies", { metadata: { name: "bad", namespace: "shop" }, spec: { action: "MAYBE" } });
     api.apply("security.istio.io", "authorizationpolicies", {
       metadata: { name: "jwt", namespace: "shop" },
-      spec: { rules: [{ from: [{ source: { requestPrincipals: ["*"] } }] }] },
+      spec: { rules: [{ from: [{ source: { remoteIpBlocks: ["10.0.0.0/8"] } }] }] },
     });
     api.tokenReviews.set("agent-n1-token", agentUser("weft-agent-x1", agentPod.metadata.uid as string));
     api.tokenReviews.set("intruder-token", { authenticated: true, user: { username: "system:serviceaccount:shop:web", extra: {} } });
@@ -127,7 +128,7 @@ describe("controller in Kubernetes mode", () => {
         "invalid: spec.action: 'MAYBE' is not ALLOW, DENY, AUDIT or CUSTOM; the policy denies every request in its scope (fail closed)",
       source: { component: "weft-controller" },
     });
-    expect(ev("jwt")).toMatchObject({ reason: "UnsupportedConfig", message: expect.stringMatching(/requestPrincipals.*fail closed/) });
+    expect(ev("jwt")).toMatchObject({ reason: "UnsupportedConfig", message: expect.stringMatching(/remoteIpBlocks.*fail closed/) });
     // Another translation (a pod changes) does not repeat them.
     api.apply("", "pods", { metadata: { name: "extra", namespace: "shop" }, spec: { nodeName: "n1" }, status: { podIP: "10.244.1.9" } });
     await waitFor("the pod translated", () => controller.xds.resources?.model.workloads.some((w) => w.name === "extra"));

@@ -79,7 +79,13 @@ describe("Kubernetes source", () => {
     expect(store.get("VirtualService", "shop", "vs")?.apiVersion).toBe("networking.istio.io/v1beta1");
     expect(src.status().find((s) => s.kind === "VirtualService")?.path).toBe("/apis/networking.istio.io/v1beta1/virtualservices");
     // security.istio.io and gateway API are not installed: reported, not fatal.
-    expect([...src.missing].sort()).toEqual(["AuthorizationPolicy", "HTTPRoute", "PeerAuthentication"]);
+    expect([...src.missing].sort()).toEqual([
+      "AuthorizationPolicy",
+      "HTTPRoute",
+      "PeerAuthentication",
+      "RateLimitPolicy",
+      "RequestAuthentication",
+    ]);
     // Watches ask for bookmarks and are bounded in time.
     const watch = api.requests.find((r) => r.path === "/api/v1/pods" && r.query.get("watch") === "true");
     expect(watch?.query.get("allowWatchBookmarks")).toBe("true");

@@ -26,6 +26,7 @@ function cluster(api: FakeApiServer): { agentPodUid: string } {
     [
       ["AuthorizationPolicy", "authorizationpolicies"],
       ["PeerAuthentication", "peerauthentications"],
+      ["RequestAuthentication", "requestauthentications"],
     ],
   );
   api.apply("", "namespaces", { metadata: { name: "shop", labels: { "weft.dev/mesh": "enabled" } } });

@@ -88,12 +88,14 @@ describe("translate: AuthorizationPolicy", () => {
   it("drops an ALLOW rule that uses an unsupported field (fail closed) and says so", () => {
     const m = translate(
       objects([
-        ap("jwt", "shop", { rules: [{ from: [{ source: { requestPrincipals: ["*"] } }] }, { to: [{ operation: { ports: ["80"] } }] }] }),
+        ap("jwt", "shop", {
+          rules: [{ from: [{ source: { remoteIpBlocks: ["10.0.0.0/8"] } }] }, { to: [{ operation: { ports: ["80"] } }] }],
+        }),
       ]),
     );
     expect(m.authorizationPolicies[0]?.rules).toEqual([{ from: [], to: [{ ports: [80] }], when: [] }]);
     expect(msgs(m.diagnostics)).toEqual([
-      "warning: spec.rules[0] uses spec.rules[0].from[0].source.requestPrincipals, which weft cannot check: this ALLOW rule is dropped and never matches (fail closed)",
+      "warning: spec.rules[0] uses spec.rules[0].from[0].source.remoteIpBlocks, which weft cannot check: this ALLOW rule is dropped and never matches (fail closed)",
     ]);
   });
 
@@ -104,8 +106,8 @@ describe("translate: AuthorizationPolicy", () => {
           action: "DENY",
           rules: [
             {
-              from: [{ source: { requestPrincipals: ["x"], namespaces: ["evil"] } }],
-              when: [{ key: "request.auth.claims[iss]", values: ["x"] }],
+              from: [{ source: { remoteIpBlocks: ["10.0.0.0/8"], namespaces: ["evil"] } }],
+              when: [{ key: "experimental.envoy.filters.x", values: ["x"] }],
             },
           ],
         }),

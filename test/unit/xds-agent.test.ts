@@ -63,7 +63,7 @@ describe("agent admin API", () => {
       counts: { workloads: 2, localWorkloads: 1, certificates: 1 },
     });
     expect(st.components.xds).toMatchObject({ state: "connected", target: f.target, streamsOpened: 1 });
-    expect(Object.keys(st.appliedVersions)).toHaveLength(8);
+    expect(Object.keys(st.appliedVersions)).toHaveLength(10);
     expect((await adminGet(sock, "/healthz")).body).toBe("ok\n");
     expect((await adminGet(sock, "/synced")).status).toBe(200);
     // /ready is the 15021 readiness: the same answer as the agent's readiness(), reasons included.

@@ -68,7 +68,7 @@ export interface ClientSettings {
 const DEFAULT_IDLE_MS = 60 * 60 * 1000;
 
 /** Makes an h2 stream look enough like a net.Socket for http.Agent's keep-alive bookkeeping. */
-function socketLike(d: Duplex): Socket {
+export function socketLike(d: Duplex): Socket {
   const s = d as Duplex & Partial<Socket>;
   if ((s as Partial<Socket>).setKeepAlive === undefined) {
     // Node's http2 stream corrupts data when an HTTP/1 client corks a string head and a body

@@ -203,6 +203,15 @@ export class HttpProxy {
     const gone = new Cancel();
     down.onGone(() => gone.abort());
     ev.upstreamCluster = decision.cluster.key;
+    const s = scope.source;
+    const span = ctx.tracer?.start("client", reqHeaders, {
+      method: down.method,
+      path: decision.path,
+      authority: decision.authority,
+      canonicalService: s.canonicalName,
+      canonicalRevision: s.canonicalRevision,
+      namespace: s.namespace,
+    });
     const result = await forward(this.deps, decision, {
       source: scope.source,
       sourceIp: scope.src.ip,
@@ -228,11 +237,13 @@ export class HttpProxy {
       if (down.grpc) ev.grpcStatus = String(result.grpcStatus ?? "");
       if (result.status !== 499) ev.bytesSent = down.reply(result.status, `${result.reason}\n`, {}, result.grpcStatus);
       ev.bytesReceived = body.bytes;
+      span?.end(ev.status, ev.flags);
       this.finish(scope, ev, started, result.target);
       return;
     }
     await this.stream(down, decision, result, ev);
     ev.bytesReceived = body.bytes;
+    span?.end(ev.status, ev.flags);
     this.finish(scope, ev, started, result.target);
   }
 

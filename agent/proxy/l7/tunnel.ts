@@ -37,6 +37,37 @@ export class TunnelRefusedError extends Error {
   }
 }
 
+interface SameNodeConn {
+  identity: string;
+  sourceIp: string;
+  target: SocketAddr;
+}
+
+/** Direct same-node upstream connections (pooled keep-alive): a policy change may need to close them. */
+const sameNode = new Map<Duplex, SameNodeConn>();
+
+function trackSameNode(sock: Duplex, identity: string, sourceIp: string, target: SocketAddr): Duplex {
+  sameNode.set(sock, { identity, sourceIp, target });
+  sock.once("close", () => sameNode.delete(sock));
+  return sock;
+}
+
+/**
+ * Policy changed: closes direct same-node connections the destination's policy now denies, or
+ * whose requests must now be checked one by one by the HTTP server (the next request opens a
+ * tunnel through it). Returns how many were closed.
+ */
+export function recheckSameNode(view: MeshView): number {
+  let n = 0;
+  for (const [sock, c] of sameNode) {
+    const d = checkInbound(view, { sourceIdentity: c.identity, sourceIp: c.sourceIp, target: c.target, httpCapable: true });
+    if (d.ok && !d.http) continue;
+    sock.destroy();
+    n++;
+  }
+  return n;
+}
+
 /** Works out how to reach an endpoint of a service port (no I/O). */
 export function targetOf(view: MeshView, endpoint: Endpoint, targetPort: number): UpstreamTarget {
   const workload = view.workloadByUid(endpoint.workloadUid) ?? view.workloadByAddress(endpoint.address);
@@ -55,15 +86,22 @@ export async function openTunnel(
   connectTimeoutMs = ctx.config.connectTimeoutMs,
 ): Promise<Duplex> {
   if (t.mode === "passthrough") return dial(t.target, connectTimeoutMs, ctx.config.transparent ? { mark: PASSTHROUGH_MARK } : {});
-  if (t.mode === "same-node") {
-    const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target });
-    if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
-    // From the client pod's own address, as the HBONE path delivers it on the destination node.
-    return dial(t.target, connectTimeoutMs, ctx.config.transparent ? { source: sourceIp } : {});
-  }
   const workload = t.workload as Workload;
+  let hbone = t.hbone as SocketAddr;
+  if (t.mode === "same-node") {
+    const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target, httpCapable: true });
+    if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
+    if (!decision.http) {
+      // From the client pod's own address, as the HBONE path delivers it on the destination node.
+      const sock = await dial(t.target, connectTimeoutMs, ctx.config.transparent ? { source: sourceIp } : {});
+      return trackSameNode(sock, source.identity, sourceIp, t.target);
+    }
+    // Requests must be checked one by one: through this node's own HBONE listener, whose HTTP
+    // server does that, exactly as for a tunnel from another node.
+    hbone = { ip: workload.nodeAddress, port: PORT_HBONE };
+  }
   const stream = await ctx.pool.stream(
-    { srcIdentity: source.identity, dstIdentity: workload.identity, address: t.hbone as SocketAddr },
+    { srcIdentity: source.identity, dstIdentity: workload.identity, address: hbone },
     {
       ":method": "CONNECT",
       ":authority": `${t.target.ip}:${t.target.port}`,

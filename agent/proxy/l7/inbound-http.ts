@@ -1,0 +1,316 @@
+/**
+ * The destination node's HTTP server for allowed HBONE (or same-node) connections to HTTP ports
+ * that need request-level work: each request inside the CONNECT stream is authorized with its
+ * HTTP attributes (DENY before ALLOW, dry-run counted, AUDIT logged), answered 403
+ * `RBAC: access denied` on its own when denied, or forwarded to the local pod over a keep-alive
+ * connection; every request is counted with reporter="destination" and access-logged.
+ *
+ * Ports whose policies HTTP attributes cannot change stay on the L4 splice (inbound.ts): parsing
+ * costs latency, and Istio ambient reports destination HTTP metrics only with a waypoint. So
+ * destination request metrics exist exactly for the connections this server takes.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:http";
+import { createServer as createH2Server, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Workload } from "../../../controller/api/model.js";
+import { type ResponseFlag, type TrafficLabels, trafficLabels } from "../../telemetry/labels.js";
+import type { RequestSpan } from "../../telemetry/tracing.js";
+import { authorize, type RequestFacts } from "../authz.js";
+import type { ConnectionInfo } from "../connection-manager.js";
+import type { ProxyContext } from "../context.js";
+import type { HttpDuties } from "../inbound-policy.js";
+import { workloadRef } from "../names.js";
+import type { SocketAddr } from "../request.js";
+import { socketLike, UpstreamClients } from "./clients.js";
+import { type Downstream, endToEnd, h1Downstream, h2Downstream } from "./downstream.js";
+import { fetchJwks } from "./jwks-fetch.js";
+import { authenticate, JwksCache } from "./jwt.js";
+import { sniff, withSniffedBytes } from "./protocol.js";
+import { RateLimiter } from "./rate-limit.js";
+
+/** The facts every request on one inbound connection shares. */
+export interface InboundHttpScope {
+  sourceIdentity: string;
+  sourceIp: string;
+  source?: Workload;
+  destination: Workload;
+  target: SocketAddr;
+  duties: HttpDuties;
+}
+
+/** Bounded wait for the first request bytes (the source proxy writes them at once). */
+const FIRST_BYTES_WAIT_MS = 10_000;
+
+/** Istio's body for a request RBAC denied. */
+const RBAC_DENIED = "RBAC: access denied";
+
+/** Per-worker destination HTTP server. */
+export class InboundHttp {
+  private readonly h1: Server;
+  private readonly scopes = new WeakMap<Duplex, InboundHttpScope>();
+  private readonly clients: UpstreamClients;
+  private readonly limiter = new RateLimiter();
+  /** JWKS caches per workload the keys are fetched for (the fetch rides that workload's identity). */
+  private readonly jwks = new Map<string, JwksCache>();
+
+  constructor(private readonly ctx: ProxyContext) {
+    this.clients = new UpstreamClients(ctx);
+    this.h1 = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 3_600_000 }, (req, res) => this.onH1(req, res));
+    this.h1.on("clientError", (_err: Error, socket: Duplex) => socket.destroy());
+  }
+
+  /** Answers the CONNECT, tracks the connection and serves its requests. */
+  accept(stream: ServerHttp2Stream, scope: InboundHttpScope, info: ConnectionInfo, labels: TrafficLabels): void {
+    stream.respond({ ":status": 200 });
+    // Bytes are counted per request (istio_request_bytes); the tunnel's own byte counters stay 0.
+    const tracked = this.ctx.connections.open(
+      { ...info, mode: "http" },
+      labels,
+      () => ({ received: 0, sent: 0 }),
+      (reason) => {
+        this.ctx.log.info({ reason, dst: info.dstWorkload }, "closing connection");
+        stream.close(h2.NGHTTP2_CANCEL);
+      },
+    );
+    stream.once("close", () => tracked.close());
+    void this.serve(stream, scope).catch((e: Error) => this.crashed(e, () => stream.close(h2.NGHTTP2_INTERNAL_ERROR)));
+  }
+
+  /**
+   * Serves the HTTP requests of an accepted tunnel (the CONNECT already answered 200). Bytes
+   * that are not HTTP cannot be checked request by request: the tunnel is reset (fail closed).
+   */
+  async serve(stream: Duplex, scope: InboundHttpScope): Promise<void> {
+    const protocol = await sniff(stream as unknown as Socket, FIRST_BYTES_WAIT_MS);
+    if (protocol !== "http1" && protocol !== "http2") {
+      if (protocol === "tcp")
+        this.ctx.log.warn(
+          { dst: workloadRef(scope.destination), src: scope.sourceIdentity },
+          "non-HTTP bytes on an HTTP port whose policy needs HTTP attributes; closing (fail closed)",
+        );
+      stream.destroy();
+      return;
+    }
+    const sock = socketLike(stream);
+    if (protocol === "http1") {
+      this.scopes.set(sock, scope);
+      this.h1.emit("connection", sock);
+      sock.resume();
+      return;
+    }
+    const server = createH2Server({ settings: { enablePush: false } });
+    server.on("stream", (s: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      void this.handle(scope, h2Downstream(s, headers)).catch((e: Error) => this.crashed(e, () => s.close()));
+    });
+    server.on("session", (session) => session.on("error", () => undefined));
+    server.emit("connection", withSniffedBytes(sock));
+  }
+
+  private jwksFor(w: Workload): JwksCache {
+    let c = this.jwks.get(w.uid);
+    if (!c) {
+      c = new JwksCache((uri) => fetchJwks(this.ctx, w, uri));
+      this.jwks.set(w.uid, c);
+    }
+    return c;
+  }
+
+  private onH1(req: IncomingMessage, res: ServerResponse): void {
+    const scope = this.scopes.get(req.socket);
+    if (!scope) {
+      res.writeHead(500).end();
+      return;
+    }
+    void this.handle(scope, h1Downstream(req, res)).catch((e: Error) => this.crashed(e, () => res.destroy()));
+  }
+
+  private crashed(e: Error, cleanup: () => void): void {
+    this.ctx.log.error({ err: e.message, stack: e.stack }, "inbound HTTP request handling failed; dropping that request");
+    try {
+      cleanup();
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Authorizes one request, then answers it locally or forwards it to the pod. */
+  private async handle(scope: InboundHttpScope, down: Downstream): Promise<void> {
+    const started = Date.now();
+    const view = this.ctx.view();
+    const request: RequestFacts = { method: down.method, path: down.path, host: down.authority, headers: down.headers };
+    const ev: Served = { status: 0, flags: "-", bytesSent: 0, bytesReceived: 0 };
+    const d = scope.destination;
+    const span = this.ctx.tracer?.start("server", down.headers, {
+      method: down.method,
+      path: down.path,
+      authority: down.authority,
+      canonicalService: d.canonicalName,
+      canonicalRevision: d.canonicalRevision,
+      namespace: d.namespace,
+    });
+    if (span) ev.span = span;
+    const limited = this.limiter.admit(view.rateLimitsFor(scope.destination), scope.destination.uid, scope.sourceIdentity);
+    if (limited) {
+      down.body.resume();
+      ev.status = 429;
+      ev.flags = "RL";
+      ev.reason = `rate limited by ${limited}`;
+      ev.bytesSent = down.reply(429, "local_rate_limited", { "x-weft-rate-limited": "true" });
+      this.finish(scope, down, ev, started);
+      return;
+    }
+    const rules = view.jwtRulesFor(scope.destination);
+    if (rules.length > 0) {
+      const jwks = this.jwksFor(scope.destination);
+      const a = await authenticate(rules, down.headers, down.path, jwks.keys);
+      if (a.kind === "invalid") {
+        down.body.resume();
+        ev.status = 401;
+        ev.reason = a.reason;
+        ev.bytesSent = down.reply(401, a.reason, { "www-authenticate": 'Bearer realm="weft"' });
+        this.finish(scope, down, ev, started);
+        return;
+      }
+      if (a.kind === "valid") {
+        request.auth = a.auth;
+        request.headers = a.headers;
+      }
+    }
+    {
+      // Always decided afresh: policy may have changed since the tunnel was accepted.
+      const d = authorize(view.authorizationPoliciesFor(scope.destination), {
+        sourceIdentity: scope.sourceIdentity,
+        sourceIp: scope.sourceIp,
+        destinationIp: scope.target.ip,
+        destinationPort: scope.target.port,
+        request,
+      });
+      for (const o of d.dryRun ?? []) {
+        this.ctx.metrics.dryRun(o.policy, o.result);
+        this.ctx.log.info(
+          { policy: o.policy, result: o.result, method: down.method, path: down.path },
+          "dry-run policy outcome (not enforced)",
+        );
+      }
+      if (d.audit)
+        this.ctx.log.info({ audit: d.audit, method: down.method, path: down.path, src: scope.sourceIdentity }, "AUDIT policy matched");
+      if (!d.allowed) {
+        down.body.resume();
+        ev.status = 403;
+        ev.flags = "DENY";
+        ev.reason = d.reason;
+        ev.bytesSent = down.reply(403, RBAC_DENIED);
+        this.finish(scope, down, ev, started);
+        return;
+      }
+    }
+    await this.forward(scope, down, request.headers, ev);
+    this.finish(scope, down, ev, started);
+  }
+
+  /** Sends the request to the pod and streams its response back. */
+  private async forward(scope: InboundHttpScope, down: Downstream, headers: Record<string, string | string[]>, ev: Served): Promise<void> {
+    const target = { endpoint: { workloadUid: scope.destination.uid, address: scope.target.ip, ready: true }, target: scope.target };
+    const ex = this.clients.send(
+      scope.destination,
+      "inbound",
+      { ...target, mode: "passthrough" },
+      down.protocol,
+      { method: down.method, path: down.path, authority: down.authority, headers },
+      {},
+    );
+    down.body.on("data", (c: Buffer) => {
+      ev.bytesReceived += c.length;
+    });
+    down.body.pipe(ex.body);
+    down.onGone(() => ex.abort());
+    const r = await ex.response;
+    if (!r.ok) {
+      ev.status = 503;
+      ev.flags = r.failure.kind === "connect-failure" ? "UF" : "UC";
+      ev.reason = r.failure.error.message;
+      ev.bytesSent = down.reply(503, `upstream connect error: ${r.failure.error.message}\n`);
+      return;
+    }
+    const res = r.response;
+    ev.status = res.status;
+    const writer = down.start(res.status, endToEnd(res.headers) as OutgoingHttpHeaders);
+    await new Promise<void>((resolve) => {
+      res.body.on("data", (c: Buffer) => {
+        ev.bytesSent += c.length;
+        if (!writer.write(c)) {
+          res.body.pause();
+          writer.onDrain(() => res.body.resume());
+        }
+      });
+      res.body.once("end", () => {
+        writer.end(res.trailers());
+        resolve();
+      });
+      res.body.once("close", () => {
+        if (!res.body.readableEnded) {
+          ev.flags = "UC";
+          down.abort();
+          resolve();
+        }
+      });
+      down.onGone(() => {
+        ev.flags = "DC";
+        resolve();
+      });
+    });
+  }
+
+  private finish(scope: InboundHttpScope, down: Downstream, ev: Served, started: number): void {
+    const view = this.ctx.view();
+    const service = view.servicesOf(scope.destination)[0];
+    const durationMs = Date.now() - started;
+    ev.span?.end(ev.status, ev.flags);
+    const grpc = down.grpc;
+    const labels = trafficLabels({
+      reporter: "destination",
+      ...(scope.source ? { source: scope.source } : {}),
+      sourcePrincipal: scope.sourceIdentity,
+      destination: scope.destination,
+      ...(service ? { service } : {}),
+      mtls: true,
+      responseFlags: ev.flags,
+      protocol: grpc ? "grpc" : "http",
+    });
+    this.ctx.metrics.requests.record(labels, ev.status, "", durationMs, ev.bytesReceived, ev.bytesSent);
+    const fields = {
+      reporter: "destination",
+      method: down.method,
+      path: down.path,
+      authority: down.authority,
+      status: ev.status,
+      response_flags: ev.flags,
+      duration_ms: durationMs,
+      x_request_id: down.headers["x-request-id"],
+      "src.identity": scope.sourceIdentity,
+      "dst.workload": workloadRef(scope.destination),
+      bytes_sent: ev.bytesSent,
+      bytes_recv: ev.bytesReceived,
+      ...(ev.reason ? { reason: ev.reason } : {}),
+    };
+    if (ev.status >= 500 || ev.flags !== "-") this.ctx.log.warn(fields, "inbound request complete");
+    else this.ctx.log.info(fields, "inbound request complete");
+  }
+
+  /** Closes pooled pod connections and idle downstream connections. */
+  close(): void {
+    this.h1.closeAllConnections();
+    this.clients.close();
+  }
+}
+
+interface Served {
+  status: number;
+  flags: ResponseFlag;
+  bytesSent: number;
+  bytesReceived: number;
+  reason?: string;
+  span?: RequestSpan;
+}
