@@ -129,13 +129,22 @@ export class KubeSource {
     this.discoveryTimer.unref();
   }
 
-  /** The served version of a group weft understands (preferred order), or null when not installed. */
-  private async servedVersion(group: string, versions: readonly string[]): Promise<string | null> {
+  /**
+   * The served version of a group weft understands (preferred order) that also serves the kind,
+   * or null when not installed. A group can be served with some of its CRDs missing (a partial
+   * Istio install): such a kind counts as not installed, never as an informer that cannot sync.
+   */
+  private async servedVersion(group: string, versions: readonly string[], plural: string): Promise<string | null> {
     if (group === "") return "v1";
     try {
       const d = await this.opts.client.request<GroupDiscovery>("GET", `/apis/${group}`);
       const served = new Set((d.versions ?? []).map((v) => v.version));
-      return versions.find((v) => served.has(v)) ?? null;
+      for (const v of versions) {
+        if (!served.has(v)) continue;
+        const list = await this.opts.client.request<{ resources?: { name: string }[] }>("GET", `/apis/${group}/${v}`);
+        if ((list.resources ?? []).some((r) => r.name === plural)) return v;
+      }
+      return null;
     } catch (e) {
       if (e instanceof KubeApiError && e.statusCode === 404) return null;
       throw e;
@@ -148,7 +157,7 @@ export class KubeSource {
       const info = KIND_INFO[kind];
       let version: string | null;
       try {
-        version = await this.servedVersion(info.group, info.versions);
+        version = await this.servedVersion(info.group, info.versions, info.plural);
       } catch (e) {
         // A refused credential is a configuration error: starting fails with the server's answer.
         if (e instanceof KubeApiError && e.statusCode === 401) throw e;

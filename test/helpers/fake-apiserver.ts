@@ -328,6 +328,13 @@ export class FakeApiServer {
       if (p[0] === "apis" && p[1] === "coordination.k8s.io" && p[2] === "v1" && p[3] === "namespaces" && p[5] === "leases")
         return this.namedObject(this.leases, "leases", req, res, p[4] as string, p[6]);
       // /api/v1/[namespaces/<ns>/]<plural>[/<name>]  or  /apis/<g>/<v>/[namespaces/<ns>/]<plural>[/<name>]
+      if (p[0] === "apis" && p.length === 3 && this.groups.get(p[1] as string)?.includes(p[2] as string)) {
+        // APIResourceList: the kinds this group version serves (a CRD not installed is absent).
+        const resources = [...this.collections.values()]
+          .filter((c) => c.group === p[1])
+          .map((c) => ({ name: c.plural, kind: c.kind, namespaced: c.namespaced, verbs: ["get", "list", "watch"] }));
+        return this.json(res, 200, { kind: "APIResourceList", apiVersion: "v1", groupVersion: `${p[1]}/${p[2]}`, resources });
+      }
       let group = "";
       let version = "v1";
       let rest: string[];
