@@ -141,7 +141,7 @@ export function portChecks(
         category: "ports",
         name,
         status: "pass",
-        detail: `held by the weft agent (pid ${who.map(({ o }) => o?.pid).join(",")}) on ${held.map(at).join(", ")} (${role})`,
+        detail: `held by the weft agent (pid ${[...new Set(who.map(({ o }) => o?.pid))].join(",")}) on ${held.map(at).join(", ")} (${role})`,
       };
     if (foreign.every(({ o }) => !o))
       return {

@@ -227,7 +227,7 @@ describePrivileged("weft node CLI against a running mesh", () => {
       expect(r.stdout).toMatch(/^ {2}PASS {2}kernel +Linux /m);
       expect(r.stdout).toMatch(/^ {2}INFO {2}clang +not needed on nodes/m);
       expect(r.stdout).toMatch(/^ {2}PASS {2}port 15001 +held by the weft agent \(pid \d+\) on 10\.244\.1\.1:15001 \(outbound capture\)$/m);
-      expect(r.stdout).toMatch(/^ {2}PASS {2}port 15006 +free \(inbound plaintext; in the agent's network namespace\)$/m);
+      expect(r.stdout).toMatch(/^ {2}PASS {2}port 15006 +held by the weft agent \(pid \d+\) on [\d.]+:15006 \(inbound plaintext\)$/m);
       expect(r.stdout).toMatch(/^ {2}PASS {2}ready /m);
       expect(r.stdout).toMatch(/^ {2}PASS {2}controller +the agent is connected to 10\.250\.0\.1:15012/m);
       expect(r.stdout).toMatch(/^ {2}PASS {2}clock +3 certificate\(s\) valid/m);
@@ -248,7 +248,8 @@ describePrivileged("weft node CLI against a running mesh", () => {
       expect(c?.inbound).toMatchObject({ evaluatedBy: node(2), allowed: true, reason: "no ALLOW policy applies" });
       const { r, closes } = await drive("app/client", vip(C, "app", "server"), 80, [1, 2]);
       expect(r.ok).toBe(true);
-      expect(r.reply?.split("\n")[0]).toBe("10.244.2.1"); // delivered by node2's proxy
+      // Delivered by node2's proxy from the client pod's own address (source preserved).
+      expect(r.reply?.split("\n")[0]).toBe(podIp(C, "app", "client"));
       expect(closes.get(1)?.[0]?.connection).toMatchObject({ mode: "hbone", service: "app/server", dstWorkload: "app/server" });
       const inbound = closes.get(2)?.[0];
       expect(inbound?.connection.policy).toBe(c?.inbound?.reason);
@@ -316,7 +317,7 @@ describePrivileged("weft node CLI against a running mesh", () => {
           100,
         );
         expect(strict.summary).toMatch(
-          /^the STRICT guard on app\/local's interface drops plaintext SYNs \(PeerAuthentication app\/strict\)/,
+          /^plaintext captured to 15006 and refused: .*mTLS is STRICT for app\/local port 8080 \(PeerAuthentication app\/strict\)/,
         );
         const r = await probe<ProbeResult>(C, "legacy/outsider1", ["connect", podIp(C, "app", "local"), "8080", "x", "700"]);
         expect(r.ok).toBe(false);
