@@ -34,8 +34,9 @@ export interface DialOptions {
 export function dial(target: SocketAddr, timeoutMs: number, how: DialOptions = {}): Promise<Socket> {
   return new Promise((resolve, reject) => {
     let sock: Socket;
+    let fd: number | undefined;
     try {
-      const fd = how.source ? transparentClient(how.source) : how.mark !== undefined ? markedClient(how.mark) : undefined;
+      fd = how.source ? transparentClient(how.source) : how.mark !== undefined ? markedClient(how.mark) : undefined;
       // pauseOnCreate: Node must not start reading a socket that is not connected yet.
       sock = fd !== undefined ? new Socket({ fd, allowHalfOpen: true, pauseOnCreate: true } as never) : new Socket({ allowHalfOpen: true });
     } catch (e) {
@@ -58,6 +59,10 @@ export function dial(target: SocketAddr, timeoutMs: number, how: DialOptions = {
     sock.connect({ host: target.ip, port: target.port, noDelay: true }, () => {
       clearTimeout(timer);
       sock.removeAllListeners("error");
+      // Connected: undo pauseOnCreate, or a consumer that only adds a 'data' listener (Node's HTTP
+      // client on the L7 path) would never see the answer. No byte can be emitted before the
+      // caller's continuation attaches its listeners: reads arrive in a later turn of the loop.
+      if (fd !== undefined) sock.resume();
       resolve(sock);
     });
   });
