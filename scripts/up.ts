@@ -22,6 +22,11 @@ function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/** What is being done now (stderr, so a script reading stdout sees only results). */
+function progress(line: string): void {
+  process.stderr.write(`… ${line}\n`);
+}
+
 /** curl inside a pod (its netns and cgroup, so it is captured like the app's own calls). */
 function curlInPod(cluster: string, pod: string, url: string): { code: number; body: string } {
   const state = requireState(cluster);
@@ -61,12 +66,15 @@ export function registerUpCommands(program: Command): void {
             `the local mesh '${o.name}' is already up; 'weft down${o.name === "weft" ? "" : ` --name ${o.name}`}' removes it`,
           );
         const started = Date.now();
+        progress(`creating cluster '${o.name}': ${o.nodes} node network namespaces, the fabric bridge, cgroups`);
         const state = await clusterUp({ ...DEFAULT_SPEC, name: o.name, nodes: o.nodes, podsPerNode: 0 });
         say(`cluster '${o.name}': ${state.nodes.length} nodes on network namespaces (no route outside the machine)`);
         try {
+          progress("starting the controller and one agent per node (eBPF capture, certificates)");
           await startMesh(o.name, { proxyWorkers: o.proxyWorkers });
           say(`controller on ${"10.250.0.1"}:15012 and ${state.nodes.length} agents ready (capture attached, certificates held)`);
           if (o.demo) {
+            progress("deploying Bookinfo and waiting for its first page through the mesh");
             await deployBookinfo(o.name);
             const vip = requireState(o.name).services.find((s) => s.namespace === BOOKINFO_NS && s.name === "productpage")?.vip;
             const page = await waitForTraffic(o.name, `http://${vip}:${BOOKINFO_PORT}/productpage`, 30_000);
@@ -98,6 +106,8 @@ export function registerUpCommands(program: Command): void {
               ? [
                   `  weft cluster exec${n} bookinfo/traffic -- curl -s http://${vip("productpage")}:${BOOKINFO_PORT}/productpage   # through the mesh`,
                   `  weft cluster exec${n} legacy/client -- curl -s http://${vip("details")}:${BOOKINFO_PORT}/details/0            # from outside the mesh`,
+                  `  weft cluster apply${n} -n bookinfo -f test/fixtures/istio/destination-rule-all.yaml        # L7: subsets, then`,
+                  `  weft cluster apply${n} -n bookinfo -f test/fixtures/istio/virtual-service-reviews-90-10.yaml   # reviews 90/10`,
                   `  weft cluster apply${n} -f docs/examples/bookinfo-strict.yaml      # then the legacy call is refused`,
                   `  weft cluster apply${n} -f docs/examples/deny-traffic-to-ratings.yaml`,
                   `  weft cluster label${n} namespace bookinfo weft.dev/mesh-           # leave the mesh, no restart`,

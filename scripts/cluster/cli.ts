@@ -39,6 +39,9 @@ export function registerClusterCommands(program: Command): void {
     )
     .action(
       action(async (o) => {
+        process.stderr.write(
+          `creating cluster '${o.name}': ${o.nodes} nodes, ${o.podsPerNode} pods each (network namespaces, veths, cgroups)…\n`,
+        );
         const state = await clusterUp(
           {
             name: o.name,

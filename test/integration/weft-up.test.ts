@@ -14,7 +14,10 @@ describePrivileged("weft up / weft down (the README's first command)", () => {
 
   it("brings up the mesh with Bookinfo and traffic flowing, then removes every trace", async () => {
     const up = await weft(["up", "--name", C], { timeoutMs: 120_000 });
-    expect(up.stderr).toBe("");
+    // stderr carries only progress lines, one per phase, before the phase runs.
+    const progress = up.stderr.split("\n").filter(Boolean);
+    expect(progress.every((l) => l.startsWith("… ")), up.stderr).toBe(true);
+    expect(progress.map((l) => l.split(" ")[1])).toEqual(["creating", "starting", "deploying"]);
     expect(up.code).toBe(0);
     expect(up.stdout).toMatch(/2 agents ready/);
     expect(up.stdout).toMatch(/traffic flowing \(reviews v[123] answered\)/);
