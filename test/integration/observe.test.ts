@@ -106,7 +106,19 @@ describePrivileged("observability: weft graph, analyze --cluster and status --al
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), "weft-obs-"));
     await bookinfoUp(C);
+    // DestinationRules put Bookinfo's calls on the L7 path (request metrics); wait until they
+    // are in effect, so no request below is still carried at L4 and missing from the counts.
     await applyIn(C, NS, join(ISTIO, "destination-rule-all.yaml"));
+    await waitFor(
+      "Bookinfo's calls counted as requests",
+      async () => {
+        const before = edge(await graph(), "traffic", "productpage-v1")?.total ?? 0;
+        await reviewsSplit(C, 2, 1);
+        return (edge(await graph(), "traffic", "productpage-v1")?.total ?? 0) - before === 2;
+      },
+      60_000,
+      500,
+    );
   }, 180_000);
 
   afterAll(async () => {

@@ -16,7 +16,10 @@ describePrivileged("weft up / weft down (the README's first command)", () => {
     const up = await weft(["up", "--name", C], { timeoutMs: 120_000 });
     // stderr carries only progress lines, one per phase, before the phase runs.
     const progress = up.stderr.split("\n").filter(Boolean);
-    expect(progress.every((l) => l.startsWith("… ")), up.stderr).toBe(true);
+    expect(
+      progress.every((l) => l.startsWith("… ")),
+      up.stderr,
+    ).toBe(true);
     expect(progress.map((l) => l.split(" ")[1])).toEqual(["creating", "starting", "deploying"]);
     expect(up.code).toBe(0);
     expect(up.stdout).toMatch(/2 agents ready/);
