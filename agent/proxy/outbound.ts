@@ -186,9 +186,20 @@ export class OutboundListener {
 
   /** Same node: no tunnel, but the same inbound decision a remote peer would get. */
   private async sameNode(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "hbone" }): Promise<void> {
-    const decision = checkInbound(this.ctx.view(), { sourceIdentity: req.source.identity, sourceIp: src.ip, target: req.target });
+    const decision = checkInbound(this.ctx.view(), {
+      sourceIdentity: req.source.identity,
+      sourceIp: src.ip,
+      target: req.target,
+      httpCapable: true,
+    });
     if (!decision.ok) {
       this.refuse(sock, src, dst, req, decision.reason, decision.flags, decision.code, "same-node");
+      return;
+    }
+    if (decision.http) {
+      // Requests must be checked one by one (HTTP authorization, JWT, rate limits): through this
+      // node's own HBONE listener, whose HTTP server does that, as for a tunnel from another node.
+      await this.hbone(sock, src, dst, req);
       return;
     }
     let up: Socket;

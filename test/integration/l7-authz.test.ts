@@ -98,6 +98,9 @@ async function waitForStatuses(u: string, expected: Record<string, number>, head
 describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP authorization task on Bookinfo)", () => {
   beforeAll(async () => {
     await bookinfoUp(C);
+    // The clients' calls take the source's L7 path (a DestinationRule applies), so a request the
+    // destination refuses outright is answered 403 by the source proxy rather than reset at L4.
+    await applyIn(C, NS, join(ISTIO, "destination-rule-all.yaml"));
   }, 180_000);
 
   afterAll(async () => {

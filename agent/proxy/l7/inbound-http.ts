@@ -216,7 +216,7 @@ export class InboundHttp {
     const ex = this.clients.send(
       scope.destination,
       "inbound",
-      { ...target, mode: "passthrough" },
+      { ...target, mode: "local" },
       down.protocol,
       { method: down.method, path: down.path, authority: down.authority, headers },
       {},

@@ -21,7 +21,13 @@ export interface UpstreamTarget {
   workload?: Workload;
   /** The pod address and target port (the CONNECT :authority). */
   target: SocketAddr;
-  mode: "hbone" | "same-node" | "passthrough";
+  /**
+   * hbone: another node's pod, through its HBONE listener; same-node: a pod of this node, after
+   * its inbound policy; passthrough: outside the mesh; local: the destination proxy delivering to
+   * its own pod (policy already decided), with the proxy's mark so the guard and the plaintext
+   * capture let it through.
+   */
+  mode: "hbone" | "same-node" | "passthrough" | "local";
   /** Destination node's HBONE listener (hbone mode). */
   hbone?: SocketAddr;
 }
@@ -86,6 +92,7 @@ export async function openTunnel(
   connectTimeoutMs = ctx.config.connectTimeoutMs,
 ): Promise<Duplex> {
   if (t.mode === "passthrough") return dial(t.target, connectTimeoutMs, ctx.config.transparent ? { mark: PASSTHROUGH_MARK } : {});
+  if (t.mode === "local") return dial(t.target, connectTimeoutMs);
   const workload = t.workload as Workload;
   let hbone = t.hbone as SocketAddr;
   if (t.mode === "same-node") {
