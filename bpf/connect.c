@@ -86,6 +86,14 @@ static __always_inline int capture(struct bpf_sock_addr *ctx, __u32 dst, __u16 p
 		return WEFT_R_SELF;
 	if (excluded(dst, port))
 		return WEFT_R_EXCLUDED;
+	/*
+	 * The proxy attributes a captured connection by its source address, so that address must be
+	 * the pod's own: a pod with CAP_NET_ADMIN could otherwise bind (IP_TRANSPARENT/FREEBIND) to
+	 * another pod's address and be tunnelled under that pod's identity. An unbound socket is
+	 * checked again by sockops once the kernel has chosen its source.
+	 */
+	if (sk->src_ip4 && sk->src_ip4 != pod->ip4)
+		return WEFT_R_SOURCE_SPOOFED;
 
 	orig = bpf_sk_storage_get(&weft_sk_orig, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!orig)
@@ -102,6 +110,10 @@ static __always_inline int verdict(int r)
 	if (r < 0) {
 		/* Enrolled but unrecordable: refuse rather than let the pod bypass the mesh. */
 		weft_count(WEFT_R_NO_STORAGE);
+		return SOCK_DENY;
+	}
+	if (r == WEFT_R_SOURCE_SPOOFED) {
+		weft_count(r);
 		return SOCK_DENY;
 	}
 	weft_count(r);

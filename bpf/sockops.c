@@ -34,6 +34,7 @@ static __always_inline int record(struct bpf_sock_ops *skops)
 	struct bpf_sock *sk = skops->sk;
 	struct weft_tuple4 t;
 	struct weft_orig *orig;
+	struct weft_pod *pod;
 
 	if (!sk)
 		return -ENOENT;
@@ -41,6 +42,15 @@ static __always_inline int record(struct bpf_sock_ops *skops)
 	if (!orig)
 		return -ENOENT; /* not a captured socket */
 	t = tuple_of(skops);
+	/*
+	 * Bind the tuple to the cgroup connect saw: only a connection leaving from the address the
+	 * agent enrolled for that pod is recorded. Without a record the proxy finds no original
+	 * destination and refuses, so a pod that gave itself another pod's address (an extra address
+	 * or a source route) cannot borrow that pod's identity.
+	 */
+	pod = bpf_map_lookup_elem(&weft_pods, &orig->cgroup_id);
+	if (!pod || pod->ip4 != t.saddr)
+		return -EACCES;
 	if (bpf_map_update_elem(&weft_tuples, &t, orig, BPF_ANY))
 		return -ENOMEM;
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -58,6 +68,8 @@ int weft_sockops(struct bpf_sock_ops *skops)
 		r = record(skops);
 		if (r == 0)
 			weft_count(WEFT_R_TUPLE_RECORDED);
+		else if (r == -EACCES)
+			weft_count(WEFT_R_SOURCE_MISMATCH);
 		else if (r != -ENOENT)
 			weft_count(WEFT_R_TUPLE_FAILED);
 		break;

@@ -50,6 +50,8 @@ export const REASONS: readonly string[] = [
   "guard_permissive",
   "tuple_closed",
   "guard_probe",
+  "source_spoofed",
+  "source_mismatch",
 ];
 /** WEFT_R_MAX: entries of weft_stats. */
 export const REASON_MAX = 32;

@@ -66,6 +66,8 @@ enum weft_reason {
 	WEFT_R_GUARD_PERMISSIVE = 17,/* PERMISSIVE: unmarked SYN let through */
 	WEFT_R_TUPLE_CLOSED = 18,    /* sockops removed the 4-tuple of a closed connection */
 	WEFT_R_GUARD_PROBE = 19,     /* SYN from the node itself, SNATed to the probe address: let through */
+	WEFT_R_SOURCE_SPOOFED = 20,  /* an enrolled pod's socket bound to an address not its own: refused */
+	WEFT_R_SOURCE_MISMATCH = 21, /* a captured connection left from an address not its pod's: not recorded */
 	WEFT_R_MAX = 32,
 };
 

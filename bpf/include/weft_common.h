@@ -13,6 +13,7 @@
 /* errno values inner functions return negated (vmlinux.h has no errno.h). */
 #define ENOENT 2
 #define ENOMEM 12
+#define EACCES 13
 #define EINVAL 22
 
 #ifndef AF_INET

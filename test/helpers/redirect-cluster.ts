@@ -151,7 +151,7 @@ export interface AcceptedView {
   remotePort: number;
 }
 
-/** Connects from a pod or node to host:port, sends message, returns what came back. */
+/** Connects from a pod or node to host:port (bound to localAddress when given), sends message, returns what came back. */
 export function connectFrom(
   cluster: string,
   from: string,
@@ -159,8 +159,10 @@ export function connectFrom(
   port: number,
   message = "hi",
   timeoutMs = 3000,
+  localAddress?: string,
 ): Promise<ConnectResult> {
-  return runProbe<ConnectResult>(cluster, from, REDIRECT_PROBE, ["connect", host, String(port), message, String(timeoutMs)]);
+  const args = ["connect", host, String(port), message, String(timeoutMs), ...(localAddress ? [localAddress] : [])];
+  return runProbe<ConnectResult>(cluster, from, REDIRECT_PROBE, args);
 }
 
 /** The stand-in's banner from a reply, or null when the connection did not reach the stand-in. */

@@ -5,8 +5,8 @@
 //       and getpeername). Then, if the client sends "DIAL <ip> <port>\n", the listener itself
 //       dials ip:port, sends "hello", and answers one JSON line {ok, reply, code}; any other
 //       data is echoed. Prints "listening <host>:<port>" when ready.
-//   connect <host> <port> <message> [timeoutMs]
-//       one connection: sends message, half-closes, reads to the end; prints one JSON line
+//   connect <host> <port> <message> [timeoutMs] [localAddress]
+//       one connection (bound to localAddress when given): sends message, half-closes, reads to the end; prints one JSON line
 //       {ok, reply, localAddress, localPort, remoteAddress, remotePort, code, ms}, the addresses as
 //       the app sees them right after connect (getsockname/getpeername).
 //   hold <host> <port> <maxMs>
@@ -64,9 +64,9 @@ if (mode === "proxy-listen") {
   });
   server.listen(Number(port), host, () => console.log(`listening ${host}:${port}`));
 } else if (mode === "connect") {
-  const [host, port, message, timeout] = args;
+  const [host, port, message, timeout, localAddress] = args;
   const started = process.hrtime.bigint();
-  const sock = net.connect({ host, port: Number(port) });
+  const sock = net.connect({ host, port: Number(port), ...(localAddress ? { localAddress } : {}) });
   let reply = "";
   let seen = {};
   const done = (r) => {

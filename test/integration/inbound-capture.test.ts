@@ -13,6 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { inspect } from "../../agent/redirect/inspect.js";
+import { PASSTHROUGH_MARK, PROXY_MARK } from "../../controller/api/constants.js";
 import { run } from "../../native/exec.js";
 import { netnsPath } from "../../native/netns.js";
 import { requireState } from "../../scripts/cluster/cluster.js";
@@ -23,10 +25,12 @@ import { Topology } from "../../scripts/cluster/topology.js";
 import { forceDown, PROBE, runProbe } from "../helpers/cluster.js";
 import { counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy } from "../helpers/mesh.js";
 import { describePrivileged } from "../helpers/privileged.js";
+import { pinDirOf } from "../helpers/redirect-cluster.js";
 import { waitFor } from "../helpers/wait.js";
 import { testClusterName, weftOk } from "../helpers/weft.js";
 
 const C = testClusterName("ic");
+const MARKED_DIAL = join(import.meta.dirname, "..", "helpers", "marked-dial.mjs");
 const HBONE_CLIENT = join(import.meta.dirname, "..", "helpers", "hbone-client.mjs");
 const ID = (sa: string) => `spiffe://cluster.local/ns/app/sa/${sa}`;
 
@@ -299,6 +303,50 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
       rmSync(path, { force: true });
     }
     await waitFor("the address trusted again", () => reaches("app/client", server.ip, 8080), 10_000, 100);
+  });
+
+  it("a passthrough dial never passes STRICT: the guard drops the passthrough mark and admits only the proxy's", async () => {
+    const local = pod("app", "local");
+    const node = new Topology(requireState(C).spec).nodeName(1);
+    // The proxy passes a call through when its view does not hold the destination as a mesh
+    // pod (a view that lags an enrolment, say): on one node only the TCX guard stands between
+    // that plain dial and a STRICT pod. Dialled from the node's netns, outside the agent's cgroup
+    // (whose sockets the sock_create hook marks), exactly as dial.ts marks a passthrough socket.
+    const markedDial = (mark: number) =>
+      new Promise<{ ok: boolean; reply?: string; code?: string }>((resolve, reject) => {
+        const c = spawn("nsenter", [
+          `--net=${netnsPath(node)}`,
+          "--",
+          process.execPath,
+          MARKED_DIAL,
+          local.ip,
+          "8080",
+          String(mark),
+          "1500",
+        ]);
+        let out = "";
+        c.stdout.on("data", (d) => {
+          out += d;
+        });
+        c.on("error", reject);
+        c.on("exit", () => resolve(JSON.parse(out.trim().split("\n").pop() ?? "{}")));
+      });
+    const drops = () => inspect(pinDirOf(C, 1)).stats.guard_drop ?? 0;
+    await withYaml(
+      "strict-passthrough",
+      NS_STRICT,
+      async () => {
+        await waitFor("plaintext refused", async () => !(await reaches("legacy/outsider", local.ip, 8080)), 10_000, 100);
+        const before = drops();
+        const passthrough = await markedDial(PASSTHROUGH_MARK);
+        expect(passthrough).toMatchObject({ ok: false, code: "ETIMEDOUT" });
+        expect(drops()).toBeGreaterThan(before);
+        // Positive control: the same dial with the proxy's mark is admitted, so the drop was the mark's doing.
+        const proxied = await markedDial(PROXY_MARK);
+        expect(proxied.ok, JSON.stringify(proxied)).toBe(true);
+      },
+      () => reaches("legacy/outsider", local.ip, 8080),
+    );
   });
 
   it("under STRICT the node's own (kubelet) plaintext reaches the pod from 169.254.7.127; a non-mesh pod's does not", async () => {

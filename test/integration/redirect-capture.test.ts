@@ -122,6 +122,38 @@ describePrivileged("redirect: eBPF capture on a 2-node cluster", () => {
     expect(s.stats.peername).toBeGreaterThanOrEqual(2);
   });
 
+  it("binds a captured connection to its pod's cgroup: a pod using another pod's address is refused at connect or never recorded", async () => {
+    const pod = (args: string[]) => weftOk(["cluster", "exec", "--name", name, "n1-p1", "--", ...args]);
+    const victim = ip("n1-p2");
+    const before = inspect(pinDir).stats;
+    // CAP_NET_ADMIN in the pod: it gives itself the victim's address, as an attacker would.
+    await pod(["ip", "addr", "add", `${victim}/32`, "dev", "eth0"]);
+    try {
+      // Bound explicitly to the victim's address: connect4 refuses (EPERM), nothing reaches the proxy.
+      const bound = await connectFrom(name, "n1-p1", ip("n2-p1"), 7000, "spoof", 3000, victim);
+      expect(bound, JSON.stringify({ bound, stats: inspect(pinDir).stats })).toMatchObject({ ok: false, code: "EPERM" });
+      // Bound to its own address it is captured as usual (the check is not a blanket refusal of bind).
+      const own = await connectFrom(name, "n1-p1", ip("n2-p1"), 7000, "own", 3000, ip("n1-p1"));
+      expect(acceptedView(own), JSON.stringify(own)).toMatchObject({ local: ip("n2-p1"), remote: ip("n1-p1") });
+
+      // Unbound, but routed to leave from the victim's address: the kernel picks the source after
+      // connect4, so sockops refuses to record the tuple and the proxy learns no destination.
+      await pod(["ip", "route", "replace", "10.244.1.1/32", "dev", "eth0", "src", victim]);
+      const recordedBefore = inspect(pinDir).stats.tuple_recorded ?? 0;
+      const routed = await connectFrom(name, "n1-p1", ip("n2-p1"), 7000, "spoof", 2000);
+      expect(acceptedView(routed), JSON.stringify(routed)).toBeNull();
+      const after = inspect(pinDir).stats;
+      expect(after.source_spoofed).toBe((before.source_spoofed ?? 0) + 1);
+      expect(after.source_mismatch).toBeGreaterThanOrEqual((before.source_mismatch ?? 0) + 1);
+      expect(after.tuple_recorded).toBe(recordedBefore);
+    } finally {
+      await pod(["ip", "route", "del", "10.244.1.1/32"]).catch(() => undefined);
+      await pod(["ip", "addr", "del", `${victim}/32`, "dev", "eth0"]);
+    }
+    const clean = await connectFrom(name, "n1-p1", ip("n2-p1"), 7000, "clean");
+    expect(acceptedView(clean)).toMatchObject({ local: ip("n2-p1"), remote: ip("n1-p1") });
+  });
+
   it("does not capture a non-enrolled pod, the proxy's own connections, loopback or excluded destinations", async () => {
     const plain = await connectFrom(name, "n1-p2", ip("n2-p1"), 7000, "direct");
     expect(plain).toMatchObject({ ok: true, reply: "direct", remoteAddress: ip("n2-p1"), localAddress: ip("n1-p2") });
