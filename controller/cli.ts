@@ -1,7 +1,7 @@
 /**
  * `weft controller`: runs the controller; its subcommands mint node tokens, rotate the root CA and
- * show a running controller's status. Subcommands share the parent's --state-dir/--admin-socket
- * (commander hands the parent's options to subcommands through optsWithGlobals).
+ * show a running controller's status. Their --state-dir/--admin-socket may come before or after the
+ * subcommand's name (`weft controller status --state-dir DIR`, as the docs write it).
  */
 import { X509Certificate } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -41,6 +41,15 @@ async function rootsIn(stateDir: string): Promise<{ file: string; subject: strin
   const t = join(dir, CA_FILES.trustedDir);
   if (existsSync(t)) for (const f of readdirSync(t).filter((n) => n.endsWith(".pem"))) add(join(t, f), "old (trusted until 'finish')");
   return out;
+}
+
+/**
+ * A subcommand's options over its parent's: commander's optsWithGlobals lets the parent's defaults
+ * win, and `weft controller status --state-dir DIR` must mean DIR.
+ */
+function subcommandOptions(cmd: Command): Record<string, unknown> {
+  const own = Object.fromEntries(Object.entries(cmd.opts()).filter(([, v]) => v !== undefined));
+  return { ...cmd.optsWithGlobals(), ...own };
 }
 
 /** Registers `weft controller` and its subcommands. */
@@ -86,9 +95,10 @@ export function registerControllerCommands(program: Command): void {
     .command("token")
     .description("mint a node's bootstrap token (or show the existing one's path); uses the controller's --state-dir")
     .requiredOption("--node <name>", "node name")
+    .option("--state-dir <dir>", `the controller's state directory (default ${DEFAULT_STATE_DIR})`)
     .action(
       action(async (_o, cmd: Command) => {
-        const o = cmd.optsWithGlobals();
+        const o = subcommandOptions(cmd) as Record<string, string>;
         const { BootstrapTokens } = await import("./ca/node-auth.js");
         const tokens = new BootstrapTokens(join(o.stateDir, "tokens"));
         process.stdout.write(`${tokens.ensure(o.node)}\n`);
@@ -98,10 +108,11 @@ export function registerControllerCommands(program: Command): void {
   const ca = controller.command("ca").description("the controller's root CA in --state-dir");
   ca.command("status")
     .description("roots: the signing one, a prepared next one, old ones still trusted")
+    .option("--state-dir <dir>", `the controller's state directory (default ${DEFAULT_STATE_DIR})`)
     .option("-o, --output <format>", "table, json or yaml", "table")
     .action(
       action(async (_o, cmd: Command) => {
-        const o = cmd.optsWithGlobals();
+        const o = subcommandOptions(cmd) as Record<string, string>;
         const roots = await rootsIn(o.stateDir);
         if (roots.length === 0) throw new CliError(`${join(o.stateDir, "ca")} has no CA yet; the controller creates it on first start`);
         emit(parseFormat(o.output), roots, () =>
@@ -115,9 +126,11 @@ export function registerControllerCommands(program: Command): void {
   ca.command("rotate")
     .description("one step of a root rotation: prepare (trust a new root), activate (sign with it), finish (drop old roots)")
     .requiredOption("--phase <phase>", "prepare, activate or finish")
+    .option("--state-dir <dir>", `the controller's state directory (default ${DEFAULT_STATE_DIR})`)
+    .option("--trust-domain <domain>", "SPIFFE trust domain of a new root (default cluster.local)")
     .action(
       action(async (_o, cmd: Command) => {
-        const o = cmd.optsWithGlobals();
+        const o = subcommandOptions(cmd) as Record<string, string>;
         if (!["prepare", "activate", "finish"].includes(o.phase))
           throw new CliError(`--phase '${o.phase}': use prepare, activate or finish`);
         const { rotateRoot } = await import("./ca/root-store.js");
@@ -128,9 +141,11 @@ export function registerControllerCommands(program: Command): void {
   controller
     .command("status")
     .description("a running controller's sources, agents (ACKed versions, NACKs) and CA")
+    .option("--state-dir <dir>", `the controller's state directory (default ${DEFAULT_STATE_DIR})`)
+    .option("--admin-socket <path>", "status socket (default <state-dir>/controller.sock)")
     .action(
       action(async (_o, cmd: Command) => {
-        const o = cmd.optsWithGlobals();
+        const o = subcommandOptions(cmd) as Record<string, string>;
         const socket = o.adminSocket ?? join(o.stateDir, "controller.sock");
         const { adminGet } = await import("../common/admin-server.js");
         const r = await adminGet(socket, "/status", 5000, "controller").catch((e: Error) => {
