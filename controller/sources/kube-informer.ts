@@ -15,6 +15,11 @@ import type { KubeClient } from "./kube-client.js";
 export interface InformerHandlers {
   upsert(obj: KubeObject): void;
   remove(obj: KubeObject): void;
+  /**
+   * The collection answered 404 (its CRD was deleted?): the owner decides, by discovery, whether
+   * the kind is gone; the informer does not retry on its own.
+   */
+  notServed?(): void;
 }
 
 /** Options of one informer. */
@@ -145,6 +150,14 @@ export class Informer {
     this.attempt = Math.min(this.attempt + 1, 10);
     const message = err instanceof Error ? err.message : String(err);
     const statusCode = (err as { statusCode?: unknown }).statusCode;
+    if (statusCode === 404 && this.handlers.notServed) {
+      this.opts.log.warn(
+        { path: this.opts.path, kind: this.opts.kind },
+        `${this.opts.kind} is no longer served (404); checking whether its CRD was removed`,
+      );
+      this.handlers.notServed();
+      return;
+    }
     if (statusCode === 403) {
       const first = this.refusal === undefined;
       this.refusal = { statusCode, message };

@@ -188,7 +188,7 @@ export class KubeSource {
           ...(selector ? { labelSelector: selector } : {}),
           ...(this.opts.watchTimeoutSeconds ? { watchTimeoutSeconds: this.opts.watchTimeoutSeconds } : {}),
         },
-        { upsert: (o) => this.upsert(kind, o), remove: (o) => this.remove(kind, o) },
+        { upsert: (o) => this.upsert(kind, o), remove: (o) => this.remove(kind, o), notServed: () => void this.recheck(kind) },
       );
       this.informers.set(kind, informer);
       await informer.start();
@@ -198,6 +198,44 @@ export class KubeSource {
       this.opts.log.info({ kind, path }, "watching");
     }
     return synced;
+  }
+
+  /**
+   * A watched kind answered 404. If discovery agrees it is no longer served (its CRD was deleted,
+   * which deletes its objects too), it returns to "not installed": its objects leave the store and
+   * discovery looks for it again. If it is still served, it is watched afresh; if discovery fails,
+   * the objects are kept and the kind counts as unreadable until it can be told.
+   */
+  private async recheck(kind: SourceKind): Promise<void> {
+    const informer = this.informers.get(kind);
+    this.informers.delete(kind);
+    await informer?.stop();
+    if (this.stopped) return;
+    const info = KIND_INFO[kind];
+    let version: string | null;
+    try {
+      version = await this.servedVersion(info.group, info.versions, info.plural);
+    } catch (e) {
+      this.undiscovered.set(kind, errorMessage(e));
+      this.scheduleDiscovery();
+      return;
+    }
+    if (version) {
+      await this.startAvailable([kind]).catch((e) => {
+        this.undiscovered.set(kind, errorMessage(e));
+        this.scheduleDiscovery();
+      });
+      return;
+    }
+    const gone = this.opts.store.list(kind);
+    for (const o of gone) this.opts.store.remove(kind, o.metadata.namespace, o.metadata.name);
+    for (const m of this.parked.values()) for (const [k, p] of m) if (p.kind === kind) m.delete(k);
+    this.missing.add(kind);
+    this.opts.log.warn(
+      { kind, group: info.group, dropped: gone.length },
+      `${kind} is no longer served (CRD removed?): not installed, its objects are gone; watching for it to return`,
+    );
+    this.scheduleDiscovery();
   }
 
   private inScope(kind: SourceKind, obj: KubeObject): boolean {

@@ -203,6 +203,24 @@ export class FakeApiServer {
     return stored;
   }
 
+  /**
+   * Deletes a CRD as the API server does: its objects are deleted (DELETED on watches, unless
+   * `quietly`, as a client that was away would miss them), its watches end, and the collection (and
+   * a group left with none) is no longer served.
+   */
+  uninstall(group: string, plural: string, quietly = false): void {
+    const c = this.coll(group, plural);
+    if (!quietly) for (const o of [...c.objects.values()]) this.delete(group, plural, o.metadata.namespace, o.metadata.name);
+    for (const w of [...this.watches]) {
+      if (w.coll !== c) continue;
+      if (w.timer) clearTimeout(w.timer);
+      w.res.end();
+      this.watches.delete(w);
+    }
+    this.collections.delete(`${group}/${plural}`);
+    if (![...this.collections.values()].some((x) => x.group === group)) this.groups.delete(group);
+  }
+
   /** Deletes an object; returns false when absent. */
   delete(group: string, plural: string, namespace: string | undefined, name: string): boolean {
     const c = this.coll(group, plural);

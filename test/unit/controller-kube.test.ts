@@ -194,6 +194,26 @@ describe("Kubernetes source", () => {
     expect(src.status().find((s) => s.kind === "AuthorizationPolicy")?.path).toBe("/apis/security.istio.io/v1/authorizationpolicies");
   });
 
+  it("a CRD deleted while watched returns to not installed (objects gone, no error loop), and is watched again when reinstalled", async () => {
+    api.registerGroup("security.istio.io", ["v1"], [["AuthorizationPolicy", "authorizationpolicies"]]);
+    api.apply("security.istio.io", "authorizationpolicies", { metadata: { name: "allow-web", namespace: "shop" }, spec: {} });
+    const { store, src, cap } = await startSource({ discoveryRetryMs: 100 });
+    expect(store.get("AuthorizationPolicy", "shop", "allow-web")).toBeTruthy();
+    // Quietly: the objects' DELETED events are lost (as by a controller that was away), so the
+    // store must be emptied by the source itself once the kind is known to be gone.
+    api.uninstall("security.istio.io", "authorizationpolicies", true);
+    await waitFor("kind back to not installed", () => src.missing.has("AuthorizationPolicy"), 10_000);
+    expect(store.list("AuthorizationPolicy")).toEqual([]);
+    expect(src.unreadable().map((u) => u.kind)).not.toContain("AuthorizationPolicy");
+    expect(cap.find(/no longer served \(CRD removed\?\)/)).toHaveLength(1);
+    expect(cap.find(/watch failed/)).toHaveLength(0);
+
+    api.registerGroup("security.istio.io", ["v1"], [["AuthorizationPolicy", "authorizationpolicies"]]);
+    api.apply("security.istio.io", "authorizationpolicies", { metadata: { name: "again", namespace: "shop" }, spec: {} });
+    await waitFor("policy from the reinstalled CRD", () => store.get("AuthorizationPolicy", "shop", "again"), 10_000);
+    expect(src.missing.has("AuthorizationPolicy")).toBe(false);
+  });
+
   it("fails to start with the API server's answer when it refuses the credential", async () => {
     const bad = new KubeClient(await loadKubeConfig({ kubeconfig: api.writeKubeconfig(join(dir, "bad"), "wrong-token") }));
     const cap = captureLogger("kube");
