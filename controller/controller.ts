@@ -25,9 +25,10 @@ import { FileSource } from "./sources/file.js";
 import { KubeSource } from "./sources/kube.js";
 import { KubeClient, loadKubeConfig, waitForApiServer } from "./sources/kube-client.js";
 import { KubeEventSink } from "./sources/kube-events.js";
+import { CrdStatusWriter, STATUS_KINDS } from "./sources/kube-status.js";
 import { ObjectStore } from "./sources/object-store.js";
 import { TranslationMemo, translate } from "./translate/index.js";
-import type { MeshModel } from "./translate/types.js";
+import type { Diagnostic, MeshModel } from "./translate/types.js";
 import { Debouncer } from "./xds/debounce.js";
 import { XdsService } from "./xds/service.js";
 
@@ -51,6 +52,7 @@ export class Controller {
   private kubeSource: KubeSource | undefined;
   private kube: KubeClient | undefined;
   private events: KubeEventSink | undefined;
+  private statuses: CrdStatusWriter | undefined;
   private elector: LeaseElector | undefined;
   /** Aborted by stop(): ends a wait for an unreachable API server. */
   private readonly stopping = new AbortController();
@@ -112,6 +114,12 @@ export class Controller {
       this.elector = new LeaseElector(this.kube, c.namespace, LEADER_LEASE, this.log, c.leaderLease ?? DEFAULT_LEASE_TIMING);
       const elector = this.elector;
       this.events.gate = () => elector.isLeader;
+      this.statuses = new CrdStatusWriter(this.kube, this.log);
+      this.statuses.gate = () => elector.isLeader;
+      // A replica that takes over writes the conditions its predecessor had not written yet.
+      elector.onChange((leader) => {
+        if (leader && this.model) this.writeStatuses(this.model.diagnostics);
+      });
       await elector.start();
       this.auth = new TokenReviewAuthenticator({
         client: this.kube,
@@ -270,6 +278,11 @@ export class Controller {
     this.tokenNodes = now;
   }
 
+  /** Kubernetes mode: the Accepted condition on weft's own CRD objects. */
+  private writeStatuses(diagnostics: readonly Diagnostic[]): void {
+    this.statuses?.update(new Map(STATUS_KINDS.map((k) => [k, this.store.list(k)])), diagnostics);
+  }
+
   private recomputeOrThrow(): void {
     const start = performance.now();
     let model = translate(this.store.snapshot(), this.config.translate, this.memo);
@@ -283,6 +296,7 @@ export class Controller {
     this.translations++;
     this.model = model;
     this.reporter.update(model.diagnostics);
+    this.writeStatuses(model.diagnostics);
     if (this.tokens) this.syncTokens(model.nodes);
     const set = this.xds.update(model, this.ca.trustBundle());
     this.log.debug(

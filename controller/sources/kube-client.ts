@@ -78,12 +78,12 @@ export class KubeClient {
   }
 
   /** Sends a request; resolves with the parsed body of a 2xx answer, else rejects with KubeApiError. */
-  async request<T>(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, timeoutMs = 30_000, contentType = "application/json"): Promise<T> {
     const url = new URL(this.server.replace(/\/$/, "") + path);
     const opts: https.RequestOptions = { method, headers: { accept: "application/json" }, timeout: timeoutMs };
     await this.config.applyToHTTPSOptions(opts);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    if (payload) (opts.headers as Record<string, string>)["content-type"] = "application/json";
+    if (payload) (opts.headers as Record<string, string>)["content-type"] = contentType;
     const mod = url.protocol === "http:" ? http : https;
     if (url.protocol === "http:") delete opts.agent;
     return new Promise<T>((resolve, reject) => {

@@ -221,6 +221,11 @@ export class FakeApiServer {
     if (![...this.collections.values()].some((x) => x.group === group)) this.groups.delete(group);
   }
 
+  /** The objects of a collection as stored now. */
+  objects(group: string, plural: string): Obj[] {
+    return [...this.coll(group, plural).objects.values()];
+  }
+
   /** Deletes an object; returns false when absent. */
   delete(group: string, plural: string, namespace: string | undefined, name: string): boolean {
     const c = this.coll(group, plural);
@@ -295,6 +300,41 @@ export class FakeApiServer {
     // Objects are served at the version the watch asked for, as the API server converts them.
     const out = { ...obj, apiVersion: c.group ? `${c.group}/${w.version}` : "v1", kind: c.kind };
     w.res.write(`${JSON.stringify({ type, object: out })}\n`);
+  }
+
+  /** Status patches received, in order ("ns/name" and the patch), for assertions. */
+  readonly statusPatches: { key: string; contentType: string; patch: Obj }[] = [];
+
+  /** The status subresource: a JSON merge patch of .status (a CRD with `subresources: status`). */
+  private async patchStatus(
+    req: IncomingMessage,
+    res: ServerResponse,
+    c: Collection,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<void> {
+    const contentType = req.headers["content-type"] ?? "";
+    if (contentType !== "application/merge-patch+json")
+      return this.status(
+        res,
+        415,
+        "UnsupportedMediaType",
+        `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json`,
+      );
+    const k = `${namespace ?? ""}/${name}`;
+    const old = c.objects.get(k);
+    if (!old) return this.status(res, 404, "NotFound", `${c.plural}.${c.group} "${name}" not found`);
+    const patch = await this.body(req);
+    this.statusPatches.push({ key: k, contentType, patch });
+    const next = structuredClone(old);
+    next.status = {
+      ...((old.status as Record<string, unknown> | undefined) ?? {}),
+      ...((patch.status as Record<string, unknown> | undefined) ?? {}),
+    };
+    next.metadata.resourceVersion = String(++this.rv);
+    c.objects.set(k, next);
+    this.record(c, "MODIFIED", next, old);
+    return this.json(res, 200, next);
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {
@@ -396,6 +436,7 @@ export class FakeApiServer {
       }
       const c = this.collections.get(`${group}/${plural}`);
       if (!c) return this.status(res, 404, "NotFound", `${plural} not served`);
+      if (name && rest[2] === "status" && req.method === "PATCH") return this.patchStatus(req, res, c, namespace, name);
       if (this.forbidden.has(`${group}/${plural}`)) {
         // A watch already open keeps running: RBAC is checked when a request starts.
         const who = 'User "system:serviceaccount:weft-system:weft-controller"';

@@ -45,6 +45,15 @@ describe("controller in Kubernetes mode", () => {
         ["RequestAuthentication", "requestauthentications"],
       ],
     );
+    api.registerGroup("weft.dev", ["v1alpha1"], [["RateLimitPolicy", "ratelimitpolicies"]]);
+    api.apply("weft.dev", "ratelimitpolicies", {
+      metadata: { name: "ok", namespace: "shop" },
+      spec: { total: { requestsPerSecond: 10 } },
+    });
+    api.apply("weft.dev", "ratelimitpolicies", {
+      metadata: { name: "broken", namespace: "shop" },
+      spec: { total: { requestsPerSecond: -1 } },
+    });
     api.apply("", "namespaces", { metadata: { name: "shop", labels: { "weft.dev/mesh": "enabled" } } });
     api.apply("", "nodes", { metadata: { name: "n1" }, status: { addresses: [{ type: "InternalIP", address: "10.250.0.11" }] } });
     const agentPod = api.apply("", "pods", {
@@ -116,8 +125,39 @@ describe("controller in Kubernetes mode", () => {
     expect(cm.data["root-cert.pem"]?.trim()).toBe(caPem.trim());
   });
 
+  it("writes the Accepted condition of its own RateLimitPolicies through the status subresource, once per change", async () => {
+    const accepted = (name: string) => {
+      const o = api.objects("weft.dev", "ratelimitpolicies").find((x) => x.metadata.name === name);
+      return (o?.status as { conditions?: Record<string, unknown>[] } | undefined)?.conditions?.[0];
+    };
+    await waitFor("both conditions written", () => accepted("ok") && accepted("broken"));
+    expect(accepted("ok")).toMatchObject({ type: "Accepted", status: "True", reason: "Accepted", observedGeneration: 1 });
+    expect(accepted("broken")).toMatchObject({ type: "Accepted", status: "False", reason: "Invalid", observedGeneration: 1 });
+    expect(String(accepted("broken")?.message)).toContain("requestsPerSecond");
+    expect(api.statusPatches.every((p) => p.contentType === "application/merge-patch+json")).toBe(true);
+    // Its own write comes back as a MODIFIED event and a new translation: nothing more is written.
+    const patches = api.statusPatches.length;
+    api.apply("", "namespaces", { metadata: { name: "unrelated" } });
+    await waitFor("the change translated", () => (controller as unknown as { translations: number }).translations > 0);
+    const before = (controller as unknown as { translations: number }).translations;
+    api.apply("", "namespaces", { metadata: { name: "unrelated-2" } });
+    await waitFor("another translation", () => (controller as unknown as { translations: number }).translations > before);
+    expect(api.statusPatches.length).toBe(patches);
+    // A fix flips the condition, keeping one condition, with a new transition time.
+    const was = accepted("broken")?.lastTransitionTime;
+    api.apply("weft.dev", "ratelimitpolicies", {
+      metadata: { name: "broken", namespace: "shop" },
+      spec: { total: { requestsPerSecond: 5 } },
+    });
+    await waitFor("fixed policy accepted", () => accepted("broken")?.status === "True");
+    // The fake API server counts generations per apply, as the real one does per spec change.
+    expect(accepted("broken")).toMatchObject({ reason: "Accepted", observedGeneration: 2 });
+    expect(accepted("broken")?.lastTransitionTime).not.toBe(was);
+  });
+
   it("records Warning Events for an invalid policy and for an unsupported field, once each", async () => {
-    await waitFor("two events", () => api.events.length >= 2);
+    const policyEvents = () => api.events.filter((e) => (e.involvedObject as { kind: string }).kind === "AuthorizationPolicy");
+    await waitFor("two events", () => policyEvents().length >= 2);
     const ev = (name: string) =>
       api.events.find((e) => (e.involvedObject as { name: string }).name === name) as Record<string, unknown> | undefined;
     expect(ev("bad")).toMatchObject({
@@ -132,7 +172,7 @@ describe("controller in Kubernetes mode", () => {
     // Another translation (a pod changes) does not repeat them.
     api.apply("", "pods", { metadata: { name: "extra", namespace: "shop" }, spec: { nodeName: "n1" }, status: { podIP: "10.244.1.9" } });
     await waitFor("the pod translated", () => controller.xds.resources?.model.workloads.some((w) => w.name === "extra"));
-    expect(api.events).toHaveLength(2);
+    expect(policyEvents()).toHaveLength(2);
   });
 
   it("authenticates an agent by TokenReview and serves the node its pod runs on", async () => {

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import type { V1Container, V1DaemonSet, V1Deployment, V1ObjectMeta, V1PodSpec } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { KIND_INFO } from "../../controller/sources/kinds.js";
+import { STATUS_KINDS } from "../../controller/sources/kube-status.js";
 import { type Manifest, schemaVersion, validateManifests } from "../helpers/kube-schema.js";
 
 const root = join(import.meta.dirname, "..", "..");
@@ -83,5 +85,30 @@ describe("daemonset/ install", () => {
     expect(dep.spec?.replicas).toBe(2);
     expect(list.some((o) => o.kind === "PodDisruptionBudget")).toBe(true);
     for (const o of list) expect((o.metadata as V1ObjectMeta).namespace ?? "weft-system").toBe("weft-system");
+  });
+
+  it("the controller's ClusterRole grants get/list/watch of every kind it reads, and status patch of weft's own kinds only", () => {
+    const list = objects(manifests(readFileSync(rendered, "utf8"), "weft.yaml"));
+    const role = list.find((o) => o.kind === "ClusterRole" && (o.metadata as V1ObjectMeta).name === "weft-controller") as {
+      rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    };
+    const grants = (group: string, resource: string, verb: string) =>
+      role.rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
+    for (const [kind, info] of Object.entries(KIND_INFO)) {
+      for (const verb of ["get", "list", "watch"]) expect(grants(info.group, info.plural, verb), `${kind}: ${verb}`).toBe(true);
+    }
+    const statusRules = role.rules.filter((r) => r.resources.some((x) => x.endsWith("/status")));
+    const statusOf = statusRules.flatMap((r) => r.resources.map((x) => `${r.apiGroups.join(",")}/${x}`));
+    expect(statusOf.sort()).toEqual(STATUS_KINDS.map((k) => `${KIND_INFO[k].group}/${KIND_INFO[k].plural}/status`).sort());
+    // No write verb on anything users own (specs), only on status, events, tokenreviews.
+    for (const r of role.rules) {
+      const writes = r.verbs.filter((v) => ["create", "update", "patch", "delete"].includes(v));
+      if (writes.length === 0) continue;
+      for (const res of r.resources)
+        expect(["events", "tokenreviews"].includes(res) || res.endsWith("/status"), `${res}: ${writes}`).toBe(true);
+    }
+    // weft's own CRDs ship with the install and have a status subresource.
+    const crd = list.find((o) => o.kind === "CustomResourceDefinition") as { spec: { versions: { subresources?: { status?: object } }[] } };
+    expect(crd.spec.versions[0]?.subresources?.status).toEqual({});
   });
 });
