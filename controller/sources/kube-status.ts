@@ -131,14 +131,16 @@ export class CrdStatusWriter {
       for (let next = this.queue.values().next(); !next.done; next = this.queue.values().next()) {
         const p = next.value;
         this.queue.delete(p.key);
+        // Marked before the request: a translation while it is in flight must not queue it again.
+        this.wrote.set(p.key, p.condition);
         const info = KIND_INFO[p.kind];
         const path = `/apis/${info.group}/${info.versions[0]}/namespaces/${encodeURIComponent(p.namespace)}/${info.plural}/${encodeURIComponent(p.name)}/status`;
         try {
           await this.client.request("PATCH", path, { status: { conditions: [p.condition] } }, 10_000, "application/merge-patch+json");
           this.written++;
-          this.wrote.set(p.key, p.condition);
         } catch (e) {
           this.failed++;
+          if (this.wrote.get(p.key) === p.condition) this.wrote.delete(p.key);
           this.log.warn(
             { kind: p.kind, namespace: p.namespace, name: p.name, err: errorMessage(e) },
             "cannot write the object's status condition",

@@ -17,6 +17,34 @@ export class InvalidField extends Error {
   }
 }
 
+/**
+ * One object's field problems, collected rather than thrown: `sink` takes notes of unknown fields,
+ * `run` turns an InvalidField into a reported error and a fallback, so one bad field does not hide
+ * the others.
+ */
+export function collectFieldErrors(): {
+  errors: string[];
+  sink: (path: string, note: string) => void;
+  run: <T>(fn: () => T, fallback: T) => T;
+} {
+  const errors: string[] = [];
+  return {
+    errors,
+    sink: (path, note) => {
+      errors.push(`${path}: ${note}`);
+    },
+    run: (fn, fallback) => {
+      try {
+        return fn();
+      } catch (e) {
+        if (!(e instanceof InvalidField)) throw e;
+        errors.push(e.message);
+        return fallback;
+      }
+    },
+  };
+}
+
 type Plain = Record<string, unknown>;
 
 function typeName(v: unknown): string {

@@ -8,7 +8,7 @@
  */
 import type { KubeObject } from "../api/kube-types.js";
 import type { PolicyScope, RateLimit, RateLimitOverride, RateLimitPolicy } from "../api/model.js";
-import { Fields, InvalidField } from "./fields.js";
+import { collectFieldErrors, Fields, InvalidField } from "./fields.js";
 import { type Diagnostics, refOf, type TranslateOptions } from "./types.js";
 
 /** Bound on any one bucket, so a typo cannot ask for an absurd allocation or rate. */
@@ -26,17 +26,7 @@ function limit(f: Fields): RateLimit {
 export function translateRateLimitPolicy(obj: KubeObject, opts: TranslateOptions, diags: Diagnostics): RateLimitPolicy | null {
   const ref = refOf(obj);
   const namespace = obj.metadata.namespace ?? "default";
-  const errors: string[] = [];
-  const sink = (path: string, note: string) => errors.push(`${path}: ${note}`);
-  const run = <T>(fn: () => T, fallback: T): T => {
-    try {
-      return fn();
-    } catch (e) {
-      if (!(e instanceof InvalidField)) throw e;
-      errors.push(e.message);
-      return fallback;
-    }
-  };
+  const { errors, sink, run } = collectFieldErrors();
   const spec = run(() => Fields.of(obj.spec ?? {}, "spec", sink, true), undefined);
   let scope: PolicyScope = namespace === opts.rootNamespace ? { kind: "mesh" } : { kind: "namespace" };
   const out: RateLimitPolicy = { key: `${namespace}/${obj.metadata.name}`, name: obj.metadata.name, namespace, scope, overrides: [] };

@@ -7,7 +7,7 @@
  */
 import type { KubeObject } from "../api/kube-types.js";
 import type { JwtHeader, JwtRule, PolicyScope, RequestAuthentication } from "../api/model.js";
-import { Fields, InvalidField } from "./fields.js";
+import { collectFieldErrors, Fields, InvalidField } from "./fields.js";
 import { type Diagnostics, refOf, type TranslateOptions } from "./types.js";
 
 function scopeOf(spec: Fields, namespace: string, opts: TranslateOptions): PolicyScope {
@@ -77,17 +77,7 @@ function jwtRule(f: Fields, opts: TranslateOptions): JwtRule {
 export function translateRequestAuthentication(obj: KubeObject, opts: TranslateOptions, diags: Diagnostics): RequestAuthentication | null {
   const ref = refOf(obj);
   const namespace = obj.metadata.namespace ?? "default";
-  const errors: string[] = [];
-  const sink = (path: string, note: string) => errors.push(`${path}: ${note}`);
-  const run = <T>(fn: () => T, fallback: T): T => {
-    try {
-      return fn();
-    } catch (e) {
-      if (!(e instanceof InvalidField)) throw e;
-      errors.push(e.message);
-      return fallback;
-    }
-  };
+  const { errors, sink, run } = collectFieldErrors();
   const spec = run(() => Fields.of(obj.spec ?? {}, "spec", sink, true), undefined);
   if (spec?.has("targetRef") || spec?.has("targetRefs")) {
     diags.warn(ref, "spec.targetRef(s) binds the policy to a gateway or waypoint, which weft does not have: the policy is not applied");

@@ -87,6 +87,20 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
     const r = await probe<{ ok: boolean; reply?: string }>(C, from, ["connect", host, String(port), "x", "2000"]);
     return r.ok && (r.reply ?? "").length > 0;
   };
+  /**
+   * Runs a node script in a node's netns only (not the agent's cgroup, whose sockets carry the
+   * proxy mark) and returns the last JSON line it printed.
+   */
+  const inNodeNetns = (node: string, script: string, args: string[]) =>
+    new Promise<{ ok: boolean; reply?: string; code?: string }>((resolve, reject) => {
+      const c = spawn("nsenter", [`--net=${netnsPath(node)}`, "--", process.execPath, script, ...args]);
+      let out = "";
+      c.stdout.on("data", (d) => {
+        out += d;
+      });
+      c.on("error", reject);
+      c.on("exit", () => resolve(JSON.parse(out.trim().split("\n").pop() ?? "{}")));
+    });
   /** Applies YAML for the duration of fn, then deletes it and waits for `settled`. */
   const withYaml = async (name: string, text: string, fn: () => Promise<void>, settled: () => Promise<boolean>) => {
     const f = file(name, text);
@@ -312,25 +326,7 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
     // pod (a view that lags an enrolment, say): on one node only the TCX guard stands between
     // that plain dial and a STRICT pod. Dialled from the node's netns, outside the agent's cgroup
     // (whose sockets the sock_create hook marks), exactly as dial.ts marks a passthrough socket.
-    const markedDial = (mark: number) =>
-      new Promise<{ ok: boolean; reply?: string; code?: string }>((resolve, reject) => {
-        const c = spawn("nsenter", [
-          `--net=${netnsPath(node)}`,
-          "--",
-          process.execPath,
-          MARKED_DIAL,
-          local.ip,
-          "8080",
-          String(mark),
-          "1500",
-        ]);
-        let out = "";
-        c.stdout.on("data", (d) => {
-          out += d;
-        });
-        c.on("error", reject);
-        c.on("exit", () => resolve(JSON.parse(out.trim().split("\n").pop() ?? "{}")));
-      });
+    const markedDial = (mark: number) => inNodeNetns(node, MARKED_DIAL, [local.ip, "8080", String(mark), "1500"]);
     const drops = () => inspect(pinDirOf(C, 1)).stats.guard_drop ?? 0;
     await withYaml(
       "strict-passthrough",
@@ -354,27 +350,8 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
     const node = new Topology(requireState(C).spec).nodeName(2);
     // A real pod has a default route back to its node; the test bed's pods only route the cluster.
     await run("ip", ["-n", server.netns, "route", "replace", "169.254.7.127/32", "via", `10.244.2.1`, "dev", "eth0"]);
-    const kubelet = () =>
-      new Promise<{ ok: boolean; reply?: string }>((resolve, reject) => {
-        // In the node's netns only (not the agent's cgroup, whose sockets carry the proxy mark).
-        const c = spawn("nsenter", [
-          `--net=${netnsPath(node)}`,
-          "--",
-          process.execPath,
-          PROBE,
-          "connect",
-          server.ip,
-          "8080",
-          "probe",
-          "3000",
-        ]);
-        let out = "";
-        c.stdout.on("data", (d) => {
-          out += d;
-        });
-        c.on("error", reject);
-        c.on("exit", () => resolve(JSON.parse(out.trim().split("\n").pop() ?? "{}")));
-      });
+    // In the node's netns only: the kubelet's own plaintext, not the proxy's.
+    const kubelet = () => inNodeNetns(node, PROBE, ["connect", server.ip, "8080", "probe", "3000"]);
     await withYaml(
       "strict",
       NS_STRICT,

@@ -4,17 +4,17 @@
  * (the Lease's 1 s here; 10 s plus a 2 s retry by default, within 15 s) while an agent on the
  * survivor keeps its config and still gets certificates.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentApp } from "../../agent/app.js";
-import { agentConfig } from "../../agent/config.js";
+import type { AgentApp } from "../../agent/app.js";
 import { controllerConfig } from "../../controller/config.js";
 import { Controller } from "../../controller/controller.js";
 import { DEFAULT_LEASE_TIMING } from "../../controller/ha/lease.js";
 import { captureLogger } from "../helpers/control-log.js";
 import { FakeApiServer } from "../helpers/fake-apiserver.js";
+import { seedShop, shopAgent } from "../helpers/fake-shop.js";
 import { waitFor } from "../helpers/wait.js";
 
 describe("controller replicas: Lease leader election, every replica serving", () => {
@@ -44,37 +44,7 @@ describe("controller replicas: Lease leader election, every replica serving", ()
 
   beforeAll(async () => {
     await api.start();
-    api.registerGroup(
-      "security.istio.io",
-      ["v1"],
-      [
-        ["AuthorizationPolicy", "authorizationpolicies"],
-        ["PeerAuthentication", "peerauthentications"],
-      ],
-    );
-    api.apply("", "namespaces", { metadata: { name: "shop", labels: { "weft.dev/mesh": "enabled" } } });
-    api.apply("", "nodes", { metadata: { name: "n1" }, status: { addresses: [{ type: "InternalIP", address: "10.250.0.11" }] } });
-    const agentPod = api.apply("", "pods", {
-      metadata: { name: "weft-agent-x1", namespace: "weft-system" },
-      spec: { nodeName: "n1", hostNetwork: true, serviceAccountName: "weft-agent" },
-      status: { podIP: "10.250.0.11" },
-    });
-    api.apply("", "pods", {
-      metadata: { name: "web", namespace: "shop" },
-      spec: { nodeName: "n1", serviceAccountName: "web" },
-      status: { podIP: "10.244.1.2", hostIP: "10.250.0.11", conditions: [{ type: "Ready", status: "True" }] },
-    });
-    api.tokenReviews.set("agent-n1-token", {
-      authenticated: true,
-      user: {
-        username: "system:serviceaccount:weft-system:weft-agent",
-        extra: {
-          "authentication.kubernetes.io/pod-name": ["weft-agent-x1"],
-          "authentication.kubernetes.io/pod-uid": [agentPod.metadata.uid as string],
-        },
-      },
-      audiences: ["weft"],
-    });
+    seedShop(api);
   });
 
   afterAll(async () => {
@@ -107,22 +77,7 @@ describe("controller replicas: Lease leader election, every replica serving", ()
 
     // The follower serves an agent: xDS and certificates.
     const secret = api.secrets.get("weft-system/cacerts") as unknown as { data: Record<string, string> };
-    writeFileSync(join(dir, "ca.pem"), Buffer.from(secret.data["root-cert.pem"] as string, "base64"));
-    writeFileSync(join(dir, "token"), "agent-n1-token\n");
-    agent = new AgentApp(
-      agentConfig(
-        {
-          node: "n1",
-          controller: `127.0.0.1:${b.port}`,
-          tokenFile: join(dir, "token"),
-          caFile: join(dir, "ca.pem"),
-          adminAddress: "off",
-          adminSocket: "off",
-        },
-        {},
-      ),
-      captureLogger("agent").log,
-    );
+    agent = shopAgent(dir, b.port, Buffer.from(secret.data["root-cert.pem"] as string, "base64").toString(), captureLogger("agent").log);
     await agent.start();
     await agent.updater.state.when((s) => s.synced, 10_000);
     expect((await agent.identity.certificate("spiffe://cluster.local/ns/shop/sa/web")).certChainPem).toMatch(/BEGIN CERTIFICATE/);

@@ -5,43 +5,22 @@
  * policy": known policies stay, and with none known new workloads are held out of the mesh
  * (item 2).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentApp } from "../../agent/app.js";
-import { agentConfig } from "../../agent/config.js";
+import type { AgentApp } from "../../agent/app.js";
 import { controllerConfig } from "../../controller/config.js";
 import { Controller } from "../../controller/controller.js";
 import { captureLogger } from "../helpers/control-log.js";
 import { FakeApiServer } from "../helpers/fake-apiserver.js";
+import { seedShop, shopAgent } from "../helpers/fake-shop.js";
 import { waitFor } from "../helpers/wait.js";
 
 const SEC = "security.istio.io";
 
 function cluster(api: FakeApiServer): { agentPodUid: string } {
-  api.registerGroup(
-    SEC,
-    ["v1"],
-    [
-      ["AuthorizationPolicy", "authorizationpolicies"],
-      ["PeerAuthentication", "peerauthentications"],
-      ["RequestAuthentication", "requestauthentications"],
-    ],
-  );
-  api.apply("", "namespaces", { metadata: { name: "shop", labels: { "weft.dev/mesh": "enabled" } } });
-  api.apply("", "nodes", { metadata: { name: "n1" }, status: { addresses: [{ type: "InternalIP", address: "10.250.0.11" }] } });
-  const agentPod = api.apply("", "pods", {
-    metadata: { name: "weft-agent-x1", namespace: "weft-system" },
-    spec: { nodeName: "n1", hostNetwork: true, serviceAccountName: "weft-agent" },
-    status: { podIP: "10.250.0.11" },
-  });
-  api.apply("", "pods", {
-    metadata: { name: "web", namespace: "shop" },
-    spec: { nodeName: "n1", serviceAccountName: "web" },
-    status: { podIP: "10.244.1.2", hostIP: "10.250.0.11", conditions: [{ type: "Ready", status: "True" }] },
-  });
-  return { agentPodUid: agentPod.metadata.uid as string };
+  return seedShop(api, [["RequestAuthentication", "requestauthentications"]]);
 }
 
 function startController(api: FakeApiServer, dir: string, log: ReturnType<typeof captureLogger>["log"]): Controller {
@@ -66,15 +45,7 @@ describe("one bad object never freezes the mesh", () => {
 
   beforeAll(async () => {
     await api.start();
-    const { agentPodUid } = cluster(api);
-    api.tokenReviews.set("agent-n1-token", {
-      authenticated: true,
-      user: {
-        username: "system:serviceaccount:weft-system:weft-agent",
-        extra: { "authentication.kubernetes.io/pod-name": ["weft-agent-x1"], "authentication.kubernetes.io/pod-uid": [agentPodUid] },
-      },
-      audiences: ["weft"],
-    });
+    cluster(api);
     controller = startController(api, dir, cap.log);
     await controller.start();
   });
@@ -87,22 +58,11 @@ describe("one bad object never freezes the mesh", () => {
 
   it("reports and skips a bad Node, Pod, Service and EndpointSlice; a DENY-all added afterwards reaches the agent", async () => {
     const secret = api.secrets.get("weft-system/cacerts") as unknown as { data: Record<string, string> };
-    writeFileSync(join(dir, "ca.pem"), Buffer.from(secret.data["root-cert.pem"] as string, "base64").toString());
-    writeFileSync(join(dir, "token"), "agent-n1-token\n");
-    const log = captureLogger("agent");
-    agent = new AgentApp(
-      agentConfig(
-        {
-          node: "n1",
-          controller: `127.0.0.1:${controller.port}`,
-          tokenFile: join(dir, "token"),
-          caFile: join(dir, "ca.pem"),
-          adminAddress: "off",
-          adminSocket: "off",
-        },
-        {},
-      ),
-      log.log,
+    agent = shopAgent(
+      dir,
+      controller.port,
+      Buffer.from(secret.data["root-cert.pem"] as string, "base64").toString(),
+      captureLogger("agent").log,
     );
     await agent.start();
     const app = agent;
