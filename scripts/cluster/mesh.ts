@@ -10,6 +10,7 @@ import { WEFT_ROOT } from "../../agent/version.js";
 import { adminGet } from "../../common/admin-server.js";
 import { PORT_CONTROLLER } from "../../controller/api/constants.js";
 import { requireState, runDetached } from "./cluster.js";
+import { asControllerUser, checkControllerAccess, controllerGroupArgs, prepareControllerDir } from "./controller-user.js";
 import { type ProcessRecord, stateDir } from "./state.js";
 import { Topology } from "./topology.js";
 
@@ -69,10 +70,13 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
   const state = requireState(cluster);
   const topo = new Topology(state.spec);
   const dir = controllerDir(cluster);
+  prepareControllerDir(dir);
+  checkControllerAccess([{ path: state.storeDir }, { path: dir, write: true }]);
   const rec = await runDetached(
     cluster,
     "fabric",
-    [
+    // Without root: nothing it does needs a privilege (controller-user.ts).
+    asControllerUser([
       process.execPath,
       weftBin(),
       "controller",
@@ -86,7 +90,7 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
       opts.debounce ?? "50ms",
       "--log-level",
       opts.logLevel ?? "info",
-    ],
+    ]),
     { what: "controller" },
   );
   await until(
@@ -125,6 +129,8 @@ export async function startAgent(cluster: string, n: number, opts: MeshOptions =
       AGENT_BOUNDING_SET,
       "--inh-caps",
       "-all",
+      // Without CAP_DAC_OVERRIDE it reads its token and the root certificate through the group.
+      ...controllerGroupArgs(),
       process.execPath,
       ...agentNodeFlags(),
       weftBin(),
