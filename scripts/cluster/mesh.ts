@@ -105,11 +105,12 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
 
 /**
  * Capabilities the agent may ever hold: BPF programs and maps (bpf, perfmon for tracing-type
- * helpers, sys_admin for cgroup attach, bpffs pins and setns), TCX/veth and address setup
- * (net_admin), and raw sockets for its link probes (net_raw). Everything else (module loading,
- * ptrace, setuid, kill, chown…) is gone for its whole life.
+ * helpers, sys_admin for cgroup attach, bpffs pins and setns), TCX/veth and address setup, and
+ * IP_TRANSPARENT and SO_MARK sockets (net_admin: the kernel accepts it for both in place of
+ * net_raw, and the agent opens no raw socket). Everything else (raw sockets, module loading,
+ * ptrace, setuid, kill, chown, overriding file permissions…) is gone for its whole life.
  */
-const AGENT_BOUNDING_SET = "-all,+bpf,+perfmon,+sys_admin,+net_admin,+net_raw";
+const AGENT_BOUNDING_SET = "-all,+bpf,+perfmon,+sys_admin,+net_admin";
 
 /** Starts node n's agent: capture on the node's pods, proxy on the pods' gateway and node address. */
 export async function startAgent(cluster: string, n: number, opts: MeshOptions = {}): Promise<ProcessRecord> {

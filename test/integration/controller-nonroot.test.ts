@@ -1,7 +1,8 @@
 /**
  * The local controller runs without root (issue 13 item 6): on a 1-node netns cluster its process
  * has uid/gid 65532, no capability and no way to gain one; its state directory is its own (CA key
- * 0600); the agent, root without CAP_DAC_OVERRIDE, reads its token through the controller's group;
+ * 0600); the agent, root with only its four capabilities (no CAP_DAC_OVERRIDE), reads its token
+ * through the controller's group;
  * `weft cluster apply` (root) still reaches the controller through the store; and a token minted
  * by root with `weft controller token` stays the controller's.
  */
@@ -19,8 +20,8 @@ import { waitFor } from "../helpers/wait.js";
 import { testClusterName, weftOk } from "../helpers/weft.js";
 
 const C = testClusterName("nonroot");
-const CAP_DAC_OVERRIDE = 1n;
-const CAP_DAC_READ_SEARCH = 2n;
+/** The agent's four capabilities (linux/capability.h numbers): net_admin, sys_admin, perfmon, bpf. */
+const AGENT_CAPS = [12n, 21n, 38n, 39n].reduce((m, c) => m | (1n << c), 0n);
 
 const POLICY = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -84,11 +85,10 @@ describePrivileged("the local controller runs without root (1 node)", () => {
     });
     for (const sub of ["", "ca", "tokens"]) expect(statSync(join(d, sub)).uid, sub || ".").toBe(CONTROLLER_UID);
 
-    // The agent is root but cannot override file permissions: the group is what lets it in.
+    // The agent is root with exactly its four capabilities (no CAP_DAC_OVERRIDE or
+    // CAP_DAC_READ_SEARCH, no CAP_NET_RAW): the group is what lets it read its token.
     const agent = procStatus(pidOf(`agent ${node}`));
-    const eff = BigInt(`0x${agent.CapEff}`);
-    expect(eff & (1n << CAP_DAC_OVERRIDE)).toBe(0n);
-    expect(eff & (1n << CAP_DAC_READ_SEARCH)).toBe(0n);
+    for (const set of ["CapPrm", "CapEff", "CapBnd"]) expect(BigInt(`0x${agent[set]}`).toString(16), set).toBe(AGENT_CAPS.toString(16));
     expect((agent.Groups ?? "").split(/\s+/)).toContain(String(CONTROLLER_GID));
   });
 
