@@ -2,11 +2,16 @@
  * The outbound proxy acts only for enrolled pods of its node (issue 13 item 6), checked by the
  * proxy itself and not only by capture: on a 2-node netns cluster, a pod outside the mesh (its
  * namespace not enrolled, or opted out by label) that dials the node proxy's 15001 directly is
- * refused, counted under a WEFT_ code and logged, and never tunnelled under any identity, while an
- * enrolled pod's captured connections keep working.
+ * refused, counted under a WEFT_ code and logged, and never tunnelled under any identity; so is one
+ * whose connect is captured although the agent's view says it is outside the mesh (a stale capture
+ * entry, made here by writing the capture map directly). An enrolled pod's connections keep working.
  */
+import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { MAP, POD_CAPTURE, podCodec, podKeyCodec } from "../../agent/redirect/abi.js";
 import { PORT_OUTBOUND } from "../../controller/api/constants.js";
+import { BpfMap } from "../../native/bpf-map.js";
+import { cgroupId, cgroupPath } from "../../native/cgroup.js";
 import { requireState } from "../../scripts/cluster/cluster.js";
 import { Topology } from "../../scripts/cluster/topology.js";
 import { forceDown } from "../helpers/cluster.js";
@@ -69,6 +74,33 @@ describePrivileged("the outbound proxy refuses sources outside the mesh (2 nodes
       expect(l["src.identity"]).toBeUndefined();
       expect(l.hbone_peer).toBeUndefined();
     }
+  });
+
+  it("a pod outside the mesh whose connect is captured anyway (a stale capture entry) is refused by the proxy, not tunnelled", async () => {
+    // Put the outsider's cgroup in the capture map behind the agent's back, as a stale entry
+    // would be: capture now says yes, the agent's view says it is no mesh pod.
+    const outsider = requireState(C).pods.find((p) => p.namespace === "legacy" && p.name === "outsider");
+    if (!outsider) throw new Error("no pod legacy/outsider");
+    const key = cgroupId(cgroupPath(outsider.cgroup));
+    const pods = BpfMap.openPinned(join("/sys/fs/bpf", `${C}-node1`, MAP.pods));
+    const refused = async () =>
+      counterSum(await metrics(C, 1), "weft_connection_errors_total", { reporter: "source", code: "WEFT_SOURCE_NOT_IN_MESH" });
+    const before = await refused();
+    try {
+      pods.update(podKeyCodec, podCodec, key, { flags: POD_CAPTURE, ip4: outsider.ip });
+      const r = await connect("legacy/outsider", podIp(C, "app", "server"), 8080);
+      expect(r.ok, JSON.stringify(r)).toBe(false);
+      await waitFor("the refusal counted", async () => (await refused()) > before, 5000, 50);
+      const line = agentLog(C, 1).find((l) => l.error_code === "WEFT_SOURCE_NOT_IN_MESH");
+      expect(line).toMatchObject({ direction: "outbound", mode: "reject", "src.workload": "legacy/outsider" });
+      expect(line?.["src.identity"]).toBeUndefined();
+      expect(String(line?.error)).toMatch(/legacy\/outsider .* is not enrolled in the mesh/);
+    } finally {
+      pods.delete(podKeyCodec, key);
+      pods.close();
+    }
+    // Without the stale entry its connections are its own again.
+    expect((await connect("legacy/outsider", podIp(C, "app", "server"), 8080)).ok).toBe(true);
   });
 
   it("the same pods still reach the server without the mesh, and the enrolled client through it", async () => {
