@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   WEFT_NO_ROUTE: "the source or destination could not be resolved to a route",
   WEFT_TUNNEL_REFUSED: "the destination node refused the tunnel without saying why",
   WEFT_TUNNEL_CLOSED: "the tunnel closed before the destination answered (certificate refused?)",
+  WEFT_SOURCE_NOT_IN_MESH: "the source is no enrolled pod of this node: the proxy opens nothing on its behalf",
+  WEFT_NOT_CAPTURED: "the connection reached the outbound proxy without being captured (it dialled the proxy directly)",
 } as const;
 
 /** A stable error code. */

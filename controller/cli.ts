@@ -11,6 +11,7 @@ import { action, CliError, emit, parseFormat, table } from "../common/cli-output
 import { untilSignal } from "../native/proc.js";
 import type { RotationPhase } from "./ca/root-store.js";
 import { DEFAULT_STATE_DIR } from "./config.js";
+import { actAsStateDirOwner } from "./state-owner.js";
 
 // The controller's code (gRPC, protobuf, X.509) is loaded only by the commands that use it, so
 // every other `weft` command starts fast.
@@ -100,6 +101,7 @@ export function registerControllerCommands(program: Command): void {
       action(async (_o, cmd: Command) => {
         const o = subcommandOptions(cmd) as Record<string, string>;
         const { BootstrapTokens } = await import("./ca/node-auth.js");
+        actAsStateDirOwner(o.stateDir);
         const tokens = new BootstrapTokens(join(o.stateDir, "tokens"));
         process.stdout.write(`${tokens.ensure(o.node)}\n`);
       }),
@@ -134,6 +136,7 @@ export function registerControllerCommands(program: Command): void {
         if (!["prepare", "activate", "finish"].includes(o.phase))
           throw new CliError(`--phase '${o.phase}': use prepare, activate or finish`);
         const { rotateRoot } = await import("./ca/root-store.js");
+        actAsStateDirOwner(o.stateDir);
         process.stdout.write(`${rotateRoot(o.stateDir, o.phase as RotationPhase, o.trustDomain)}\n`);
       }),
     );

@@ -20,7 +20,7 @@ import { checkInbound } from "./inbound-policy.js";
 import type { HttpProxy } from "./l7/http-proxy.js";
 import { portHandling, sniff, wantsL7 } from "./l7/protocol.js";
 import { baggageOf, workloadRef } from "./names.js";
-import { buildRequest, type OutboundRequest, type SocketAddr } from "./request.js";
+import { buildRequest, localSource, type OutboundRequest, type SocketAddr } from "./request.js";
 
 /** How long a port that declares no protocol waits for the client's first bytes (Istio's detection timeout). */
 export const DEFAULT_SNIFF_TIMEOUT_MS = 100;
@@ -61,9 +61,19 @@ export class OutboundListener {
     const dst: SocketAddr = { ip: stripV4Mapped(sock.localAddress ?? ""), port: sock.localPort ?? 0 };
     const listen = this.ctx.config.outbound;
     if (dst.port === listen.port && dst.ip === listen.ip) {
-      // Not rewritten: the connection was not captured by the hook (or came here directly).
-      this.ctx.log.warn({ src: `${src.ip}:${src.port}` }, "outbound connection without an original destination; refusing");
-      sock.resetAndDestroy();
+      // Not rewritten: the hook did not capture it, so the source dialled the proxy itself (a pod
+      // outside the mesh, or one trying to). Nothing to carry and no identity to lend: refused.
+      const from = localSource(this.ctx.view(), src.ip);
+      const reason = `connection from ${src.ip} dialled the outbound proxy ${listen.ip}:${listen.port} directly (not captured); refusing`;
+      this.refuse(
+        sock,
+        src,
+        dst,
+        { kind: "reject", code: "WEFT_NOT_CAPTURED", reason, ...(from.source ? { source: from.source } : {}) },
+        reason,
+        "CONNECT",
+        "WEFT_NOT_CAPTURED",
+      );
       return;
     }
     if (this.http && (await this.tryHttp(sock, src, dst))) return;
@@ -94,8 +104,10 @@ export class OutboundListener {
     if (!service) return false;
     const handling = portHandling(service.port.appProtocol);
     if (handling === "l4") return false;
-    const source = view.workloadByAddress(src.ip);
-    if (!source || source.node !== view.nodeName) return false;
+    // A source the proxy may not act for is refused by buildRequest, with its reason.
+    const from = localSource(view, src.ip);
+    if (!from.ok) return false;
+    const { source } = from;
     if (!wantsL7(view, service, source)) return false;
     const wait = handling === "sniff" ? (this.ctx.config.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS) : DECLARED_HTTP_WAIT_MS;
     const protocol = await sniff(sock, wait);
@@ -119,7 +131,8 @@ export class OutboundListener {
       target: req.kind !== "reject" ? req.target : undefined,
       hbone: req.kind === "hbone" && !req.sameNode ? req.hbone : undefined,
       srcWorkload: req.source ? workloadRef(req.source) : undefined,
-      srcIdentity: req.source?.identity,
+      // A pod outside the mesh has no identity here, not even in a log line of its refusal.
+      srcIdentity: req.source?.enrolled ? req.source.identity : undefined,
       dstWorkload: d ? workloadRef(d) : undefined,
       dstIdentity: d && req.kind === "hbone" ? d.identity : undefined,
       service: req.service?.service.key,
@@ -131,7 +144,7 @@ export class OutboundListener {
     const dest: Workload | undefined = req.kind === "reject" ? undefined : req.destination;
     return trafficLabels({
       reporter: "source",
-      ...(req.source ? { source: req.source, sourcePrincipal: req.source.identity } : {}),
+      ...(req.source ? { source: req.source, ...(req.source.enrolled ? { sourcePrincipal: req.source.identity } : {}) } : {}),
       ...(dest ? { destination: dest } : {}),
       ...(req.service ? { service: req.service.service } : {}),
       mtls,

@@ -45,24 +45,56 @@ export type OutboundRequest =
 /** Uniform random choice: stateless, so every worker balances alike without coordination. */
 export const randomPicker: EndpointPicker = (_svc, eps) => eps[Math.floor(Math.random() * eps.length)] as Endpoint;
 
-/** Works out how to carry a captured connection from srcIp to its original destination. */
-export function buildRequest(view: MeshView, srcIp: string, dst: SocketAddr, pick: EndpointPicker = randomPicker): OutboundRequest {
-  const source = view.workloadByAddress(srcIp);
-  if (view.isClashingAddress(srcIp) || view.isClashingAddress(dst.ip)) {
-    const ip = view.isClashingAddress(srcIp) ? srcIp : dst.ip;
-    return {
-      kind: "reject",
-      code: "WEFT_NO_ROUTE",
-      reason: `address ${ip} is claimed by more than one pod; refusing rather than guessing`,
-    };
+/** Why the proxy acts for no one at an address: a code and a reason for the refusal. */
+export interface SourceRefusal {
+  ok: false;
+  code: ErrorCode;
+  reason: string;
+  /** The workload the address belongs to, when it is known but may not use the mesh. */
+  source?: Workload;
+}
+
+/**
+ * The enrolled workload of this node that a connection came from, or why there is none. Every
+ * entry point that opens something on a source's behalf (a tunnel under its identity, a
+ * same-node delivery, an L7 exchange) asks this first: capture is not the only gate, so a
+ * connection that reached the proxy some other way never borrows an identity.
+ */
+export function localSource(view: MeshView, srcIp: string): { ok: true; source: Workload } | SourceRefusal {
+  if (view.isClashingAddress(srcIp)) {
+    return { ok: false, code: "WEFT_NO_ROUTE", reason: `address ${srcIp} is claimed by more than one pod; refusing rather than guessing` };
   }
+  const source = view.workloadByAddress(srcIp);
   if (!source || source.node !== view.nodeName) {
     return {
-      kind: "reject",
-      code: "WEFT_NO_ROUTE",
+      ok: false,
+      code: "WEFT_SOURCE_NOT_IN_MESH",
       reason: `source ${srcIp} is not a workload on node ${view.nodeName}; its capture is stale or the agent's state is behind`,
     };
   }
+  if (!source.enrolled) {
+    return {
+      ok: false,
+      code: "WEFT_SOURCE_NOT_IN_MESH",
+      source,
+      reason: `source ${source.namespace}/${source.name} (${srcIp}) is not enrolled in the mesh; no tunnel is opened on its behalf`,
+    };
+  }
+  return { ok: true, source };
+}
+
+/** Works out how to carry a captured connection from srcIp to its original destination. */
+export function buildRequest(view: MeshView, srcIp: string, dst: SocketAddr, pick: EndpointPicker = randomPicker): OutboundRequest {
+  const from = localSource(view, srcIp);
+  if (!from.ok) return { kind: "reject", code: from.code, reason: from.reason, ...(from.source ? { source: from.source } : {}) };
+  if (view.isClashingAddress(dst.ip)) {
+    return {
+      kind: "reject",
+      code: "WEFT_NO_ROUTE",
+      reason: `address ${dst.ip} is claimed by more than one pod; refusing rather than guessing`,
+    };
+  }
+  const { source } = from;
   const service = view.serviceByAddress(dst.ip, dst.port);
   if (service) {
     const ready = service.service.endpoints.filter((e) => e.ready);

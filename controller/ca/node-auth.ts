@@ -1,7 +1,7 @@
 /**
  * Who is calling: every agent call carries "authorization: Bearer <credential>" and the
  * controller maps the credential to a node. Local mode: a bootstrap token per node, minted by the
- * controller into <state dir>/tokens/<node>.token (0600) and read by that node's agent.
+ * controller into <state dir>/tokens/<node>.token (0640) and read by that node's agent.
  * Kubernetes mode: the agent's projected service-account token, checked by TokenReview; the node
  * is the one the token's pod runs on (bound-token claims), as Istio's node authorizer does.
  */
@@ -86,7 +86,9 @@ export class BootstrapTokens implements NodeAuthenticator {
     checkNodeName(node);
     const p = this.path(node);
     if (!existsSync(p) || this.ageMs(p) > this.maxAgeMs / 2) {
-      writeFileSecure(p, `${randomBytes(32).toString("base64url")}\n`, 0o600);
+      // 0640: an agent that shares the controller's group may read it (the local cluster's
+      // agents do); the directory, 0700 unless an operator shares it, keeps it private otherwise.
+      writeFileSecure(p, `${randomBytes(32).toString("base64url")}\n`, 0o640);
       this.scan();
     }
     return p;

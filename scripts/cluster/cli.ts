@@ -31,7 +31,10 @@ export function registerClusterCommands(program: Command): void {
     .option("--node-cidr <cidr>", "node network (/24)", DEFAULT_SPEC.nodeCidr)
     .option("--pod-cidr <cidr>", "pod network (/16, a /24 per node)", DEFAULT_SPEC.podCidr)
     .option("--service-cidr <cidr>", "service VIP range", DEFAULT_SPEC.serviceCidr)
-    .option("--store <dir>", "file store directory the controller watches (default <state>/store)")
+    .option(
+      "--store <dir>",
+      "file store directory the controller watches (default <state>/store); the controller runs as uid 65532 and must be able to read it",
+    )
     .option(
       "--cgroup-layout <layout>",
       "pod cgroups as weft lays them out (local) or as the kubelet's systemd driver does (kubelet-systemd)",

@@ -10,6 +10,7 @@ import { WEFT_ROOT } from "../../agent/version.js";
 import { adminGet } from "../../common/admin-server.js";
 import { PORT_CONTROLLER } from "../../controller/api/constants.js";
 import { requireState, runDetached } from "./cluster.js";
+import { asControllerUser, checkControllerAccess, controllerGroupArgs, prepareControllerDir } from "./controller-user.js";
 import { type ProcessRecord, stateDir } from "./state.js";
 import { Topology } from "./topology.js";
 
@@ -69,10 +70,13 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
   const state = requireState(cluster);
   const topo = new Topology(state.spec);
   const dir = controllerDir(cluster);
+  prepareControllerDir(dir);
+  checkControllerAccess([{ path: state.storeDir }, { path: dir, write: true }]);
   const rec = await runDetached(
     cluster,
     "fabric",
-    [
+    // Without root: nothing it does needs a privilege (controller-user.ts).
+    asControllerUser([
       process.execPath,
       weftBin(),
       "controller",
@@ -86,7 +90,7 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
       opts.debounce ?? "50ms",
       "--log-level",
       opts.logLevel ?? "info",
-    ],
+    ]),
     { what: "controller" },
   );
   await until(
@@ -101,11 +105,12 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
 
 /**
  * Capabilities the agent may ever hold: BPF programs and maps (bpf, perfmon for tracing-type
- * helpers, sys_admin for cgroup attach, bpffs pins and setns), TCX/veth and address setup
- * (net_admin), and raw sockets for its link probes (net_raw). Everything else (module loading,
- * ptrace, setuid, kill, chown…) is gone for its whole life.
+ * helpers, sys_admin for cgroup attach, bpffs pins and setns), TCX/veth and address setup, and
+ * IP_TRANSPARENT and SO_MARK sockets (net_admin: the kernel accepts it for both in place of
+ * net_raw, and the agent opens no raw socket). Everything else (raw sockets, module loading,
+ * ptrace, setuid, kill, chown, overriding file permissions…) is gone for its whole life.
  */
-const AGENT_BOUNDING_SET = "-all,+bpf,+perfmon,+sys_admin,+net_admin,+net_raw";
+const AGENT_BOUNDING_SET = "-all,+bpf,+perfmon,+sys_admin,+net_admin";
 
 /** Starts node n's agent: capture on the node's pods, proxy on the pods' gateway and node address. */
 export async function startAgent(cluster: string, n: number, opts: MeshOptions = {}): Promise<ProcessRecord> {
@@ -125,6 +130,8 @@ export async function startAgent(cluster: string, n: number, opts: MeshOptions =
       AGENT_BOUNDING_SET,
       "--inh-caps",
       "-all",
+      // Without CAP_DAC_OVERRIDE it reads its token and the root certificate through the group.
+      ...controllerGroupArgs(),
       process.execPath,
       ...agentNodeFlags(),
       weftBin(),

@@ -66,7 +66,7 @@ describe("daemonset/ install", () => {
     expect(problems).toMatch(/unknown-kind: no schema known for v9\/Nope/);
   }, 60_000);
 
-  it("the agent runs with the five capabilities, not privileged, and the documented runtime flags", () => {
+  it("the agent runs with the four capabilities, not privileged, and the documented runtime flags", () => {
     const list = objects(manifests(readFileSync(rendered, "utf8"), "weft.yaml"));
     const ds = list.find((o) => o.kind === "DaemonSet") as unknown as V1DaemonSet;
     const pod = ds.spec?.template.spec as V1PodSpec;
@@ -74,7 +74,7 @@ describe("daemonset/ install", () => {
     const script = (c.args ?? []).join(" ");
     expect(pod.hostNetwork).toBe(true);
     expect(c.securityContext?.privileged).toBe(false);
-    expect(c.securityContext?.capabilities).toEqual({ drop: ["ALL"], add: ["BPF", "PERFMON", "SYS_ADMIN", "NET_ADMIN", "NET_RAW"] });
+    expect(c.securityContext?.capabilities).toEqual({ drop: ["ALL"], add: ["BPF", "PERFMON", "SYS_ADMIN", "NET_ADMIN"] });
     expect(script).toContain("--max-semi-space-size=4");
     expect(script).toContain("MALLOC_ARENA_MAX=2");
     expect(ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable).toBe(1);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkInbound, forwardedFor, parseAuthority } from "../../agent/proxy/inbound-policy.js";
-import { buildRequest } from "../../agent/proxy/request.js";
+import { buildRequest, localSource } from "../../agent/proxy/request.js";
 import { MeshView } from "../../agent/state/view.js";
 import { service, snapshot, workload } from "../helpers/mesh-fixture.js";
 
@@ -51,8 +51,51 @@ describe("buildRequest", () => {
 
   it("rejects a source that is not a workload of this node, saying why", () => {
     const r = buildRequest(view, remote.addresses[0] as string, { ip: "10.244.1.3", port: 80 });
-    expect(r.kind).toBe("reject");
+    expect(r).toMatchObject({ kind: "reject", code: "WEFT_SOURCE_NOT_IN_MESH" });
     expect(r.kind === "reject" && r.reason).toMatch(/not a workload on node node1/);
+  });
+
+  it("opens nothing for a pod of this node that is not enrolled, to any destination", () => {
+    const outsider = workload({ name: "outsider", ns: "legacy", ip: "10.244.1.7", node: "node1", nodeAddress: N1, enrolled: false });
+    const v = new MeshView(snapshot("node1", [client, local, remote, plain, outsider], [svc, legacySvc]));
+    for (const dst of [
+      { ip: "10.244.1.3", port: 7000 }, // same node, in the mesh
+      { ip: "10.244.2.2", port: 7000 }, // another node, in the mesh
+      { ip: "10.96.0.10", port: 80 }, // a mesh service
+      { ip: "10.96.0.11", port: 80 }, // a service outside the mesh
+      { ip: "10.250.0.12", port: 22 }, // no workload at all
+    ]) {
+      const r = buildRequest(v, "10.244.1.7", dst);
+      expect(r, `${dst.ip}:${dst.port}`).toMatchObject({ kind: "reject", code: "WEFT_SOURCE_NOT_IN_MESH", source: { name: "outsider" } });
+      expect(r.kind === "reject" && r.reason).toMatch(/legacy\/outsider \(10\.244\.1\.7\) is not enrolled/);
+    }
+  });
+});
+
+describe("localSource", () => {
+  const outsider = workload({ name: "outsider", ns: "legacy", ip: "10.244.1.7", node: "node1", nodeAddress: N1, enrolled: false });
+  const twinA = workload({ name: "a", ns: "shop", ip: "10.244.1.8", node: "node1", nodeAddress: N1 });
+  const twinB = workload({ name: "b", ns: "shop", ip: "10.244.1.8", node: "node1", nodeAddress: N1 });
+  const v = new MeshView(snapshot("node1", [client, remote, outsider, twinA, twinB], []));
+
+  it.each([
+    ["an enrolled pod of this node", "10.244.1.2", { ok: true, source: { name: "client" } }],
+    ["a pod of this node outside the mesh", "10.244.1.7", { ok: false, code: "WEFT_SOURCE_NOT_IN_MESH", source: { name: "outsider" } }],
+    ["an enrolled pod of another node", "10.244.2.2", { ok: false, code: "WEFT_SOURCE_NOT_IN_MESH" }],
+    ["an address no workload has", "10.244.1.99", { ok: false, code: "WEFT_SOURCE_NOT_IN_MESH" }],
+    ["the node's own address", N1, { ok: false, code: "WEFT_SOURCE_NOT_IN_MESH" }],
+    ["an address two pods claim", "10.244.1.8", { ok: false, code: "WEFT_NO_ROUTE" }],
+    ["text that is no address", "not-an-ip", { ok: false, code: "WEFT_SOURCE_NOT_IN_MESH" }],
+  ] as const)("%s", (_name, ip, want) => {
+    expect(localSource(v, ip)).toMatchObject(want);
+  });
+
+  it("never hands out a source for a refusal: a refused address carries no identity to tunnel under", () => {
+    for (const ip of ["10.244.1.7", "10.244.2.2", "10.244.1.99", "10.244.1.8"]) {
+      const r = localSource(v, ip);
+      expect(r.ok).toBe(false);
+      expect(buildRequest(v, ip, { ip: "10.244.2.2", port: 80 }).kind).toBe("reject");
+    }
   });
 
   it("uses the picker to choose among ready endpoints", () => {
