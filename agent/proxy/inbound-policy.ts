@@ -23,6 +23,8 @@ export interface InboundRequest {
    * policies with HTTP attributes are then decided per request instead of failing closed.
    */
   httpCapable?: boolean;
+  /** The proxy traces requests: HTTP ports then go through the HTTP server, for server spans. */
+  traced?: boolean;
 }
 
 /** The HTTP work the destination's proxy must do per request on an allowed connection. */
@@ -33,6 +35,8 @@ export interface HttpDuties {
   jwt: boolean;
   /** RateLimitPolicy applies. */
   rateLimit: boolean;
+  /** Requests get server spans (tracing is on). */
+  trace: boolean;
 }
 
 /** Allowed (with the policy outcome) or refused with an HTTP status and why. */
@@ -126,12 +130,13 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
   }
   const jwt = http && view.jwtRulesFor(destination).length > 0;
   const rateLimit = http && view.rateLimitsFor(destination).length > 0;
+  const trace = http && req.traced === true;
   return {
     ok: true,
     destination,
     ...(source ? { source } : {}),
     policy: decision.reason,
-    ...(decision.perRequest || jwt || rateLimit ? { http: { authz: decision.perRequest === true, jwt, rateLimit } } : {}),
+    ...(decision.perRequest || jwt || rateLimit || trace ? { http: { authz: decision.perRequest === true, jwt, rateLimit, trace } } : {}),
     ...(decision.dryRun ? { dryRun: decision.dryRun } : {}),
   };
 }

@@ -211,7 +211,7 @@ export class HttpProxy {
       canonicalService: s.canonicalName,
       canonicalRevision: s.canonicalRevision,
       namespace: s.namespace,
-    });
+    }, ctx.view().samplingFor(s));
     const result = await forward(this.deps, decision, {
       source: scope.source,
       sourceIp: scope.src.ip,

@@ -149,7 +149,7 @@ export class InboundHttp {
       canonicalService: d.canonicalName,
       canonicalRevision: d.canonicalRevision,
       namespace: d.namespace,
-    });
+    }, view.samplingFor(d));
     if (span) ev.span = span;
     const limited = this.limiter.admit(view.rateLimitsFor(scope.destination), scope.destination.uid, scope.sourceIdentity);
     if (limited) {
