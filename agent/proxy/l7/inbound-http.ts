@@ -142,14 +142,19 @@ export class InboundHttp {
     const request: RequestFacts = { method: down.method, path: down.path, host: down.authority, headers: down.headers };
     const ev: Served = { status: 0, flags: "-", bytesSent: 0, bytesReceived: 0 };
     const d = scope.destination;
-    const span = this.ctx.tracer?.start("server", down.headers, {
-      method: down.method,
-      path: down.path,
-      authority: down.authority,
-      canonicalService: d.canonicalName,
-      canonicalRevision: d.canonicalRevision,
-      namespace: d.namespace,
-    }, view.samplingFor(d));
+    const span = this.ctx.tracer?.start(
+      "server",
+      down.headers,
+      {
+        method: down.method,
+        path: down.path,
+        authority: down.authority,
+        canonicalService: d.canonicalName,
+        canonicalRevision: d.canonicalRevision,
+        namespace: d.namespace,
+      },
+      view.samplingFor(d),
+    );
     if (span) ev.span = span;
     const limited = this.limiter.admit(view.rateLimitsFor(scope.destination), scope.destination.uid, scope.sourceIdentity);
     if (limited) {
