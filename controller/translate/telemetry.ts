@@ -28,8 +28,12 @@ export function translateTelemetry(obj: KubeObject, opts: TranslateOptions, diag
     const sel = spec.obj("selector");
     const labels = sel?.map("matchLabels");
     sel?.finish();
-    // A selector in the root namespace picks workloads mesh-wide (as for AuthorizationPolicy).
-    if (labels && Object.keys(labels).length > 0) out.scope = { kind: out.scope.kind === "mesh" ? "mesh" : "workload", selector: labels };
+    if (labels && Object.keys(labels).length > 0) {
+      // Istio rejects it too: the root namespace holds only the mesh-wide default.
+      if (out.scope.kind === "mesh")
+        errors.push(`${spec.at("selector")}: not valid in the root namespace (${namespace}); put it in the workload's namespace`);
+      out.scope = { kind: "workload", selector: labels };
+    }
     for (const k of ["targetRef", "targetRefs"]) {
       // Ignoring a target would widen the object to its whole namespace.
       if (spec.has(k)) errors.push(`${spec.at(k)}: not supported by weft (use selector)`);

@@ -75,16 +75,22 @@ describe("translate: Telemetry (telemetry.istio.io) tracing", () => {
       { targetRefs: [{ kind: "Service", name: "web" }], tracing: [{ randomSamplingPercentage: 1 }] },
       /spec\.targetRefs: not supported/,
     ],
+    [
+      "a selector in the root namespace",
+      { selector: { matchLabels: { app: "web" } }, tracing: [{ randomSamplingPercentage: 1 }] },
+      /spec\.selector: not valid in the root namespace/,
+    ],
     ["tracing that is not a list", { tracing: { randomSamplingPercentage: 1 } }, /spec\.tracing: expected a list/],
   ])("refuses %s, naming the field, and pushes nothing for it", (_n, spec, why) => {
-    const m = translate(objects([telemetry("bad", "shop", spec)]));
+    const ns = /root namespace/.test(String(why)) ? "weft-system" : "shop";
+    const m = translate(objects([telemetry("bad", ns, spec)]));
     expect(m.meshConfig.tracing).toBeUndefined();
     const errors = m.diagnostics.filter((d) => d.severity === "error");
     expect(errors).toHaveLength(1);
     expect(errors[0]?.message).toMatch(why);
     expect(errors[0]?.message).toMatch(/Telemetry refused$/);
     // Listed like refused routing objects, so `weft policies` shows why it has no effect.
-    expect(m.meshConfig.refused?.map((r) => `${r.kind} ${r.namespace}/${r.name}`)).toEqual(["Telemetry shop/bad"]);
+    expect(m.meshConfig.refused?.map((r) => `${r.kind} ${r.namespace}/${r.name}`)).toEqual([`Telemetry ${ns}/bad`]);
   });
 
   it("reports what it does not use instead of ignoring it silently", () => {
@@ -187,11 +193,6 @@ describe("agent: the sampling percentage a workload's Telemetry sets", () => {
       [web],
     );
     expect(v.samplingFor(web)).toBe(40);
-  });
-
-  it("applies a selector in the root namespace to matching workloads of every namespace", () => {
-    const v = view([tp("web-everywhere", "weft-system", 0, { app: "web" })], [web, db, other]);
-    expect([v.samplingFor(web), v.samplingFor(db), v.samplingFor(other)]).toEqual([0, undefined, 0]);
   });
 });
 
