@@ -37,6 +37,11 @@ export interface HttpDuties {
   rateLimit: boolean;
   /** Requests get server spans (tracing is on). */
   trace: boolean;
+  /**
+   * The port declares no protocol: the first bytes decide. Bytes that are not HTTP get what the
+   * L4 path gives them (authorization without request attributes, whose HTTP parts fail closed).
+   */
+  sniffed: boolean;
 }
 
 /** Allowed (with the policy outcome) or refused with an HTTP status and why. */
@@ -114,7 +119,8 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
     destinationIp: req.target.ip,
     destinationPort: req.target.port,
   };
-  const http = req.httpCapable === true && isHttpPort(view, destination, req.target.port);
+  const protocol = req.httpCapable === true ? inboundProtocol(view, destination, req.target.port) : "tcp";
+  const http = protocol !== "tcp";
   const decision: StagedDecision = http ? authorizeStaged(policies, facts) : authorize(policies, facts);
   if (!decision.allowed) {
     const note = http ? undefined : l7Note(policies, facts);
@@ -136,17 +142,23 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
     destination,
     ...(source ? { source } : {}),
     policy: decision.reason,
-    ...(decision.perRequest || jwt || rateLimit || trace ? { http: { authz: decision.perRequest === true, jwt, rateLimit, trace } } : {}),
+    ...(decision.perRequest || jwt || rateLimit || trace
+      ? { http: { authz: decision.perRequest === true, jwt, rateLimit, trace, sniffed: protocol === "sniff" } }
+      : {}),
     ...(decision.dryRun ? { dryRun: decision.dryRun } : {}),
   };
 }
 
-/** True when the pod port is a target port of an HTTP-declared (or undeclared, sniffed) Service port. */
-export function isHttpPort(view: MeshView, destination: Workload, port: number): boolean {
+/**
+ * How the destination treats a pod port, as the source does for service ports: "http" when a
+ * Service declares it HTTP (appProtocol or port name), "sniff" when a Service declares no
+ * protocol (the first bytes decide), "tcp" when declared TCP or no Service names it.
+ */
+export function inboundProtocol(view: MeshView, destination: Workload, port: number): "http" | "sniff" | "tcp" {
   for (const s of view.servicesOf(destination)) {
-    for (const p of s.ports) if (p.targetPort === port && p.appProtocol !== "tcp") return p.appProtocol !== "auto";
+    for (const p of s.ports) if (p.targetPort === port && p.appProtocol !== "tcp") return p.appProtocol === "auto" ? "sniff" : "http";
   }
-  return false;
+  return "tcp";
 }
 
 /**
