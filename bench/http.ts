@@ -1,7 +1,7 @@
 /**
  * Request/response and new connections per second, every variant side by side.
  *
- *   node dist/bench/http.js [--quick] [--rounds 3] [--duration 10] [--variants direct,haproxy,haproxy-http,weft,weft-l7]
+ *   node dist/bench/http.js [--quick] [--rounds 3] [--duration 10] [--variants direct,haproxy,haproxy-http,weft,weft-l7,weft-l7-authz]
  *
  * wrk runs in each variant's client pod (node 1) against nginx in its server pod (node 2):
  *   keep-alive c=1   HTTP/1.1 keep-alive, 1 KiB body, one connection: latency without queueing
@@ -12,11 +12,14 @@
  * utime+stime its processes gained during the run, RSS is read right after it. The L4 tables
  * compare weft's L4 path with the HAProxy pair in TCP mode; the L7 tables compare weft's L7 path
  * (a Service port declared http) with the pair in HTTP mode, weft L4 and direct, from the same
- * interleaved rounds. New connections are measured on the L4 paths.
+ * interleaved rounds. New connections are measured on the L4 paths. The authorization table
+ * compares weft L7 with 100 AuthorizationPolicies at the destination against weft L7 with none
+ * (keep-alive c=50 only): its p50 ratio is the policies' cost.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ActiveVariant, type BenchEnv, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
+import { runs, SCENARIOS, type Scenario, type TableSpec, tableSpecs } from "./lib/http-tables.js";
 import type { BenchRow } from "./lib/output.js";
 import { cpuSince, snapshotCpu, totalRss } from "./lib/proc-stats.js";
 import { median, medianOrNull, pairedAddedRatioSpread, pairedRatioSpread, type Spread, sig } from "./lib/stats.js";
@@ -24,23 +27,6 @@ import { checkTarget } from "./lib/targets.js";
 import { SMALL_PATH } from "./lib/upstream.js";
 import type { VariantName } from "./lib/variant.js";
 import { describeWrkErrors, parseWrkResult, WRK_LUA, wrkArgs, wrkErrorCount } from "./lib/wrk.js";
-
-interface Scenario {
-  id: "c1" | "c50" | "conn";
-  table: string;
-  connections: number;
-  close: boolean;
-}
-
-const SCENARIOS: readonly Scenario[] = [
-  { id: "c1", table: "Request/response: HTTP/1.1 keep-alive, 1 KiB body, 1 connection", connections: 1, close: false },
-  { id: "c50", table: "Request/response: HTTP/1.1 keep-alive, 1 KiB body, 50 connections", connections: 50, close: false },
-  { id: "conn", table: "New connections: one request per connection (Connection: close), 50 concurrent", connections: 50, close: true },
-];
-
-/** The variants of the L4 tables (new connections are measured on these only) and of the L7 tables. */
-const L4_TABLE: readonly VariantName[] = ["direct", "haproxy", "weft"];
-const L7_TABLE: readonly VariantName[] = ["direct", "haproxy-http", "weft", "weft-l7"];
 
 /** One wrk run's numbers. */
 interface Sample {
@@ -164,32 +150,6 @@ async function run(env: BenchEnv, v: ActiveVariant, s: Scenario, seconds: number
   };
 }
 
-/** A table: the variants it shows and the baselines each row is compared with. */
-interface TableSpec {
-  table: string;
-  scenario: Scenario;
-  variants: readonly VariantName[];
-  /** Every row gets "… vs <baseline>" ratios for these (the first is direct). */
-  baselines: readonly VariantName[];
-}
-
-function tableSpecs(): TableSpec[] {
-  const specs: TableSpec[] = SCENARIOS.map((s) => ({ table: s.table, scenario: s, variants: L4_TABLE, baselines: ["direct", "haproxy"] }));
-  for (const s of SCENARIOS.filter((x) => x.id !== "conn"))
-    specs.push({
-      table: `L7: ${s.table} — weft's L7 path and HAProxy in HTTP mode`,
-      scenario: s,
-      variants: L7_TABLE,
-      baselines: ["direct", "haproxy-http", "weft"],
-    });
-  return specs;
-}
-
-/** Whether a variant runs a scenario: new connections are measured on the L4 paths only. */
-function runs(s: Scenario, v: VariantName): boolean {
-  return s.id !== "conn" || L4_TABLE.includes(v);
-}
-
 type Samples = Map<string, (Sample | null)[]>;
 
 function tableRows(env: BenchEnv, spec: TableSpec, per: Samples): BenchRow[] {
@@ -227,6 +187,17 @@ function tableRows(env: BenchEnv, spec: TableSpec, per: Samples): BenchRow[] {
               col(b, (x) => x.rps),
             ),
       );
+    if (spec.p50Ratio)
+      for (const b of spec.baselines.filter((x) => x !== "direct"))
+        put(
+          `p50 vs ${b}`,
+          v.name === b || !per.has(b)
+            ? null
+            : pairedRatioSpread(
+                col(v.name, (x) => x.p50),
+                col(b, (x) => x.p50),
+              ),
+        );
     if (!s.close) {
       for (const q of ["p50", "p99"] as const) {
         const mine = col(v.name, (x) => x[q]);
@@ -275,6 +246,7 @@ function targets(env: BenchEnv, by: Map<string, Samples>) {
   };
   const l4 = missingRatioReason(env);
   const l7 = missingRatioReason(env, ["weft-l7", "haproxy-http"]);
+  const authz = missingRatioReason(env, ["weft-l7-authz", "weft-l7"]);
   return [
     checkTarget(
       { what: "weft rps vs HAProxy pair, keep-alive c=50", op: ">=", bound: 0.6, unit: "×", trackRegression: true },
@@ -305,6 +277,11 @@ function targets(env: BenchEnv, by: Map<string, Samples>) {
       { what: "weft L7 added p50 latency vs HAProxy HTTP-mode pair's, keep-alive c=1", op: "<=", bound: 1.5, unit: "×" },
       spreadOf("c1", "weft-l7", "haproxy-http", (x) => x.p50, true),
       l7,
+    ),
+    checkTarget(
+      { what: "weft L7 p50 with 100 AuthorizationPolicies at the destination vs none, keep-alive c=50", op: "<=", bound: 1.05, unit: "×" },
+      spreadOf("c50", "weft-l7-authz", "weft-l7", (x) => x.p50),
+      authz,
     ),
   ];
 }

@@ -23,6 +23,8 @@ export interface InboundRequest {
    * policies with HTTP attributes are then decided per request instead of failing closed.
    */
   httpCapable?: boolean;
+  /** The proxy traces requests: HTTP ports then go through the HTTP server, for server spans. */
+  traced?: boolean;
 }
 
 /** The HTTP work the destination's proxy must do per request on an allowed connection. */
@@ -33,6 +35,13 @@ export interface HttpDuties {
   jwt: boolean;
   /** RateLimitPolicy applies. */
   rateLimit: boolean;
+  /** Requests get server spans (tracing is on). */
+  trace: boolean;
+  /**
+   * The port declares no protocol: the first bytes decide. Bytes that are not HTTP get what the
+   * L4 path gives them (authorization without request attributes, whose HTTP parts fail closed).
+   */
+  sniffed: boolean;
 }
 
 /** Allowed (with the policy outcome) or refused with an HTTP status and why. */
@@ -110,7 +119,8 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
     destinationIp: req.target.ip,
     destinationPort: req.target.port,
   };
-  const http = req.httpCapable === true && isHttpPort(view, destination, req.target.port);
+  const protocol = req.httpCapable === true ? inboundProtocol(view, destination, req.target.port) : "tcp";
+  const http = protocol !== "tcp";
   const decision: StagedDecision = http ? authorizeStaged(policies, facts) : authorize(policies, facts);
   if (!decision.allowed) {
     const note = http ? undefined : l7Note(policies, facts);
@@ -126,22 +136,29 @@ export function checkInbound(view: MeshView, req: InboundRequest): InboundDecisi
   }
   const jwt = http && view.jwtRulesFor(destination).length > 0;
   const rateLimit = http && view.rateLimitsFor(destination).length > 0;
+  const trace = http && req.traced === true;
   return {
     ok: true,
     destination,
     ...(source ? { source } : {}),
     policy: decision.reason,
-    ...(decision.perRequest || jwt || rateLimit ? { http: { authz: decision.perRequest === true, jwt, rateLimit } } : {}),
+    ...(decision.perRequest || jwt || rateLimit || trace
+      ? { http: { authz: decision.perRequest === true, jwt, rateLimit, trace, sniffed: protocol === "sniff" } }
+      : {}),
     ...(decision.dryRun ? { dryRun: decision.dryRun } : {}),
   };
 }
 
-/** True when the pod port is a target port of an HTTP-declared (or undeclared, sniffed) Service port. */
-export function isHttpPort(view: MeshView, destination: Workload, port: number): boolean {
+/**
+ * How the destination treats a pod port, as the source does for service ports: "http" when a
+ * Service declares it HTTP (appProtocol or port name), "sniff" when a Service declares no
+ * protocol (the first bytes decide), "tcp" when declared TCP or no Service names it.
+ */
+export function inboundProtocol(view: MeshView, destination: Workload, port: number): "http" | "sniff" | "tcp" {
   for (const s of view.servicesOf(destination)) {
-    for (const p of s.ports) if (p.targetPort === port && p.appProtocol !== "tcp") return p.appProtocol !== "auto";
+    for (const p of s.ports) if (p.targetPort === port && p.appProtocol !== "tcp") return p.appProtocol === "auto" ? "sniff" : "http";
   }
-  return false;
+  return "tcp";
 }
 
 /**

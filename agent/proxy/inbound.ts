@@ -381,6 +381,7 @@ export class InboundServer {
       target,
       ...(info.presented ? { presentedIdentity: info.presented } : {}),
       httpCapable: true,
+      traced: this.ctx.tracer !== undefined,
     });
     const connInfo: ConnectionInfo = {
       direction: "inbound",

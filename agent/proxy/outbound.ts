@@ -204,6 +204,7 @@ export class OutboundListener {
       sourceIp: src.ip,
       target: req.target,
       httpCapable: true,
+      traced: this.ctx.tracer !== undefined,
     });
     if (!decision.ok) {
       this.refuse(sock, src, dst, req, decision.reason, decision.flags, decision.code, "same-node");

@@ -100,11 +100,17 @@ export class NodeProxy {
       // Tunnels the destination's HTTP server handles are checked request by request; spliced
       // ones cannot be, so a policy that now needs HTTP attributes closes them (they reconnect).
       const http = info.mode === "http";
-      const d = checkInbound(view, { sourceIdentity: info.srcIdentity, sourceIp: info.src.ip, target: info.target, httpCapable: true });
+      const d = checkInbound(view, {
+        sourceIdentity: info.srcIdentity,
+        sourceIp: info.src.ip,
+        target: info.target,
+        httpCapable: true,
+        traced: this.ctx.tracer !== undefined,
+      });
       if (!d.ok) return `policy changed: ${d.reason}`;
       return d.http && !http ? "policy changed: it now needs HTTP attributes, checked by the destination's HTTP server" : null;
     });
-    const direct = recheckSameNode(view);
+    const direct = recheckSameNode(view, this.ctx.tracer !== undefined);
     if (closed + direct > 0)
       this.ctx.log.info({ closed: closed + direct, version: view.version }, "closed connections newly denied by policy");
     return closed + direct;

@@ -139,6 +139,7 @@ export class StateUpdater {
       routes: byName(get("RouteTable")),
       destinationPolicies: byName(get("DestinationPolicy")),
       ...(meshConfig?.refused?.length ? { refused: meshConfig.refused } : {}),
+      ...(meshConfig?.tracing?.length ? { tracingPolicies: meshConfig.tracing } : {}),
     });
     const state: MeshState = {
       revision: ++this.revision,

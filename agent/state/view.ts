@@ -14,6 +14,7 @@ import type {
   RouteTable,
   Service,
   ServicePort,
+  TracingPolicy,
   Workload,
 } from "../../controller/api/model.js";
 
@@ -52,6 +53,7 @@ export class MeshView {
   private readonly policiesByWorkload = new WeakMap<Workload, AuthorizationPolicy[]>();
   private readonly jwtByWorkload = new WeakMap<Workload, JwtRule[]>();
   private readonly rlByWorkload = new WeakMap<Workload, RateLimitPolicy[]>();
+  private readonly samplingByWorkload = new WeakMap<Workload, { pct: number | undefined }>();
 
   constructor(readonly data: MeshSnapshotData) {
     for (const w of data.workloads) {
@@ -140,6 +142,26 @@ export class MeshView {
     if (policy.scope.kind === "mesh") return policy.namespace === this.data.rootNamespace && labelsMatch(policy.scope.selector, w.labels);
     if (policy.namespace !== w.namespace) return false;
     return policy.scope.kind === "namespace" || labelsMatch(policy.scope.selector, w.labels);
+  }
+
+  /**
+   * The tracing sampling percentage Telemetry sets for a workload (undefined: none does, the
+   * agent's flag decides). Istio's precedence: a selector-scoped Telemetry over the namespace's
+   * over the root namespace's, an unset field inheriting; the oldest wins a tie within a level.
+   */
+  samplingFor(w: Workload): number | undefined {
+    const cached = this.samplingByWorkload.get(w);
+    if (cached !== undefined) return cached.pct;
+    const levels: TracingPolicy[][] = [[], [], []];
+    for (const p of this.data.tracingPolicies ?? []) {
+      if (p.samplingPercentage === undefined || !this.appliesTo(p, w)) continue;
+      levels[p.scope.selector ? 0 : p.scope.kind === "namespace" ? 1 : 2]?.push(p);
+    }
+    const oldest = (ps: TracingPolicy[]) =>
+      ps.sort((a, b) => (a.createdAt === b.createdAt ? (a.key < b.key ? -1 : 1) : a.createdAt < b.createdAt ? -1 : 1))[0];
+    const pct = levels.map(oldest).find((p) => p !== undefined)?.samplingPercentage;
+    this.samplingByWorkload.set(w, { pct });
+    return pct;
   }
 
   /** The RateLimitPolicies that apply to a workload. */

@@ -23,6 +23,8 @@ import {
   BasicTracerProvider,
   BatchSpanProcessor,
   ParentBasedSampler,
+  type Sampler,
+  type SamplingResult,
   type SpanExporter,
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-base";
@@ -88,17 +90,48 @@ export function parentOf(headers: Headers): Context {
   });
 }
 
+/**
+ * Root sampling at the percentage of the request at hand: a Telemetry may set a different one
+ * per workload, and the SDK's ratio sampler is fixed at construction. start() sets `percentage`
+ * right before startSpan, which calls the sampler synchronously, so no other request can
+ * interleave. The decision is the SDK's own trace-id ratio, so it is consistent per trace.
+ */
+class ScopedRatioSampler implements Sampler {
+  percentage = 0;
+  private readonly byRatio = new Map<number, TraceIdRatioBasedSampler>();
+
+  shouldSample(context: Context, traceId: string): SamplingResult {
+    const ratio = Math.min(100, Math.max(0, this.percentage)) / 100;
+    let s = this.byRatio.get(ratio);
+    if (!s) {
+      // A handful of distinct percentages exist (one per Telemetry); the bound is only a guard.
+      if (this.byRatio.size > 256) this.byRatio.clear();
+      s = new TraceIdRatioBasedSampler(ratio);
+      this.byRatio.set(ratio, s);
+    }
+    return s.shouldSample(context, traceId);
+  }
+
+  toString(): string {
+    return "ScopedRatioSampler";
+  }
+}
+
 /** The proxy's tracer: starts spans and writes the propagation headers for the next hop. */
 export class ProxyTracer {
   private readonly provider: BasicTracerProvider;
   private readonly tracer;
+  private readonly root = new ScopedRatioSampler();
 
-  constructor(cfg: TracingConfig, node: string, exporter?: SpanExporter) {
-    const ratio = Math.min(100, Math.max(0, cfg.samplingPercentage)) / 100;
+  constructor(
+    private readonly cfg: TracingConfig,
+    node: string,
+    exporter?: SpanExporter,
+  ) {
     const out = exporter ?? new OTLPTraceExporter({ url: `${cfg.endpoint.replace(/\/+$/, "")}/v1/traces`, timeoutMillis: 5_000 });
     this.provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: "weft-proxy", "weft.node": node }),
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
+      sampler: new ParentBasedSampler({ root: this.root }),
       // Bounded queue: when the collector cannot keep up, spans are dropped, requests never wait.
       spanProcessors: [new BatchSpanProcessor(out, { maxQueueSize: 2048, scheduledDelayMillis: 500 })],
     });
@@ -108,9 +141,10 @@ export class ProxyTracer {
   /**
    * Starts a span for a request (parent: its trace headers) and rewrites those headers so the
    * next hop continues the trace from this span (traceparent always, unsampled ones too, so the
-   * decision is kept downstream).
+   * decision is kept downstream). A request that starts a trace is sampled at
+   * `samplingPercentage` (the workload's Telemetry), else at the agent's configured percentage.
    */
-  start(kind: "client" | "server", headers: Headers, facts: SpanFacts): RequestSpan {
+  start(kind: "client" | "server", headers: Headers, facts: SpanFacts, samplingPercentage?: number): RequestSpan {
     const parent = parentOf(headers);
     const attributes: Attributes = {
       [ATTR_HTTP_REQUEST_METHOD]: facts.method,
@@ -120,6 +154,7 @@ export class ProxyTracer {
       ...(facts.canonicalRevision ? { "istio.canonical_revision": facts.canonicalRevision } : {}),
       ...(facts.namespace ? { "istio.namespace": facts.namespace } : {}),
     };
+    this.root.percentage = samplingPercentage ?? this.cfg.samplingPercentage;
     const span: Span = this.tracer.startSpan(
       `${facts.authority}${attributes[ATTR_URL_PATH] as string}`,
       { kind: kind === "client" ? SpanKind.CLIENT : SpanKind.SERVER, attributes },

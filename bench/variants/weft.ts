@@ -6,11 +6,15 @@
  *   weft-l7    the client pod dials a Service VIP whose port declares appProtocol http and that a
  *              VirtualService routes; node 1's agent parses each request, routes it and sends it
  *              over a reused upstream HTTP/1.1 connection inside HBONE.
+ *   weft-l7-authz  weft-l7 plus 100 AuthorizationPolicies with HTTP attributes on the server pod
+ *              (bench/lib/authz-policies.ts): node 2's agent parses and authorizes every request
+ *              before it reaches the pod. Compared with weft-l7 (no policy) in the same rounds.
  *
  *   client pod ──captured──▶ agent node1 (15001) ══HBONE mTLS 1.3══▶ agent node2 (15008) ──▶ server pod
  *
  * Setup proves which path a variant takes: node 1's agent must count the L7 variant's check
- * request in istio_requests_total, and must not count the L4 variant's.
+ * request in istio_requests_total, and must not count the L4 variant's; with policies, node 2's
+ * agent must count it as reporter="destination" and answer a path no policy allows with 403.
  *
  * The agents' CPU and RSS (all threads, proxy workers included) are each path's cost; CPU is
  * taken per run, and runs never overlap, so sharing the agents does not mix the figures. The
@@ -24,6 +28,7 @@ import { runSync } from "../../native/exec.js";
 import { addService, removeService, requireState } from "../../scripts/cluster/cluster.js";
 import { agentSocket, type MeshProcesses, startMesh, weftBin } from "../../scripts/cluster/mesh.js";
 import { applyUserObjects, deleteUserObjects } from "../../scripts/cluster/user-objects.js";
+import { authzPoliciesYaml } from "../lib/authz-policies.js";
 import type { BenchCluster } from "../lib/cluster.js";
 import { SMALL_PATH } from "../lib/upstream.js";
 import type { BenchVariant, VariantContext, VariantSetup } from "../lib/variant.js";
@@ -32,6 +37,8 @@ import type { BenchVariant, VariantContext, VariantSetup } from "../lib/variant.
 const METRICS_URL = "http://127.0.0.1:15020/metrics";
 /** The Service the L7 variant's client calls. */
 const L7_SERVICE = "server";
+/** AuthorizationPolicies on the weft-l7-authz variant's server pod. */
+export const AUTHZ_POLICY_COUNT = 100;
 
 /** The VirtualService that puts the L7 variant's calls on the L7 path (one rule, the service itself). */
 function routeYaml(namespace: string): string {
@@ -100,34 +107,56 @@ async function capturedPods(ctx: VariantContext): Promise<number> {
 }
 
 /**
- * Requests node 1's agent has counted at L7 for a destination namespace: the sum of its
- * istio_requests_total series whose destination_service_namespace is `namespace`.
+ * Requests an agent has counted at L7 for a destination namespace: the sum of its
+ * istio_requests_total series whose destination_service_namespace is `namespace` (and whose
+ * reporter is `reporter`, when given).
  */
-export function l7RequestCount(metricsText: string, namespace: string): number {
+export function l7RequestCount(metricsText: string, namespace: string, reporter?: "source" | "destination"): number {
   let total = 0;
   for (const line of metricsText.split("\n")) {
     if (!line.startsWith("istio_requests_total{")) continue;
     if (!line.includes(`destination_service_namespace="${namespace}"`)) continue;
+    if (reporter && !line.includes(`reporter="${reporter}"`)) continue;
     const v = Number(line.slice(line.lastIndexOf(" ") + 1));
     if (Number.isFinite(v)) total += v;
   }
   return total;
 }
 
-async function l7Requests(ctx: VariantContext): Promise<number> {
-  const r = await ctx.cluster.exec("node1", ["curl", "-sf", "--max-time", "5", METRICS_URL], { timeoutMs: 10_000 });
-  return l7RequestCount(r.stdout, ctx.client.namespace);
+async function l7Requests(ctx: VariantContext, node = "node1", reporter?: "destination"): Promise<number> {
+  const r = await ctx.cluster.exec(node, ["curl", "-sf", "--max-time", "5", METRICS_URL], { timeoutMs: 10_000 });
+  return l7RequestCount(r.stdout, ctx.client.namespace, reporter);
 }
 
-/** A fresh weft variant: the L4 path (pod IP), or the L7 path (a Service port declared http). */
-export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
+/** The variant's objects in the file store: its route, and with policies its AuthorizationPolicies. */
+function userObjectsYaml(ctx: VariantContext, authz: boolean): string {
+  const route = routeYaml(ctx.client.namespace);
+  if (!authz) return route;
+  const policies = authzPoliciesYaml(AUTHZ_POLICY_COUNT, {
+    namespace: ctx.client.namespace,
+    selector: { app: ctx.server.name },
+    allowPaths: [SMALL_PATH],
+  });
+  return `${route}---\n${policies}`;
+}
+
+/**
+ * A fresh weft variant: the L4 path (pod IP), the L7 path (a Service port declared http), or the
+ * L7 path with AuthorizationPolicies checked per request at the destination.
+ */
+export function weftVariant(layer: "l4" | "l7" | "l7-authz" = "l4"): BenchVariant {
   let ctxRef: VariantContext | null = null;
   let holdsMesh = false;
   let service = false;
-  const l7 = layer === "l7";
+  const l7 = layer !== "l4";
+  const authz = layer === "l7-authz";
   return {
-    name: l7 ? "weft-l7" : "weft",
-    title: l7 ? "weft L7 (HTTP over HBONE)" : "weft L4 (HBONE)",
+    name: authz ? "weft-l7-authz" : l7 ? "weft-l7" : "weft",
+    title: authz
+      ? `weft L7, ${AUTHZ_POLICY_COUNT} AuthorizationPolicies at the destination`
+      : l7
+        ? "weft L7 (HTTP over HBONE)"
+        : "weft L4 (HBONE)",
     unavailable: () => (existsSync(weftBin()) ? null : `${weftBin()} is missing: run 'npm run build'`),
     async setup(ctx): Promise<VariantSetup> {
       ctxRef = ctx;
@@ -149,7 +178,7 @@ export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
         service = true;
         // Without a route table or DestinationRule a service port stays on the L4 splice (the
         // design's fast path): a plain VirtualService to the same service makes the L7 path run.
-        applyUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(routeYaml(ctx.client.namespace)), "bench");
+        applyUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(userObjectsYaml(ctx, authz)), "bench");
         const vip = svc.vip;
         await until(`node 1's agent to hold service ${ctx.client.namespace}/${L7_SERVICE} with its endpoint`, 15_000, async () => {
           const r = await adminGet(agentSocket(ctx.cluster.name, 1), "/config_dump", 2000);
@@ -159,6 +188,7 @@ export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
         target = { host: vip, port: ctx.serverPort };
       }
       await assertLayer(ctx, target, l7);
+      if (authz) await assertPolicies(ctx, target);
       ctx.log(`weft: controller and 2 agents ready (${workers} proxy workers each), ${l7 ? "L7 via the Service VIP" : "L4 to the pod IP"}`);
       return {
         target,
@@ -171,6 +201,11 @@ export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
                 "weft L7": `the client calls Service ${ctx.client.namespace}/${L7_SERVICE} (VIP ${target.host}, port declares appProtocol http); a VirtualService routes it; node 1's agent routes every request over reused upstream HTTP/1.1 connections in HBONE; checked by its istio_requests_total`,
               }
             : {}),
+          ...(authz
+            ? {
+                "weft L7 authorization": `${AUTHZ_POLICY_COUNT} AuthorizationPolicies with HTTP attributes on the server pod (half DENY that never match, then ALLOWs of which only the last admits the client): node 2's agent checks every request; checked by its reporter="destination" count and a 403 for a path no policy allows`,
+              }
+            : {}),
         },
       };
     },
@@ -181,7 +216,7 @@ export function weftVariant(layer: "l4" | "l7" = "l4"): BenchVariant {
         service = false;
         await removeService(ctx.cluster.name, ctx.client.namespace, L7_SERVICE).catch(() => undefined);
         try {
-          deleteUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(routeYaml(ctx.client.namespace)), "bench");
+          deleteUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(userObjectsYaml(ctx, authz)), "bench");
         } catch {
           // the cluster is being removed anyway
         }
@@ -232,4 +267,34 @@ async function assertLayer(ctx: VariantContext, target: { host: string; port: nu
       );
     await new Promise((res) => setTimeout(res, 200));
   }
+}
+
+/**
+ * With policies: node 2's agent must count a request as reporter="destination" (its HTTP server
+ * took it) and must answer a path no ALLOW policy names with 403, or the row would measure a path
+ * where the policies are not in force.
+ */
+async function assertPolicies(ctx: VariantContext, target: { host: string; port: number }): Promise<void> {
+  const pod = `${ctx.client.namespace}/${ctx.client.name}`;
+  const base = `http://${target.host}:${target.port}`;
+  await until(
+    `node 2's agent to enforce the ${AUTHZ_POLICY_COUNT} AuthorizationPolicies (403 for a path none allows)`,
+    20_000,
+    async () => {
+      const r = await ctx.cluster.exec(
+        pod,
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", `${base}/not-allowed`],
+        {
+          allowFailure: true,
+          timeoutMs: 10_000,
+        },
+      );
+      return r.stdout.trim() === "403";
+    },
+  );
+  const before = await l7Requests(ctx, "node2", "destination");
+  await until('node 2\'s agent to count an allowed request as reporter="destination"', 10_000, async () => {
+    await ctx.cluster.exec(pod, ["curl", "-sf", "-o", "/dev/null", "--max-time", "5", `${base}${SMALL_PATH}`], { timeoutMs: 10_000 });
+    return (await l7Requests(ctx, "node2", "destination")) > before;
+  });
 }

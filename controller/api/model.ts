@@ -185,6 +185,22 @@ export interface RateLimitOverride {
   limit: RateLimit;
 }
 
+/**
+ * The tracing part of a validated telemetry.istio.io Telemetry. Istio merges Telemetry from the
+ * root namespace, the workload's namespace and a selector-scoped one, the more specific setting
+ * winning field by field; an unset field inherits.
+ */
+export interface TracingPolicy {
+  key: string;
+  name: string;
+  namespace: string;
+  scope: PolicyScope;
+  /** spec.tracing[0].randomSamplingPercentage, 0–100 (absent: inherited). */
+  samplingPercentage?: number;
+  /** Oldest first breaks ties between two policies of the same scope, as Istio does. */
+  createdAt: string;
+}
+
 /** A validated weft.dev/v1alpha1 RateLimitPolicy: local rate limits at the destination's proxy. */
 export interface RateLimitPolicy {
   key: string;
@@ -489,6 +505,8 @@ export interface MeshSnapshotData {
   requestAuthentications?: RequestAuthentication[];
   /** Local rate limits (RateLimitPolicy). Optional like requestAuthentications. */
   rateLimitPolicies?: RateLimitPolicy[];
+  /** Tracing settings (Telemetry), from the MeshConfig. Optional like requestAuthentications. */
+  tracingPolicies?: TracingPolicy[];
   /**
    * HTTP/TCP routing per service (VirtualService, HTTPRoute). Always set in snapshots the agent
    * publishes; optional only so fixtures written before routes existed stay valid.

@@ -4,6 +4,7 @@
  * wrapped in a Labels message (absent wrapper = no selector, empty wrapper = empty selector).
  */
 import type { AuthorizationPolicy, DestinationPolicy, PeerAuthentication, PolicyScope, RouteTable } from "./model.js";
+import type { MeshConfig } from "./wire-types.js";
 
 type Kind =
   | "MeshConfig"
@@ -38,6 +39,10 @@ export function toWire(kind: Kind, value: unknown): object {
     case "PeerAuthentication": {
       const p = value as PeerAuthentication;
       return { ...p, scope: scope(p.scope) };
+    }
+    case "MeshConfig": {
+      const m = value as MeshConfig;
+      return m.tracing ? { ...m, tracing: m.tracing.map((t) => ({ ...t, scope: scope(t.scope) })) } : m;
     }
     case "RouteTable": {
       const r = value as RouteTable;

@@ -1,4 +1,5 @@
 /** TypeScript shapes of the weft.xds.v1 messages (xds.proto), as protobufjs encodes and decodes them. */
+import type { TracingPolicy } from "./model.js";
 
 /** The agent's node. */
 export interface WireNode {
@@ -82,4 +83,6 @@ export interface MeshConfig {
   clusterDomain: string;
   /** Routing objects refused as invalid, so that every agent can show why (weft policies). */
   refused?: RefusedObject[];
+  /** Tracing settings from Telemetry objects (few, and every proxy may start a trace). */
+  tracing?: TracingPolicy[];
 }

@@ -21,6 +21,7 @@ import type {
   RequestAuthentication,
   Service,
   ServicePort,
+  TracingPolicy,
   Workload,
 } from "./model.js";
 import { parseSpiffeId } from "./model.js";
@@ -35,6 +36,7 @@ import {
   numList,
   oneOf,
   optLabels,
+  optNum,
   optStr,
   type Rec,
   rec,
@@ -279,13 +281,30 @@ function refusedObject(o: Rec, path: string): RefusedObject {
   };
 }
 
+function tracingPolicy(o: Rec, path: string): TracingPolicy {
+  const key = str(o, "key", path, true);
+  const name = str(o, "name", path, true);
+  const namespace = str(o, "namespace", path, true);
+  if (key !== `${namespace}/${name}`) fail(`${path}.key`, `'${key}' is not '${namespace}/${name}'`);
+  return compact({
+    key,
+    name,
+    namespace,
+    scope: scope(rec(o.scope, `${path}.scope`), `${path}.scope`),
+    samplingPercentage: optNum(o, "samplingPercentage", path, 0, 100),
+    createdAt: str(o, "createdAt", path),
+  });
+}
+
 function meshConfig(o: Rec): MeshConfig {
   const refused = list(o, "refused", "", refusedObject);
+  const tracing = list(o, "tracing", "", tracingPolicy);
   return {
     trustDomain: str(o, "trustDomain", "", true),
     rootNamespace: str(o, "rootNamespace", "", true),
     clusterDomain: str(o, "clusterDomain", "", true),
     ...(refused.length ? { refused } : {}),
+    ...(tracing.length ? { tracing } : {}),
   };
 }
 

@@ -22,6 +22,7 @@ export const KIND_INFO: Readonly<Record<SourceKind, KindInfo>> = {
   PeerAuthentication: { group: "security.istio.io", versions: ["v1", "v1beta1"], plural: "peerauthentications", namespaced: true },
   RequestAuthentication: { group: "security.istio.io", versions: ["v1", "v1beta1"], plural: "requestauthentications", namespaced: true },
   RateLimitPolicy: { group: "weft.dev", versions: ["v1alpha1"], plural: "ratelimitpolicies", namespaced: true },
+  Telemetry: { group: "telemetry.istio.io", versions: ["v1", "v1alpha1"], plural: "telemetries", namespaced: true },
   VirtualService: { group: "networking.istio.io", versions: ["v1", "v1beta1", "v1alpha3"], plural: "virtualservices", namespaced: true },
   DestinationRule: { group: "networking.istio.io", versions: ["v1", "v1beta1", "v1alpha3"], plural: "destinationrules", namespaced: true },
   HTTPRoute: { group: "gateway.networking.k8s.io", versions: ["v1", "v1beta1"], plural: "httproutes", namespaced: true },

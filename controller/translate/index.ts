@@ -15,6 +15,7 @@ import { translateRequestAuthentication } from "./request-auth.js";
 import { unknownSubsets } from "./route-checks.js";
 import { translateAuthorizationPolicy, translatePeerAuthentication } from "./security.js";
 import { type ServiceMemo, slicesByService, translateServices } from "./services.js";
+import { translateTelemetry } from "./telemetry.js";
 import { type ClusterObjects, Diagnostics, type MeshModel, type RefusedObject, refOf, type TranslateOptions } from "./types.js";
 import { translateVirtualService } from "./virtual-service.js";
 import { translateWorkloads, type WorkloadMemo } from "./workloads.js";
@@ -124,6 +125,7 @@ export function translate(objects: ClusterObjects, opts: TranslateOptions = DEFA
     refused.push(refusedOf(o, messages));
     return false;
   });
+  const tracing = byKey(objects.Telemetry.map((o) => routing(o, () => translateTelemetry(o, opts, diags))));
   return {
     meshConfig: {
       trustDomain: opts.trustDomain,
@@ -132,6 +134,7 @@ export function translate(objects: ClusterObjects, opts: TranslateOptions = DEFA
       ...(refused.length
         ? { refused: refused.sort((a, b) => `${a.kind}/${a.namespace}/${a.name}`.localeCompare(`${b.kind}/${b.namespace}/${b.name}`)) }
         : {}),
+      ...(tracing.length ? { tracing } : {}),
     },
     workloads,
     services,

@@ -25,6 +25,7 @@ export const SOURCE_KINDS = [
   "PeerAuthentication",
   "RequestAuthentication",
   "RateLimitPolicy",
+  "Telemetry",
   "VirtualService",
   "DestinationRule",
   "HTTPRoute",

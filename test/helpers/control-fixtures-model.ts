@@ -250,6 +250,16 @@ export const MESH: MeshConfig = {
   rootNamespace: "weft-system",
   clusterDomain: "cluster.local",
   refused: [{ kind: "VirtualService", namespace: "shop", name: "bad", errors: ["spec.hosts: needs at least one host"] }],
+  tracing: [
+    {
+      key: "shop/web-tracing",
+      name: "web-tracing",
+      namespace: "shop",
+      scope: { kind: "workload", selector: { app: "web" } },
+      samplingPercentage: 12.5,
+      createdAt: "2026-01-02T03:04:05Z",
+    },
+  ],
 };
 
 /** One fixture per resource type. */

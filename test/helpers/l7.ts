@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { clusterUp, requireState, runDetached } from "../../scripts/cluster/cluster.js";
-import { startMesh } from "../../scripts/cluster/mesh.js";
+import { type MeshOptions, startMesh } from "../../scripts/cluster/mesh.js";
 import { DEFAULT_SPEC } from "../../scripts/cluster/topology.js";
 import { BOOKINFO_NS, BOOKINFO_PORT, deployBookinfo } from "../../scripts/demo/bookinfo.js";
 import { forceDown, runProbe } from "./cluster.js";
@@ -140,12 +140,15 @@ export const BOOKINFO_CLIENT = `${BOOKINFO_NS}/traffic`;
 
 /**
  * A 2-node cluster with the controller, agents and Bookinfo (no background traffic), waiting
- * until productpage answers with every reviews version reachable through the mesh.
+ * until productpage answers with every reviews version reachable through the mesh. `beforeMesh`
+ * runs once the cluster's namespaces exist, before the controller and agents start (e.g. a
+ * collector the agents send to), and may add mesh options.
  */
-export async function bookinfoUp(cluster: string): Promise<void> {
+export async function bookinfoUp(cluster: string, beforeMesh?: () => Promise<MeshOptions>): Promise<void> {
   await forceDown(cluster);
   await clusterUp({ ...DEFAULT_SPEC, name: cluster, podsPerNode: 0 });
-  await startMesh(cluster, { debounce: "20ms" });
+  const extra = (await beforeMesh?.()) ?? {};
+  await startMesh(cluster, { debounce: "20ms", ...extra });
   await deployBookinfo(cluster, { traffic: false });
   await waitFor(
     "productpage answering with details and reviews",

@@ -11,8 +11,19 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { addService, runDetached } from "../../scripts/cluster/cluster.js";
 import { BOOKINFO_NS, BOOKINFO_PORT } from "../../scripts/demo/bookinfo.js";
-import { forceDown } from "../helpers/cluster.js";
-import { applyIn, BOOKINFO_CLIENT, bookinfoUp, deleteIn, getOnce, ISTIO, loadClient, nodeOf, productpageUrl } from "../helpers/l7.js";
+import { forceDown, probeConnect } from "../helpers/cluster.js";
+import {
+  applyIn,
+  BOOKINFO_CLIENT,
+  bookinfoUp,
+  deleteIn,
+  getOnce,
+  ISTIO,
+  loadClient,
+  nodeOf,
+  productpageUrl,
+  startHttpbin,
+} from "../helpers/l7.js";
 import { counterSum, metrics, vip } from "../helpers/mesh.js";
 import { describePrivileged } from "../helpers/privileged.js";
 import { waitFor } from "../helpers/wait.js";
@@ -31,6 +42,28 @@ const FIXTURES = [
 const TMP = mkdtempSync(join(tmpdir(), "weft-l7-authz-"));
 const JWT_FILE = join(TMP, "request-auth.yaml");
 const RL_FILE = join(TMP, "rate-limit.yaml");
+const RAW_HTTP_FILE = join(TMP, "raw-http.yaml");
+const RAW_TCP_FILE = join(TMP, "raw-tcp.yaml");
+/** A port of details-v1 whose Service declares no protocol (port name "raw"). */
+const RAW_PORT = 8000;
+
+/** An ALLOW AuthorizationPolicy on details' undeclared port. */
+function rawPolicyYaml(name: string, rule: string[]): string {
+  return [
+    "apiVersion: security.istio.io/v1",
+    "kind: AuthorizationPolicy",
+    "metadata:",
+    `  name: ${name}`,
+    "spec:",
+    "  selector:",
+    "    matchLabels:",
+    "      app: details",
+    "  action: ALLOW",
+    "  rules:",
+    ...rule,
+    "",
+  ].join("\n");
+}
 
 /** A RateLimitPolicy on ratings. */
 function rateLimitYaml(limits: string[]): string {
@@ -110,7 +143,7 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
 
   afterEach(async () => {
     for (const f of FIXTURES) await deleteIn(C, NS, fixture(f));
-    for (const f of [JWT_FILE, RL_FILE]) {
+    for (const f of [JWT_FILE, RL_FILE, RAW_HTTP_FILE, RAW_TCP_FILE]) {
       try {
         await deleteIn(C, NS, f);
       } catch {
@@ -300,5 +333,60 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
     const raised = await offer50for10s();
     expect(raised.codes[200] ?? 0).toBeGreaterThanOrEqual(285);
     expect(raised.codes[200] ?? 0).toBeLessThanOrEqual(345);
+  });
+
+  it("checks HTTP rules per request on a port that declares no protocol (sniffed); other bytes there get the L4 decision", async () => {
+    await startHttpbin(C, `${NS}/details-v1`, RAW_PORT);
+    await addService(C, {
+      namespace: NS,
+      name: "details-raw",
+      ports: [{ name: "raw", port: RAW_PORT, targetPort: RAW_PORT, protocol: "TCP" }],
+      selector: { app: "details" },
+    });
+    const raw = `http://${vip(C, NS, "details-raw")}:${RAW_PORT}`;
+    // Only GET /allowed: a rule only an HTTP-aware check can allow.
+    writeFileSync(
+      RAW_HTTP_FILE,
+      rawPolicyYaml("details-raw-get", [
+        "    - to:",
+        "        - operation:",
+        "            methods: [GET]",
+        "            paths: [/allowed]",
+        `            ports: ["${RAW_PORT}"]`,
+      ]),
+    );
+    await applyIn(C, NS, RAW_HTTP_FILE);
+    await waitForStatuses(`${raw}/allowed`, { GET: 200, POST: 403 });
+    // Request by request on the same keep-alive connection.
+    const r = await loadClient(C, BOOKINFO_CLIENT, ["--url", `${raw}/allowed`, "--methods", "GET,POST", "-c", "1", "-n", "10"]);
+    expect(r.byMethod).toEqual({ "GET 200": 5, "POST 403": 5 });
+    expect((await getOnce(C, BOOKINFO_CLIENT, `${raw}/other`)).status).toBe(403);
+    // Bytes that are not HTTP cannot meet an HTTP rule: refused (fail closed), the pod never sees them.
+    const refused = await probeConnect(C, BOOKINFO_CLIENT, vip(C, NS, "details-raw"), RAW_PORT, "hello, not http\n");
+    expect(refused.reply ?? "").toBe("");
+    // An L4 rule for the traffic pod lets them through to the pod (httpbin answers them 400).
+    writeFileSync(
+      RAW_TCP_FILE,
+      rawPolicyYaml("details-raw-traffic", [
+        "    - from:",
+        "        - source:",
+        "            principals: [cluster.local/ns/bookinfo/sa/traffic]",
+        "      to:",
+        "        - operation:",
+        `            ports: ["${RAW_PORT}"]`,
+      ]),
+    );
+    await applyIn(C, NS, RAW_TCP_FILE);
+    const spliced = await waitFor(
+      "non-HTTP bytes spliced to the pod once an L4 rule allows them",
+      async () => {
+        const p = await probeConnect(C, BOOKINFO_CLIENT, vip(C, NS, "details-raw"), RAW_PORT, "hello, not http\n");
+        if (!p.reply?.startsWith("HTTP/1.1 400")) throw new Error(`reply ${JSON.stringify(p)}`);
+        return p;
+      },
+      20_000,
+      200,
+    );
+    expect(spliced.reply).toMatch(/^HTTP\/1\.1 400/);
   });
 });

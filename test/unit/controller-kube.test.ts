@@ -85,6 +85,7 @@ describe("Kubernetes source", () => {
       "PeerAuthentication",
       "RateLimitPolicy",
       "RequestAuthentication",
+      "Telemetry",
     ]);
     // Watches ask for bookmarks and are bounded in time.
     const watch = api.requests.find((r) => r.path === "/api/v1/pods" && r.query.get("watch") === "true");

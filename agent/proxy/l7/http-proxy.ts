@@ -204,14 +204,19 @@ export class HttpProxy {
     down.onGone(() => gone.abort());
     ev.upstreamCluster = decision.cluster.key;
     const s = scope.source;
-    const span = ctx.tracer?.start("client", reqHeaders, {
-      method: down.method,
-      path: decision.path,
-      authority: decision.authority,
-      canonicalService: s.canonicalName,
-      canonicalRevision: s.canonicalRevision,
-      namespace: s.namespace,
-    });
+    const span = ctx.tracer?.start(
+      "client",
+      reqHeaders,
+      {
+        method: down.method,
+        path: decision.path,
+        authority: decision.authority,
+        canonicalService: s.canonicalName,
+        canonicalRevision: s.canonicalRevision,
+        namespace: s.namespace,
+      },
+      ctx.view().samplingFor(s),
+    );
     const result = await forward(this.deps, decision, {
       source: scope.source,
       sourceIp: scope.src.ip,

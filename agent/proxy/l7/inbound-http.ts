@@ -14,12 +14,15 @@ import { createServer, type Server } from "node:http";
 import { createServer as createH2Server, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { errorMessage } from "../../../common/errors.js";
 import type { Workload } from "../../../controller/api/model.js";
 import { type ResponseFlag, type TrafficLabels, trafficLabels } from "../../telemetry/labels.js";
 import type { RequestSpan } from "../../telemetry/tracing.js";
 import { authorize, type RequestFacts } from "../authz.js";
 import type { ConnectionInfo } from "../connection-manager.js";
 import type { ProxyContext } from "../context.js";
+import { spliceWith } from "../copy.js";
+import { dial } from "../dial.js";
 import type { HttpDuties } from "../inbound-policy.js";
 import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
@@ -42,6 +45,12 @@ export interface InboundHttpScope {
 
 /** Bounded wait for the first request bytes (the source proxy writes them at once). */
 const FIRST_BYTES_WAIT_MS = 10_000;
+/**
+ * Wait for the first bytes on a port that declares no protocol; silence means a server-first
+ * protocol (TCP). Longer than the source's 100 ms: the bytes come through the source's proxy and
+ * HBONE, and HTTP taken for TCP would meet its policy's HTTP rules failing closed.
+ */
+const SNIFF_WAIT_MS = 1_000;
 
 /** Istio's body for a request RBAC denied. */
 const RBAC_DENIED = "RBAC: access denied";
@@ -64,26 +73,33 @@ export class InboundHttp {
   /** Answers the CONNECT, tracks the connection and serves its requests. */
   accept(stream: ServerHttp2Stream, scope: InboundHttpScope, info: ConnectionInfo, labels: TrafficLabels): void {
     stream.respond({ ":status": 200 });
-    // Bytes are counted per request (istio_request_bytes); the tunnel's own byte counters stay 0.
+    // Bytes are counted per request (istio_request_bytes); the tunnel's own byte counters stay 0
+    // unless sniffing found TCP and the tunnel is spliced to the pod.
+    const spliced: { up?: Socket } = {};
     const tracked = this.ctx.connections.open(
       { ...info, mode: "http" },
       labels,
-      () => ({ received: 0, sent: 0 }),
+      () => (spliced.up ? { received: spliced.up.bytesWritten, sent: spliced.up.bytesRead } : { received: 0, sent: 0 }),
       (reason) => {
         this.ctx.log.info({ reason, dst: info.dstWorkload }, "closing connection");
         stream.close(h2.NGHTTP2_CANCEL);
       },
     );
     stream.once("close", () => tracked.close());
-    void this.serve(stream, scope).catch((e: Error) => this.crashed(e, () => stream.close(h2.NGHTTP2_INTERNAL_ERROR)));
+    void this.serve(stream, scope, spliced).catch((e: Error) => this.crashed(e, () => stream.close(h2.NGHTTP2_INTERNAL_ERROR)));
   }
 
   /**
    * Serves the HTTP requests of an accepted tunnel (the CONNECT already answered 200). Bytes
-   * that are not HTTP cannot be checked request by request: the tunnel is reset (fail closed).
+   * that are not HTTP cannot be checked request by request: on a port declared HTTP the tunnel
+   * is reset (fail closed); on one that declares nothing they get the L4 decision and a splice.
    */
-  async serve(stream: Duplex, scope: InboundHttpScope): Promise<void> {
-    const protocol = await sniff(stream as unknown as Socket, FIRST_BYTES_WAIT_MS);
+  private async serve(stream: Duplex, scope: InboundHttpScope, spliced: { up?: Socket }): Promise<void> {
+    const protocol = await sniff(stream as unknown as Socket, scope.duties.sniffed ? SNIFF_WAIT_MS : FIRST_BYTES_WAIT_MS);
+    if (protocol === "tcp" && scope.duties.sniffed) {
+      await this.spliceTcp(stream, scope, spliced);
+      return;
+    }
     if (protocol !== "http1" && protocol !== "http2") {
       if (protocol === "tcp")
         this.ctx.log.warn(
@@ -106,6 +122,44 @@ export class InboundHttp {
     });
     server.on("session", (session) => session.on("error", () => undefined));
     server.emit("connection", withSniffedBytes(sock));
+  }
+
+  /**
+   * Non-HTTP bytes on a port that declares no protocol: what the L4 path gives them.
+   * Authorization without request attributes (rules with HTTP parts fail closed), then a splice
+   * to the pod, from the client's own address when the peer vouches for it (as inbound.ts does).
+   */
+  private async spliceTcp(stream: Duplex, scope: InboundHttpScope, spliced: { up?: Socket }): Promise<void> {
+    const d = scope.destination;
+    const decision = authorize(this.ctx.view().authorizationPoliciesFor(d), {
+      sourceIdentity: scope.sourceIdentity,
+      sourceIp: scope.sourceIp,
+      destinationIp: scope.target.ip,
+      destinationPort: scope.target.port,
+    });
+    if (!decision.allowed) {
+      this.ctx.log.warn(
+        { dst: workloadRef(d), src: scope.sourceIdentity, reason: decision.reason },
+        "non-HTTP bytes on a port that declares no protocol; denied at L4 (rules with HTTP attributes fail closed)",
+      );
+      stream.destroy();
+      return;
+    }
+    const source = scope.source && this.ctx.config.transparent ? scope.sourceIp : undefined;
+    let up: Socket;
+    try {
+      up = await dial(scope.target, this.ctx.config.connectTimeoutMs, source ? { source } : {});
+    } catch (e) {
+      this.ctx.log.warn({ dst: workloadRef(d), err: errorMessage(e) }, "could not reach the pod for a sniffed TCP connection");
+      stream.destroy();
+      return;
+    }
+    if (stream.destroyed) {
+      up.destroy();
+      return;
+    }
+    spliced.up = up;
+    spliceWith(stream, up, () => undefined);
   }
 
   private jwksFor(w: Workload): JwksCache {
@@ -142,14 +196,19 @@ export class InboundHttp {
     const request: RequestFacts = { method: down.method, path: down.path, host: down.authority, headers: down.headers };
     const ev: Served = { status: 0, flags: "-", bytesSent: 0, bytesReceived: 0 };
     const d = scope.destination;
-    const span = this.ctx.tracer?.start("server", down.headers, {
-      method: down.method,
-      path: down.path,
-      authority: down.authority,
-      canonicalService: d.canonicalName,
-      canonicalRevision: d.canonicalRevision,
-      namespace: d.namespace,
-    });
+    const span = this.ctx.tracer?.start(
+      "server",
+      down.headers,
+      {
+        method: down.method,
+        path: down.path,
+        authority: down.authority,
+        canonicalService: d.canonicalName,
+        canonicalRevision: d.canonicalRevision,
+        namespace: d.namespace,
+      },
+      view.samplingFor(d),
+    );
     if (span) ev.span = span;
     const limited = this.limiter.admit(view.rateLimitsFor(scope.destination), scope.destination.uid, scope.sourceIdentity);
     if (limited) {

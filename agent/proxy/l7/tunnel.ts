@@ -63,10 +63,10 @@ function trackSameNode(sock: Duplex, identity: string, sourceIp: string, target:
  * whose requests must now be checked one by one by the HTTP server (the next request opens a
  * tunnel through it). Returns how many were closed.
  */
-export function recheckSameNode(view: MeshView): number {
+export function recheckSameNode(view: MeshView, traced: boolean): number {
   let n = 0;
   for (const [sock, c] of sameNode) {
-    const d = checkInbound(view, { sourceIdentity: c.identity, sourceIp: c.sourceIp, target: c.target, httpCapable: true });
+    const d = checkInbound(view, { sourceIdentity: c.identity, sourceIp: c.sourceIp, target: c.target, httpCapable: true, traced });
     if (d.ok && !d.http) continue;
     sock.destroy();
     n++;
@@ -96,7 +96,13 @@ export async function openTunnel(
   const workload = t.workload as Workload;
   let hbone = t.hbone as SocketAddr;
   if (t.mode === "same-node") {
-    const decision = checkInbound(ctx.view(), { sourceIdentity: source.identity, sourceIp, target: t.target, httpCapable: true });
+    const decision = checkInbound(ctx.view(), {
+      sourceIdentity: source.identity,
+      sourceIp,
+      target: t.target,
+      httpCapable: true,
+      traced: ctx.tracer !== undefined,
+    });
     if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
     if (!decision.http) {
       // From the client pod's own address, as the HBONE path delivers it on the destination node.
