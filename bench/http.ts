@@ -1,7 +1,7 @@
 /**
  * Request/response and new connections per second, every variant side by side.
  *
- *   node dist/bench/http.js [--quick] [--rounds 3] [--duration 10] [--variants direct,haproxy,haproxy-http,weft,weft-l7,weft-l7-authz]
+ *   node dist/bench/http.js [--quick] [--rounds 3] [--duration 10] [--variants direct,haproxy,haproxy-http,weft,weft-l7,weft-l7-authz1,weft-l7-authz]
  *
  * wrk runs in each variant's client pod (node 1) against nginx in its server pod (node 2):
  *   keep-alive c=1   HTTP/1.1 keep-alive, 1 KiB body, one connection: latency without queueing
@@ -100,6 +100,7 @@ await runBench(
         "New connections: 'requests per connection' is wrk's completed requests over the connections nginx accepted in the run; ≈1 proves one request per connection.",
         "Ratios are medians of the per-round ratios, with their spread across rounds (min–max) in brackets; a target is met only when its median is.",
         "L7 tables: 'weft L7' calls a Service VIP whose port declares appProtocol http (node 1's agent parses and routes each request); 'HAProxy mTLS pair, HTTP mode' is the same pair with `mode http` on both halves, keep-alive and `http-reuse always`. Both weft rows use the same two agents, so their RSS is the same processes.",
+        "L7 authorization table: with no policy the destination splices the tunnelled bytes at L4, so 'vs weft-l7' is the whole cost of checking requests at the destination (its HTTP parsing plus the policies); with 1 policy it already parses every request, so 'vs weft-l7-authz1' (the tracked target) is the cost of the 100 policies themselves.",
       ],
       targets: targets(env, samples),
     };
@@ -246,7 +247,7 @@ function targets(env: BenchEnv, by: Map<string, Samples>) {
   };
   const l4 = missingRatioReason(env);
   const l7 = missingRatioReason(env, ["weft-l7", "haproxy-http"]);
-  const authz = missingRatioReason(env, ["weft-l7-authz", "weft-l7"]);
+  const authz = missingRatioReason(env, ["weft-l7-authz", "weft-l7-authz1"]);
   return [
     checkTarget(
       { what: "weft rps vs HAProxy pair, keep-alive c=50", op: ">=", bound: 0.6, unit: "×", trackRegression: true },
@@ -279,8 +280,8 @@ function targets(env: BenchEnv, by: Map<string, Samples>) {
       l7,
     ),
     checkTarget(
-      { what: "weft L7 p50 with 100 AuthorizationPolicies at the destination vs none, keep-alive c=50", op: "<=", bound: 1.05, unit: "×" },
-      spreadOf("c50", "weft-l7-authz", "weft-l7", (x) => x.p50),
+      { what: "weft L7 p50 with 100 AuthorizationPolicies at the destination vs 1, keep-alive c=50", op: "<=", bound: 1.05, unit: "×" },
+      spreadOf("c50", "weft-l7-authz", "weft-l7-authz1", (x) => x.p50),
       authz,
     ),
   ];

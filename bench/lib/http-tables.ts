@@ -24,8 +24,12 @@ export const SCENARIOS: readonly Scenario[] = [
 const L4_TABLE: readonly VariantName[] = ["direct", "haproxy", "weft"];
 /** The variants of the L7 tables. */
 const L7_TABLE: readonly VariantName[] = ["direct", "haproxy-http", "weft", "weft-l7"];
-/** The authorization-cost table: the L7 path with 100 policies at the destination, and with none. */
-const AUTHZ_TABLE: readonly VariantName[] = ["weft-l7", "weft-l7-authz"];
+/**
+ * The authorization-cost table: the L7 path with 100 policies at the destination, with 1 (the
+ * destination parses every request: the baseline of the policies' own cost) and with none (the
+ * destination splices at L4: the whole cost of checking requests there).
+ */
+const AUTHZ_TABLE: readonly VariantName[] = ["weft-l7", "weft-l7-authz1", "weft-l7-authz"];
 
 /** A table: the variants it shows and the baselines each row is compared with. */
 export interface TableSpec {
@@ -50,10 +54,10 @@ export function tableSpecs(): TableSpec[] {
     });
   const c50 = SCENARIOS.find((x) => x.id === "c50") as Scenario;
   specs.push({
-    table: `L7 authorization: ${c50.table} — 100 AuthorizationPolicies at the destination vs none`,
+    table: `L7 authorization: ${c50.table} — 100 AuthorizationPolicies at the destination vs 1 and vs none`,
     scenario: c50,
     variants: AUTHZ_TABLE,
-    baselines: ["direct", "weft-l7"],
+    baselines: ["direct", "weft-l7", "weft-l7-authz1"],
     p50Ratio: true,
   });
   return specs;
@@ -64,6 +68,6 @@ export function tableSpecs(): TableSpec[] {
  * policies' cost at c=50 only (the one row that asks for it).
  */
 export function runs(s: { id: string }, v: VariantName): boolean {
-  if (v === "weft-l7-authz") return s.id === "c50";
+  if (v === "weft-l7-authz" || v === "weft-l7-authz1") return s.id === "c50";
   return s.id !== "conn" || L4_TABLE.includes(v);
 }

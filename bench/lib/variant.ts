@@ -8,7 +8,7 @@ import type { PodRecord } from "../../scripts/cluster/state.js";
 import type { BenchCluster } from "./cluster.js";
 
 /** The variants, in the order their rows appear. */
-export const VARIANT_NAMES = ["direct", "haproxy", "haproxy-http", "weft", "weft-l7", "weft-l7-authz"] as const;
+export const VARIANT_NAMES = ["direct", "haproxy", "haproxy-http", "weft", "weft-l7", "weft-l7-authz1", "weft-l7-authz"] as const;
 
 /** The L4 paths: what a benchmark measures unless it asks for the L7 ones too. */
 export const L4_VARIANTS = ["direct", "haproxy", "weft"] as const;

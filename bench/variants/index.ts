@@ -11,5 +11,6 @@ export const VARIANTS: Readonly<Record<VariantName, () => BenchVariant>> = {
   "haproxy-http": () => haproxyVariant("http"),
   weft: () => weftVariant("l4"),
   "weft-l7": () => weftVariant("l7"),
+  "weft-l7-authz1": () => weftVariant("l7-authz1"),
   "weft-l7-authz": () => weftVariant("l7-authz"),
 };

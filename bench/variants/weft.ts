@@ -6,6 +6,8 @@
  *   weft-l7    the client pod dials a Service VIP whose port declares appProtocol http and that a
  *              VirtualService routes; node 1's agent parses each request, routes it and sends it
  *              over a reused upstream HTTP/1.1 connection inside HBONE.
+ *   weft-l7-authz1 weft-l7 plus 1 AuthorizationPolicy with HTTP attributes on the server pod: the
+ *              destination parses every request (the baseline of the policies' own cost)
  *   weft-l7-authz  weft-l7 plus 100 AuthorizationPolicies with HTTP attributes on the server pod
  *              (bench/lib/authz-policies.ts): node 2's agent parses and authorizes every request
  *              before it reaches the pod. Compared with weft-l7 (no policy) in the same rounds.
@@ -129,10 +131,10 @@ async function l7Requests(ctx: VariantContext, node = "node1", reporter?: "desti
 }
 
 /** The variant's objects in the file store: its route, and with policies its AuthorizationPolicies. */
-function userObjectsYaml(ctx: VariantContext, authz: boolean): string {
+function userObjectsYaml(ctx: VariantContext, policyCount: number): string {
   const route = routeYaml(ctx.client.namespace);
-  if (!authz) return route;
-  const policies = authzPoliciesYaml(AUTHZ_POLICY_COUNT, {
+  if (policyCount === 0) return route;
+  const policies = authzPoliciesYaml(policyCount, {
     namespace: ctx.client.namespace,
     selector: { app: ctx.server.name },
     allowPaths: [SMALL_PATH],
@@ -144,16 +146,17 @@ function userObjectsYaml(ctx: VariantContext, authz: boolean): string {
  * A fresh weft variant: the L4 path (pod IP), the L7 path (a Service port declared http), or the
  * L7 path with AuthorizationPolicies checked per request at the destination.
  */
-export function weftVariant(layer: "l4" | "l7" | "l7-authz" = "l4"): BenchVariant {
+export function weftVariant(layer: "l4" | "l7" | "l7-authz1" | "l7-authz" = "l4"): BenchVariant {
   let ctxRef: VariantContext | null = null;
   let holdsMesh = false;
   let service = false;
   const l7 = layer !== "l4";
-  const authz = layer === "l7-authz";
+  const policyCount = layer === "l7-authz" ? AUTHZ_POLICY_COUNT : layer === "l7-authz1" ? 1 : 0;
+  const authz = policyCount > 0;
   return {
-    name: authz ? "weft-l7-authz" : l7 ? "weft-l7" : "weft",
+    name: layer === "l4" ? "weft" : layer === "l7" ? "weft-l7" : `weft-${layer}`,
     title: authz
-      ? `weft L7, ${AUTHZ_POLICY_COUNT} AuthorizationPolicies at the destination`
+      ? `weft L7, ${policyCount} AuthorizationPolic${policyCount === 1 ? "y" : "ies"} at the destination`
       : l7
         ? "weft L7 (HTTP over HBONE)"
         : "weft L4 (HBONE)",
@@ -178,7 +181,7 @@ export function weftVariant(layer: "l4" | "l7" | "l7-authz" = "l4"): BenchVarian
         service = true;
         // Without a route table or DestinationRule a service port stays on the L4 splice (the
         // design's fast path): a plain VirtualService to the same service makes the L7 path run.
-        applyUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(userObjectsYaml(ctx, authz)), "bench");
+        applyUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(userObjectsYaml(ctx, policyCount)), "bench");
         const vip = svc.vip;
         await until(`node 1's agent to hold service ${ctx.client.namespace}/${L7_SERVICE} with its endpoint`, 15_000, async () => {
           const r = await adminGet(agentSocket(ctx.cluster.name, 1), "/config_dump", 2000);
@@ -203,7 +206,7 @@ export function weftVariant(layer: "l4" | "l7" | "l7-authz" = "l4"): BenchVarian
             : {}),
           ...(authz
             ? {
-                "weft L7 authorization": `${AUTHZ_POLICY_COUNT} AuthorizationPolicies with HTTP attributes on the server pod (half DENY that never match, then ALLOWs of which only the last admits the client): node 2's agent checks every request; checked by its reporter="destination" count and a 403 for a path no policy allows`,
+                "weft L7 authorization": `${policyCount} AuthorizationPolic${policyCount === 1 ? "y" : "ies"} with HTTP attributes on the server pod (${policyCount === 1 ? "an ALLOW admitting the client" : "half DENY that never match, then ALLOWs of which only the last admits the client"}): node 2's agent checks every request; checked by its reporter="destination" count and a 403 for a path no policy allows`,
               }
             : {}),
         },
@@ -216,7 +219,7 @@ export function weftVariant(layer: "l4" | "l7" | "l7-authz" = "l4"): BenchVarian
         service = false;
         await removeService(ctx.cluster.name, ctx.client.namespace, L7_SERVICE).catch(() => undefined);
         try {
-          deleteUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(userObjectsYaml(ctx, authz)), "bench");
+          deleteUserObjects(requireState(ctx.cluster.name).storeDir, parseAllDocuments(userObjectsYaml(ctx, policyCount)), "bench");
         } catch {
           // the cluster is being removed anyway
         }

@@ -64,9 +64,10 @@ describe("bench: the authorization row in http.ts", () => {
   it("compares the variant with weft-l7 at c=50, with a plain p50 ratio, and runs it at c=50 only", () => {
     const t = tableSpecs().filter((s) => s.variants.includes("weft-l7-authz"));
     expect(t.map((s) => [s.scenario.id, s.variants, s.baselines, s.p50Ratio])).toEqual([
-      ["c50", ["weft-l7", "weft-l7-authz"], ["direct", "weft-l7"], true],
+      ["c50", ["weft-l7", "weft-l7-authz1", "weft-l7-authz"], ["direct", "weft-l7", "weft-l7-authz1"], true],
     ]);
-    expect(["c1", "c50", "conn"].filter((id) => runs({ id }, "weft-l7-authz"))).toEqual(["c50"]);
+    for (const v of ["weft-l7-authz", "weft-l7-authz1"] as const)
+      expect(["c1", "c50", "conn"].filter((id) => runs({ id }, v))).toEqual(["c50"]);
     expect(["c1", "c50", "conn"].filter((id) => runs({ id }, "weft-l7"))).toEqual(["c1", "c50"]);
     expect(["c1", "c50", "conn"].filter((id) => runs({ id }, "weft"))).toEqual(["c1", "c50", "conn"]);
   });

@@ -10,7 +10,7 @@ describe("bench command line", () => {
     expect(parseBenchArgs([], "http", [duration])).toEqual({
       quick: false,
       rounds: 3,
-      variants: ["direct", "haproxy", "haproxy-http", "weft", "weft-l7", "weft-l7-authz"],
+      variants: ["direct", "haproxy", "haproxy-http", "weft", "weft-l7", "weft-l7-authz1", "weft-l7-authz"],
       cluster: BENCH_CLUSTER,
       numbers: { duration: 10 },
     });
@@ -29,7 +29,7 @@ describe("bench command line", () => {
     expect(parseVariants(" haproxy ")).toEqual(["haproxy"]);
     expect(parseVariants("weft-l7,haproxy-http,weft")).toEqual(["haproxy-http", "weft", "weft-l7"]);
     expect(() => parseVariants("direct,envoy")).toThrow(
-      /unknown variant 'envoy' \(known: direct, haproxy, haproxy-http, weft, weft-l7, weft-l7-authz\)/,
+      /unknown variant 'envoy' \(known: direct, haproxy, haproxy-http, weft, weft-l7, weft-l7-authz1, weft-l7-authz\)/,
     );
     expect(() => parseVariants(",")).toThrow(/name at least one/);
   });
