@@ -1,6 +1,7 @@
 /** The agent's settings, from `weft agent` flags and environment, checked with errors naming the flag. */
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
+import { isAbsolute } from "node:path";
 import { durationFlag } from "../common/duration.js";
 import { ConfigError, errorMessage } from "../common/errors.js";
 import { parseListen } from "../common/listen.js";
@@ -34,6 +35,8 @@ export interface AgentConfig {
   logLevel: string;
   /** Capture and proxy; null runs control-plane parts only. */
   dataPlane: DataPlaneConfig | null;
+  /** Where the accepted config and certificates are persisted (null: not persisted). */
+  stateDir?: string | null;
 }
 
 /** Raw flag values. */
@@ -53,6 +56,7 @@ export interface AgentFlags {
   certTtl?: string;
   reconnectMax?: string;
   logLevel?: string;
+  stateDir?: string;
 }
 
 /** All `weft agent` flags. */
@@ -61,6 +65,11 @@ export type AllAgentFlags = AgentFlags & DataPlaneFlags;
 /** Default admin socket of a node's agent (reachable from the host while the agent is in a netns). */
 export function defaultAdminSocket(node: string): string {
   return `/run/weft/agent-${node}.sock`;
+}
+
+/** Default state directory of a node's agent (one per node name, so agents of a test bed do not share one). */
+export function defaultStateDir(node: string): string {
+  return `/var/lib/weft/agent/${node}`;
 }
 
 /** Builds and checks the configuration; throws one error listing every problem. */
@@ -129,7 +138,9 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     rotationSpreadMs: 30_000,
     logLevel,
     dataPlane: dataPlaneConfig(f, errors),
+    stateDir: f.stateDir === "off" ? null : (f.stateDir ?? defaultStateDir(node)),
   };
+  if (config.stateDir && !isAbsolute(config.stateDir)) errors.push(`--state-dir '${config.stateDir}': expected an absolute path or off`);
   if (errors.length) throw new ConfigError(`invalid agent settings:\n  ${errors.join("\n  ")}`);
   return config;
 }

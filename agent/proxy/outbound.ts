@@ -266,10 +266,9 @@ export class OutboundListener {
   }
 
   /** Stops accepting new connections. */
-  async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+  close(): void {
+    // The listening socket closes now; accepted connections go on (the proxy drains them).
+    this.server?.close();
   }
 }
 
