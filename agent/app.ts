@@ -231,7 +231,8 @@ export class AgentApp {
           },
         ]
       : [];
-    return [configSource, identity, ...persist, ...(this.config.dataPlane ? this.dataPlane() : [this.handover()])];
+    // Only the data plane is one per node; control-plane-only agents (debugging) may run side by side.
+    return [configSource, identity, ...persist, ...this.dataPlane()];
   }
 
   /**
@@ -427,7 +428,7 @@ export class AgentApp {
 
   /** Starts every part, then the admin API. A part that fails to start stops the ones before it. */
   async start(): Promise<void> {
-    this.predecessor = this.pidFile.holder();
+    this.predecessor = this.config.dataPlane ? this.pidFile.holder() : null;
     if (this.predecessor) this.log.info({ predecessor: this.predecessor.pid }, "another agent runs on this node: taking over from it");
     this.restore();
     this.registerAdmin();
