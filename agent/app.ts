@@ -168,7 +168,13 @@ export class AgentApp {
     }
     try {
       const certs = loadCerts(dir, this.config.node);
+      // Only certificates under a root of the restored trust bundle: one signed by another CA
+      // (the directory outlived its cluster) would be refused by every peer.
+      const roots = new Set((this.updater.state.get().trustBundle?.rootsPem ?? []).map((p) => fingerprint256(new X509Certificate(p))));
       if (certs) {
+        for (const c of certs.certificates.filter((c) => !roots.has(c.signedBy)))
+          certs.skipped.push(`${c.cert.identity}: signed under a root the restored trust bundle does not hold`);
+        certs.certificates = certs.certificates.filter((c) => roots.has(c.signedBy));
         this.identity.restore(certs.certificates);
         this.restored.certificates = certs.certificates.length;
         this.restored.problems.push(...certs.skipped.map((s) => `certificate: ${s}`));

@@ -67,11 +67,6 @@ export function defaultAdminSocket(node: string): string {
   return `/run/weft/agent-${node}.sock`;
 }
 
-/** Default state directory of a node's agent (one per node name, so agents of a test bed do not share one). */
-export function defaultStateDir(node: string): string {
-  return `/var/lib/weft/agent/${node}`;
-}
-
 /** Builds and checks the configuration; throws one error listing every problem. */
 export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const errors: string[] = [];
@@ -138,7 +133,7 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     rotationSpreadMs: 30_000,
     logLevel,
     dataPlane: dataPlaneConfig(f, errors),
-    stateDir: f.stateDir === "off" ? null : (f.stateDir ?? defaultStateDir(node)),
+    stateDir: !f.stateDir || f.stateDir === "off" ? null : f.stateDir,
   };
   if (config.stateDir && !isAbsolute(config.stateDir)) errors.push(`--state-dir '${config.stateDir}': expected an absolute path or off`);
   if (errors.length) throw new ConfigError(`invalid agent settings:\n  ${errors.join("\n  ")}`);

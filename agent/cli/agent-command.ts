@@ -51,7 +51,7 @@ export function registerAgentCommand(program: Command): void {
     )
     .option(
       "--state-dir <dir>",
-      "where the last accepted config and the certificates are kept (root-only) so a restart serves before the controller answers, or 'off' (default /var/lib/weft/agent/<node>)",
+      "where the last accepted config and the certificates are kept (root-only), so a restart serves before the controller answers; under /run (e.g. /run/weft/state), it lives as long as the pinned BPF state (default: off)",
     )
     .option("--tracing-endpoint <url>", "request tracing: OTLP http/protobuf collector, e.g. http://10.250.0.1:4318 (default: off)")
     .option(
@@ -72,13 +72,13 @@ export function registerAgentCommand(program: Command): void {
         const app = new AgentApp(agentConfig(o));
         await app.start();
         const sig = await untilSignal();
-        // A second signal is the operator's way out of a long drain.
-        const now = (s: NodeJS.Signals) => {
-          app.log.warn({ signal: s }, "second signal while draining: exiting now");
+        // While draining, SIGTERM again changes nothing (a rolling update's kubelet sends it to an
+        // agent its successor already asked to drain); SIGINT (Ctrl-C) is the way out of a long drain.
+        process.on("SIGTERM", () => app.log.info("already draining (SIGINT exits at once)"));
+        process.once("SIGINT", () => {
+          app.log.warn("SIGINT while draining: exiting now");
           process.exit(0);
-        };
-        process.once("SIGINT", now);
-        process.once("SIGTERM", now);
+        });
         app.log.info({ signal: sig }, "agent stopping: releasing the node, then draining");
         await app.stop();
         // Stopped cleanly; do not wait for stray handles (a gRPC channel's timers) to drain.
