@@ -244,7 +244,7 @@ export class OutboundListener {
       flags = "CONNECT";
       refusal = new WeftError(
         "WEFT_TUNNEL_CLOSED",
-        `HBONE tunnel to ${formatAddr(req.hbone)} closed before the destination answered (peer refused our certificate?)`,
+        `HBONE tunnel to ${formatAddr(req.hbone)} closed before the destination answered (${stream.rstCode ? `stream reset, HTTP/2 code ${stream.rstCode}` : "peer refused our certificate?"})`,
       );
       sock.resetAndDestroy();
     });

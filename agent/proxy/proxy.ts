@@ -142,6 +142,7 @@ export class NodeProxy {
     while (this.ctx.connections.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     this.ctx.connections.abortAll("proxy shutting down");
     this.http.close();
+    this.inbound.closeHttp();
     void this.ctx.tracer?.shutdown();
     // Nothing is left to finish: sessions close as soon as their (aborted) streams are gone.
     const settled = Promise.all([inbound, this.ctx.pool.close(true)]);

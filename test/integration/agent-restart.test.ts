@@ -74,8 +74,8 @@ function holdConnection(
 function load(url: string, stopFile: string, extra: string[] = []): Promise<LoadResult>[] {
   const common = ["--url", url, "-n", "1000000", "--timeout-ms", "10000", "--max-ms", "600000", "--until-file", stopFile, ...extra];
   return [
-    loadClient(C, "app/client", [...common, "-c", "4", "--rps", "250"], 700_000),
-    loadClient(C, "app/client", [...common, "-c", "8", "--rps", "250", "--no-keepalive"], 700_000),
+    loadClient(C, "app/client", [...common, "-c", "8", "--rps", "250"], 700_000),
+    loadClient(C, "app/client", [...common, "-c", "32", "--rps", "250", "--no-keepalive"], 700_000),
   ];
 }
 
@@ -83,8 +83,8 @@ function load(url: string, stopFile: string, extra: string[] = []): Promise<Load
 function burst(url: string, perConnection: number): Promise<LoadResult>[] {
   const common = ["--url", url, "-n", String(perConnection), "--timeout-ms", "10000", "--max-ms", "600000"];
   return [
-    loadClient(C, "app/client", [...common, "-c", "4", "--rps", "250"], 700_000),
-    loadClient(C, "app/client", [...common, "-c", "8", "--rps", "250", "--no-keepalive"], 700_000),
+    loadClient(C, "app/client", [...common, "-c", "8", "--rps", "250"], 700_000),
+    loadClient(C, "app/client", [...common, "-c", "32", "--rps", "250", "--no-keepalive"], 700_000),
   ];
 }
 
@@ -129,49 +129,55 @@ describePrivileged("agent restarts without loss (handover, drain, persisted stat
   }, 180_000);
 
   afterAll(async () => {
+    if (process.env.H14_KEEP_LOGS) (await import("node:child_process")).execFileSync("cp", ["-r", join("/run/weft", C, "logs"), process.env.H14_KEEP_LOGS]);
     await forceDown(C);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   it.each([
-    [1, "the client's node (outbound 15001)"],
-    [2, "the server's node (HBONE 15008)"],
-  ])("5 agent restarts in a row on node %i, %s, under load: 0 failed requests; a connection opened before the first is still open after the last", async (node) => {
-    const stop = join(tmp, `stop-restarts-${node}`);
-    const hold = holdConnection("app/client", echoVip, 7000, stop);
-    await hold.opened;
-    const running = load(webUrl, stop);
-    // Load is flowing through node 1's agent before the first handover.
-    await waitFor(
-      "load through node 1's agent",
-      async () => ((await admin<{ connections: unknown[] }>(C, 1, "/connections")).connections.length ?? 0) >= 3,
-      20_000,
-    );
-    const pids: number[] = [(await status(1)).pid];
-    for (let i = 0; i < 5; i++) {
-      await restartAgent(C, 1, {}, 90_000);
-      const s = await status(1);
-      expect(s.components.handover.predecessor).toBe(pids[pids.length - 1]);
-      pids.push(s.pid);
-      // The new agent carries new connections itself (the load opens one per request).
+    [1, "the client's node (outbound 15001), in-thread proxy", 0],
+    [2, "the server's node (HBONE 15008), successors with 2 proxy workers", 2],
+  ])(
+    "5 agent restarts in a row on node %i, %s, under load: 0 failed requests; a connection opened before the first is still open after the last",
+    async (node, _what, proxyWorkers) => {
+      const stop = join(tmp, `stop-restarts-${node}`);
+      const hold = holdConnection("app/client", echoVip, 7000, stop);
+      await hold.opened;
+      const running = load(webUrl, stop);
+      // Load is flowing through the node's agent before the first handover.
       await waitFor(
-        `restart ${i + 1}: new connections through the new agent`,
-        async () => (await admin<{ connections: unknown[] }>(C, 1, "/connections")).connections.length > 0,
+        `load through node ${node}'s agent`,
+        async () => (await admin<{ connections: unknown[] }>(C, node, "/connections")).connections.length >= 3,
         20_000,
       );
-    }
-    expect(new Set(pids).size).toBe(6);
-    // The first agent still drains: it holds the long-lived connection (and the keep-alive ones).
-    const first = pids[0] as number;
-    expect(existsSync(`/proc/${first}`)).toBe(true);
-    writeFileSync(stop, "");
-    const results = await Promise.all(running);
-    console.log(`node ${node}: 5 handovers under ${results.map((r) => `${r.requests} requests in ${r.ms} ms`).join(" + ")}`);
-    expectNoFailure(results, 100);
-    const held = await hold.result;
-    expect(held).toMatchObject({ ok: true });
-    expect(held.rounds).toBeGreaterThan(1);
-  }, 600_000);
+      const pids: number[] = [(await status(node)).pid];
+      for (let i = 0; i < 5; i++) {
+        await restartAgent(C, node, { proxyWorkers }, 90_000);
+        const s = await status(node);
+        expect(s.components.handover.predecessor).toBe(pids[pids.length - 1]);
+        pids.push(s.pid);
+        // The new agent carries new connections itself (the load opens one per request).
+        await waitFor(
+          `restart ${i + 1}: new connections through the new agent`,
+          async () => (await admin<{ connections: unknown[] }>(C, node, "/connections")).connections.length > 0,
+          20_000,
+        );
+      }
+      expect(new Set(pids).size).toBe(6);
+      // The first agent still drains: it holds the long-lived connection (and the keep-alive ones).
+      const first = pids[0] as number;
+      expect(existsSync(`/proc/${first}`)).toBe(true);
+      writeFileSync(stop, "");
+      const results = await Promise.all(running);
+      console.log(JSON.stringify(results.map((r) => ({ errors: r.errors, codes: r.codes }))));
+      console.log(`node ${node}: 5 handovers under ${results.map((r) => `${r.requests} requests in ${r.ms} ms`).join(" + ")}`);
+      expectNoFailure(results, 100);
+      const held = await hold.result;
+      expect(held).toMatchObject({ ok: true });
+      expect(held.rounds).toBeGreaterThan(1);
+    },
+    600_000,
+  );
 
   it("the controller killed under load: 0 failed requests while it is down, and the agents resync when it is back", async () => {
     const state = requireState(C);
@@ -184,9 +190,10 @@ describePrivileged("agent restarts without loss (handover, drain, persisted stat
         async () => (await status(n)).components.xds.state !== "connected",
         20_000,
       );
-    // A window of 2,000 + 2,000 requests (about 8 s at 500 rps; the issue's 5 minutes is too long for CI).
-    const results = await Promise.all(burst(webUrl, 500));
-    expectNoFailure(results, 2000);
+    // A window counted in requests, 1,000 keep-alive + 4,000 on new connections (the issue's 5 minutes is too long for CI).
+    const results = await Promise.all(burst(webUrl, 125));
+    console.log(`controller down: ${results.map((r) => `${r.requests} requests in ${r.ms} ms`).join(" + ")}`);
+    expectNoFailure(results, 1000);
     for (const n of [1, 2]) expect((await status(n)).ready.ready).toBe(true);
     await startController(C, { debounce: "20ms" });
     for (const n of [1, 2])
@@ -213,8 +220,8 @@ describePrivileged("agent restarts without loss (handover, drain, persisted stat
     expect(s.components.xds.state).not.toBe("connected");
     expect(s.components.handover.restored.config).toBeTruthy();
     expect(s.components.handover.restored.certificates).toBeGreaterThan(0);
-    const results = await Promise.all(burst(webUrl, 100));
-    expectNoFailure(results, 400);
+    const results = await Promise.all(burst(webUrl, 25));
+    expectNoFailure(results, 200);
 
     await startController(C, { debounce: "20ms" });
     await waitFor("the cold-started agent reconnects", async () => (await status(1)).components.xds.state === "connected", 30_000);
