@@ -129,7 +129,6 @@ describePrivileged("agent restarts without loss (handover, drain, persisted stat
   }, 180_000);
 
   afterAll(async () => {
-    if (process.env.H14_KEEP_LOGS) (await import("node:child_process")).execFileSync("cp", ["-r", join("/run/weft", C, "logs"), process.env.H14_KEEP_LOGS]);
     await forceDown(C);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
@@ -169,7 +168,6 @@ describePrivileged("agent restarts without loss (handover, drain, persisted stat
       expect(existsSync(`/proc/${first}`)).toBe(true);
       writeFileSync(stop, "");
       const results = await Promise.all(running);
-      console.log(JSON.stringify(results.map((r) => ({ errors: r.errors, codes: r.codes }))));
       console.log(`node ${node}: 5 handovers under ${results.map((r) => `${r.requests} requests in ${r.ms} ms`).join(" + ")}`);
       expectNoFailure(results, 100);
       const held = await hold.result;
