@@ -22,11 +22,11 @@ import { CaptureComponent } from "./capture/component.js";
 import type { AgentConfig } from "./config.js";
 import { type CertificateIssuer, GrpcIssuer, LocalIssuer } from "./identity/issuer.js";
 import { IdentityManager } from "./identity/manager.js";
-import { AgentPidFile, type AgentProcess, takeOver } from "./lifecycle/handover.js";
+import { awaitServing, handover } from "./lifecycle/components.js";
+import { AgentPidFile, type AgentProcess } from "./lifecycle/handover.js";
 import { enableRequestMigration } from "./lifecycle/migrate.js";
-import { loadCerts } from "./lifecycle/persisted-certs.js";
-import { loadConfig, restoreConfig } from "./lifecycle/persisted-config.js";
 import { StatePersister } from "./lifecycle/persister.js";
+import { type Restored, restoreState } from "./lifecycle/restore.js";
 import { ProxyComponent } from "./proxy/component.js";
 import { DEFAULT_PROXY_TUNING } from "./proxy/context.js";
 import { DEFAULT_POOL_OPTIONS } from "./proxy/pool.js";
@@ -87,7 +87,7 @@ export class AgentApp {
   /** The agent this one takes over from, found at start. */
   private predecessor: AgentProcess | null = null;
   /** What the state directory gave at start (for /status). */
-  private restored: { config?: string; certificates?: number; problems: string[] } = { problems: [] };
+  private restored: Restored = { problems: [] };
 
   constructor(
     readonly config: AgentConfig,
@@ -147,43 +147,10 @@ export class AgentApp {
     this.parts = this.components();
   }
 
-  /**
-   * Loads what the state directory holds: the last accepted config (the agent counts as synced
-   * and serves it until the controller answers) and the certificates still valid. A file that
-   * cannot be used is reported and ignored: the agent then waits for the controller as before.
-   */
+  /** Loads what the state directory holds (lifecycle/restore.ts). */
   private restore(): void {
     const dir = this.config.stateDir;
-    if (!dir) return;
-    try {
-      const loaded = loadConfig(dir, this.config.node);
-      if (loaded) {
-        restoreConfig(this.updater, loaded);
-        this.restored.config = loaded.savedAt;
-        this.log.info({ dir, savedAt: loaded.savedAt }, "serving the config persisted by the last run until the controller answers");
-      }
-    } catch (e) {
-      this.restored.problems.push(`config: ${errorMessage(e)}`);
-      this.log.warn({ dir, err: errorMessage(e) }, "persisted config not usable; waiting for the controller");
-    }
-    try {
-      const certs = loadCerts(dir, this.config.node);
-      // Only certificates under a root of the restored trust bundle: one signed by another CA
-      // (the directory outlived its cluster) would be refused by every peer.
-      const roots = new Set((this.updater.state.get().trustBundle?.rootsPem ?? []).map((p) => fingerprint256(new X509Certificate(p))));
-      if (certs) {
-        for (const c of certs.certificates.filter((c) => !roots.has(c.signedBy)))
-          certs.skipped.push(`${c.cert.identity}: signed under a root the restored trust bundle does not hold`);
-        certs.certificates = certs.certificates.filter((c) => roots.has(c.signedBy));
-        this.identity.restore(certs.certificates);
-        this.restored.certificates = certs.certificates.length;
-        this.restored.problems.push(...certs.skipped.map((s) => `certificate: ${s}`));
-        if (certs.skipped.length) this.log.info({ dir, skipped: certs.skipped }, "persisted certificates left out (requested again)");
-      }
-    } catch (e) {
-      this.restored.problems.push(`certificates: ${errorMessage(e)}`);
-      this.log.warn({ dir, err: errorMessage(e) }, "persisted certificates not usable; requesting new ones");
-    }
+    if (dir) this.restored = restoreState({ dir, node: this.config.node, updater: this.updater, identity: this.identity, log: this.log });
   }
 
   private endpoint(): ControllerEndpoint {
@@ -242,55 +209,6 @@ export class AgentApp {
   }
 
   /**
-   * Before a successor binds its listeners next to a running agent's: wait until it can serve
-   * (config and certificates), so no connection it accepts finds it unready. Without a
-   * predecessor nothing waits, as before: capture stays off until the state is synced.
-   */
-  private awaitServing(): AgentComponent {
-    return {
-      name: "await-serving",
-      start: async () => {
-        if (!this.predecessor) return;
-        let lastLog = 0;
-        for (;;) {
-          const reasons = this.servingReasons();
-          if (reasons.length === 0) return;
-          if (Date.now() - lastLog > 10_000) {
-            lastLog = Date.now();
-            this.log.info({ predecessor: this.predecessor.pid, reasons }, "waiting to be able to serve before taking over");
-          }
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      },
-      stop: () => undefined,
-    };
-  }
-
-  /** Takes over from the predecessor (its listeners and ours now share the ports), then claims the node. */
-  private handover(): AgentComponent {
-    return {
-      name: "handover",
-      start: async () => {
-        if (this.predecessor) {
-          await takeOver(this.pidFile, this.predecessor, 60_000, this.log);
-          this.log.info({ predecessor: this.predecessor.pid }, "took over from the previous agent (it drains its connections)");
-        }
-        try {
-          this.pidFile.claim();
-        } catch (e) {
-          // Serving goes on; only a later handover would not find this agent.
-          this.log.warn(
-            { pidFile: this.pidFile.path, err: errorMessage(e) },
-            "cannot write the pidfile: a new agent could not take over from this one",
-          );
-        }
-      },
-      stop: () => this.pidFile.release(),
-      status: () => ({ pidFile: this.pidFile.path, predecessor: this.predecessor?.pid ?? null, restored: this.restored }),
-    };
-  }
-
-  /**
    * Capture, proxy and telemetry. The proxy listens before capture attaches, so a captured
    * connection always finds it; capture reconciles only once state is synced.
    */
@@ -323,7 +241,7 @@ export class AgentApp {
     );
     this.proxy = proxy;
     const parts: AgentComponent[] = [
-      this.awaitServing(),
+      awaitServing({ predecessor: () => this.predecessor, reasons: () => this.servingReasons(), log: this.log }),
       {
         name: "proxy",
         start: () => {
@@ -335,7 +253,7 @@ export class AgentApp {
         status: () => proxy.status(),
         registerAdmin: (a) => proxy.registerAdmin(a),
       },
-      this.handover(),
+      handover({ pidFile: this.pidFile, predecessor: () => this.predecessor, restored: () => this.restored, log: this.log }),
     ];
     if (dp.capture) {
       const c = dp.capture;
