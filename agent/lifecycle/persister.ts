@@ -33,12 +33,15 @@ export class StatePersister {
 
   constructor(private readonly opts: PersisterOptions) {}
 
-  /** Follows state and certificates; saves what is held now. */
+  /**
+   * Follows state and certificates. The config held now is saved (once synced); certificates only
+   * when they change, so an agent starting beside its predecessor never replaces the saved ones
+   * with the none it holds yet.
+   */
   start(): void {
     this.off.push(this.opts.updater.state.subscribe(() => this.mark("config")));
     this.off.push(this.opts.identity.onChange(() => this.mark("certs")));
     this.mark("config");
-    this.mark("certs");
   }
 
   /**
