@@ -507,6 +507,7 @@ export class InboundServer {
     const server = this.server;
     if (!server) return;
     this.closing = true;
+    this.http?.drain();
     this.captured?.close();
     const done = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.live) {

@@ -137,6 +137,7 @@ export class NodeProxy {
     clearInterval(this.poolGauge);
     this.outbound.close();
     this.plaintext?.close();
+    this.http.drain();
     const inbound = this.inbound.close(true);
     const until = Date.now() + drainMs;
     while (this.ctx.connections.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));

@@ -16,7 +16,7 @@ import { agentStateDir, restartAgent, startAgent, startController, waitAgentRead
 import { execArgv, resolvePlace } from "../../scripts/cluster/processes.js";
 import { Topology } from "../../scripts/cluster/topology.js";
 import { forceDown, PROBE } from "../helpers/cluster.js";
-import { type LoadResult, loadClient, startHttpbin } from "../helpers/l7.js";
+import { applyIn, fqdn, type LoadResult, loadClient, startHttpbin } from "../helpers/l7.js";
 import { admin, meshUp, probe, probeServer, vip } from "../helpers/mesh.js";
 import { describePrivileged } from "../helpers/privileged.js";
 import { waitFor } from "../helpers/wait.js";
@@ -70,12 +70,17 @@ function holdConnection(
   return { opened, result };
 }
 
-/** Load from the client pod until `stopFile` exists: keep-alive and a new connection per request (~500 rps together). */
-function load(url: string, stopFile: string, extra: string[] = []): Promise<LoadResult>[] {
-  const common = ["--url", url, "-n", "1000000", "--timeout-ms", "10000", "--max-ms", "600000", "--until-file", stopFile, ...extra];
+/**
+ * Load from the client pod until `stopFile` exists: keep-alive and a new connection per request
+ * (~500 rps together) to an L4 service, and keep-alive to the same pods through the L7 path (its
+ * HTTP/1.1 connections are told Connection: close by a draining agent and move to the successor).
+ */
+function load(url: string, l7Url: string, stopFile: string): Promise<LoadResult>[] {
+  const common = ["-n", "1000000", "--timeout-ms", "10000", "--max-ms", "600000", "--until-file", stopFile];
   return [
-    loadClient(C, "app/client", [...common, "-c", "8", "--rps", "250"], 700_000),
-    loadClient(C, "app/client", [...common, "-c", "32", "--rps", "250", "--no-keepalive"], 700_000),
+    loadClient(C, "app/client", ["--url", url, ...common, "-c", "8", "--rps", "250"], 700_000),
+    loadClient(C, "app/client", ["--url", url, ...common, "-c", "32", "--rps", "250", "--no-keepalive"], 700_000),
+    loadClient(C, "app/client", ["--url", l7Url, ...common, "-c", "4", "--rps", "50"], 700_000),
   ];
 }
 
@@ -101,6 +106,7 @@ const status = (n: number) => admin<Status>(C, n, "/status");
 describePrivileged("agent restarts without loss (handover, drain, persisted state)", () => {
   let tmp = "";
   let webUrl = "";
+  let l7Url = "";
   let echoVip = "";
 
   beforeAll(async () => {
@@ -115,11 +121,20 @@ describePrivileged("agent restarts without loss (handover, drain, persisted stat
       [
         { ns: "app", name: "web", port: 80, targetPort: 8080, selector: { app: "server" } },
         { ns: "app", name: "echo", port: 7000, targetPort: 7000, selector: { app: "server" } },
+        { ns: "app", name: "web-http", port: 80, targetPort: 8080, selector: { app: "server" }, appProtocol: "http" },
       ],
     );
     await startHttpbin(C, "app/server", 8080);
     await probeServer(C, "app/server", "echo-server", 7000);
+    // A DestinationRule puts web-http on the source proxy's L7 path (per-request balancing).
+    const rule = join(tmp, "web-http-rule.yaml");
+    writeFileSync(
+      rule,
+      `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: web-http\nspec:\n  host: ${fqdn("app", "web-http")}\n  trafficPolicy:\n    loadBalancer:\n      simple: ROUND_ROBIN\n`,
+    );
+    await applyIn(C, "app", rule);
     webUrl = `http://${vip(C, "app", "web")}/`;
+    l7Url = `http://${vip(C, "app", "web-http")}/`;
     echoVip = vip(C, "app", "echo");
     await waitFor(
       "the service answers through the mesh",
@@ -142,11 +157,15 @@ describePrivileged("agent restarts without loss (handover, drain, persisted stat
       const stop = join(tmp, `stop-restarts-${node}`);
       const hold = holdConnection("app/client", echoVip, 7000, stop);
       await hold.opened;
-      const running = load(webUrl, stop);
+      const running = load(webUrl, l7Url, stop);
       // Load is flowing through the node's agent before the first handover.
       await waitFor(
         `load through node ${node}'s agent`,
-        async () => (await admin<{ connections: unknown[] }>(C, node, "/connections")).connections.length >= 3,
+        async () => {
+          const { connections } = await admin<{ connections: { mode: string }[] }>(C, node, "/connections");
+          // On the client's node, the web-http load goes through the L7 path.
+          return connections.length >= 3 && (node !== 1 || connections.some((c) => c.mode === "http"));
+        },
         20_000,
       );
       const pids: number[] = [(await status(node)).pid];
