@@ -22,6 +22,11 @@ import { CaptureComponent } from "./capture/component.js";
 import type { AgentConfig } from "./config.js";
 import { type CertificateIssuer, GrpcIssuer, LocalIssuer } from "./identity/issuer.js";
 import { IdentityManager } from "./identity/manager.js";
+import { awaitServing, handover } from "./lifecycle/components.js";
+import { AgentPidFile, type AgentProcess } from "./lifecycle/handover.js";
+import { enableRequestMigration } from "./lifecycle/migrate.js";
+import { StatePersister } from "./lifecycle/persister.js";
+import { type Restored, restoreState } from "./lifecycle/restore.js";
 import { ProxyComponent } from "./proxy/component.js";
 import { DEFAULT_PROXY_TUNING } from "./proxy/context.js";
 import { DEFAULT_POOL_OPTIONS } from "./proxy/pool.js";
@@ -75,6 +80,14 @@ export class AgentApp {
   proxy: ProxyComponent | undefined;
   /** Agent-level metrics (process, state); the proxy's are added at scrape time. */
   readonly registry = new Registry();
+  /** Writes the accepted config and certificates to the state directory (null: not persisting). */
+  readonly persister: StatePersister | null;
+  /** Names this process as the node's agent (/run/weft/agent-<node>.pid). */
+  readonly pidFile: AgentPidFile;
+  /** The agent this one takes over from, found at start. */
+  private predecessor: AgentProcess | null = null;
+  /** What the state directory gave at start (for /status). */
+  private restored: Restored = { problems: [] };
 
   constructor(
     readonly config: AgentConfig,
@@ -127,7 +140,17 @@ export class AgentApp {
       ttlSeconds: config.certTtlSeconds,
       rotationSpreadMs: config.rotationSpreadMs,
     });
+    this.pidFile = new AgentPidFile(config.node);
+    this.persister = config.stateDir
+      ? new StatePersister({ dir: config.stateDir, node: config.node, updater: this.updater, identity: this.identity, log: this.log })
+      : null;
     this.parts = this.components();
+  }
+
+  /** Loads what the state directory holds (lifecycle/restore.ts). */
+  private restore(): void {
+    const dir = this.config.stateDir;
+    if (dir) this.restored = restoreState({ dir, node: this.config.node, updater: this.updater, identity: this.identity, log: this.log });
   }
 
   private endpoint(): ControllerEndpoint {
@@ -171,7 +194,18 @@ export class AgentApp {
       stop: () => this.identity.stop(),
       status: () => this.identity.status(),
     };
-    return [configSource, identity, ...this.dataPlane()];
+    const persist: AgentComponent[] = this.persister
+      ? [
+          {
+            name: "persist",
+            start: () => this.persister?.start(),
+            stop: () => this.persister?.stop(),
+            status: () => this.persister?.status() ?? {},
+          },
+        ]
+      : [];
+    // Only the data plane is one per node; control-plane-only agents (debugging) may run side by side.
+    return [configSource, identity, ...persist, ...this.dataPlane()];
   }
 
   /**
@@ -191,6 +225,8 @@ export class AgentApp {
           ...(dp.capture ? { plaintext: { ip: dp.proxyAddress, port: PORT_INBOUND_PLAINTEXT }, transparent: true } : {}),
           // On the proxy address, unless the HBONE listener already holds it (same or wildcard address).
           ...(dp.capture && separateHbone ? { hboneCaptured: { ip: dp.proxyAddress, port: PORT_HBONE } } : {}),
+          // Always shared: a successor agent binds the same ports while this one drains.
+          reusePort: true,
           pool: DEFAULT_POOL_OPTIONS,
           ...DEFAULT_PROXY_TUNING,
           limits: dp.limits,
@@ -205,13 +241,19 @@ export class AgentApp {
     );
     this.proxy = proxy;
     const parts: AgentComponent[] = [
+      awaitServing({ predecessor: () => this.predecessor, reasons: () => this.servingReasons(), log: this.log }),
       {
         name: "proxy",
-        start: () => proxy.start(),
+        start: () => {
+          // Set before binding, so this agent's own listeners hand their queues over when it drains.
+          enableRequestMigration(this.log);
+          return proxy.start();
+        },
         stop: () => proxy.stop(),
         status: () => proxy.status(),
         registerAdmin: (a) => proxy.registerAdmin(a),
       },
+      handover({ pidFile: this.pidFile, predecessor: () => this.predecessor, restored: () => this.restored, log: this.log }),
     ];
     if (dp.capture) {
       const c = dp.capture;
@@ -281,18 +323,28 @@ export class AgentApp {
 
   private pushes: Counter | undefined;
 
-  /** Ready only when config is synced, certificates are held, the proxy listens and capture is attached. */
-  readiness(): Readiness {
+  /**
+   * What keeps the agent from serving: config not synced (from the controller or the state
+   * directory), or an enrolled local identity without a certificate that is still valid. A
+   * certificate whose renewal fails but that has not expired still serves (a controller outage
+   * changes nothing while certificates are valid).
+   */
+  private servingReasons(): string[] {
     const reasons: string[] = [];
     const s = this.updater.state.get();
     if (!s.synced) reasons.push(this.xds ? "mesh config not yet synced from the controller" : "mesh config not yet loaded");
     const certs = new Map(this.identity.status().map((c) => [c.identity, c]));
     for (const w of s.view.localWorkloads()) {
-      if (!w.enrolled) continue;
+      if (!w.enrolled || this.identity.cached(w.identity)) continue;
       const c = certs.get(w.identity);
-      if (c?.state !== "valid")
-        reasons.push(`no valid certificate for ${w.identity} (${c?.state ?? "not requested"}${c?.lastError ? `: ${c.lastError}` : ""})`);
+      reasons.push(`no valid certificate for ${w.identity} (${c?.state ?? "not requested"}${c?.lastError ? `: ${c.lastError}` : ""})`);
     }
+    return reasons;
+  }
+
+  /** Ready only when config is synced, certificates are held, the proxy listens and capture is attached. */
+  readiness(): Readiness {
+    const reasons = this.servingReasons();
     if (this.proxy && !this.proxy.listening) reasons.push("proxy not listening");
     if (this.capture && !this.capture.attached) reasons.push("eBPF capture programs not attached");
     return { ready: reasons.length === 0, reasons: [...new Set(reasons)] };
@@ -300,6 +352,9 @@ export class AgentApp {
 
   /** Starts every part, then the admin API. A part that fails to start stops the ones before it. */
   async start(): Promise<void> {
+    this.predecessor = this.config.dataPlane ? this.pidFile.holder() : null;
+    if (this.predecessor) this.log.info({ predecessor: this.predecessor.pid }, "another agent runs on this node: taking over from it");
+    this.restore();
     this.registerAdmin();
     for (const p of this.parts) {
       p.registerAdmin?.(this.admin);
@@ -321,16 +376,31 @@ export class AgentApp {
     );
   }
 
-  /** Stops every part in reverse order; the last state stays in effect until the process exits. */
+  /**
+   * Stops (SIGTERM, or a successor's handover): first everything one agent per node holds, in
+   * reverse start order (capture's lock, metrics and readiness ports, certificates, the xDS stream,
+   * the admin API, the pidfile: a successor waits for that), then the proxy, which stops
+   * accepting and drains its connections for up to --drain. The last state stays in effect (pins
+   * stay) until the process exits.
+   */
   async stop(): Promise<void> {
-    for (const p of this.started.splice(0).reverse()) {
+    const parts = this.started.splice(0).reverse();
+    const stopPart = async (p: AgentComponent) => {
       try {
         await p.stop();
       } catch (e) {
         this.log.error({ component: p.name, err: errorMessage(e) }, "component failed to stop cleanly");
       }
-    }
+    };
+    const proxy = parts.find((p) => p.name === "proxy");
+    const handover = parts.find((p) => p.name === "handover");
+    for (const p of parts) if (p !== proxy && p !== handover) await stopPart(p);
     await this.admin.close();
+    if (handover) await stopPart(handover);
+    if (proxy) {
+      this.log.info({ drainMs: this.config.dataPlane?.drainMs }, "released the node; draining the proxy's connections");
+      await stopPart(proxy);
+    }
   }
 
   private registerAdmin(): void {
@@ -400,6 +470,7 @@ export class AgentApp {
         return {
           json: {
             node: this.config.node,
+            pid: process.pid,
             version: VERSION,
             uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
             source: this.config.source.kind,

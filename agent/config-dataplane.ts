@@ -127,9 +127,9 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
   const workers = Number(f.proxyWorkers ?? "0");
   if (!Number.isInteger(workers) || workers < 0 || workers > 64)
     errors.push(`--proxy-workers '${f.proxyWorkers}': expected 0 (in the agent's thread) to 64`);
-  let drainMs = 5000;
+  let drainMs = 600_000;
   try {
-    drainMs = durationFlag("--drain", f.drain, 5000);
+    drainMs = durationFlag("--drain", f.drain, 600_000);
   } catch (e) {
     errors.push(errorMessage(e));
   }

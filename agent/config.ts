@@ -1,6 +1,7 @@
 /** The agent's settings, from `weft agent` flags and environment, checked with errors naming the flag. */
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
+import { isAbsolute } from "node:path";
 import { durationFlag } from "../common/duration.js";
 import { ConfigError, errorMessage } from "../common/errors.js";
 import { parseListen } from "../common/listen.js";
@@ -34,6 +35,8 @@ export interface AgentConfig {
   logLevel: string;
   /** Capture and proxy; null runs control-plane parts only. */
   dataPlane: DataPlaneConfig | null;
+  /** Where the accepted config and certificates are persisted (null: not persisted). */
+  stateDir?: string | null;
 }
 
 /** Raw flag values. */
@@ -53,6 +56,7 @@ export interface AgentFlags {
   certTtl?: string;
   reconnectMax?: string;
   logLevel?: string;
+  stateDir?: string;
 }
 
 /** All `weft agent` flags. */
@@ -129,7 +133,9 @@ export function agentConfig(f: AllAgentFlags, env: NodeJS.ProcessEnv = process.e
     rotationSpreadMs: 30_000,
     logLevel,
     dataPlane: dataPlaneConfig(f, errors),
+    stateDir: !f.stateDir || f.stateDir === "off" ? null : f.stateDir,
   };
+  if (config.stateDir && !isAbsolute(config.stateDir)) errors.push(`--state-dir '${config.stateDir}': expected an absolute path or off`);
   if (errors.length) throw new ConfigError(`invalid agent settings:\n  ${errors.join("\n  ")}`);
   return config;
 }

@@ -44,7 +44,15 @@ export function registerAgentCommand(program: Command): void {
     .option("--proxy-workers <n>", "proxy worker threads sharing the ports (0: in the agent's thread)", "0")
     .option("--metrics-address <ip:port>", "Prometheus metrics, or 'off'", "0.0.0.0:15020")
     .option("--readiness-address <ip:port>", "readiness (/healthz/ready), or 'off'", "0.0.0.0:15021")
-    .option("--drain <duration>", "on shutdown, how long connections get to finish", "5s")
+    .option(
+      "--drain <duration>",
+      "on SIGTERM or a handover to a new agent: how long established connections may go on (new ones go to the successor)",
+      "600s",
+    )
+    .option(
+      "--state-dir <dir>",
+      "where the last accepted config and the certificates are kept (root-only), so a restart serves before the controller answers; under /run (e.g. /run/weft/state), it lives as long as the pinned BPF state (default: off)",
+    )
     .option("--tracing-endpoint <url>", "request tracing: OTLP http/protobuf collector, e.g. http://10.250.0.1:4318 (default: off)")
     .option(
       "--tracing-sampling <percent>",
@@ -64,7 +72,14 @@ export function registerAgentCommand(program: Command): void {
         const app = new AgentApp(agentConfig(o));
         await app.start();
         const sig = await untilSignal();
-        app.log.info({ signal: sig }, "agent stopping");
+        // While draining, SIGTERM again changes nothing (a rolling update's kubelet sends it to an
+        // agent its successor already asked to drain); SIGINT (Ctrl-C) is the way out of a long drain.
+        process.on("SIGTERM", () => app.log.info("already draining (SIGINT exits at once)"));
+        process.once("SIGINT", () => {
+          app.log.warn("SIGINT while draining: exiting now");
+          process.exit(0);
+        });
+        app.log.info({ signal: sig }, "agent stopping: releasing the node, then draining");
         await app.stop();
         // Stopped cleanly; do not wait for stray handles (a gRPC channel's timers) to drain.
         process.exit(0);

@@ -61,6 +61,13 @@ export interface CertificateStatus {
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** A certificate the manager holds, with the root it was signed under (what is persisted). */
+export interface HeldCertificate {
+  cert: WorkloadCertificate;
+  /** SHA-256 of the root the CA signed under. */
+  signedBy: string;
+}
+
 /** Issues and renews the node's workload certificates. */
 export class IdentityManager implements IdentitySource {
   private readonly entries = new Map<string, Entry>();
@@ -77,6 +84,34 @@ export class IdentityManager implements IdentitySource {
     this.stopped = false;
     this.reconcile(this.opts.state.get());
     this.unsubscribe = this.opts.state.subscribe((s) => this.reconcile(s));
+  }
+
+  /**
+   * Seeds certificates saved by an earlier run (already checked: identity, key, not expired), before
+   * start(): they are served at once and renewed on their usual schedule. Identities no local pod
+   * runs as are dropped by start() like any other.
+   */
+  restore(held: readonly HeldCertificate[]): void {
+    for (const h of held) {
+      const e: Entry = {
+        identity: h.cert.identity,
+        cert: h.cert,
+        signedBy: h.signedBy,
+        backoff: new Backoff(this.opts.retryInitialMs ?? 1000, this.opts.retryMaxMs ?? 30_000),
+        issuedCount: 0,
+      };
+      this.entries.set(e.identity, e);
+      this.scheduleRenewal(e);
+    }
+    if (held.length) this.emit();
+  }
+
+  /** The certificates held and not expired (what the agent persists). */
+  held(): HeldCertificate[] {
+    const now = Date.now();
+    return [...this.entries.values()].flatMap((e) =>
+      e.cert && e.cert.notAfter.getTime() > now ? [{ cert: e.cert, signedBy: e.signedBy ?? "" }] : [],
+    );
   }
 
   /** Stops renewing. */

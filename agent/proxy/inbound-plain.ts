@@ -111,9 +111,8 @@ export class PlaintextInbound {
   }
 
   /** Stops accepting. */
-  async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+  close(): void {
+    // The listening socket closes now; accepted connections go on (the proxy drains them).
+    this.server?.close();
   }
 }

@@ -15,6 +15,7 @@ import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
+import { drainSession } from "./goaway.js";
 import { attributeSource, checkInbound, type InboundDecision, parseAuthority } from "./inbound-policy.js";
 import { InboundHttp } from "./l7/inbound-http.js";
 import { DEFAULT_PROXY_LIMITS, KeyedCounter } from "./limits.js";
@@ -61,6 +62,8 @@ export class InboundServer {
   private readonly presentedByPeer = new Map<string, string>();
   private readonly sessions = new WeakMap<ServerHttp2Session, SessionInfo>();
   private readonly live = new Set<ServerHttp2Session>();
+  /** Set by close(): sessions are drained, not served. */
+  private closing = false;
   private sniCache: { version: string; map: Map<string, string> } = { version: "", map: new Map() };
   private readonly limits;
   /** Per source address: connections still in the TLS handshake, and all connections. */
@@ -331,6 +334,8 @@ export class InboundServer {
       peerAddr: { ip: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
     });
     this.live.add(session);
+    // A handshake that completed after close() began: this session drains from the start.
+    if (this.closing) drainSession(session);
     // The certificate that authenticated the peer bounds the session: at expiry it takes no new
     // streams (GOAWAY); streams already open finish.
     const cancelExpiry = onCredentialExpiry(credential.notAfter, () => {
@@ -494,17 +499,28 @@ export class InboundServer {
     return this.live.size;
   }
 
-  /** Stops accepting; closes sessions (graceful: GOAWAY, streams finish). */
+  /**
+   * Stops accepting; drains sessions (graceful: GOAWAY in two steps, open streams finish) or
+   * destroys them. Resolves once every session has closed. The destination HTTP servers stay up
+   * for the streams still open until closeHttp().
+   */
   async close(graceful = true): Promise<void> {
     const server = this.server;
     if (!server) return;
+    this.closing = true;
+    this.http?.drain();
     this.captured?.close();
     const done = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.live) {
-      if (graceful) s.close();
+      if (graceful) drainSession(s);
       else s.destroy();
     }
-    this.http?.close();
+    if (!graceful) this.closeHttp();
     await done;
+  }
+
+  /** Closes the destination HTTP servers' connections (at the end of a drain). */
+  closeHttp(): void {
+    this.http?.close();
   }
 }

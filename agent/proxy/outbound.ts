@@ -258,7 +258,7 @@ export class OutboundListener {
       flags = "CONNECT";
       refusal = new WeftError(
         "WEFT_TUNNEL_CLOSED",
-        `HBONE tunnel to ${formatAddr(req.hbone)} closed before the destination answered (peer refused our certificate?)`,
+        `HBONE tunnel to ${formatAddr(req.hbone)} closed before the destination answered (${stream.rstCode ? `stream reset, HTTP/2 code ${stream.rstCode}` : "peer refused our certificate?"})`,
       );
       sock.resetAndDestroy();
     });
@@ -280,10 +280,9 @@ export class OutboundListener {
   }
 
   /** Stops accepting new connections. */
-  async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+  close(): void {
+    // The listening socket closes now; accepted connections go on (the proxy drains them).
+    this.server?.close();
   }
 }
 

@@ -13,7 +13,9 @@
  * - A session with no streams for idleTimeoutMs is closed. A session that errors, fails a
  *   keepalive ping or times out is destroyed and leaves the pool at once.
  */
+
 import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from "node:http2";
+import { DRAIN_PING } from "./goaway.js";
 import type { SocketAddr } from "./request.js";
 
 /** What a pooled session is keyed by. */
@@ -85,7 +87,8 @@ export class HbonePool {
       try {
         return this.request(pooled, headers);
       } catch (e) {
-        this.retire(key, pooled, true);
+        // A session the peer is draining (GOAWAY) still carries other streams: let them finish.
+        this.retire(key, pooled, !pooled.session.closed);
         if (attempt >= 1) throw e;
       }
     }
@@ -154,9 +157,14 @@ export class HbonePool {
     this.sessionsOpened++;
     const pooled: Pooled = { session, active: 0, total: 0, created: Date.now(), lastUsed: Date.now(), draining: false };
     entry.sessions.push(pooled);
-    session.on("goaway", () => {
+    const drain = () => {
       pooled.draining = true;
       if (pooled.active === 0) this.retire(key, pooled, false);
+    };
+    session.on("goaway", drain);
+    // The peer is draining (a handover): no new streams here; the open ones finish.
+    session.on("ping", (payload: Buffer) => {
+      if (payload.equals(DRAIN_PING)) drain();
     });
     session.on("error", () => this.retire(key, pooled, true));
     session.on("close", () => this.remove(k, pooled));

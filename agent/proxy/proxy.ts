@@ -132,24 +132,29 @@ export class NodeProxy {
   }
 
   /**
-   * Stops: no new connections; existing ones get drainMs to finish (GOAWAY on HBONE), then
-   * whatever is left is aborted.
+   * Stops accepting at once (the listening sockets close; with SO_REUSEPORT a successor's
+   * listeners take the new connections), then drains: connections already accepted, long-lived
+   * ones included, keep working, on the same HBONE pool, until they close or drainMs passes;
+   * inbound HBONE sessions get GOAWAY, so peers open new streams elsewhere. Whatever is left at
+   * the deadline is aborted.
    */
   async stop(drainMs = 5000): Promise<void> {
     this.unsubscribe?.();
     clearInterval(this.poolGauge);
-    await this.outbound.close();
-    await this.plaintext?.close();
-    this.http.close();
-    void this.ctx.tracer?.shutdown();
-    const deadline = setTimeout(() => this.ctx.connections.abortAll("proxy shutting down"), drainMs);
-    deadline.unref();
-    await Promise.all([this.inbound.close(true), this.ctx.pool.close(true)]);
+    this.outbound.close();
+    this.plaintext?.close();
+    this.http.drain();
+    const inbound = this.inbound.close(true);
     const until = Date.now() + drainMs;
-    while (this.ctx.connections.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    while (this.ctx.connections.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     this.ctx.connections.abortAll("proxy shutting down");
+    this.http.close();
+    this.inbound.closeHttp();
+    void this.ctx.tracer?.shutdown();
+    // Nothing is left to finish: sessions close as soon as their (aborted) streams are gone.
+    const settled = Promise.all([inbound, this.ctx.pool.close(true)]);
+    await Promise.race([settled, new Promise((r) => setTimeout(r, 2000).unref())]);
     this.clients.close();
-    clearTimeout(deadline);
     this.ctx.connections.stop();
   }
 }

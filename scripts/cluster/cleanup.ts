@@ -96,8 +96,8 @@ export async function teardown(name: string, state: ClusterState | null, all = f
       report.problems.push(`pin not removed: ${pin}: ${errorMessage(e)}`);
     }
   }
-  // Agents' admin sockets live beside the clusters' state (/run/weft/agent-<node>.sock).
-  const sockRe = all ? /^agent-weft(-.*)?\.sock$/ : new RegExp(`^agent-${name}-node\\d+\\.sock$`);
+  // Agents' admin sockets and pidfiles live beside the clusters' state (/run/weft/agent-<node>.sock, .pid).
+  const sockRe = all ? /^agent-weft(-.*)?\.(sock|pid)$/ : new RegExp(`^agent-${name}-node\\d+\\.(sock|pid)$`);
   try {
     for (const f of readdirSync(RUN_DIR)) if (sockRe.test(f)) rmSync(join(RUN_DIR, f), { force: true });
   } catch {

@@ -158,12 +158,46 @@ export async function startAgent(cluster: string, n: number, opts: MeshOptions =
       String(opts.proxyWorkers ?? 0),
       "--log-level",
       opts.logLevel ?? "info",
+      // Beside the cluster's state, so `weft cluster down` removes it with everything else.
+      "--state-dir",
+      agentStateDir(cluster, node),
       ...(opts.agentArgs ?? []),
     ],
     // Two malloc arenas: libuv's and V8's helper threads each get one by default, and their
     // fragmentation shows as idle RSS; the agent allocates almost only on its main thread.
     { what: `agent ${node}`, env: { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2" } },
   );
+}
+
+/** Where node's agent persists its config and certificates on the local cluster. */
+export function agentStateDir(cluster: string, node: string): string {
+  return join(stateDir(cluster), "agents", node);
+}
+
+/** The pid of the agent answering on node n's admin socket (null: none answers). */
+async function servingAgent(cluster: string, n: number): Promise<{ pid: number; ready: boolean } | null> {
+  try {
+    const r = await adminGet(agentSocket(cluster, n), "/status", 2000);
+    const s = JSON.parse(r.body) as { pid?: number; ready?: { ready: boolean } };
+    return typeof s.pid === "number" ? { pid: s.pid, ready: s.ready?.ready === true } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Restarts node n's agent without loss, as a rolling update would: starts a new agent next to the
+ * running one, which takes over (the old one stops accepting and drains its connections), and
+ * waits until the new one answers on the admin socket and is ready. Resolves with the new process.
+ */
+export async function restartAgent(cluster: string, n: number, opts: MeshOptions = {}, timeoutMs = 60_000): Promise<ProcessRecord> {
+  const before = await servingAgent(cluster, n);
+  const rec = await startAgent(cluster, n, opts);
+  await until(`the new agent on node${n} to take over (log: ${join(stateDir(cluster), "logs")})`, timeoutMs, async () => {
+    const now = await servingAgent(cluster, n);
+    return now !== null && now.pid !== before?.pid && now.ready;
+  });
+  return rec;
 }
 
 /** Waits until node n's agent reports ready; the error carries its reasons. */

@@ -2,14 +2,16 @@
 //   load-client.mjs --url <url> [-c <connections>] [-n <requests per connection>]
 //                   [--header name:value ...] [--count-header x-served-by]
 //                   [--timeout-ms 10000] [--max-ms 120000] [--seq] [--last] [--no-keepalive]
-//                   [--methods GET,POST] [--rps 50]
+//                   [--methods GET,POST] [--rps 50] [--until-file <path>]
 // c workers, each on its own HTTP/1.1 keep-alive connection (a new one only if the server closes
 // it), send n GETs each, one after another. Bounded: no request starts after --max-ms.
 // --no-keepalive: a new connection for every request (so even an L4 balancer spreads them).
+// --until-file: no request starts once that file exists (load for as long as a test needs it).
 // Prints one JSON line:
 //   {requests, codes: {"200": n, ...}, byHeader: {value: n}, errors: {code: n}, ms,
 //    seq?: [[status, headerValue], ...] (in completion order), last?: {status, headers, body, ms}}
 // A request that got no response counts under errors (status 0), e.g. ECONNRESET or ETIMEDOUT.
+import { existsSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { parseArgs } from "node:util";
 
@@ -29,6 +31,7 @@ const { values: o } = parseArgs({
     methods: { type: "string", default: "GET" },
     // Offered load: request starts paced to this many a second across all connections.
     rps: { type: "string" },
+    "until-file": { type: "string" },
   },
 });
 
@@ -117,7 +120,8 @@ function one(agent, method) {
 
 async function worker() {
   const agent = o["no-keepalive"] ? false : new Agent({ keepAlive: true, maxSockets: 1 });
-  for (let i = 0; i < n && Date.now() - started < maxMs; i++) {
+  const untilFile = o["until-file"];
+  for (let i = 0; i < n && Date.now() - started < maxMs && !(untilFile && existsSync(untilFile)); i++) {
     if (rps > 0) {
       const wait = started + (slot++ * 1000) / rps - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));

@@ -3,6 +3,10 @@
 //   probe.mjs whoami-server <port>        first line back is the client address as seen, then echo
 //   probe.mjs hold <host> <port> <ms>     keep one connection busy; JSON {ok, rounds, failures}
 //   probe.mjs many <host> <port> <n> <c>  n echo connections, c at a time; JSON {ok, failed, errors}
+//   probe.mjs hold-until <host> <port> <file> <timeoutMs>
+//       one echo connection, a round trip every 200 ms, until <file> exists; then one last round.
+//       Prints "open" once connected; at the end JSON {ok, rounds, code}: ok false when the
+//       connection failed or closed, or a round got no echo within timeoutMs.
 //   probe.mjs connect <host> <port> <message> [timeoutMs]
 //       prints one JSON line: {ok, reply, localAddress, localPort, remoteAddress, remotePort, code, ms}
 import net from "node:net";
@@ -58,6 +62,41 @@ if (mode === "echo-server") {
       pending = `r${rounds}-${Date.now()};`;
       sock.write(pending);
     }, 50);
+  });
+} else if (mode === "hold-until") {
+  const [host, port, file, timeout] = args;
+  const { existsSync } = await import("node:fs");
+  const sock = net.connect({ host, port: Number(port) });
+  let rounds = 0;
+  let buf = "";
+  let waiting = null;
+  const finish = (ok, code) => {
+    console.log(JSON.stringify({ ok, rounds, ...(code ? { code } : {}) }));
+    sock.destroy();
+    process.exit(0);
+  };
+  sock.on("error", (e) => finish(false, e.code ?? "ERR"));
+  sock.on("close", () => finish(false, "closed"));
+  sock.on("data", (d) => {
+    buf += d;
+    if (waiting && buf.includes(waiting.msg)) {
+      clearTimeout(waiting.timer);
+      const last = waiting.last;
+      waiting = null;
+      rounds++;
+      if (last) finish(true);
+      else setTimeout(round, 200);
+    }
+  });
+  const round = () => {
+    const msg = `r${rounds};`;
+    const last = existsSync(file);
+    waiting = { msg, last, timer: setTimeout(() => finish(false, "no echo"), Number(timeout)) };
+    sock.write(msg);
+  };
+  sock.on("connect", () => {
+    console.log("open");
+    round();
   });
 } else if (mode === "many") {
   // n connections, c at a time, each must echo its message back; counts failures.

@@ -80,6 +80,8 @@ describePrivileged("control plane on the local cluster: controller + 2 agents", 
       sock(n),
       "--reconnect-max",
       "500ms",
+      "--state-dir",
+      join(runDir, "agent-state", node(n)),
       ...extra,
     ]);
     return Number(out.trim());
@@ -253,7 +255,7 @@ describePrivileged("control plane on the local cluster: controller + 2 agents", 
       await waitFor(`agent ${n} back in sync`, async () => (await dump(sock(n))).workloads.some((w) => w.name === "meanwhile"), 15_000);
     }
     // A fresh agent on node 1 (its own socket, no TCP admin) gets the same state: nothing duplicated, nothing lost.
-    await startAgent(1, ["--admin-address", "off", "--admin-socket", sock(1, "-fresh")]);
+    await startAgent(1, ["--admin-address", "off", "--admin-socket", sock(1, "-fresh"), "--state-dir", "off"]);
     await waitFor("fresh agent synced", async () => (await adminGet(sock(1, "-fresh"), "/synced")).status === 200, 20_000);
     const a = await dump(sock(1));
     const b = await dump(sock(1, "-fresh"));

@@ -56,7 +56,7 @@ describe("daemonset/ install", () => {
     const bad = [
       variant("unknown", ["spec", "template", "spec", "hostNetwrok"], true),
       variant("missing", ["spec", "selector"], undefined),
-      variant("wrong-type", ["spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"], "15008"),
+      variant("wrong-type", ["spec", "template", "spec", "terminationGracePeriodSeconds"], "75"),
       { where: "unknown-kind", object: { apiVersion: "v9", kind: "Nope" } },
     ];
     const problems = validateManifests(bad, root).join("\n");
@@ -77,7 +77,10 @@ describe("daemonset/ install", () => {
     expect(c.securityContext?.capabilities).toEqual({ drop: ["ALL"], add: ["BPF", "PERFMON", "SYS_ADMIN", "NET_ADMIN"] });
     expect(script).toContain("--max-semi-space-size=4");
     expect(script).toContain("MALLOC_ARENA_MAX=2");
-    expect(ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable).toBe(1);
+    // A new agent starts beside the old one and takes over (surge; no hostPorts to block it).
+    expect(ds.spec?.updateStrategy?.rollingUpdate).toEqual({ maxSurge: 1, maxUnavailable: 0 });
+    expect(c.ports).toBeUndefined();
+    expect(script).toContain("--state-dir /run/weft/state");
     const token = pod.volumes?.find((v) => v.projected)?.projected?.sources?.[0]?.serviceAccountToken;
     expect(token?.audience).toBe("weft");
     expect(c.readinessProbe?.httpGet).toEqual({ path: "/healthz/ready", port: 15021 });

@@ -48,6 +48,7 @@ function routeName(d: RouteDecision): string {
 /** The HTTP side of the outbound listener. */
 export class HttpProxy {
   private readonly h1: Server;
+  private draining = false;
   private readonly scopes = new WeakMap<Socket, HttpConnScope>();
   private readonly h2Sessions = new Set<{ close(): void }>();
 
@@ -130,7 +131,17 @@ export class HttpProxy {
     }
   }
 
+  /**
+   * Draining (a handover or SIGTERM): every further HTTP/1.1 response says Connection: close and
+   * its connection closes after it, so keep-alive clients reconnect (to the successor) instead of
+   * staying until the drain deadline, as Envoy's drain does.
+   */
+  drain(): void {
+    this.draining = true;
+  }
+
   private onH1(req: IncomingMessage, res: ServerResponse): void {
+    if (this.draining) res.setHeader("connection", "close");
     const scope = this.scopes.get(req.socket);
     if (!scope) {
       res.writeHead(500).end();

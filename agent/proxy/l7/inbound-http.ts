@@ -58,6 +58,7 @@ const RBAC_DENIED = "RBAC: access denied";
 /** Per-worker destination HTTP server. */
 export class InboundHttp {
   private readonly h1: Server;
+  private draining = false;
   private readonly scopes = new WeakMap<Duplex, InboundHttpScope>();
   private readonly clients: UpstreamClients;
   private readonly limiter = new RateLimiter();
@@ -171,7 +172,17 @@ export class InboundHttp {
     return c;
   }
 
+  /**
+   * Draining (a handover or SIGTERM): every further HTTP/1.1 response says Connection: close and
+   * its connection closes after it, so keep-alive clients reconnect (to the successor) instead of
+   * staying until the drain deadline, as Envoy's drain does.
+   */
+  drain(): void {
+    this.draining = true;
+  }
+
   private onH1(req: IncomingMessage, res: ServerResponse): void {
+    if (this.draining) res.setHeader("connection", "close");
     const scope = this.scopes.get(req.socket);
     if (!scope) {
       res.writeHead(500).end();
