@@ -99,7 +99,8 @@ export class HbonePool {
       clearTimeout(p.idleTimer);
       p.idleTimer = undefined;
     }
-    stream.once("close", () => {
+    // 'close' fires once: a plain listener spares once()'s wrapper on every live stream.
+    stream.on("close", () => {
       p.active--;
       p.lastUsed = Date.now();
       if (p.active === 0) this.armIdle(p);
