@@ -6,6 +6,8 @@
  *
  * Not stream.pipe: pipe() hangs nine closures and two state objects on each direction, which for
  * thousands of idle tunnelled connections is most of their memory. Here a direction costs three.
+ * 'end' and 'close' are emitted at most once, so they get plain listeners: once() would add a
+ * wrapper object and a bound function per listener to every live connection.
  */
 import type { Duplex } from "node:stream";
 
@@ -31,7 +33,7 @@ function forward(from: Duplex, to: Duplex): void {
       to.once("drain", resume);
     }
   });
-  from.once("end", () => {
+  from.on("end", () => {
     if (!to.destroyed) to.end();
   });
   // A sniffed socket was left explicitly paused (its first bytes put back): a data listener
@@ -55,8 +57,8 @@ export function spliceWith(a: Duplex, b: Duplex, done: (r: SpliceResult) => void
   };
   a.on("error", onError);
   b.on("error", onError);
-  a.once("close", onClose(a, b));
-  b.once("close", onClose(b, a));
+  a.on("close", onClose(a, b));
+  b.on("close", onClose(b, a));
   forward(a, b);
   forward(b, a);
 }

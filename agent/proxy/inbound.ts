@@ -482,7 +482,7 @@ export class InboundServer {
     );
     // A stream cut by its session's end (peer gone, RST_STREAM) can still look ended both ways to
     // the splice; the pod must see an abort then, or a pod that never closes holds it forever.
-    stream.once("close", () => {
+    stream.on("close", () => {
       if ((stream.aborted || stream.rstCode !== h2.NGHTTP2_NO_ERROR) && !up.destroyed) abortSocket(up);
     });
     spliceWith(stream, up, (result) => tracked.close(result.clean ? undefined : result.error));

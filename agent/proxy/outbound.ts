@@ -251,7 +251,9 @@ export class OutboundListener {
     let flags: ResponseFlag = "-";
     let refusal: Error | undefined;
     let answered = false;
-    stream.once("close", () => {
+    // 'close' and the final 'response' come once: plain listeners spare once()'s per-listener
+    // wrapper (an object and a bound function) on every live tunnel.
+    stream.on("close", () => {
       if (answered) return;
       // No response at all: TLS 1.3 reports a refused client certificate only after the client's
       // handshake completed, so the session dies under the stream. The app must see a reset.
@@ -262,7 +264,7 @@ export class OutboundListener {
       );
       sock.resetAndDestroy();
     });
-    stream.once("response", (h) => {
+    stream.on("response", (h) => {
       answered = true;
       const status = Number(h[":status"]);
       if (status !== 200) {

@@ -36,8 +36,12 @@ export interface PoolOptions {
   keepaliveMs: number;
 }
 
-/** Defaults close to ztunnel's pool settings. */
-export const DEFAULT_POOL_OPTIONS: PoolOptions = { maxStreamsPerSession: 100, idleTimeoutMs: 30_000, keepaliveMs: 10_000 };
+/**
+ * Defaults. Up to the destination's own stream limit (1000, DEFAULT_PROXY_LIMITS) per session:
+ * an mTLS HTTP/2 session costs ~100 KiB per side (OpenSSL record buffers, nghttp2, Node's session),
+ * which at 100 streams a session was ~2 KiB of every idle tunnelled connection's path cost.
+ */
+export const DEFAULT_POOL_OPTIONS: PoolOptions = { maxStreamsPerSession: 1000, idleTimeoutMs: 30_000, keepaliveMs: 10_000 };
 
 interface Pooled {
   session: ClientHttp2Session;
@@ -102,7 +106,8 @@ export class HbonePool {
       clearTimeout(p.idleTimer);
       p.idleTimer = undefined;
     }
-    stream.once("close", () => {
+    // 'close' fires once: a plain listener spares once()'s wrapper on every live stream.
+    stream.on("close", () => {
       p.active--;
       p.lastUsed = Date.now();
       if (p.active === 0) this.armIdle(p);

@@ -8,7 +8,6 @@ import type { Logger } from "pino";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
-import { ProxyTracer } from "../telemetry/tracing.js";
 import { ConnectionManager, type ConnectionSnapshot } from "./connection-manager.js";
 import type { ProxyConfig, ProxyContext } from "./context.js";
 import { hboneConnector } from "./hbone-connect.js";
@@ -61,7 +60,6 @@ export class NodeProxy {
       metrics: deps.metrics,
       log: deps.log,
       pick: deps.pick ?? randomPicker,
-      ...(deps.config.tracing ? { tracer: new ProxyTracer(deps.config.tracing, deps.view().nodeName) } : {}),
     };
     const pool = new HbonePool(hboneConnector(base), deps.config.pool);
     this.ctx = { ...base, pool };
@@ -87,6 +85,13 @@ export class NodeProxy {
 
   /** Starts inbound first, so this node accepts tunnels before it sends any. */
   async start(): Promise<void> {
+    const tracing = this.ctx.config.tracing;
+    if (tracing) {
+      // The OpenTelemetry SDK and its exporter cost ~6 MB of RSS per process: loaded only when
+      // tracing is configured, before any listener can take a request.
+      const { ProxyTracer } = await import("../telemetry/tracing.js");
+      this.ctx.tracer = new ProxyTracer(tracing, this.ctx.view().nodeName);
+    }
     await this.inbound.start();
     await this.plaintext?.start();
     await this.outbound.start();
