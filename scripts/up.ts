@@ -37,12 +37,24 @@ function curlInPod(cluster: string, pod: string, url: string): { code: number; b
   return { code, body: lines.join("\n") };
 }
 
+/** The reviews version a productpage body says answered, or undefined (not a page, or no answer). */
+function reviewsVersion(body: string): string | undefined {
+  try {
+    const v = (JSON.parse(body) as { reviews?: { version?: unknown } }).reviews?.version;
+    return typeof v === "string" ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function waitForTraffic(cluster: string, url: string, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = { code: 0, body: "" };
   while (Date.now() < deadline) {
     last = curlInPod(cluster, `${BOOKINFO_NS}/traffic`, url);
-    if (last.code === 200 && last.body.includes('"product"')) return last.body;
+    // A whole page: productpage answers 200 even when its own reviews call failed (a pod still
+    // starting), and "traffic flowing" should mean the mesh carried every hop.
+    if (last.code === 200 && reviewsVersion(last.body) !== undefined) return last.body;
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(
@@ -78,7 +90,7 @@ export function registerUpCommands(program: Command): void {
             await deployBookinfo(o.name);
             const vip = requireState(o.name).services.find((s) => s.namespace === BOOKINFO_NS && s.name === "productpage")?.vip;
             const page = await waitForTraffic(o.name, `http://${vip}:${BOOKINFO_PORT}/productpage`, 30_000);
-            const reviews = (JSON.parse(page) as { reviews?: { version?: string } }).reviews?.version ?? "?";
+            const reviews = reviewsVersion(page) ?? "?";
             say(
               `bookinfo deployed in namespace '${BOOKINFO_NS}' (labelled weft.dev/mesh=enabled); traffic flowing (reviews ${reviews} answered)`,
             );
