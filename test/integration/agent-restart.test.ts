@@ -103,6 +103,9 @@ function expectNoFailure(results: LoadResult[], atLeast: number): void {
 
 const status = (n: number) => admin<Status>(C, n, "/status");
 
+/** How long the controller stays down under load (issue 14's acceptance: 5 minutes). */
+const OUTAGE_MS = 5 * 60_000;
+
 describePrivileged("agent restarts without loss (handover, drain, persisted state)", () => {
   let tmp = "";
   let webUrl = "";
@@ -196,26 +199,41 @@ describePrivileged("agent restarts without loss (handover, drain, persisted stat
     600_000,
   );
 
-  it("the controller killed under load: 0 failed requests while it is down, and the agents resync when it is back", async () => {
-    const state = requireState(C);
-    const controller = state.processes.filter((p) => p.what === "controller" && isSameProcess(p.pid, p.startTime));
-    expect(controller).toHaveLength(1);
-    signal((controller[0] as { pid: number }).pid, "SIGKILL");
-    for (const n of [1, 2])
+  it(
+    "the controller killed under load: 0 failed requests while it is down, and the agents resync when it is back",
+    async () => {
+      const state = requireState(C);
+      const controller = state.processes.filter((p) => p.what === "controller" && isSameProcess(p.pid, p.startTime));
+      expect(controller).toHaveLength(1);
+      // The issue's outage: the controller killed under the restart test's load (L4 keep-alive and
+      // new connections, and the L7 path) and kept down 5 minutes. The length is the scenario's,
+      // not a wait for something to happen: nothing is expected to change while it lasts.
+      const stop = join(tmp, "stop-controller-outage");
+      const running = load(webUrl, l7Url, stop);
       await waitFor(
-        `agent ${n} notices the controller is gone`,
-        async () => (await status(n)).components.xds.state !== "connected",
+        "load through node 1's agent",
+        async () => (await admin<{ connections: unknown[] }>(C, 1, "/connections")).connections.length >= 3,
         20_000,
       );
-    // A window counted in requests, 1,000 keep-alive + 4,000 on new connections (the issue's 5 minutes is too long for CI).
-    const results = await Promise.all(burst(webUrl, 125));
-    console.log(`controller down: ${results.map((r) => `${r.requests} requests in ${r.ms} ms`).join(" + ")}`);
-    expectNoFailure(results, 1000);
-    for (const n of [1, 2]) expect((await status(n)).ready.ready).toBe(true);
-    await startController(C, { debounce: "20ms" });
-    for (const n of [1, 2])
-      await waitFor(`agent ${n} reconnects`, async () => (await status(n)).components.xds.state === "connected", 30_000);
-  }, 300_000);
+      signal((controller[0] as { pid: number }).pid, "SIGKILL");
+      for (const n of [1, 2])
+        await waitFor(
+          `agent ${n} notices the controller is gone`,
+          async () => (await status(n)).components.xds.state !== "connected",
+          20_000,
+        );
+      await new Promise((r) => setTimeout(r, OUTAGE_MS));
+      writeFileSync(stop, "");
+      const results = await Promise.all(running);
+      console.log(`controller down ${OUTAGE_MS / 1000} s: ${results.map((r) => `${r.requests} requests in ${r.ms} ms`).join(" + ")}`);
+      expectNoFailure(results, 1000);
+      for (const n of [1, 2]) expect((await status(n)).ready.ready).toBe(true);
+      await startController(C, { debounce: "20ms" });
+      for (const n of [1, 2])
+        await waitFor(`agent ${n} reconnects`, async () => (await status(n)).components.xds.state === "connected", 30_000);
+    },
+    OUTAGE_MS + 300_000,
+  );
 
   it("a cold start with the controller down serves from the persisted config and certificates, then follows the controller again", async () => {
     const node1 = new Topology(requireState(C).spec).nodeName(1);
