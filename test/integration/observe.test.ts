@@ -137,7 +137,28 @@ describePrivileged("observability: weft graph, analyze --cluster and status --al
     const sent = 120;
     const r = await reviewsSplit(C, sent, 4);
     expect(Object.values(r.codes).reduce((a, b) => a + b, 0)).toBe(sent);
-    const after = await graph();
+    // A call is counted when its upstream stream ends, which can be a frame after the caller
+    // already holds the whole body: wait until every hop has counted, then check exact totals
+    // (a count above `sent` still fails).
+    const hops: [string, string][] = [
+      ["traffic", "productpage-v1"],
+      ["productpage-v1", "details-v1"],
+      ["productpage-v1", "reviews-v1"],
+      ["productpage-v1", "reviews-v2"],
+      ["productpage-v1", "reviews-v3"],
+    ];
+    const counted = (g: Graph, from: string) =>
+      hops.filter(([f]) => f === from).reduce((n, [f, t]) => n + (edge(g, f, t)?.total ?? 0) - (edge(before, f, t)?.total ?? 0), 0);
+    let after = await graph();
+    await waitFor(
+      "every hop of the sent pages counted",
+      async () => {
+        after = await graph();
+        return counted(after, "traffic") >= sent && counted(after, "productpage-v1") >= 2 * sent;
+      },
+      15_000,
+      200,
+    ).catch(() => undefined);
     const front = edge(after, "traffic", "productpage-v1");
     expect(front, JSON.stringify(after.edges.map((e) => e.id))).toBeDefined();
     expect((front?.total ?? 0) - (edge(before, "traffic", "productpage-v1")?.total ?? 0)).toBe(sent);
