@@ -77,13 +77,19 @@ interface Derived {
   path: string | undefined;
 }
 
+/** Principal and namespace per identity (a node runs few peers; parsing one is a regex per rule otherwise). */
+const IDENTITIES_MAX = 1024;
+const identities = new Map<string, { principal: string | undefined; ns: string | undefined }>();
+
 function derive(f: ConnectionFacts): Derived {
-  return {
-    f,
-    principal: principalOf(f.sourceIdentity),
-    ns: namespaceOf(f.sourceIdentity),
-    path: f.request ? pathOnly(f.request.path) : undefined,
-  };
+  const id = f.sourceIdentity;
+  let who = id === undefined ? undefined : identities.get(id);
+  if (id !== undefined && !who) {
+    who = { principal: principalOf(id), ns: namespaceOf(id) };
+    if (identities.size >= IDENTITIES_MAX) identities.clear();
+    identities.set(id, who);
+  }
+  return { f, principal: who?.principal, ns: who?.ns, path: f.request ? pathOnly(f.request.path) : undefined };
 }
 
 /** A workload's policies split by role, computed once per policy list (the view caches the list). */
@@ -119,43 +125,112 @@ function partition(policies: readonly AuthorizationPolicy[]): Partition {
   return p;
 }
 
-function anyRule(p: AuthorizationPolicy, x: Derived, l7: L7Mode): boolean {
+/** A policy as decisions read it: its name and the rules that are still worth checking. */
+type RuleSet = Pick<AuthorizationPolicy, "key" | "rules">;
+
+/**
+ * A partition narrowed to one connection's fixed facts (source identity and address, destination
+ * address and port) and the request's method: rules whose fixed parts can never match are
+ * dropped, and policies left with no rule with them. Every request of the connection meets only
+ * what remains (with 100 policies for other clients or other methods, a handful). Emptiness of
+ * the ALLOW set is taken from the full partition: an ALLOW policy that cannot match this source
+ * still denies it.
+ */
+interface Narrowed {
+  deny: readonly RuleSet[];
+  allow: readonly RuleSet[];
+  audit: readonly RuleSet[];
+  dryDeny: readonly RuleSet[];
+  dryAllow: readonly RuleSet[];
+}
+
+/** Narrowings remembered per policy list (a list lives as long as its snapshot). */
+const NARROWED_MAX = 4096;
+const narrowings = new WeakMap<Partition, Map<string, Narrowed>>();
+
+/** Methods a narrowing may be keyed by: a client's made-up methods must not fill the cache. */
+const KEYED_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"]);
+
+function narrow(p: Partition, x: Derived): Narrowed {
+  const f = x.f;
+  const requested = f.request?.method;
+  const method = requested !== undefined && KEYED_METHODS.has(requested) ? requested : undefined;
+  const key = `${f.sourceIdentity ?? ""}|${f.sourceIp}|${f.destinationIp}|${f.destinationPort}|${method ?? ""}`;
+  let byConn = narrowings.get(p);
+  if (!byConn) {
+    byConn = new Map();
+    narrowings.set(p, byConn);
+  }
+  let n = byConn.get(key);
+  if (!n) {
+    const fixed: Derived = { f: { ...f, request: undefined }, principal: x.principal, ns: x.ns, path: undefined };
+    const keep = (ps: readonly AuthorizationPolicy[]): RuleSet[] => {
+      const out: RuleSet[] = [];
+      for (const pol of ps) {
+        const rules = pol.rules.filter((r) => couldMatch(r, fixed, method));
+        if (rules.length > 0) out.push(rules.length === pol.rules.length ? pol : { key: pol.key, rules });
+      }
+      return out;
+    };
+    n = { deny: keep(p.deny), allow: keep(p.allow), audit: keep(p.audit), dryDeny: keep(p.dryDeny), dryAllow: keep(p.dryAllow) };
+    if (byConn.size >= NARROWED_MAX) byConn.clear();
+    byConn.set(key, n);
+  }
+  return n;
+}
+
+/**
+ * Whether some request with these fixed facts (and this method, when given) could match a rule:
+ * the request's other attributes count as matching. A rule that fails here fails every full check,
+ * so dropping it never changes a decision.
+ */
+function couldMatch(rule: AuthzRule, fixed: Derived, method: string | undefined): boolean {
+  if (rule.from.length > 0 && !rule.from.some((s) => sourceMatches(s, fixed, "always"))) return false;
+  const methodOk = (o: AuthzOperation) =>
+    method === undefined || ((!o.methods || anyMatch(o.methods, method)) && !(o.notMethods && anyMatch(o.notMethods, method)));
+  if (rule.to.length > 0 && !rule.to.some((o) => operationMatches(o, fixed, "always") && methodOk(o))) return false;
+  return rule.when.every((c) => conditionMatches(c, fixed, "always"));
+}
+
+function anyRule(p: RuleSet, x: Derived, l7: L7Mode): boolean {
   for (const r of p.rules) if (matchRule(r, x, l7)) return true;
   return false;
 }
 
+/** Istio's precedence over `deny` then `allow` (candidates); `allowAll` is the full ALLOW set, for its emptiness and the reason. */
 function decide(
-  deny: readonly AuthorizationPolicy[],
-  allow: readonly AuthorizationPolicy[],
+  deny: readonly RuleSet[],
+  allow: readonly RuleSet[],
+  allowAll: readonly AuthorizationPolicy[],
   x: Derived,
   optimistic: boolean,
 ): AuthzDecision {
   for (const p of deny) {
     if (anyRule(p, x, optimistic ? "never" : "always")) return { allowed: false, policy: p.key, reason: `denied by DENY policy ${p.key}` };
   }
-  if (allow.length === 0) return { allowed: true, reason: "no ALLOW policy applies" };
+  if (allowAll.length === 0) return { allowed: true, reason: "no ALLOW policy applies" };
   for (const p of allow) {
     if (anyRule(p, x, optimistic ? "always" : "never")) return { allowed: true, policy: p.key, reason: `allowed by ${p.key}` };
   }
   return {
     allowed: false,
-    policy: allow.map((p) => p.key).join(","),
-    reason: `no rule of ALLOW policies ${allow.map((p) => p.key).join(", ")} matches`,
+    policy: allowAll.map((p) => p.key).join(","),
+    reason: `no rule of ALLOW policies ${allowAll.map((p) => p.key).join(", ")} matches`,
   };
 }
 
 /** The enforced (not dry-run) policies' decision. */
 function enforce(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts, optimistic: boolean): AuthzDecision {
   const p = partition(policies);
-  return decide(p.deny, p.allow, derive(facts), optimistic);
+  return decide(p.deny, p.allow, p.allow, derive(facts), optimistic);
 }
 
 /** Would-be outcomes of the dry-run policies: each matching DENY denies; ALLOWs, as a set, allow or deny. */
-function shadow(p: Partition, x: Derived): DryRunOutcome[] {
+function shadow(p: Partition, c: Narrowed | Partition, x: Derived): DryRunOutcome[] {
   const out: DryRunOutcome[] = [];
-  for (const d of p.dryDeny) if (anyRule(d, x, "always")) out.push({ policy: d.key, result: "deny" });
+  for (const d of c.dryDeny) if (anyRule(d, x, "always")) out.push({ policy: d.key, result: "deny" });
   if (p.dryAllow.length > 0) {
-    const hit = p.dryAllow.find((a) => anyRule(a, x, "never"));
+    const hit = c.dryAllow.find((a) => anyRule(a, x, "never"));
     out.push(hit ? { policy: hit.key, result: "allow" } : { policy: p.dryAllow.map((a) => a.key).join(","), result: "deny" });
   }
   return out;
@@ -163,12 +238,23 @@ function shadow(p: Partition, x: Derived): DryRunOutcome[] {
 
 /** Evaluates the policies that apply to the destination workload (with facts.request: one HTTP request). */
 export function authorize(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts): AuthzDecision {
+  // Per request, only the rules this connection and method could ever meet are checked.
+  return evaluate(policies, facts, facts.request !== undefined);
+}
+
+/** `authorize` checking every rule, with no narrowing: the reference the narrowed path must agree with. */
+export function authorizeEveryRule(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts): AuthzDecision {
+  return evaluate(policies, facts, false);
+}
+
+function evaluate(policies: readonly AuthorizationPolicy[], facts: ConnectionFacts, narrowed: boolean): AuthzDecision {
   const p = partition(policies);
   const x = derive(facts);
-  const decision = decide(p.deny, p.allow, x, false);
-  if (p.dry.length > 0) decision.dryRun = shadow(p, x);
-  if (p.audit.length > 0) {
-    const audit = p.audit.filter((a) => anyRule(a, x, "always"));
+  const c = narrowed ? narrow(p, x) : p;
+  const decision = decide(c.deny, c.allow, p.allow, x, false);
+  if (p.dry.length > 0) decision.dryRun = shadow(p, c, x);
+  if (c.audit.length > 0) {
+    const audit = c.audit.filter((a) => anyRule(a, x, "always"));
     if (audit.length > 0) decision.audit = audit.map((a) => a.key);
   }
   return decision;
