@@ -113,15 +113,3 @@ export function forward(d: RouteDecision) {
 }
 /** Endpoint addresses of a forward decision. */
 export const addrs = (d: RouteDecision) => forward(d).cluster.endpoints.map((e) => e.address);
-
-/** Seeded PRNG (mulberry32) for reproducible statistics. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -3,22 +3,11 @@ import { describe, expect, it } from "vitest";
 import { type BalanceContext, BalancerRegistry, cookieValue, createBalancer } from "../../agent/proxy/l7/balancer.js";
 import { HashRing, hash32 } from "../../agent/proxy/l7/hash-ring.js";
 import type { Endpoint, LoadBalancerSettings } from "../../controller/api/model.js";
+import { seeded } from "../helpers/seeded.js";
 
 const eps = (n: number, from = 0): Endpoint[] =>
   Array.from({ length: n }, (_, i) => ({ workloadUid: `uid-${from + i}`, address: `10.244.1.${from + i + 1}`, ready: true }));
 const ctx = (over: Partial<BalanceContext> = {}): BalanceContext => ({ headers: {}, sourceIp: "10.244.9.9", query: "", ...over });
-
-/** Deterministic PRNG (mulberry32) so distribution tests cannot flake. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const POLICIES: [string, LoadBalancerSettings | undefined][] = [
   ["default", undefined],

@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { type RouteInput, route } from "../../agent/proxy/l7/router.js";
 import { MeshView } from "../../agent/state/view.js";
 import type { MeshSnapshotData } from "../../controller/api/model.js";
-import { addrs, forward, req, seeded, subsets, vs, world } from "../helpers/l7-world.js";
+import { addrs, forward, req, subsets, vs, world } from "../helpers/l7-world.js";
+import { seeded } from "../helpers/seeded.js";
 
 describe("route: default route", () => {
   it("forwards to the connected service port with all ready endpoints, the DestinationRule's policy, default retries, no timeout", () => {

@@ -1,22 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { authorize, authorizeEveryRule, type ConnectionFacts } from "../../agent/proxy/authz.js";
 import type { AuthorizationPolicy, AuthzCondition, AuthzOperation, AuthzRule, AuthzSource } from "../../controller/api/model.js";
+import { seeded } from "../helpers/seeded.js";
 
 // Per request, authorize checks only the rules a connection (and method) could ever match,
 // remembered per policy list. These tests hold it to the plain evaluation of every rule, with one
 // shared list across many connections and requests, as the destination proxy uses it.
-
-/** A small deterministic PRNG (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const IDS = ["spiffe://cluster.local/ns/a/sa/x", "spiffe://cluster.local/ns/b/sa/y", undefined];
 const IPS = ["10.1.0.5", "10.1.0.6", "10.2.0.9"];
@@ -108,7 +97,7 @@ function randomRequest(r: () => number): ConnectionFacts {
 
 describe("authorization narrowed per connection and method", () => {
   it("decides every request as the check of every rule does, over 300 random policy sets × 60 requests on one shared list", () => {
-    const r = rng(20261130);
+    const r = seeded(20261130);
     let denied = 0;
     let allowed = 0;
     for (let i = 0; i < 300; i++) {
