@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import diagnostics from "node:diagnostics_channel";
-import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import { createServer as createH2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -20,8 +20,9 @@ import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
 import { ReplayableBody } from "./body.js";
 import { Cancel } from "./cancel.js";
-import { type Downstream, endToEnd, h1Downstream, h2Downstream, type ResponseWriter } from "./downstream.js";
+import { type Downstream, endToEnd, h2Downstream, type ResponseWriter } from "./downstream.js";
 import { type ForwardResult, forward, type L7Deps } from "./forward.js";
+import { H1Entry } from "./h1-entry.js";
 import { withSniffedBytes } from "./protocol.js";
 import { REQUEST_CHANNEL, type RequestEvent } from "./request-event.js";
 import { applyHeaderOperations } from "./rewrite.js";
@@ -47,20 +48,20 @@ function routeName(d: RouteDecision): string {
 
 /** The HTTP side of the outbound listener. */
 export class HttpProxy {
-  private readonly h1: Server;
-  private draining = false;
-  private readonly scopes = new WeakMap<Socket, HttpConnScope>();
+  private readonly h1: H1Entry<HttpConnScope>;
   private readonly h2Sessions = new Set<{ close(): void }>();
 
   constructor(private readonly deps: L7Deps) {
-    this.h1 = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 3_600_000, noDelay: true }, (req, res) =>
-      this.onH1(req, res),
+    this.h1 = new H1Entry<HttpConnScope>(
+      { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 3_600_000, noDelay: true },
+      (scope, down) => this.handle(scope, down),
+      (e, cleanup) => this.crashed(e, cleanup),
     );
-    this.h1.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
-    this.h1.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    this.h1.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.h1.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
       socket.end("HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     });
-    this.h1.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+    this.h1.server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
       if (socket.writable)
         socket.end(
           `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nbad request: ${err.code ?? err.message}\n`,
@@ -105,9 +106,7 @@ export class HttpProxy {
     );
     sock.once("close", () => tracked.close());
     if (protocol === "http1") {
-      this.scopes.set(sock, scope);
-      this.h1.emit("connection", sock);
-      sock.resume();
+      this.h1.adopt(sock, scope);
       return;
     }
     const server = createH2Server({ settings: { enablePush: false } });
@@ -131,23 +130,9 @@ export class HttpProxy {
     }
   }
 
-  /**
-   * Draining (a handover or SIGTERM): every further HTTP/1.1 response says Connection: close and
-   * its connection closes after it, so keep-alive clients reconnect (to the successor) instead of
-   * staying until the drain deadline, as Envoy's drain does.
-   */
+  /** Draining: HTTP/1.1 connections close after their next response (see H1Entry.drain). */
   drain(): void {
-    this.draining = true;
-  }
-
-  private onH1(req: IncomingMessage, res: ServerResponse): void {
-    if (this.draining) res.setHeader("connection", "close");
-    const scope = this.scopes.get(req.socket);
-    if (!scope) {
-      res.writeHead(500).end();
-      return;
-    }
-    void this.handle(scope, h1Downstream(req, res)).catch((e: Error) => this.crashed(e, () => res.destroy()));
+    this.h1.drain();
   }
 
   /** Routes, forwards and answers one request. */
@@ -429,7 +414,7 @@ export class HttpProxy {
 
   /** An HTTP/1.1 Upgrade (WebSocket): routed like a request, then spliced as bytes. */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const scope = this.scopes.get(req.socket as Socket);
+    const scope = this.h1.scopeOf(req.socket);
     const refuse = (status: number, why: string) => {
       socket.end(`HTTP/1.1 ${status} ${why}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     };
@@ -479,6 +464,6 @@ export class HttpProxy {
   /** Closes HTTP/2 downstream sessions and the shared HTTP/1 server's idle connections. */
   close(): void {
     for (const s of this.h2Sessions) s.close();
-    this.h1.closeAllConnections();
+    this.h1.close();
   }
 }

@@ -9,8 +9,7 @@
  * costs latency, and Istio ambient reports destination HTTP metrics only with a waypoint. So
  * destination request metrics exist exactly for the connections this server takes.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { createServer, type Server } from "node:http";
+import type { OutgoingHttpHeaders } from "node:http";
 import { createServer as createH2Server, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -27,7 +26,8 @@ import type { HttpDuties } from "../inbound-policy.js";
 import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
 import { socketLike, UpstreamClients } from "./clients.js";
-import { type Downstream, endToEnd, h1Downstream, h2Downstream } from "./downstream.js";
+import { type Downstream, endToEnd, h2Downstream } from "./downstream.js";
+import { H1Entry } from "./h1-entry.js";
 import { fetchJwks } from "./jwks-fetch.js";
 import { authenticate, JwksCache } from "./jwt.js";
 import { sniff, withSniffedBytes } from "./protocol.js";
@@ -57,9 +57,7 @@ const RBAC_DENIED = "RBAC: access denied";
 
 /** Per-worker destination HTTP server. */
 export class InboundHttp {
-  private readonly h1: Server;
-  private draining = false;
-  private readonly scopes = new WeakMap<Duplex, InboundHttpScope>();
+  private readonly h1: H1Entry<InboundHttpScope>;
   private readonly clients: UpstreamClients;
   private readonly limiter = new RateLimiter();
   /** JWKS caches per workload the keys are fetched for (the fetch rides that workload's identity). */
@@ -67,8 +65,12 @@ export class InboundHttp {
 
   constructor(private readonly ctx: ProxyContext) {
     this.clients = new UpstreamClients(ctx);
-    this.h1 = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 3_600_000 }, (req, res) => this.onH1(req, res));
-    this.h1.on("clientError", (_err: Error, socket: Duplex) => socket.destroy());
+    this.h1 = new H1Entry<InboundHttpScope>(
+      { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 3_600_000 },
+      (scope, down) => this.handle(scope, down),
+      (e, cleanup) => this.crashed(e, cleanup),
+    );
+    this.h1.server.on("clientError", (_err: Error, socket: Duplex) => socket.destroy());
   }
 
   /** Answers the CONNECT, tracks the connection and serves its requests. */
@@ -112,9 +114,7 @@ export class InboundHttp {
     }
     const sock = socketLike(stream);
     if (protocol === "http1") {
-      this.scopes.set(sock, scope);
-      this.h1.emit("connection", sock);
-      sock.resume();
+      this.h1.adopt(sock, scope);
       return;
     }
     const server = createH2Server({ settings: { enablePush: false } });
@@ -172,23 +172,9 @@ export class InboundHttp {
     return c;
   }
 
-  /**
-   * Draining (a handover or SIGTERM): every further HTTP/1.1 response says Connection: close and
-   * its connection closes after it, so keep-alive clients reconnect (to the successor) instead of
-   * staying until the drain deadline, as Envoy's drain does.
-   */
+  /** Draining: HTTP/1.1 connections close after their next response (see H1Entry.drain). */
   drain(): void {
-    this.draining = true;
-  }
-
-  private onH1(req: IncomingMessage, res: ServerResponse): void {
-    if (this.draining) res.setHeader("connection", "close");
-    const scope = this.scopes.get(req.socket);
-    if (!scope) {
-      res.writeHead(500).end();
-      return;
-    }
-    void this.handle(scope, h1Downstream(req, res)).catch((e: Error) => this.crashed(e, () => res.destroy()));
+    this.h1.drain();
   }
 
   private crashed(e: Error, cleanup: () => void): void {
@@ -371,7 +357,7 @@ export class InboundHttp {
 
   /** Closes pooled pod connections and idle downstream connections. */
   close(): void {
-    this.h1.closeAllConnections();
+    this.h1.close();
     this.clients.close();
   }
 }
