@@ -9,7 +9,7 @@
  * them as members of the controller's group: directories 0750, tokens 0640, the CA key 0600.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, lchownSync, lstatSync, mkdirSync, readdirSync } from "node:fs";
+import { chmodSync, lchownSync, lstatSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 /** uid and gid the local controller runs as; agents join the group to read their tokens. */
@@ -81,4 +81,49 @@ export function checkControllerAccess(dirs: readonly { path: string; write?: boo
       );
     }
   }
+}
+
+/** Whether the controller's user can read a file (every parent directory entered). */
+function controllerCanRead(path: string): boolean {
+  const [cmd, ...args] = asControllerUser(["test", "-r", path]);
+  return spawnSync(cmd as string, args, { stdio: "ignore", timeout: 10_000 }).status === 0;
+}
+
+/**
+ * argv that runs weft's CLI (`node <root>/dist/agent/cli/main.js …args`) as the controller's
+ * user. A checkout below a directory only root may enter (/root/weft, a 0700 mktemp directory)
+ * is out of that user's reach even when its own files are world-readable: then the checkout is
+ * bind-mounted, in a mount namespace of the controller's own, on `mountPoint` (a directory whose
+ * parents it can enter) and run from there. No other process sees the mount; it ends with the
+ * controller.
+ */
+export function controllerCommand(root: string, mountPoint: string, args: readonly string[]): string[] {
+  const entry = (r: string) => [process.execPath, join(r, "dist", "agent", "cli", "main.js"), ...args];
+  if (controllerCanRead(join(root, "dist", "agent", "cli", "main.js"))) return asControllerUser(entry(root));
+  for (const [path, bits] of [
+    [root, 0o005],
+    [join(root, "package.json"), 0o004],
+    [join(root, "dist"), 0o005],
+    [join(root, "node_modules"), 0o005],
+  ] as const) {
+    if ((statSync(path).mode & bits) !== bits)
+      throw new Error(
+        `the controller runs as uid ${CONTROLLER_UID} and cannot read weft's code at ${path}: make the checkout readable by others (chmod -R o+rX ${root})`,
+      );
+  }
+  mkdirSync(mountPoint, { recursive: true, mode: 0o755 });
+  chmodSync(mountPoint, 0o755);
+  return [
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+    "sh",
+    root,
+    mountPoint,
+    ...asControllerUser(entry(mountPoint)),
+  ];
 }

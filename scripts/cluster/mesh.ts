@@ -3,14 +3,15 @@
  * and one agent per node netns, in the node's system cgroup, capturing the node's pods. All are
  * recorded processes of the cluster, so `weft cluster down` stops them and removes their pins.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultAdminSocket } from "../../agent/config.js";
 import { WEFT_ROOT } from "../../agent/version.js";
 import { adminGet } from "../../common/admin-server.js";
 import { PORT_CONTROLLER } from "../../controller/api/constants.js";
+import { isSameProcess } from "../../native/proc.js";
 import { requireState, runDetached } from "./cluster.js";
-import { asControllerUser, checkControllerAccess, controllerGroupArgs, prepareControllerDir } from "./controller-user.js";
+import { checkControllerAccess, controllerCommand, controllerGroupArgs, prepareControllerDir } from "./controller-user.js";
 import { type ProcessRecord, stateDir } from "./state.js";
 import { Topology } from "./topology.js";
 
@@ -44,6 +45,19 @@ export interface MeshOptions {
   agentArgs?: string[];
 }
 
+/** A process `until` waits on has gone: no point waiting further. */
+class Exited extends Error {}
+
+/** The last lines of a log file, for an error message. */
+function logTail(file: string, lines = 8): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n") || "(its log is empty)";
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
+
+/** Polls `check` until it returns something, for at most `timeoutMs` (an Exited error ends it at once). */
 async function until<T>(what: string, timeoutMs: number, check: () => T | Promise<T>): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -52,6 +66,7 @@ async function until<T>(what: string, timeoutMs: number, check: () => T | Promis
       const v = await check();
       if (v) return v as NonNullable<T>;
     } catch (e) {
+      if (e instanceof Exited) throw e;
       last = e;
     }
     if (Date.now() > deadline)
@@ -76,9 +91,7 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
     cluster,
     "fabric",
     // Without root: nothing it does needs a privilege (controller-user.ts).
-    asControllerUser([
-      process.execPath,
-      weftBin(),
+    controllerCommand(WEFT_ROOT, join(stateDir(cluster), "code"), [
       "controller",
       "--store",
       state.storeDir,
@@ -93,13 +106,13 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
     ]),
     { what: "controller" },
   );
-  await until(
-    "the controller's root certificate and node tokens",
-    30_000,
-    () =>
-      existsSync(join(dir, "ca", "root-cert.pem")) &&
-      state.nodes.every((n) => existsSync(join(dir, "tokens", `${topo.nodeName(n)}.token`))),
-  );
+  await until("the controller's root certificate and node tokens", 30_000, () => {
+    // A controller that could not start is reported at once, with what it said.
+    if (!isSameProcess(rec.pid, rec.startTime)) throw new Exited(`the controller exited at start: ${rec.logFile ? logTail(rec.logFile) : "(no log)"}`);
+    return (
+      existsSync(join(dir, "ca", "root-cert.pem")) && state.nodes.every((n) => existsSync(join(dir, "tokens", `${topo.nodeName(n)}.token`)))
+    );
+  });
   return rec;
 }
 

@@ -6,18 +6,19 @@
  * `weft cluster apply` (root) still reaches the controller through the store; and a token minted
  * by root with `weft controller token` stays the controller's.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { requireState } from "../../scripts/cluster/cluster.js";
-import { CONTROLLER_GID, CONTROLLER_UID } from "../../scripts/cluster/controller-user.js";
+import { CONTROLLER_GID, CONTROLLER_UID, controllerCommand } from "../../scripts/cluster/controller-user.js";
 import { controllerDir } from "../../scripts/cluster/mesh.js";
 import { forceDown } from "../helpers/cluster.js";
 import { meshUp } from "../helpers/mesh.js";
 import { describePrivileged } from "../helpers/privileged.js";
 import { waitFor } from "../helpers/wait.js";
-import { testClusterName, weftOk } from "../helpers/weft.js";
+import { ROOT, testClusterName, weftOk } from "../helpers/weft.js";
 
 const C = testClusterName("nonroot");
 /** The agent's four capabilities (linux/capability.h numbers): net_admin, sys_admin, perfmon, bpf. */
@@ -113,5 +114,36 @@ describePrivileged("the local controller runs without root (1 node)", () => {
     expect(path).toBe(join(d, "tokens", "extra-node.token"));
     const st = statSync(path);
     expect({ uid: st.uid, gid: st.gid, mode: st.mode & 0o777 }).toEqual({ uid: CONTROLLER_UID, gid: CONTROLLER_GID, mode: 0o640 });
+  });
+
+  it("runs weft from a checkout below a directory only root may enter (a bind mount of its own), and names an unreadable one", () => {
+    const closed = join(dir, "closed");
+    const checkout = join(closed, "weft");
+    const mountPoint = join(dir, "code");
+    mkdirSync(checkout, { recursive: true });
+    chmodSync(closed, 0o700);
+    chmodSync(dir, 0o755); // the mount point's parents, like /run/weft/<cluster>, are open
+    const bind = spawnSync("mount", ["--bind", ROOT, checkout], { encoding: "utf8" });
+    expect(bind.status, bind.stderr).toBe(0);
+    try {
+      const argv = controllerCommand(checkout, mountPoint, ["--version"]);
+      expect(argv[0]).toBe("unshare");
+      const run = spawnSync(argv[0] as string, argv.slice(1), { encoding: "utf8", timeout: 30_000 });
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+      // The mount lived in the controller's namespace only.
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(` ${mountPoint} `);
+      // Where the user can already reach the code, no namespace is made.
+      expect(controllerCommand(ROOT, mountPoint, ["--version"])[0]).toBe("setpriv");
+    } finally {
+      spawnSync("umount", [checkout]);
+    }
+    const unreadable = join(closed, "private");
+    mkdirSync(join(unreadable, "dist"), { recursive: true });
+    mkdirSync(join(unreadable, "node_modules"));
+    writeFileSync(join(unreadable, "package.json"), "{}", { mode: 0o600 });
+    expect(() => controllerCommand(unreadable, mountPoint, ["--version"])).toThrow(
+      `cannot read weft's code at ${join(unreadable, "package.json")}`,
+    );
   });
 });
