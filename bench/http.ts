@@ -18,27 +18,14 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ActiveVariant, type BenchEnv, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
-import { runs, SCENARIOS, type Scenario, type TableSpec, tableSpecs } from "./lib/http-tables.js";
+import { type BenchEnv, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
+import { runs, SCENARIOS, type TableSpec, tableSpecs } from "./lib/http-tables.js";
 import type { BenchRow } from "./lib/output.js";
-import { cpuSince, snapshotCpu, totalRss } from "./lib/proc-stats.js";
 import { median, medianOrNull, pairedAddedRatioSpread, pairedRatioSpread, type Spread, sig } from "./lib/stats.js";
 import { checkTarget } from "./lib/targets.js";
-import { SMALL_PATH } from "./lib/upstream.js";
 import type { VariantName } from "./lib/variant.js";
-import { describeWrkErrors, parseWrkResult, WRK_LUA, wrkArgs, wrkErrorCount } from "./lib/wrk.js";
-
-/** One wrk run's numbers. */
-interface Sample {
-  rps: number;
-  p50: number;
-  p99: number;
-  /** Proxy CPU seconds per 10k requests (null: no proxy). */
-  cpuPer10k: number | null;
-  rssMiB: number | null;
-  /** Requests per TCP connection the server accepted (new-connection runs only). */
-  perConn: number | null;
-}
+import { WRK_LUA } from "./lib/wrk.js";
+import { type Sample, wrkRun } from "./lib/wrk-run.js";
 
 await runBench(
   {
@@ -62,14 +49,14 @@ await runBench(
     env.log("warm-up: 1 s per variant per scenario (not recorded)");
     for (const v of [...env.active]) {
       for (const s of SCENARIOS)
-        if (env.active.includes(v) && runs(s, v.name)) await run(env, v, s, 1, script).catch((e) => env.fail(v, e));
+        if (env.active.includes(v) && runs(s, v.name)) await wrkRun(env, v, s, 1, script).catch((e) => env.fail(v, e));
     }
     for (let r = 0; r < env.args.rounds; r++) {
       for (const s of SCENARIOS) {
         for (const v of env.order(r)) {
           if (!runs(s, v.name)) continue;
           env.log(`round ${r + 1}/${env.args.rounds} ${s.id} ${v.name}`);
-          const got = await run(env, v, s, duration, script).catch((e) => {
+          const got = await wrkRun(env, v, s, duration, script).catch((e) => {
             env.fail(v, e);
             return null;
           });
@@ -106,50 +93,6 @@ await runBench(
     };
   },
 );
-
-async function run(env: BenchEnv, v: ActiveVariant, s: Scenario, seconds: number, script: string): Promise<Sample> {
-  const before = s.close ? await env.serverStatus(v) : null;
-  const cpu = snapshotCpu(v.setup.proxyPids);
-  const out = await env.cluster.exec(
-    v.clientPod,
-    [
-      "wrk",
-      ...wrkArgs({
-        url: env.url(v, SMALL_PATH),
-        connections: s.connections,
-        threads: 1,
-        durationS: seconds,
-        timeoutS: 5,
-        headers: s.close ? ["Connection: close"] : [],
-        scriptPath: script,
-      }),
-    ],
-    { timeoutMs: (seconds + 30) * 1000 },
-  );
-  const cpuS = cpuSince(cpu);
-  const rss = v.setup.proxyPids.length ? totalRss(v.setup.proxyPids) : null;
-  const res = parseWrkResult(out.stdout);
-  if (res.requests === 0) throw new Error(`wrk completed no request through ${v.title}`);
-  if (wrkErrorCount(res.errors) > 0)
-    throw new Error(`wrk reported errors through ${v.title} (${describeWrkErrors(res.errors)}) in ${s.id}`);
-  let perConn: number | null = null;
-  if (before) {
-    const after = await env.serverStatus(v);
-    // The second status request is itself one accepted connection.
-    const conns = after.accepts - before.accepts - 1;
-    perConn = conns > 0 ? res.requests / conns : null;
-    if (perConn === null || perConn > 1.05)
-      throw new Error(`new-connection run reused connections: ${res.requests} requests over ${conns} accepted connections`);
-  }
-  return {
-    rps: res.rps,
-    p50: res.latencyUs.p50,
-    p99: res.latencyUs.p99,
-    cpuPer10k: v.setup.proxyPids.length ? cpuS / (res.requests / 10_000) : null,
-    rssMiB: rss === null ? null : rss / 2 ** 20,
-    perConn,
-  };
-}
 
 type Samples = Map<string, (Sample | null)[]>;
 

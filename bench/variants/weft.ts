@@ -55,9 +55,12 @@ spec:
 `;
 }
 
+/** The environment variable that sets the agents' proxy worker threads for a bench run. */
+export const PROXY_WORKERS_ENV = "WEFT_BENCH_PROXY_WORKERS";
+
 /** Proxy worker threads per agent for this run. */
 export function benchProxyWorkers(env = process.env): number {
-  const n = Number(env.WEFT_BENCH_PROXY_WORKERS ?? "0");
+  const n = Number(env[PROXY_WORKERS_ENV] ?? "0");
   return Number.isInteger(n) && n >= 0 && n <= 16 ? n : 0;
 }
 
