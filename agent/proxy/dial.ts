@@ -39,6 +39,9 @@ export function dial(target: SocketAddr, timeoutMs: number, how: DialOptions = {
       fd = how.source ? transparentClient(how.source) : how.mark !== undefined ? markedClient(how.mark) : undefined;
       // pauseOnCreate: Node must not start reading a socket that is not connected yet.
       sock = fd !== undefined ? new Socket({ fd, allowHalfOpen: true, pauseOnCreate: true } as never) : new Socket({ allowHalfOpen: true });
+      // Here, not as a connect() option: connect() ignores noDelay (Node 20), which left Nagle on
+      // every pod-side socket, so the second of two small writes waited for the pod's ACK.
+      sock.setNoDelay(true);
     } catch (e) {
       reject(new DialError(`connect to ${target.ip}:${target.port}: ${(e as Error).message}`, "EPERM"));
       return;
@@ -56,7 +59,7 @@ export function dial(target: SocketAddr, timeoutMs: number, how: DialOptions = {
       clearTimeout(timer);
       reject(new DialError(`connect to ${target.ip}:${target.port} failed: ${e.code ?? e.message}`, e.code ?? "EIO"));
     });
-    sock.connect({ host: target.ip, port: target.port, noDelay: true }, () => {
+    sock.connect({ host: target.ip, port: target.port }, () => {
       clearTimeout(timer);
       sock.removeAllListeners("error");
       // Connected: undo pauseOnCreate, or a consumer that only adds a 'data' listener (Node's HTTP
