@@ -108,7 +108,8 @@ export async function startController(cluster: string, opts: MeshOptions = {}): 
   );
   await until("the controller's root certificate and node tokens", 30_000, () => {
     // A controller that could not start is reported at once, with what it said.
-    if (!isSameProcess(rec.pid, rec.startTime)) throw new Exited(`the controller exited at start: ${rec.logFile ? logTail(rec.logFile) : "(no log)"}`);
+    if (!isSameProcess(rec.pid, rec.startTime))
+      throw new Exited(`the controller exited at start: ${rec.logFile ? logTail(rec.logFile) : "(no log)"}`);
     return (
       existsSync(join(dir, "ca", "root-cert.pem")) && state.nodes.every((n) => existsSync(join(dir, "tokens", `${topo.nodeName(n)}.token`)))
     );
