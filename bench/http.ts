@@ -16,28 +16,24 @@
  * compares weft L7 with 100 AuthorizationPolicies at the destination against weft L7 with none
  * (keep-alive c=50 only): its p50 ratio is the policies' cost.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { type BenchEnv, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
 import { runs, SCENARIOS, type TableSpec, tableSpecs } from "./lib/http-tables.js";
 import type { BenchRow } from "./lib/output.js";
 import { median, medianOrNull, pairedAddedRatioSpread, pairedRatioSpread, type Spread, sig } from "./lib/stats.js";
 import { checkTarget } from "./lib/targets.js";
 import type { VariantName } from "./lib/variant.js";
-import { WRK_LUA } from "./lib/wrk.js";
-import { type Sample, wrkRun } from "./lib/wrk-run.js";
+import { DURATION_FLAG, type Sample, writeWrkScript, wrkRun } from "./lib/wrk-run.js";
 
 await runBench(
   {
     script: "http",
     tools: ["wrk"],
-    numbers: [{ flag: "duration", help: "seconds per wrk run", min: 1, max: 120, full: 10, quick: 2 }],
+    numbers: [DURATION_FLAG],
     maxConnections: () => 1000,
   },
   async (env) => {
     const duration = env.numbers.duration as number;
-    const script = join(env.workDir, "wrk-result.lua");
-    writeFileSync(script, WRK_LUA);
+    const script = writeWrkScript(env.workDir);
     // samples[scenario][variant][round]; a round a variant did not complete stays null.
     const samples = new Map<string, Map<string, (Sample | null)[]>>();
     for (const s of SCENARIOS)

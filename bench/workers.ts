@@ -9,14 +9,11 @@
  * (in a rotated order) and measures it after a 1 s warm-up; direct is measured in every round as
  * the floor. Ratios are per round against 1 worker, with their spread.
  */
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { type ActiveVariant, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
 import type { BenchRow } from "./lib/output.js";
 import { median, medianOrNull, pairedRatioSpread, type Spread, sig } from "./lib/stats.js";
 import { checkTarget } from "./lib/targets.js";
-import { WRK_LUA } from "./lib/wrk.js";
-import { type Sample, type WrkScenario, wrkRun } from "./lib/wrk-run.js";
+import { DURATION_FLAG, type Sample, type WrkScenario, writeWrkScript, wrkRun } from "./lib/wrk-run.js";
 import { benchProxyWorkers, PROXY_WORKERS_ENV } from "./variants/weft.js";
 
 const C50: WrkScenario = { id: "c50", connections: 50, close: false };
@@ -31,13 +28,12 @@ await runBench(
     script: "workers",
     tools: ["wrk"],
     defaultVariants: ["direct", "weft"],
-    numbers: [{ flag: "duration", help: "seconds per wrk run", min: 1, max: 120, full: 10, quick: 2 }],
+    numbers: [DURATION_FLAG],
     maxConnections: () => 1000,
   },
   async (env) => {
     const duration = env.numbers.duration as number;
-    const script = join(env.workDir, "wrk-result.lua");
-    writeFileSync(script, WRK_LUA);
+    const script = writeWrkScript(env.workDir);
     const weft = env.active.find((v) => v.name === "weft");
     const direct = env.active.find((v) => v.name === "direct");
     // samples[label][round]
@@ -99,33 +95,12 @@ await runBench(
         if (sp && sp.n > 1) row[`${name} spread`] = [round3(sp.min) as number, round3(sp.max) as number];
       };
       const vsOne = key !== "direct" && key !== one;
-      put(
-        "rps vs 1 worker",
-        vsOne
-          ? pairedRatioSpread(
-              col(key, (x) => x.rps),
-              col(one, (x) => x.rps),
-            )
-          : null,
-      );
-      put(
-        "p50 vs 1 worker",
-        vsOne
-          ? pairedRatioSpread(
-              col(key, (x) => x.p50),
-              col(one, (x) => x.p50),
-            )
-          : null,
-      );
-      put(
-        "CPU vs 1 worker",
-        vsOne
-          ? pairedRatioSpread(
-              col(key, (x) => x.cpuPer10k),
-              col(one, (x) => x.cpuPer10k),
-            )
-          : null,
-      );
+      for (const [name, pick] of [
+        ["rps", (x: Sample) => x.rps],
+        ["p50", (x: Sample) => x.p50],
+        ["CPU", (x: Sample) => x.cpuPer10k],
+      ] as const)
+        put(`${name} vs 1 worker`, vsOne ? pairedRatioSpread(col(key, pick), col(one, pick)) : null);
       row["rps per round"] = xs.map((x) => Math.round(x.rps));
       row.status = "ok";
       rows.push(row);

@@ -3,10 +3,22 @@
  * client pod against nginx in its server pod, with the proxies' CPU over the run and their RSS
  * right after it.
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { ActiveVariant, BenchEnv } from "./harness.js";
 import { cpuSince, snapshotCpu, totalRss } from "./proc-stats.js";
 import { SMALL_PATH } from "./upstream.js";
-import { describeWrkErrors, parseWrkResult, wrkArgs, wrkErrorCount } from "./wrk.js";
+import { describeWrkErrors, parseWrkResult, WRK_LUA, wrkArgs, wrkErrorCount } from "./wrk.js";
+
+/** The --duration flag of the wrk benchmarks. */
+export const DURATION_FLAG = { flag: "duration", help: "seconds per wrk run", min: 1, max: 120, full: 10, quick: 2 };
+
+/** Writes wrk's result hook into the work directory; returns its path. */
+export function writeWrkScript(workDir: string): string {
+  const script = join(workDir, "wrk-result.lua");
+  writeFileSync(script, WRK_LUA);
+  return script;
+}
 
 /** How wrk loads the path. */
 export interface WrkScenario {
