@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** `weft`: the one CLI. Each area registers its own subcommands; this file only wires them. */
-import { existsSync } from "node:fs";
+import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { VERSION } from "../version.js";
@@ -13,7 +13,9 @@ import { VERSION } from "../version.js";
 const TEST_BED_COMMANDS = new URL("../../scripts/commands.js", import.meta.url);
 
 async function registerTestBed(program: Command): Promise<void> {
-  if (!existsSync(fileURLToPath(TEST_BED_COMMANDS))) return;
+  // stat, not existsSync: access(2) checks the real uid without capabilities, so a user given
+  // CAP_DAC_READ_SEARCH for a checkout below a 0700 directory would be told 'unknown command'.
+  if (!statSync(fileURLToPath(TEST_BED_COMMANDS), { throwIfNoEntry: false })) return;
   const mod = (await import(TEST_BED_COMMANDS.href)) as { registerTestBedCommands: (p: Command) => void };
   mod.registerTestBedCommands(program);
 }
