@@ -8,7 +8,7 @@
  *   keep-alive c=50  the same with 50 connections: throughput, CPU per request
  *   new connections  50 concurrent, `Connection: close`: one request per TCP connection, which the
  *                    server's accept counter confirms (requests per connection ≈ 1)
- * Each round runs every scenario for every variant (rotating the order); proxy CPU is the
+ * Each round runs every scenario for every variant (in an order that changes per round); proxy CPU is the
  * utime+stime its processes gained during the run, RSS is read right after it. The L4 tables
  * compare weft's L4 path with the HAProxy pair in TCP mode; the L7 tables compare weft's L7 path
  * (a Service port declared http) with the pair in HTTP mode, weft L4 and direct, from the same

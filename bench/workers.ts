@@ -6,10 +6,10 @@
  *
  * wrk (keep-alive, 50 connections, 1 KiB) in the client pod on node 1 against nginx in the
  * server pod on node 2, through both agents. Each round restarts the mesh once per worker count
- * (in a rotated order) and measures it after a 1 s warm-up; direct is measured in every round as
+ * (in an order that changes per round, as the harness orders variants) and measures it after a 1 s warm-up; direct is measured in every round as
  * the floor. Ratios are per round against 1 worker, with their spread.
  */
-import { type ActiveVariant, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
+import { type ActiveVariant, missingRatioReason, roundOrder, runBench, skippedRows } from "./lib/harness.js";
 import type { BenchRow } from "./lib/output.js";
 import { median, medianOrNull, pairedRatioSpread, type Spread, sig } from "./lib/stats.js";
 import { checkTarget } from "./lib/targets.js";
@@ -56,8 +56,7 @@ await runBench(
         env.log(`round ${r + 1}/${env.args.rounds} direct`);
         await measure(direct, "direct", r).catch((e) => env.fail(direct, e));
       }
-      for (let i = 0; i < COUNTS.length; i++) {
-        const n = COUNTS[(i + r) % COUNTS.length] as number;
+      for (const n of roundOrder(COUNTS, r)) {
         if (!weft || !env.active.includes(weft)) break;
         env.log(`round ${r + 1}/${env.args.rounds} weft with ${n} proxy workers`);
         try {
@@ -116,7 +115,7 @@ await runBench(
       title: "Proxy worker threads",
       rows,
       notes: [
-        `wrk -t1 (keep-alive, 50 connections, 1 KiB) in the client pod on node 1, nginx (1 worker) in the server pod on node 2; ${duration} s per run after a 1 s warm-up, ${env.args.rounds} round(s); the mesh is restarted for each worker count, in an order rotated per round.`,
+        `wrk -t1 (keep-alive, 50 connections, 1 KiB) in the client pod on node 1, nginx (1 worker) in the server pod on node 2; ${duration} s per run after a 1 s warm-up, ${env.args.rounds} round(s); the mesh is restarted for each worker count, in an order that changes per round (forwards, backwards, rotated).`,
         "0 workers: the proxy runs on the agent's main thread; N workers: N proxy threads per agent share the listeners (SO_REUSEPORT), each with its own HBONE pool. Proxy CPU and RSS cover both agents, all threads.",
         "On this machine wrk, nginx and both agents share the same cores, so the row says what extra workers buy when the proxies are not alone on the machine; the model for N cores is in bench/ANALYSIS.md.",
       ],

@@ -51,7 +51,7 @@ export interface BenchEnv {
   active: ActiveVariant[];
   skipped: SkippedVariant[];
   log(message: string): void;
-  /** The active variants in round `r`'s order: rotated each round so no variant always goes first. */
+  /** The active variants in round `r`'s order (see roundOrder). */
   order(round: number): ActiveVariant[];
   /** Stops measuring a variant that broke; its rows will carry the error. */
   fail(v: ActiveVariant, err: unknown): void;
@@ -140,7 +140,7 @@ export async function runBench(opts: HarnessOptions, body: (env: BenchEnv) => Pr
       active,
       skipped,
       log,
-      order: (round) => active.map((_, i) => active[(i + round) % active.length] as ActiveVariant),
+      order: (round) => roundOrder(active, round),
       fail: (v, err) => {
         const i = active.indexOf(v);
         if (i < 0) return;
@@ -173,6 +173,19 @@ export async function runBench(opts: HarnessOptions, body: (env: BenchEnv) => Pr
   } finally {
     await cleanup();
   }
+}
+
+/**
+ * The order of round `round`: even rounds rotate the list by round/2, odd rounds run the previous
+ * even round's order backwards. No item always goes first, and neighbours (a variant and the one
+ * it is compared with, listed next to each other) meet in both orders, so whatever running second
+ * costs does not fall on one of them in every round.
+ */
+export function roundOrder<T>(items: readonly T[], round: number): T[] {
+  const n = items.length;
+  const shift = n === 0 ? 0 : Math.floor(round / 2) % n;
+  const rotated = items.map((_, i) => items[(i + shift) % n] as T);
+  return round % 2 === 0 ? rotated : rotated.reverse();
 }
 
 /** Rows for variants without numbers: one per table, the status saying why. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { BENCH_CLUSTER, parseBenchArgs, parseVariants, UsageError, wholeNumber } from "../../bench/lib/args.js";
 import { haproxyConfig } from "../../bench/lib/haproxy-config.js";
+import { roundOrder } from "../../bench/lib/harness.js";
 import { nginxConfig } from "../../bench/lib/upstream.js";
 
 describe("bench command line", () => {
@@ -154,5 +155,21 @@ describe("nginx upstream configuration", () => {
     expect(cfg).toContain("pid /w/nginx-direct/nginx.pid;");
     expect(cfg).toContain("client_body_temp_path /w/nginx-direct/tmp/client_body;");
     expect(cfg).not.toMatch(/\/var\//);
+  });
+});
+
+describe("the order variants run in per round", () => {
+  it("changes each round so no variant always goes first and neighbours meet in both orders", () => {
+    const names = ["direct", "haproxy", "weft", "weft-l7", "authz1", "authz"];
+    const rounds = [0, 1, 2, 3].map((r) => roundOrder(names, r));
+    for (const order of rounds) expect([...order].sort()).toEqual([...names].sort());
+    expect(new Set(rounds.slice(0, 3).map((o) => o[0])).size).toBe(3);
+    for (let i = 0; i + 1 < names.length; i++) {
+      const a = names[i] as string;
+      const b = names[i + 1] as string;
+      const before = rounds.slice(0, 3).map((o) => o.indexOf(a) < o.indexOf(b));
+      expect(before, `${a} / ${b}`).toContain(true);
+      expect(before, `${a} / ${b}`).toContain(false);
+    }
   });
 });
