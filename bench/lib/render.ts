@@ -48,7 +48,7 @@ export function renderResults(doc: ResultsDoc): string {
   }
   out.push(
     "",
-    "Every variant runs in the same run, interleaved round by round (A B C, B C A, …). Numbers are medians over rounds;",
+    "Every variant runs in the same run, interleaved round by round in an order that changes each round (A B C, C B A, B C A, …). Numbers are medians over rounds;",
     "ratios (`×`) are paired: taken within each round, then the median across rounds. On a shared 2-core box the",
     "ratios are the result, absolute numbers are context.",
     "",
