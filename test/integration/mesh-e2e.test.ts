@@ -117,10 +117,24 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       ]);
       expect(r.ok).toBe(true);
       expect(r.reply?.split(marker).length).toBe(2001);
-      // The payload crossed the fabric both ways as TLS (each way at least its own size): wait
-      // until the capture holds that much, however slowly tcpdump writes on a busy machine.
-      // Stopping there loses nothing the check needs; later packets (control traffic) may come.
-      await waitFor("the capture to hold the payload both ways", () => readFileSync(pcap).length > 2 * payload.length, 30_000, 100);
+      // The payload crossed the fabric as TLS (~46 KB each way): wait until the capture holds at
+      // least one way's worth and has stopped growing (tcpdump writes as packets arrive), however
+      // slowly tcpdump runs on a busy machine.
+      let last = -1;
+      let stable = 0;
+      await waitFor(
+        "the capture to hold the payload and settle",
+        () => {
+          const held = readFileSync(pcap).length;
+          stable = held === last ? stable + 1 : 0;
+          last = held;
+          // Thrown, so a timeout says how far the capture got.
+          if (held <= payload.length || stable < 4) throw new Error(`the capture holds ${held} bytes (unchanged for ${stable} polls)`);
+          return true;
+        },
+        30_000,
+        100,
+      );
       dump.kill("SIGINT");
       await new Promise((res) => dump?.once("exit", res));
       const raw = readFileSync(pcap);
