@@ -1,0 +1,360 @@
+/**
+ * The HTTP/1.1 wire format for the proxy's own connections: message heads parsed from the bytes
+ * a socket delivered, bodies framed by Content-Length or chunked coding, and heads written back.
+ * The proxy re-frames every message it forwards, so what it accepts here is what it understands:
+ * anything ambiguous about where a message ends (both Content-Length and Transfer-Encoding,
+ * differing lengths, a coding other than chunked, folded or bare-LF lines) is refused, never
+ * guessed, since a proxy and a server that disagree on message bounds is request smuggling.
+ */
+
+/** Largest request or response head accepted (Node's default --max-http-header-size). */
+export const MAX_HEAD_BYTES = 16 * 1024;
+/** Most header lines in one head. */
+export const MAX_HEADERS = 200;
+const MAX_CHUNK_LINE = 4096;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL.
+const BAD_VALUE = /[\0\r\n]/;
+const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+
+/** A parsed head's fields, names in lower case; repeats joined as Node joins them. */
+export type HeaderMap = Record<string, string | string[]>;
+
+/** How the body after a head is delimited. */
+export type Framing = { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" } | { kind: "close" };
+
+/** A request head. */
+export interface RequestHead {
+  method: string;
+  target: string;
+  /** 1 for HTTP/1.1, 0 for HTTP/1.0. */
+  minor: number;
+  headers: HeaderMap;
+  framing: Framing;
+}
+
+/** A response head. */
+export interface ResponseHead {
+  status: number;
+  minor: number;
+  headers: HeaderMap;
+}
+
+/** A head that could not be parsed: the status to answer and why. */
+export interface HeadError {
+  error: string;
+  status: number;
+}
+
+/** Result of looking for a head at the start of a buffer. */
+export type HeadResult<H> = { head: H; used: number } | HeadError | "incomplete";
+
+/** True when a parse result is an error. */
+export function isHeadError<H>(r: HeadResult<H>): r is HeadError {
+  return typeof r === "object" && "error" in r;
+}
+
+function addHeader(h: HeaderMap, name: string, value: string): void {
+  const cur = h[name];
+  if (cur === undefined) {
+    h[name] = name === "set-cookie" ? [value] : value;
+    return;
+  }
+  if (Array.isArray(cur)) cur.push(value);
+  else h[name] = `${cur}${name === "cookie" ? "; " : ", "}${value}`;
+}
+
+/** Splits the lines of a head found in buf[start, end) (end excludes the blank line). */
+function fields(text: string, from: number, headers: HeaderMap): string | undefined {
+  let count = 0;
+  let i = from;
+  while (i < text.length) {
+    let eol = text.indexOf("\r\n", i);
+    if (eol < 0) eol = text.length;
+    const line = text.slice(i, eol);
+    i = eol + 2;
+    if (++count > MAX_HEADERS) return `more than ${MAX_HEADERS} header lines`;
+    const c0 = line.charCodeAt(0);
+    if (c0 === 32 || c0 === 9) return "folded header line (obs-fold)";
+    const colon = line.indexOf(":");
+    if (colon <= 0) return `header line without a name: ${JSON.stringify(line.slice(0, 40))}`;
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return `invalid header name ${JSON.stringify(name.slice(0, 40))}`;
+    const value = line.slice(colon + 1).trim();
+    if (BAD_VALUE.test(value)) return `invalid character in header ${name}`;
+    addHeader(headers, name.toLowerCase(), value);
+  }
+  return undefined;
+}
+
+function findHead(buf: Buffer, max: number): { start: number; end: number } | HeadError | "incomplete" {
+  let start = 0;
+  // RFC 9112 §2.2: a server should ignore empty lines received before a request line.
+  while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
+  const end = buf.indexOf("\r\n\r\n", start, "latin1");
+  if (end < 0) {
+    if (buf.length - start > max) return { error: `message head larger than ${max} bytes`, status: 431 };
+    return "incomplete";
+  }
+  if (end - start > max) return { error: `message head larger than ${max} bytes`, status: 431 };
+  // A lone LF anywhere in the head makes line boundaries ambiguous.
+  const lf = buf.indexOf(10, start);
+  if (lf >= 0 && lf < end) {
+    for (let i = start; i < end; i++) if (buf[i] === 10 && buf[i - 1] !== 13) return { error: "bare LF in message head", status: 400 };
+  }
+  return { start, end };
+}
+
+/** Reads Content-Length and Transfer-Encoding into a framing, or says why they are unusable. */
+function bodyFraming(h: HeaderMap, isRequest: boolean): Framing | string {
+  const te = h["transfer-encoding"];
+  const cl = h["content-length"];
+  if (te !== undefined) {
+    if (cl !== undefined) return "both Transfer-Encoding and Content-Length";
+    const codings = String(te)
+      .split(",")
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean);
+    if (codings.length !== 1 || codings[0] !== "chunked") {
+      // A response may end a non-chunked coding by closing; a request cannot.
+      if (!isRequest && codings[codings.length - 1] !== "chunked") return { kind: "close" };
+      return `unsupported Transfer-Encoding ${JSON.stringify(String(te))}`;
+    }
+    return { kind: "chunked" };
+  }
+  if (cl !== undefined) {
+    const values = String(cl)
+      .split(",")
+      .map((s) => s.trim());
+    const first = values[0] as string;
+    if (!/^\d{1,15}$/.test(first) || values.some((v) => v !== first)) return `invalid Content-Length ${JSON.stringify(String(cl))}`;
+    const length = Number(first);
+    return length === 0 ? { kind: "none" } : { kind: "length", length };
+  }
+  return isRequest ? { kind: "none" } : { kind: "close" };
+}
+
+/** Parses a request head at the start of buf. */
+export function parseRequestHead(buf: Buffer, max = MAX_HEAD_BYTES): HeadResult<RequestHead> {
+  const found = findHead(buf, max);
+  if (found === "incomplete" || "error" in found) return found;
+  const text = buf.toString("latin1", found.start, found.end);
+  const eol = text.indexOf("\r\n");
+  const line = eol < 0 ? text : text.slice(0, eol);
+  const sp1 = line.indexOf(" ");
+  const sp2 = line.indexOf(" ", sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || line.indexOf(" ", sp2 + 1) >= 0)
+    return { error: `malformed request line ${JSON.stringify(line.slice(0, 80))}`, status: 400 };
+  const method = line.slice(0, sp1);
+  const target = line.slice(sp1 + 1, sp2);
+  const version = line.slice(sp2 + 1);
+  if (!TOKEN.test(method)) return { error: `invalid method ${JSON.stringify(method.slice(0, 40))}`, status: 400 };
+  if (!TARGET.test(target)) return { error: "invalid request target", status: 400 };
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0")
+    return { error: `unsupported version ${JSON.stringify(version.slice(0, 20))}`, status: 505 };
+  const headers: HeaderMap = {};
+  const bad = eol < 0 ? undefined : fields(text, eol + 2, headers);
+  if (bad) return { error: bad, status: 400 };
+  const framing = bodyFraming(headers, true);
+  if (typeof framing === "string") return { error: framing, status: 400 };
+  return { head: { method, target, minor: version === "HTTP/1.1" ? 1 : 0, headers, framing }, used: found.end + 4 };
+}
+
+/** Parses a response head at the start of buf. */
+export function parseResponseHead(buf: Buffer, max = MAX_HEAD_BYTES): HeadResult<ResponseHead> {
+  const found = findHead(buf, max);
+  if (found === "incomplete" || "error" in found) return found;
+  const text = buf.toString("latin1", found.start, found.end);
+  const eol = text.indexOf("\r\n");
+  const line = eol < 0 ? text : text.slice(0, eol);
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(line);
+  if (!m) return { error: `malformed status line ${JSON.stringify(line.slice(0, 80))}`, status: 502 };
+  const headers: HeaderMap = {};
+  const bad = eol < 0 ? undefined : fields(text, eol + 2, headers);
+  if (bad) return { error: bad, status: 502 };
+  return { head: { status: Number(m[2]), minor: Number(m[1]), headers }, used: found.end + 4 };
+}
+
+/** How a response to `method` with this head is delimited (RFC 9112 §6.3), or why it cannot be. */
+export function responseFraming(method: string, head: ResponseHead): Framing | string {
+  if (method === "HEAD" || head.status === 204 || head.status === 304 || head.status < 200) return { kind: "none" };
+  return bodyFraming(head.headers, false);
+}
+
+/** True when the connection must close after this message (RFC 9112 §9.3). */
+export function wantsClose(headers: HeaderMap, minor: number): boolean {
+  const c = headers.connection;
+  if (c === undefined) return minor === 0;
+  const tokens = String(c).toLowerCase();
+  if (/(^|,)\s*close\s*(,|$)/.test(tokens)) return true;
+  return minor === 0 && !/(^|,)\s*keep-alive\s*(,|$)/.test(tokens);
+}
+
+/**
+ * Decodes one message body as bytes arrive. feed() takes what it can from buf at offset and says
+ * how much it used; data goes to onData as slices of buf (valid until the caller reuses buf).
+ */
+export class BodyDecoder {
+  private left: number;
+  private state: "size" | "data" | "data-crlf" | "trailers" | "done";
+  private line = "";
+  private trailerText = "";
+  /** Trailer fields of a chunked body, once it ended. */
+  trailers: HeaderMap | undefined;
+  /** Why the body is malformed; the decoder stops. */
+  error: string | undefined;
+
+  constructor(private readonly framing: Framing) {
+    this.left = framing.kind === "length" ? framing.length : 0;
+    this.state = framing.kind === "none" ? "done" : framing.kind === "chunked" ? "size" : "data";
+  }
+
+  /** True once the whole body was read. */
+  get done(): boolean {
+    return this.state === "done";
+  }
+
+  /** Marks a close-delimited body complete (the connection ended). */
+  closed(): boolean {
+    if (this.framing.kind !== "close") return false;
+    this.state = "done";
+    return true;
+  }
+
+  /** Consumes bytes from buf[offset..]; returns the bytes used. */
+  feed(buf: Buffer, offset: number, onData: (chunk: Buffer) => void): number {
+    let i = offset;
+    while (i < buf.length && this.state !== "done" && this.error === undefined) {
+      if (this.framing.kind === "close") {
+        onData(buf.subarray(i));
+        return buf.length - offset;
+      }
+      if (this.state === "data") {
+        const n = Math.min(this.left, buf.length - i);
+        if (n > 0) onData(buf.subarray(i, i + n));
+        i += n;
+        this.left -= n;
+        if (this.left === 0) this.state = this.framing.kind === "length" ? "done" : "data-crlf";
+        continue;
+      }
+      // Line-oriented states: size lines, the CRLF after chunk data, trailer lines.
+      const lf = buf.indexOf(10, i);
+      const end = lf < 0 ? buf.length : lf + 1;
+      this.line += buf.toString("latin1", i, end);
+      i = end;
+      if (this.line.length > MAX_CHUNK_LINE) {
+        this.error = "chunk line too long";
+        break;
+      }
+      if (lf < 0) break;
+      if (!this.line.endsWith("\r\n")) {
+        this.error = "bare LF in chunked body";
+        break;
+      }
+      const line = this.line.slice(0, -2);
+      this.line = "";
+      this.lineDone(line);
+    }
+    return i - offset;
+  }
+
+  private lineDone(line: string): void {
+    if (this.state === "data-crlf") {
+      if (line !== "") this.error = "chunk data longer than its size";
+      else this.state = "size";
+      return;
+    }
+    if (this.state === "trailers") {
+      if (line !== "") {
+        if (this.trailerText.length + line.length > MAX_HEAD_BYTES) this.error = "trailers too large";
+        else this.trailerText += `${line}\r\n`;
+        return;
+      }
+      if (this.trailerText !== "") {
+        const t: HeaderMap = {};
+        const bad = fields(this.trailerText.slice(0, -2), 0, t);
+        if (bad) {
+          this.error = `trailers: ${bad}`;
+          return;
+        }
+        this.trailers = t;
+      }
+      this.state = "done";
+      return;
+    }
+    const semi = line.indexOf(";");
+    const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+    if (!/^[0-9a-fA-F]{1,13}$/.test(hex)) {
+      this.error = `invalid chunk size ${JSON.stringify(hex.slice(0, 20))}`;
+      return;
+    }
+    const size = Number.parseInt(hex, 16);
+    if (size === 0) this.state = "trailers";
+    else {
+      this.left = size;
+      this.state = "data";
+    }
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  201: "Created",
+  204: "No Content",
+  301: "Moved Permanently",
+  302: "Found",
+  304: "Not Modified",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};
+
+/** The reason phrase written for a status. */
+export function reasonPhrase(status: number): string {
+  return STATUS_TEXT[status] ?? "";
+}
+
+/** Appends `name: value` lines for each field (arrays as repeated lines); values must be safe. */
+export function headerLines(headers: Record<string, string | number | string[] | undefined>): string {
+  let s = "";
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) s += `${name}: ${x}\r\n`;
+    else s += `${name}: ${v}\r\n`;
+  }
+  return s;
+}
+
+/** Throws when a field about to be written would break the message (CR/LF injection). */
+export function assertWritable(headers: Record<string, string | number | string[] | undefined>): void {
+  for (const name in headers) {
+    if (!TOKEN.test(name)) throw new Error(`invalid header name ${JSON.stringify(name)}`);
+    const v = headers[name];
+    if (v === undefined) continue;
+    for (const x of Array.isArray(v) ? v : [v]) if (BAD_VALUE.test(String(x))) throw new Error(`invalid character in header ${name}`);
+  }
+}
+
+/** One chunk of chunked coding around data. */
+export function chunkFrame(data: Buffer): Buffer[] {
+  return [Buffer.from(`${data.length.toString(16)}\r\n`, "latin1"), data, CRLF];
+}
+
+/** The CRLF that ends a chunk. */
+export const CRLF = Buffer.from("\r\n", "latin1");
+/** The last chunk with no trailers. */
+export const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1");
