@@ -7,7 +7,26 @@
  * then end() once the source has ended; the source is paused while no sink takes data or the
  * sink pushes back.
  */
-import type { Readable, Writable } from "node:stream";
+import type { Readable } from "node:stream";
+
+/** Where a request body is written: a Writable, or the HTTP/1.1 client's own request writer. */
+export interface BodySink {
+  /** False: wait for "drain". */
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): void;
+  once(event: "drain", fn: () => void): unknown;
+}
+
+/** Streams a body into a sink with its backpressure, ending the sink when the body ends. */
+export function pipeBody(source: Readable, sink: BodySink): void {
+  source.on("data", (c: Buffer) => {
+    if (!sink.write(c)) {
+      source.pause();
+      sink.once("drain", () => source.resume());
+    }
+  });
+  source.once("end", () => sink.end());
+}
 
 /** Default bytes kept for replay (Envoy's per-request retry buffer is of this order). */
 export const REPLAY_LIMIT = 64 * 1024;
@@ -19,7 +38,7 @@ export class ReplayableBody {
   private overflowed = false;
   private ended = false;
   private failed?: Error;
-  private sink?: Writable;
+  private sink?: BodySink;
   /** Bytes read from the source so far. */
   bytes = 0;
 
@@ -54,7 +73,7 @@ export class ReplayableBody {
   }
 
   /** Sends the body to a new sink: the kept chunks first, then live data. */
-  attach(sink: Writable): void {
+  attach(sink: BodySink): void {
     this.detach();
     this.sink = sink;
     for (const c of this.chunks) sink.write(c);

@@ -1,69 +1,26 @@
 /**
  * Upstream HTTP connections, reused per (source workload, endpoint, protocol): HTTP/1.1
- * keep-alive connections through an http.Agent whose sockets are tunnels (tunnel.ts), and one
- * multiplexed HTTP/2 session per key for h2 and gRPC. Each exchange reports how it failed in
+ * keep-alive connections over tunnels (tunnel.ts) written and parsed by weft's own client
+ * (h1-client.ts), and one multiplexed HTTP/2 session per key for h2 and gRPC. Each exchange reports how it failed in
  * the terms retries and outlier detection speak (connect-failure, reset, refused-stream).
  *
  * Invariants:
  * - A tunnel carries one upstream HTTP connection and belongs to one source workload, so the
  *   destination sees the right peer identity and `forwarded` address for every request on it.
  * - Concurrency limits are not enforced here (the per-cluster RequestLimiter admits requests
- *   before they reach a client); an Agent opens as many connections as requests in flight.
+ *   before they reach a client); a pool opens as many connections as requests in flight.
  * - A client idle for idleTimeoutMs is closed and forgotten; a broken h2 session leaves the map
  *   at once, so the next request opens a fresh one.
  */
-import { Agent, type ClientRequest, request as h1request, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders } from "node:http";
 import { type ClientHttp2Session, type ClientHttp2Stream, constants as h2, connect as h2connect } from "node:http2";
 import type { Socket } from "node:net";
-import { type Duplex, type Readable, Writable } from "node:stream";
+import { type Duplex, Writable } from "node:stream";
 import type { Workload } from "../../../controller/api/model.js";
 import type { ProxyContext } from "../context.js";
+import type { ClientSettings, Exchange, ExchangeFailure, UpstreamHead } from "./exchange.js";
+import { H1Pool } from "./h1-client.js";
 import { openTunnel, TunnelRefusedError, type UpstreamTarget } from "./tunnel.js";
-
-/** The head of a request as sent upstream. */
-export interface UpstreamHead {
-  method: string;
-  path: string;
-  authority: string;
-  /** Lower-case names, no pseudo-headers, no hop-by-hop headers. */
-  headers: Record<string, string | string[]>;
-}
-
-/** A response head from upstream, with its body still streaming. */
-export interface UpstreamResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Readable;
-  /** Trailers, once the body has ended (h2/gRPC; HTTP/1.1 chunked trailers). */
-  trailers(): IncomingHttpHeaders | undefined;
-  /** The response was its head alone (h2 HEADERS with END_STREAM: gRPC's trailers-only answer). */
-  headOnly: boolean;
-}
-
-/** Why an exchange failed before a response head arrived. */
-export type ExchangeFailure =
-  | { kind: "connect-failure"; error: Error }
-  | { kind: "denied"; status: number; error: Error }
-  | { kind: "reset"; error: Error }
-  | { kind: "refused-stream"; error: Error };
-
-/** One request in flight upstream. */
-export interface Exchange {
-  /** Where the request body goes (end it when the downstream body ends). */
-  body: Writable;
-  /** Settles with the response head, or the failure. */
-  response: Promise<{ ok: true; response: UpstreamResponse } | { ok: false; failure: ExchangeFailure }>;
-  /** Abandons the exchange (timeout, downstream gone): the upstream stream is reset. */
-  abort(): void;
-}
-
-/** Connection settings from the DestinationRule's connectionPool. */
-export interface ClientSettings {
-  maxRequestsPerConnection?: number;
-  idleTimeoutMs?: number;
-  /** Give up opening the upstream connection after this long (DestinationRule tcp.connectTimeout). */
-  connectTimeoutMs?: number;
-}
 
 const DEFAULT_IDLE_MS = 60 * 60 * 1000;
 
@@ -84,11 +41,6 @@ export function socketLike(d: Duplex): Socket {
   return s as Socket;
 }
 
-interface H1Entry {
-  agent: Agent;
-  lastUsed: number;
-}
-
 interface H2Entry {
   session: Promise<ClientHttp2Session>;
   lastUsed: number;
@@ -96,7 +48,7 @@ interface H2Entry {
 
 /** Per-worker upstream HTTP clients. */
 export class UpstreamClients {
-  private readonly h1 = new Map<string, H1Entry>();
+  private readonly h1 = new Map<string, H1Pool>();
   private readonly h2 = new Map<string, H2Entry>();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -120,40 +72,6 @@ export class UpstreamClients {
       : this.sendH2(key, source, sourceIp, t, head, settings);
   }
 
-  private agentFor(key: string, source: Workload, sourceIp: string, t: UpstreamTarget, settings: ClientSettings): Agent {
-    const hit = this.h1.get(key);
-    if (hit) {
-      hit.lastUsed = Date.now();
-      return hit.agent;
-    }
-    const ctx = this.ctx;
-    const maxPerConnection = settings.maxRequestsPerConnection ?? 0;
-    const served = new WeakMap<Socket, number>();
-    class TunnelAgent extends Agent {
-      override createConnection(_opts: unknown, cb: (err: Error | null, s?: Duplex) => void): undefined {
-        openTunnel(ctx, source, sourceIp, t, settings.connectTimeoutMs).then(
-          (d) => cb(null, socketLike(d)),
-          (e: Error) => cb(e),
-        );
-        return undefined;
-      }
-      override keepSocketAlive(socket: Socket): boolean {
-        const n = (served.get(socket) ?? 0) + 1;
-        served.set(socket, n);
-        if (maxPerConnection > 0 && n >= maxPerConnection) return false;
-        return super.keepSocketAlive(socket) as unknown as boolean;
-      }
-    }
-    const agent = new TunnelAgent({
-      keepAlive: true,
-      maxFreeSockets: 256,
-      timeout: settings.idleTimeoutMs ?? DEFAULT_IDLE_MS,
-      scheduling: "lifo",
-    });
-    this.h1.set(key, { agent, lastUsed: Date.now() });
-    return agent;
-  }
-
   private sendH1(
     key: string,
     source: Workload,
@@ -162,45 +80,12 @@ export class UpstreamClients {
     head: UpstreamHead,
     settings: ClientSettings,
   ): Exchange {
-    const agent = this.agentFor(key, source, sourceIp, t, settings);
-    let connected = false;
-    const req: ClientRequest = h1request({
-      agent,
-      method: head.method,
-      path: head.path,
-      setHost: false,
-      headers: { ...head.headers, host: head.authority },
-      // The proxy decides on timeouts itself; Node's defaults would cut long responses.
-      timeout: 0,
-    });
-    req.once("socket", () => {
-      connected = true;
-    });
-    const response = new Promise<Awaited<Exchange["response"]>>((resolve) => {
-      req.once("response", (res: IncomingMessage) => {
-        resolve({
-          ok: true,
-          response: {
-            status: res.statusCode ?? 502,
-            headers: res.headers,
-            body: res,
-            trailers: () => (Object.keys(res.trailers).length > 0 ? res.trailers : undefined),
-            headOnly: false,
-          },
-        });
-      });
-      req.once("error", (e: Error) => {
-        if (e instanceof TunnelRefusedError) {
-          resolve({
-            ok: false,
-            failure: e.status === 403 ? { kind: "denied", status: 403, error: e } : { kind: "connect-failure", error: e },
-          });
-          return;
-        }
-        resolve({ ok: false, failure: connected ? { kind: "reset", error: e } : { kind: "connect-failure", error: e } });
-      });
-    });
-    return { body: req, response, abort: () => req.destroy() };
+    let pool = this.h1.get(key);
+    if (!pool) {
+      pool = new H1Pool(() => openTunnel(this.ctx, source, sourceIp, t, settings.connectTimeoutMs).then(socketLike), settings);
+      this.h1.set(key, pool);
+    }
+    return pool.send(head);
   }
 
   private sessionFor(
@@ -313,19 +198,13 @@ export class UpstreamClients {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [k, e] of this.h1) {
-      const sockets = Object.keys(e.agent.sockets).length + Object.keys(e.agent.requests).length;
-      if (sockets === 0 && now - e.lastUsed > DEFAULT_IDLE_MS) {
-        e.agent.destroy();
-        this.h1.delete(k);
-      }
-    }
+    for (const [k, pool] of this.h1) if (pool.sweep(now) && now - pool.lastUsed > DEFAULT_IDLE_MS) this.h1.delete(k);
   }
 
   /** Closes every upstream connection. */
   close(): void {
     clearInterval(this.sweeper);
-    for (const e of this.h1.values()) e.agent.destroy();
+    for (const pool of this.h1.values()) pool.close();
     for (const e of this.h2.values()) e.session.then((s) => s.close()).catch(() => undefined);
     this.h1.clear();
     this.h2.clear();
