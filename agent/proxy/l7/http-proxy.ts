@@ -2,8 +2,9 @@
  * The source node's HTTP proxy for captured connections to HTTP service ports: each request is
  * routed on its own (router.ts), carried out by the forwarding layers (forward.ts) and streamed
  * back, with Istio's request metrics (reporter="source") and one access log line per request.
- * HTTP/1.1 connections share one Node HTTP server per worker (the connection's facts hang off
- * the socket); an HTTP/2 (h2c, gRPC) connection gets its own small server.
+ * HTTP/1.1 connections are served by weft's own HTTP/1.1 server (h1-server.ts), which hands
+ * Upgrade, CONNECT, HTTP/1.0 and Expect requests to one Node HTTP server per worker; an HTTP/2
+ * (h2c, gRPC) connection gets its own small server.
  */
 import { randomUUID } from "node:crypto";
 import diagnostics from "node:diagnostics_channel";
@@ -23,6 +24,7 @@ import { Cancel } from "./cancel.js";
 import { type Downstream, endToEnd, h2Downstream, type ResponseWriter } from "./downstream.js";
 import { type ForwardResult, forward, type L7Deps } from "./forward.js";
 import { H1Entry } from "./h1-entry.js";
+import { H1Server } from "./h1-server.js";
 import { withSniffedBytes } from "./protocol.js";
 import { REQUEST_CHANNEL, type RequestEvent } from "./request-event.js";
 import { applyHeaderOperations } from "./rewrite.js";
@@ -49,6 +51,7 @@ function routeName(d: RouteDecision): string {
 /** The HTTP side of the outbound listener. */
 export class HttpProxy {
   private readonly h1: H1Entry<HttpConnScope>;
+  private readonly fast: H1Server<HttpConnScope>;
   private readonly h2Sessions = new Set<{ close(): void }>();
 
   constructor(private readonly deps: L7Deps) {
@@ -56,6 +59,14 @@ export class HttpProxy {
       { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 3_600_000, noDelay: true },
       (scope, down) => this.handle(scope, down),
       (e, cleanup) => this.crashed(e, cleanup),
+    );
+    this.fast = new H1Server<HttpConnScope>(
+      {
+        handle: (scope, down) => this.handle(scope, down),
+        crashed: (e, cleanup) => this.crashed(e, cleanup),
+        handOver: (sock, scope) => this.h1.adopt(sock, scope),
+      },
+      { headersTimeoutMs: 60_000 },
     );
     this.h1.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.h1.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
@@ -106,7 +117,7 @@ export class HttpProxy {
     );
     sock.once("close", () => tracked.close());
     if (protocol === "http1") {
-      this.h1.adopt(sock, scope);
+      this.fast.adopt(sock, scope);
       return;
     }
     const server = createH2Server({ settings: { enablePush: false } });
@@ -132,6 +143,7 @@ export class HttpProxy {
 
   /** Draining: HTTP/1.1 connections close after their next response (see H1Entry.drain). */
   drain(): void {
+    this.fast.drain();
     this.h1.drain();
   }
 
@@ -388,27 +400,30 @@ export class HttpProxy {
       protocol: ev.grpcStatus !== "" ? "grpc" : "http",
     });
     ctx.metrics.requests.record(labels, ev.status, ev.grpcStatus, ev.durationMs, ev.bytesReceived, ev.bytesSent);
-    const fields = {
-      method: ev.method,
-      path: ev.path,
-      authority: ev.authority,
-      status: ev.status,
-      grpc_status: ev.grpcStatus || undefined,
-      response_flags: ev.flags,
-      duration_ms: ev.durationMs,
-      route: ev.route,
-      upstream: ev.upstream,
-      upstream_cluster: ev.upstreamCluster,
-      attempts: ev.attempts,
-      x_request_id: ev.requestId,
-      "src.workload": ev.source,
-      "dst.workload": ev.destinationWorkload,
-      bytes_sent: ev.bytesSent,
-      bytes_recv: ev.bytesReceived,
-      ...(ev.reason ? { reason: ev.reason } : {}),
-    };
-    if (ev.status >= 500 || ev.flags !== "-") ctx.log.warn(fields, "request complete");
-    else ctx.log.info(fields, "request complete");
+    const level = ev.status >= 500 || ev.flags !== "-" ? "warn" : "info";
+    // The access-log line is built only when its level is logged (not per request at warn).
+    if (ctx.log.isLevelEnabled(level)) {
+      const fields = {
+        method: ev.method,
+        path: ev.path,
+        authority: ev.authority,
+        status: ev.status,
+        grpc_status: ev.grpcStatus || undefined,
+        response_flags: ev.flags,
+        duration_ms: ev.durationMs,
+        route: ev.route,
+        upstream: ev.upstream,
+        upstream_cluster: ev.upstreamCluster,
+        attempts: ev.attempts,
+        x_request_id: ev.requestId,
+        "src.workload": ev.source,
+        "dst.workload": ev.destinationWorkload,
+        bytes_sent: ev.bytesSent,
+        bytes_recv: ev.bytesReceived,
+        ...(ev.reason ? { reason: ev.reason } : {}),
+      };
+      ctx.log[level](fields, "request complete");
+    }
     if (requestChannel.hasSubscribers) requestChannel.publish(ev);
   }
 
@@ -464,6 +479,7 @@ export class HttpProxy {
   /** Closes HTTP/2 downstream sessions and the shared HTTP/1 server's idle connections. */
   close(): void {
     for (const s of this.h2Sessions) s.close();
+    this.fast.close();
     this.h1.close();
   }
 }

@@ -25,9 +25,11 @@ import { dial } from "../dial.js";
 import type { HttpDuties } from "../inbound-policy.js";
 import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
+import { pipeBody } from "./body.js";
 import { socketLike, UpstreamClients } from "./clients.js";
 import { type Downstream, endToEnd, h2Downstream } from "./downstream.js";
 import { H1Entry } from "./h1-entry.js";
+import { H1Server } from "./h1-server.js";
 import { fetchJwks } from "./jwks-fetch.js";
 import { authenticate, JwksCache } from "./jwt.js";
 import { sniff, withSniffedBytes } from "./protocol.js";
@@ -58,6 +60,7 @@ const RBAC_DENIED = "RBAC: access denied";
 /** Per-worker destination HTTP server. */
 export class InboundHttp {
   private readonly h1: H1Entry<InboundHttpScope>;
+  private readonly fast: H1Server<InboundHttpScope>;
   private readonly clients: UpstreamClients;
   private readonly limiter = new RateLimiter();
   /** JWKS caches per workload the keys are fetched for (the fetch rides that workload's identity). */
@@ -71,6 +74,16 @@ export class InboundHttp {
       (e, cleanup) => this.crashed(e, cleanup),
     );
     this.h1.server.on("clientError", (_err: Error, socket: Duplex) => socket.destroy());
+    // weft's own HTTP/1.1 server; what it does not speak (Upgrade, CONNECT, HTTP/1.0, Expect)
+    // goes to the node:http entry above.
+    this.fast = new H1Server<InboundHttpScope>(
+      {
+        handle: (scope, down) => this.handle(scope, down),
+        crashed: (e, cleanup) => this.crashed(e, cleanup),
+        handOver: (sock, scope) => this.h1.adopt(sock, scope),
+      },
+      { headersTimeoutMs: 60_000 },
+    );
   }
 
   /** Answers the CONNECT, tracks the connection and serves its requests. */
@@ -114,7 +127,7 @@ export class InboundHttp {
     }
     const sock = socketLike(stream);
     if (protocol === "http1") {
-      this.h1.adopt(sock, scope);
+      this.fast.adopt(sock, scope);
       return;
     }
     const server = createH2Server({ settings: { enablePush: false } });
@@ -174,6 +187,7 @@ export class InboundHttp {
 
   /** Draining: HTTP/1.1 connections close after their next response (see H1Entry.drain). */
   drain(): void {
+    this.fast.drain();
     this.h1.drain();
   }
 
@@ -280,7 +294,7 @@ export class InboundHttp {
     down.body.on("data", (c: Buffer) => {
       ev.bytesReceived += c.length;
     });
-    down.body.pipe(ex.body);
+    pipeBody(down.body, ex.body);
     down.onGone(() => ex.abort());
     const r = await ex.response;
     if (!r.ok) {
@@ -357,6 +371,7 @@ export class InboundHttp {
 
   /** Closes pooled pod connections and idle downstream connections. */
   close(): void {
+    this.fast.close();
     this.h1.close();
     this.clients.close();
   }
