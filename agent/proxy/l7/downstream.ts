@@ -23,21 +23,22 @@ const HOP_BY_HOP = new Set([
 /** A request's headers without pseudo-headers and hop-by-hop ones (TE: trailers survives, gRPC needs it). */
 export function endToEnd(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  const named = String(headers.connection ?? "")
-    .toLowerCase()
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || k.startsWith(":") || HOP_BY_HOP.has(k) || named.includes(k)) continue;
+  const connection = headers.connection;
+  const named =
+    connection === undefined
+      ? undefined
+      : String(connection)
+          .toLowerCase()
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean);
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined || k.charCodeAt(0) === 58 || HOP_BY_HOP.has(k) || named?.includes(k)) continue;
     out[k] = v;
   }
-  if (
-    String(headers.te ?? "")
-      .toLowerCase()
-      .includes("trailers")
-  )
-    out.te = "trailers";
+  const te = headers.te;
+  if (te !== undefined && String(te).toLowerCase().includes("trailers")) out.te = "trailers";
   return out;
 }
 

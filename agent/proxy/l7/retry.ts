@@ -65,10 +65,18 @@ function matches(on: string, outcome: UpstreamOutcome): boolean {
   }
 }
 
+// Policies are immutable snapshot objects: their words are normalised once, not per request.
+const normalised = new WeakMap<readonly string[], string[]>();
+
 /** True when the outcome is retriable under the policy (Envoy's retry_on semantics, see the header). */
 export function retriable(policy: RetryPolicy, outcome: UpstreamOutcome): boolean {
   if (policy.attempts <= 0) return false;
-  for (const raw of policy.retryOn) if (matches(raw.trim().toLowerCase(), outcome)) return true;
+  let words = normalised.get(policy.retryOn);
+  if (!words) {
+    words = policy.retryOn.map((w) => w.trim().toLowerCase());
+    normalised.set(policy.retryOn, words);
+  }
+  for (const on of words) if (matches(on, outcome)) return true;
   return false;
 }
 
