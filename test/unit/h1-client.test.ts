@@ -150,6 +150,30 @@ describe("weft's HTTP/1.1 client", () => {
     expect(up.requests).toHaveLength(0);
   });
 
+  it("hands a body that came with its head over whole, and streams one that did not", async () => {
+    const up = await upstream((r, sock) => {
+      if (r.includes("/small")) sock.write("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
+      else {
+        sock.write("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello");
+        setTimeout(() => sock.write("world"), 20);
+      }
+    });
+    servers.push(up.server);
+    const pool = up.pool();
+    const small = pool.send(head("GET", "/small"));
+    small.body.end();
+    const a = await small.response;
+    expect(a.ok && a.response.whole?.map(String)).toEqual(["hello"]);
+    // Asked for anyway, the body is a stream of the same bytes.
+    expect(a.ok && (await text(a.response.body))).toBe("hello");
+    const big = pool.send(head("GET", "/big"));
+    big.body.end();
+    const b = await big.response;
+    expect(b.ok && b.response.whole).toBeUndefined();
+    expect(b.ok && (await text(b.response.body))).toBe("helloworld");
+    expect(up.connections()).toBe(1);
+  });
+
   it("abandoning a response mid-body drops its connection; the next request gets a fresh one", async () => {
     const up = await upstream((r, sock) => {
       if (r.includes("/slow")) sock.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial");

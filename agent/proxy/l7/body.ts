@@ -42,10 +42,15 @@ export class ReplayableBody {
   /** Bytes read from the source so far. */
   bytes = 0;
 
+  /** source undefined: a request without a body (nothing to read, already complete). */
   constructor(
-    private readonly source: Readable,
+    private readonly source: Readable | undefined,
     private readonly limit = REPLAY_LIMIT,
   ) {
+    if (!source) {
+      this.ended = true;
+      return;
+    }
     source.pause();
     source.on("data", (c: Buffer) => this.onData(c));
     source.once("end", () => {
@@ -81,14 +86,14 @@ export class ReplayableBody {
       sink.end();
       return;
     }
-    this.source.resume();
+    this.source?.resume();
   }
 
   /** Stops feeding the current sink (its attempt is abandoned). */
   detach(): void {
     if (!this.sink) return;
     this.sink = undefined;
-    if (!this.ended) this.source.pause();
+    if (!this.ended) this.source?.pause();
   }
 
   private onData(c: Buffer): void {
@@ -104,14 +109,15 @@ export class ReplayableBody {
       }
     }
     const sink = this.sink;
+    const source = this.source as Readable;
     if (!sink) {
-      this.source.pause();
+      source.pause();
       return;
     }
     if (!sink.write(c)) {
-      this.source.pause();
+      source.pause();
       sink.once("drain", () => {
-        if (this.sink === sink) this.source.resume();
+        if (this.sink === sink) source.resume();
       });
     }
   }

@@ -52,6 +52,11 @@ export function grpcStatusForHttp(status: number): number {
   return 2;
 }
 
+/** Lets a request's unread body flow away (answered without reading it). */
+export function discardBody(down: Downstream): void {
+  if (!down.bodyless) down.body.resume();
+}
+
 /** One downstream request. */
 export interface Downstream {
   protocol: "http1" | "http2";
@@ -60,6 +65,8 @@ export interface Downstream {
   authority: string;
   headers: Record<string, string | string[]>;
   body: Readable;
+  /** The request has no body at all (no length, no chunks): `body` need not be read. */
+  readonly bodyless?: boolean;
   /** The client speaks gRPC (content-type application/grpc…). */
   grpc: boolean;
   /** True once a response head went out. */

@@ -20,6 +20,8 @@ export interface UpstreamResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Readable;
+  /** The whole body, when it arrived with the head: read this instead of `body` (no stream made). */
+  whole?: Buffer[];
   /** Trailers, once the body has ended (h2/gRPC; HTTP/1.1 chunked trailers). */
   trailers(): IncomingHttpHeaders | undefined;
   /** The response was its head alone (h2 HEADERS with END_STREAM: gRPC's trailers-only answer). */

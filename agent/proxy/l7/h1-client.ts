@@ -196,33 +196,46 @@ class Active {
         }
         this.head = r.head;
         this.closeAfter = framing.kind === "close" || wantsClose(r.head.headers, r.head.minor);
-        this.decoder = new BodyDecoder(framing);
-        const body = new Readable({
-          read: () => conn.sock.resume(),
-          destroy: (e, cb) => {
-            // Abandoned mid-body (a retry, the client gone): the connection's framing is lost.
-            if (!this.complete) {
-              this.complete = true;
-              conn.current = undefined;
-              conn.kill();
-            }
-            cb(e);
-          },
-        });
-        this.body = body;
+        const decoder = new BodyDecoder(framing);
+        this.decoder = decoder;
+        // A body already here in full (most small answers) is handed over as chunks, with no
+        // stream to build and drive; a stream is made only if someone asks for one.
+        const first: Buffer[] = [];
+        const buf = conn.buf;
+        if (buf) {
+          const used = decoder.feed(buf, 0, (c) => first.push(c));
+          conn.buf = used < buf.length ? buf.subarray(used) : undefined;
+          if (decoder.error) {
+            this.protocolError(conn, `upstream response body: ${decoder.error}`);
+            return;
+          }
+        }
+        const whole = decoder.done ? first : undefined;
+        if (!whole) {
+          this.body = this.stream(conn);
+          for (const c of first) if (!this.body.push(c)) conn.sock.pause();
+        }
         if (!this.settled) {
           this.settled = true;
-          const decoder = this.decoder;
+          let body = this.body;
           const response: UpstreamResponse = {
             status: r.head.status,
             headers: r.head.headers as UpstreamResponse["headers"],
-            body,
+            get body(): Readable {
+              if (!body) {
+                body = new Readable({ read() {} });
+                for (const c of whole ?? []) body.push(c);
+                body.push(null);
+              }
+              return body;
+            },
+            ...(whole ? { whole } : {}),
             trailers: () => decoder.trailers as UpstreamResponse["headers"] | undefined,
             headOnly: false,
           };
           this.resolve({ ok: true, response });
         }
-        if (this.decoder.done) {
+        if (decoder.done) {
           this.bodyDone(conn);
           return;
         }
@@ -242,6 +255,21 @@ class Active {
       if (decoder.done) this.bodyDone(conn);
       else if (used === 0) return;
     }
+  }
+
+  private stream(conn: Conn): Readable {
+    return new Readable({
+      read: () => conn.sock.resume(),
+      destroy: (e, cb) => {
+        // Abandoned mid-body (a retry, the client gone): the connection's framing is lost.
+        if (!this.complete) {
+          this.complete = true;
+          conn.current = undefined;
+          conn.kill();
+        }
+        cb(e);
+      },
+    });
   }
 
   bodyDone(conn: Conn): void {

@@ -198,8 +198,9 @@ class Exchange<S> implements Downstream {
   readonly path: string;
   readonly authority: string;
   readonly headers: Record<string, string | string[]>;
-  readonly body: Readable;
   readonly grpc: boolean;
+  readonly bodyless: boolean;
+  private stream: Readable | undefined;
   private readonly decoder: BodyDecoder;
   private sent = false;
   private finishedResponse = false;
@@ -219,8 +220,17 @@ class Exchange<S> implements Downstream {
     this.grpc = String(head.headers["content-type"] ?? "").startsWith("application/grpc");
     this.closeAfter = wantsClose(head.headers, head.minor);
     this.decoder = new BodyDecoder(head.framing);
-    this.body = new Readable({ read: () => conn.sock.resume() });
-    if (this.decoder.done) this.body.push(null);
+    this.bodyless = this.decoder.done;
+  }
+
+  /** The request body; made on first use (a bodiless request usually never needs one). */
+  get body(): Readable {
+    if (!this.stream) {
+      const conn = this.conn;
+      this.stream = new Readable({ read: () => conn.sock.resume() });
+      if (this.decoder.done) this.stream.push(null);
+    }
+    return this.stream;
   }
 
   /** Feeds buffered bytes to the body. */
@@ -228,16 +238,18 @@ class Exchange<S> implements Downstream {
     if (this.decoder.done || this.decoder.error) return;
     const buf = conn.take();
     if (!buf) return;
+    // Made before the decoder can finish, so the stream ends once, below.
+    const body = this.body;
     const used = this.decoder.feed(buf, 0, (c) => {
-      if (!this.body.push(c)) conn.sock.pause();
+      if (!body.push(c)) conn.sock.pause();
     });
     conn.keep(buf.subarray(used));
     if (this.decoder.error) {
-      this.body.destroy(new Error(`request body: ${this.decoder.error}`));
+      body.destroy(new Error(`request body: ${this.decoder.error}`));
       conn.sock.destroy();
       return;
     }
-    if (this.decoder.done) this.body.push(null);
+    if (this.decoder.done) body.push(null);
   }
 
   get headersSent(): boolean {
@@ -346,7 +358,7 @@ class Exchange<S> implements Downstream {
 
   /** The connection closed: anyone waiting for this response learns the client is gone. */
   gone(): void {
-    if (!this.decoder.done) this.body.destroy(new Error("client closed the connection mid-body"));
+    if (!this.decoder.done) this.stream?.destroy(new Error("client closed the connection mid-body"));
     if (this.finishedResponse) return;
     for (const fn of this.goneFns.splice(0)) fn();
   }

@@ -21,7 +21,7 @@ import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
 import { ReplayableBody } from "./body.js";
 import { Cancel } from "./cancel.js";
-import { type Downstream, endToEnd, h2Downstream, type ResponseWriter } from "./downstream.js";
+import { type Downstream, discardBody, endToEnd, h2Downstream, type ResponseWriter } from "./downstream.js";
 import { type ForwardResult, forward, type L7Deps } from "./forward.js";
 import { H1Entry } from "./h1-entry.js";
 import { H1Server } from "./h1-server.js";
@@ -183,19 +183,19 @@ export class HttpProxy {
     };
     switch (decision.kind) {
       case "direct":
-        down.body.resume();
+        discardBody(down);
         ev.status = decision.status;
         ev.bytesSent = down.reply(decision.status, decision.body ?? "");
         this.finish(scope, ev, started);
         return;
       case "redirect":
-        down.body.resume();
+        discardBody(down);
         ev.status = decision.status;
         down.reply(decision.status, "", { location: decision.location });
         this.finish(scope, ev, started);
         return;
       case "no-route":
-        down.body.resume();
+        discardBody(down);
         ev.status = decision.status;
         ev.flags = "NR";
         ev.reason = decision.reason;
@@ -207,7 +207,7 @@ export class HttpProxy {
     }
     const reqHeaders = applyHeaderOperations(headers, decision.requestHeaders) as Record<string, string | string[]>;
     const q = decision.path.indexOf("?");
-    const body = new ReplayableBody(down.body);
+    const body = new ReplayableBody(down.bodyless ? undefined : down.body);
     const gone = new Cancel();
     down.onGone(() => gone.abort());
     ev.upstreamCluster = decision.cluster.key;
@@ -243,7 +243,7 @@ export class HttpProxy {
     }
     if (result.kind === "local") {
       body.detach();
-      down.body.resume();
+      discardBody(down);
       ev.status = result.status;
       ev.flags = result.flags;
       ev.reason = result.reason;
@@ -308,6 +308,18 @@ export class HttpProxy {
         return started;
       };
       if (!down.grpc || res.headOnly) writer(res.headOnly);
+      if (res.whole) {
+        // The whole answer is here: write it and end, no stream to follow.
+        const w = writer();
+        for (const c of res.whole) {
+          ev.bytesSent += c.length;
+          w.write(c);
+        }
+        const trailers = res.trailers();
+        w.end(trailers);
+        finish();
+        return;
+      }
       down.onGone(() => {
         result.abort();
         finish("DC");

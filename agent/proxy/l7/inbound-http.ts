@@ -27,7 +27,7 @@ import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
 import { pipeBody } from "./body.js";
 import { socketLike, UpstreamClients } from "./clients.js";
-import { type Downstream, endToEnd, h2Downstream } from "./downstream.js";
+import { type Downstream, discardBody, endToEnd, h2Downstream } from "./downstream.js";
 import { H1Entry } from "./h1-entry.js";
 import { H1Server } from "./h1-server.js";
 import { fetchJwks } from "./jwks-fetch.js";
@@ -223,7 +223,7 @@ export class InboundHttp {
     if (span) ev.span = span;
     const limited = this.limiter.admit(view.rateLimitsFor(scope.destination), scope.destination.uid, scope.sourceIdentity);
     if (limited) {
-      down.body.resume();
+      discardBody(down);
       ev.status = 429;
       ev.flags = "RL";
       ev.reason = `rate limited by ${limited}`;
@@ -236,7 +236,7 @@ export class InboundHttp {
       const jwks = this.jwksFor(scope.destination);
       const a = await authenticate(rules, down.headers, down.path, jwks.keys);
       if (a.kind === "invalid") {
-        down.body.resume();
+        discardBody(down);
         ev.status = 401;
         ev.reason = a.reason;
         ev.bytesSent = down.reply(401, a.reason, { "www-authenticate": 'Bearer realm="weft"' });
@@ -267,7 +267,7 @@ export class InboundHttp {
       if (d.audit)
         this.ctx.log.info({ audit: d.audit, method: down.method, path: down.path, src: scope.sourceIdentity }, "AUDIT policy matched");
       if (!d.allowed) {
-        down.body.resume();
+        discardBody(down);
         ev.status = 403;
         ev.flags = "DENY";
         ev.reason = d.reason;
@@ -291,10 +291,13 @@ export class InboundHttp {
       { method: down.method, path: down.path, authority: down.authority, headers },
       {},
     );
-    down.body.on("data", (c: Buffer) => {
-      ev.bytesReceived += c.length;
-    });
-    pipeBody(down.body, ex.body);
+    if (down.bodyless) ex.body.end();
+    else {
+      down.body.on("data", (c: Buffer) => {
+        ev.bytesReceived += c.length;
+      });
+      pipeBody(down.body, ex.body);
+    }
     down.onGone(() => ex.abort());
     const r = await ex.response;
     if (!r.ok) {
