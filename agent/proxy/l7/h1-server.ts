@@ -15,7 +15,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
-import { Duplex, Readable } from "node:stream";
+import { type Duplex, Readable } from "node:stream";
 import { type Downstream, endToEnd, grpcStatusForHttp, type ResponseWriter } from "./downstream.js";
 import {
   assertWritable,
@@ -29,6 +29,7 @@ import {
   reasonPhrase,
   wantsClose,
 } from "./h1-codec.js";
+import { withSniffedBytes } from "./protocol.js";
 
 /** Headers of a response that describe the hop, not the message. */
 const HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "http2-settings"]);
@@ -54,32 +55,6 @@ export interface H1ServerOptions {
 function needsNodeHttp(h: RequestHead): boolean {
   if (h.method === "CONNECT" || h.minor === 0 || h.headers.expect !== undefined) return true;
   return h.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(String(h.headers.connection ?? ""));
-}
-
-function replay(sock: Duplex, held: Buffer | undefined): Duplex {
-  const d = new Duplex({
-    read() {
-      sock.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      sock.write(chunk, cb);
-    },
-    final(cb) {
-      sock.end();
-      cb();
-    },
-    destroy(err, cb) {
-      sock.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  if (held && held.length > 0) d.push(held);
-  sock.on("data", (c: Buffer) => {
-    if (!d.push(c)) sock.pause();
-  });
-  sock.once("end", () => d.push(null));
-  sock.once("close", () => d.destroy());
-  return d;
 }
 
 /** One accepted connection. */
@@ -157,7 +132,7 @@ class Conn<S> {
       this.sock.off("end", this.onEnd);
       this.sock.off("close", this.onClose);
       this.server.forget(this);
-      this.server.hooks.handOver(replay(this.sock, buf), this.scope);
+      this.server.hooks.handOver(withSniffedBytes(this.sock, buf), this.scope);
       return;
     }
     this.keep(buf.subarray(r.used));

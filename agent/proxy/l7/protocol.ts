@@ -88,12 +88,12 @@ export function sniff(sock: Socket, waitMs: number): Promise<WireProtocol | "clo
 }
 
 /**
- * The socket as a Duplex that first yields the sniffed bytes. Node's HTTP/2 server reads a
- * net.Socket's handle directly and would miss bytes put back with unshift (HTTP/1's parser does
- * see them), so an h2 connection is handed over through this wrapper.
+ * The socket as a Duplex that first yields bytes already read from it (`head`: by default what
+ * sniffing put back). Node's HTTP/2 server reads a net.Socket's handle directly and would miss
+ * bytes put back with unshift, so an h2 connection is handed over through this wrapper; so is a
+ * connection weft's HTTP/1.1 server passes to node:http with the request it already read.
  */
-export function withSniffedBytes(sock: Socket): Duplex {
-  const head = sock.read() as Buffer | null;
+export function withSniffedBytes(sock: Duplex, head: Buffer | null = sock.read() as Buffer | null): Duplex {
   const d = new Duplex({
     read() {
       sock.resume();
