@@ -135,13 +135,20 @@ function bodyFraming(h: HeaderMap, isRequest: boolean): Framing | string {
   return isRequest ? { kind: "none" } : { kind: "close" };
 }
 
-/** Parses a request head at the start of buf. */
-export function parseRequestHead(buf: Buffer, max = MAX_HEAD_BYTES): HeadResult<RequestHead> {
+/** A head's text, its first line and where that line ends, and the bytes the head takes. */
+function headText(buf: Buffer, max: number): { text: string; eol: number; line: string; used: number } | HeadError | "incomplete" {
   const found = findHead(buf, max);
   if (found === "incomplete" || "error" in found) return found;
   const text = buf.toString("latin1", found.start, found.end);
   const eol = text.indexOf("\r\n");
-  const line = eol < 0 ? text : text.slice(0, eol);
+  return { text, eol, line: eol < 0 ? text : text.slice(0, eol), used: found.end + 4 };
+}
+
+/** Parses a request head at the start of buf. */
+export function parseRequestHead(buf: Buffer, max = MAX_HEAD_BYTES): HeadResult<RequestHead> {
+  const h = headText(buf, max);
+  if (h === "incomplete" || "error" in h) return h;
+  const { text, eol, line, used } = h;
   const sp1 = line.indexOf(" ");
   const sp2 = line.indexOf(" ", sp1 + 1);
   if (sp1 <= 0 || sp2 < 0 || line.indexOf(" ", sp2 + 1) >= 0)
@@ -158,22 +165,20 @@ export function parseRequestHead(buf: Buffer, max = MAX_HEAD_BYTES): HeadResult<
   if (bad) return { error: bad, status: 400 };
   const framing = bodyFraming(headers, true);
   if (typeof framing === "string") return { error: framing, status: 400 };
-  return { head: { method, target, minor: version === "HTTP/1.1" ? 1 : 0, headers, framing }, used: found.end + 4 };
+  return { head: { method, target, minor: version === "HTTP/1.1" ? 1 : 0, headers, framing }, used };
 }
 
 /** Parses a response head at the start of buf. */
 export function parseResponseHead(buf: Buffer, max = MAX_HEAD_BYTES): HeadResult<ResponseHead> {
-  const found = findHead(buf, max);
-  if (found === "incomplete" || "error" in found) return found;
-  const text = buf.toString("latin1", found.start, found.end);
-  const eol = text.indexOf("\r\n");
-  const line = eol < 0 ? text : text.slice(0, eol);
+  const h = headText(buf, max);
+  if (h === "incomplete" || "error" in h) return h;
+  const { text, eol, line, used } = h;
   const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(line);
   if (!m) return { error: `malformed status line ${JSON.stringify(line.slice(0, 80))}`, status: 502 };
   const headers: HeaderMap = {};
   const bad = eol < 0 ? undefined : fields(text, eol + 2, headers);
   if (bad) return { error: bad, status: 502 };
-  return { head: { status: Number(m[2]), minor: Number(m[1]), headers }, used: found.end + 4 };
+  return { head: { status: Number(m[2]), minor: Number(m[1]), headers }, used };
 }
 
 /** How a response to `method` with this head is delimited (RFC 9112 §6.3), or why it cannot be. */
