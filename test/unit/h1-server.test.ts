@@ -18,6 +18,7 @@ interface Seen {
 async function serve(answer?: (down: Downstream, seen: Seen) => void) {
   const seen: Seen[] = [];
   const handedOver: string[] = [];
+  const limits: string[] = [];
   const h1 = new H1Server<string>(
     {
       handle: async (_scope, down) => {
@@ -40,6 +41,7 @@ async function serve(answer?: (down: Downstream, seen: Seen) => void) {
           sock.end("HTTP/1.1 101 Switching Protocols\r\n\r\n");
         });
       },
+      limitHit: (limit) => limits.push(limit),
     },
     { headersTimeoutMs: 300 },
   );
@@ -47,7 +49,7 @@ async function serve(answer?: (down: Downstream, seen: Seen) => void) {
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const port = (server.address() as { port: number }).port;
-  return { h1, server, port, seen, handedOver };
+  return { h1, server, port, seen, handedOver, limits };
 }
 
 /** Sends raw bytes and collects everything until the server closes (or `until` matches). */
@@ -122,6 +124,8 @@ describe("weft's HTTP/1.1 server", () => {
       expect(r.closed).toBe(true);
     }
     expect(s.seen).toHaveLength(0);
+    // The fixed limits are counted (weft_limit_hits_total); malformed requests are not limits.
+    expect(s.limits).toEqual(["http1_head_size", "http1_head_timeout"]);
   });
 
   it("hands Upgrade, CONNECT, HTTP/1.0 and Expect requests to node:http with every byte already read", async () => {
@@ -174,6 +178,7 @@ describe("weft's HTTP/1.1 server", () => {
         },
         crashed: () => undefined,
         handOver: () => undefined,
+        limitHit: () => undefined,
       },
       { headersTimeoutMs: 1000 },
     );

@@ -44,6 +44,8 @@ export interface H1ServerHooks<S> {
   crashed(e: Error, cleanup: () => void): void;
   /** Takes a connection this server does not speak (bytes already read are replayed first). */
   handOver(sock: Duplex, scope: S): void;
+  /** A fixed limit refused a request: `http1_head_size` (431) or `http1_head_timeout` (408). */
+  limitHit(limit: string): void;
 }
 
 /** Limits of the server (milliseconds). */
@@ -159,6 +161,8 @@ class Conn<S> {
   private fail(status: number, why: string): void {
     if (this.done) return;
     this.done = true;
+    if (status === 431) this.server.hooks.limitHit("http1_head_size");
+    if (status === 408) this.server.hooks.limitHit("http1_head_timeout");
     const body = `bad request: ${why}\n`;
     this.sock.end(
       `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -65,6 +65,7 @@ export class HttpProxy {
         handle: (scope, down) => this.handle(scope, down),
         crashed: (e, cleanup) => this.crashed(e, cleanup),
         handOver: (sock, scope) => this.h1.adopt(sock, scope),
+        limitHit: (limit) => this.deps.ctx.metrics.limitHit(limit),
       },
       { headersTimeoutMs: 60_000 },
     );

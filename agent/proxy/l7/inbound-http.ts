@@ -81,6 +81,7 @@ export class InboundHttp {
         handle: (scope, down) => this.handle(scope, down),
         crashed: (e, cleanup) => this.crashed(e, cleanup),
         handOver: (sock, scope) => this.h1.adopt(sock, scope),
+        limitHit: (limit) => this.ctx.metrics.limitHit(limit),
       },
       { headersTimeoutMs: 60_000 },
     );
