@@ -156,9 +156,15 @@ describePrivileged("observability: weft graph, analyze --cluster and status --al
         after = await graph();
         return counted(after, "traffic") >= sent && counted(after, "productpage-v1") >= 2 * sent;
       },
-      15_000,
+      30_000,
       200,
     ).catch(() => undefined);
+    // On a mismatch, say what the pages saw (x-weft-reviews-version "none": productpage's call
+    // failed) and every edge out of productpage, so a lost or misfiled call can be told apart.
+    const seen = JSON.stringify({
+      reviewsVersions: r.byHeader,
+      fromProductpage: after.edges.filter((e) => e.source.endsWith("/productpage-v1")).map((e) => [e.destination, e.total, e.errorRate]),
+    });
     const front = edge(after, "traffic", "productpage-v1");
     expect(front, JSON.stringify(after.edges.map((e) => e.id))).toBeDefined();
     expect((front?.total ?? 0) - (edge(before, "traffic", "productpage-v1")?.total ?? 0)).toBe(sent);
@@ -166,11 +172,14 @@ describePrivileged("observability: weft graph, analyze --cluster and status --al
     expect(front?.protocol).toBe("http");
     // productpage calls details once per page, and reviews (one of three versions) once.
     const details = edge(after, "productpage-v1", "details-v1");
-    expect((details?.total ?? 0) - (edge(before, "productpage-v1", "details-v1")?.total ?? 0)).toBe(sent);
+    expect((details?.total ?? 0) - (edge(before, "productpage-v1", "details-v1")?.total ?? 0), seen).toBe(sent);
     const reviews = ["reviews-v1", "reviews-v2", "reviews-v3"].map(
       (v) => (edge(after, "productpage-v1", v)?.total ?? 0) - (edge(before, "productpage-v1", v)?.total ?? 0),
     );
-    expect(reviews.reduce((a, b) => a + b, 0)).toBe(sent);
+    expect(
+      reviews.reduce((a, b) => a + b, 0),
+      seen,
+    ).toBe(sent);
     expect(after.edges.some((e) => e.source === `${NS}/reviews-v2` && e.destination === `${NS}/ratings-v1`)).toBe(true);
     for (const e of after.edges) expect(e.denied).toBe(false);
 
