@@ -90,7 +90,8 @@ export interface ResponseWriter {
   end(trailers?: IncomingHttpHeaders): void;
 }
 
-function responseHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+/** A response's headers without pseudo-headers and hop-by-hop ones (what any hop may write). */
+export function responseHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) {
     if (v === undefined || k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
@@ -105,7 +106,8 @@ function trailersOnly(t: IncomingHttpHeaders): OutgoingHttpHeaders {
   return out;
 }
 
-function isGrpc(headers: IncomingHttpHeaders): boolean {
+/** The message is gRPC (content-type application/grpc…). */
+export function isGrpc(headers: IncomingHttpHeaders): boolean {
   return String(headers["content-type"] ?? "").startsWith("application/grpc");
 }
 

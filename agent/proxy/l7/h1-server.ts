@@ -16,7 +16,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import { type Duplex, Readable } from "node:stream";
-import { type Downstream, endToEnd, grpcStatusForHttp, type ResponseWriter } from "./downstream.js";
+import { type Downstream, endToEnd, grpcStatusForHttp, isGrpc, type ResponseWriter, responseHeaders } from "./downstream.js";
 import {
   assertWritable,
   BodyDecoder,
@@ -31,8 +31,6 @@ import {
 } from "./h1-codec.js";
 import { withSniffedBytes } from "./protocol.js";
 
-/** Headers of a response that describe the hop, not the message. */
-const HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "http2-settings"]);
 /** Bytes of pipelined requests held while one is being answered before reading pauses. */
 const PIPELINE_HOLD = 64 * 1024;
 
@@ -196,7 +194,7 @@ class Exchange<S> implements Downstream {
     this.path = head.target;
     this.authority = String(head.headers.host ?? "");
     this.headers = endToEnd(head.headers as IncomingHttpHeaders);
-    this.grpc = String(head.headers["content-type"] ?? "").startsWith("application/grpc");
+    this.grpc = isGrpc(head.headers as IncomingHttpHeaders);
     this.closeAfter = wantsClose(head.headers, head.minor);
     this.decoder = new BodyDecoder(head.framing);
     this.bodyless = this.decoder.done;
@@ -268,12 +266,7 @@ class Exchange<S> implements Downstream {
   }
 
   private headBytes(status: number, headers: OutgoingHttpHeaders, framing: string): Buffer {
-    const clean: Record<string, string | number | string[]> = {};
-    for (const k in headers) {
-      const v = headers[k];
-      if (v === undefined || k.charCodeAt(0) === 58 || HOP.has(k)) continue;
-      clean[k] = v;
-    }
+    const clean = responseHeaders(headers) as Record<string, string | number | string[]>;
     assertWritable(clean);
     const close = this.closing() ? "connection: close\r\n" : "";
     return Buffer.from(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n${headerLines(clean)}${framing}${close}\r\n`, "latin1");
