@@ -9,6 +9,7 @@
 
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { AdminServer } from "../common/admin-server.js";
@@ -30,7 +31,7 @@ import { type Restored, restoreState } from "./lifecycle/restore.js";
 import { ProxyComponent } from "./proxy/component.js";
 import { DEFAULT_PROXY_TUNING } from "./proxy/context.js";
 import { DEFAULT_POOL_OPTIONS } from "./proxy/pool.js";
-import { redirectConfig } from "./redirect/defaults.js";
+import { defaultObjectDir, redirectConfig } from "./redirect/defaults.js";
 import { StateUpdater } from "./state/updater.js";
 import { type Readiness, renderMetrics, serveMetrics, serveReadiness } from "./telemetry/servers.js";
 import { VERSION } from "./version.js";
@@ -231,6 +232,8 @@ export class AgentApp {
           ...DEFAULT_PROXY_TUNING,
           limits: dp.limits,
           ...(dp.tracing ? { tracing: dp.tracing } : {}),
+          // Needs capture: the spliced sockets' other ends are captured pods.
+          ...(dp.capture && dp.sameNodeSplice === "kernel" ? { kernelSplice: join(defaultObjectDir(), "splice.o") } : {}),
         },
         workers: dp.workers,
         drainMs: dp.drainMs,

@@ -37,6 +37,8 @@ export interface DataPlaneFlags {
   tracingSampling?: string;
   /** `--limit name=value` (repeatable): proxy listener limits. */
   limit?: string[];
+  /** `--same-node-splice kernel|proxy`. */
+  sameNodeSplice?: string;
 }
 
 /** Capture settings (BPF). */
@@ -63,6 +65,8 @@ export interface DataPlaneConfig {
   limits: ProxyLimits;
   /** Request tracing (absent: off). */
   tracing?: TracingConfig;
+  /** Who carries the bytes of same-node connections that only L4 policy applies to: the kernel (sockhash splice) or the proxy. */
+  sameNodeSplice: "kernel" | "proxy";
 }
 
 /** --tracing-endpoint/--tracing-sampling → the tracing settings (undefined: tracing off). */
@@ -134,6 +138,9 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
     errors.push(errorMessage(e));
   }
   const tracing = tracingConfig(f, errors);
+  const sameNodeSplice = f.sameNodeSplice ?? "kernel";
+  if (sameNodeSplice !== "kernel" && sameNodeSplice !== "proxy")
+    errors.push(`--same-node-splice '${f.sameNodeSplice}': expected kernel or proxy`);
   return {
     proxyAddress: f.proxyAddress,
     hboneAddress,
@@ -144,5 +151,6 @@ export function dataPlaneConfig(f: DataPlaneFlags, errors: string[]): DataPlaneC
     readiness: hostPort("--readiness-address", f.readinessAddress ?? `0.0.0.0:${PORT_READINESS}`, errors),
     limits: parseLimits(DEFAULT_PROXY_LIMITS, f.limit ?? [], "--limit", errors),
     ...(tracing ? { tracing } : {}),
+    sameNodeSplice: sameNodeSplice === "proxy" ? "proxy" : "kernel",
   };
 }

@@ -75,18 +75,28 @@ export class BpfMap {
     return raw ? v.decode(raw) : null;
   }
 
-  /** Typed update (BPF_ANY unless told). */
-  update<K, V>(k: Codec<K>, v: Codec<V>, key: K, value: V, flags: number = UPDATE.ANY): void {
-    checkInt(`update map ${this.name}`, libbpf().bpf_map_update_elem(this.fd, k.encode(key), v.encode(value), flags), lastErrno);
+  /** Raw update (BPF_ANY unless told). */
+  updateRaw(key: Buffer, value: Buffer, flags: number = UPDATE.ANY): void {
+    checkInt(`update map ${this.name}`, libbpf().bpf_map_update_elem(this.fd, key, value, flags), lastErrno);
   }
 
-  /** Typed delete; returns false when the key was not there. */
-  delete<K>(k: Codec<K>, key: K): boolean {
-    const r = libbpf().bpf_map_delete_elem(this.fd, k.encode(key));
+  /** Raw delete; returns false when the key was not there. */
+  deleteRaw(key: Buffer): boolean {
+    const r = libbpf().bpf_map_delete_elem(this.fd, key);
     if (r === 0) return true;
     const e = r === -1 ? lastErrno() : -r;
     if (e === ENOENT) return false;
     throw new BpfError(`delete from map ${this.name}`, e);
+  }
+
+  /** Typed update (BPF_ANY unless told). */
+  update<K, V>(k: Codec<K>, v: Codec<V>, key: K, value: V, flags: number = UPDATE.ANY): void {
+    this.updateRaw(k.encode(key), v.encode(value), flags);
+  }
+
+  /** Typed delete; returns false when the key was not there. */
+  delete<K>(k: Codec<K>, key: K): boolean {
+    return this.deleteRaw(k.encode(key));
   }
 
   /** Every key (BPF_MAP_GET_NEXT_KEY walk), raw. Entries may change meanwhile; each key is seen at most once per walk unless re-added. */

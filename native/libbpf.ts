@@ -41,6 +41,7 @@ export interface Libbpf {
   bpf_map_delete_elem(fd: number, key: Buffer): number;
   bpf_map_get_next_key(fd: number, key: Buffer | null, next: Buffer): number;
   bpf_prog_get_fd_by_id(id: number): number;
+  bpf_prog_attach(progFd: number, targetFd: number, attachType: number, flags: number): number;
 }
 
 const PROTOTYPES: readonly string[] = [
@@ -71,6 +72,7 @@ const PROTOTYPES: readonly string[] = [
   "int bpf_map_delete_elem(int fd, const void *key)",
   "int bpf_map_get_next_key(int fd, const void *key, void *next_key)",
   "int bpf_prog_get_fd_by_id(uint32_t id)",
+  "int bpf_prog_attach(int prog_fd, int attachable_fd, uint32_t type, unsigned int flags)",
 ];
 
 let cached: Libbpf | undefined;
@@ -117,6 +119,8 @@ export const ATTACH = {
   CGROUP_INET6_GETPEERNAME: 30,
   CGROUP_INET4_GETSOCKNAME: 31,
   CGROUP_INET6_GETSOCKNAME: 32,
+  /** An sk_skb verdict program on a sockmap/sockhash (kernel 5.13+, no stream parser). */
+  SK_SKB_VERDICT: 38,
   TCX_INGRESS: 46,
   TCX_EGRESS: 47,
 } as const;

@@ -42,6 +42,11 @@ export function registerAgentCommand(program: Command): void {
     .option("--pin-dir <dir>", "capture: bpffs directory for pinned programs and maps", "/sys/fs/bpf/weft")
     .option("--exclude <cidr[:port]...>", "capture: destinations never captured (repeatable)")
     .option("--proxy-workers <n>", "proxy worker threads sharing the ports (0: in the agent's thread)", "0")
+    .option(
+      "--same-node-splice <mode>",
+      "same-node connections with L4 policy only: kernel (sockets spliced by eBPF, falling back to proxy if it cannot load) or proxy (copied by the proxy)",
+      "kernel",
+    )
     .option("--metrics-address <ip:port>", "Prometheus metrics, or 'off'", "0.0.0.0:15020")
     .option("--readiness-address <ip:port>", "readiness (/healthz/ready), or 'off'", "0.0.0.0:15021")
     .option(

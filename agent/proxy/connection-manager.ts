@@ -36,6 +36,8 @@ export interface ConnectionInfo {
   mode: ConnectionMode;
   /** Authorization outcome ("allowed by ns/p", "no ALLOW policy applies"). */
   policy?: string;
+  /** "kernel": the bytes go from socket to socket in the kernel (same-node fast path), not through the proxy. */
+  splice?: "kernel";
 }
 
 /** A connection as listed by the admin API. */

@@ -1,6 +1,7 @@
 /** The one dependency bundle every listener of the proxy is handed (ztunnel's ProxyInputs). */
 
 import type { Logger } from "pino";
+import type { SocketSplicer } from "../../native/sock-splice.js";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
@@ -44,6 +45,11 @@ export interface ProxyConfig {
   limits?: Partial<ProxyLimits>;
   /** Request tracing (absent: off). */
   tracing?: TracingConfig;
+  /**
+   * The splice program (bpf/build/splice.o): same-node connections that only L4 policy applies to
+   * are carried socket to socket in the kernel. Absent, or when it cannot load: the proxy copies.
+   */
+  kernelSplice?: string;
 }
 
 /** Defaults: windows as ztunnel's (4 MiB stream, 16 MiB connection). */
@@ -67,4 +73,6 @@ export interface ProxyContext {
   pick: EndpointPicker;
   /** Request spans (present when tracing is on). */
   tracer?: ProxyTracer;
+  /** The kernel splice for same-node connections (present when it loaded). */
+  splicer?: SocketSplicer;
 }

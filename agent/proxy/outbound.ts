@@ -17,6 +17,7 @@ import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
 import { checkInbound } from "./inbound-policy.js";
+import { type KernelSplice, spliceInKernel } from "./kernel-splice.js";
 import type { HttpProxy } from "./l7/http-proxy.js";
 import { portHandling, sniff, wantsL7 } from "./l7/protocol.js";
 import { baggageOf, workloadRef } from "./names.js";
@@ -172,17 +173,19 @@ export class OutboundListener {
     );
   }
 
-  private track(sock: Socket, other: Duplex, info: ConnectionInfo, req: OutboundRequest, mtls: boolean) {
-    return this.ctx.connections.open(
-      info,
-      this.labels(req, mtls),
-      () => ({ received: sock.bytesRead, sent: sock.bytesWritten }),
-      (reason) => {
-        this.ctx.log.info({ reason, src: info.srcWorkload }, "closing connection");
-        sock.resetAndDestroy();
-        other.destroy();
-      },
-    );
+  private track(
+    sock: Socket,
+    other: Duplex,
+    info: ConnectionInfo,
+    req: OutboundRequest,
+    mtls: boolean,
+    bytes = () => ({ received: sock.bytesRead, sent: sock.bytesWritten }),
+  ) {
+    return this.ctx.connections.open(info, this.labels(req, mtls), bytes, (reason) => {
+      this.ctx.log.info({ reason, src: info.srcWorkload }, "closing connection");
+      sock.resetAndDestroy();
+      other.destroy();
+    });
   }
 
   private async passthrough(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "passthrough" }): Promise<void> {
@@ -224,8 +227,25 @@ export class OutboundListener {
       this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", errorCode(e, "WEFT_UPSTREAM_UNREACHABLE"), "same-node");
       return;
     }
-    const tracked = this.track(sock, up, { ...this.info(src, dst, req, "same-node"), policy: decision.policy }, req, true);
-    spliceWith(sock, up, (r) => tracked.close(r.clean ? undefined : r.error));
+    const info = { ...this.info(src, dst, req, "same-node"), policy: decision.policy };
+    const splicer = this.ctx.splicer;
+    if (!splicer) {
+      const tracked = this.track(sock, up, info, req, true);
+      spliceWith(sock, up, (r) => tracked.close(r.clean ? undefined : r.error));
+      return;
+    }
+    // Decided, dialled and accounted for as above; the kernel carries the bytes from here.
+    let spliced: KernelSplice | undefined;
+    const tracked = this.track(sock, up, { ...info, splice: "kernel" }, req, true, () =>
+      spliced ? spliced.bytes() : { received: sock.bytesRead, sent: sock.bytesWritten },
+    );
+    spliced = await spliceInKernel(splicer, sock, up, (r) => tracked.close(r.clean ? undefined : r.error));
+    if (spliced.fallback) {
+      tracked.info.splice = undefined;
+      const log = { err: spliced.fallback.message, src: info.srcWorkload };
+      if (spliced.halfClosed) this.ctx.log.debug(log, "half-closed before the kernel splice; the proxy carries it");
+      else this.ctx.log.warn(log, "kernel splice refused this connection; the proxy carries it");
+    }
   }
 
   private async hbone(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "hbone" }): Promise<void> {

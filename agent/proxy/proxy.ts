@@ -5,6 +5,8 @@
  */
 
 import type { Logger } from "pino";
+import { errorMessage } from "../../common/errors.js";
+import { SocketSplicer } from "../../native/sock-splice.js";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
@@ -92,9 +94,22 @@ export class NodeProxy {
       const { ProxyTracer } = await import("../telemetry/tracing.js");
       this.ctx.tracer = new ProxyTracer(tracing, this.ctx.view().nodeName);
     }
+    this.openSplicer();
     await this.inbound.start();
     await this.plaintext?.start();
     await this.outbound.start();
+  }
+
+  /** Loads the kernel splice when configured; without it (old kernel, no CAP_BPF) the proxy copies same-node bytes itself. */
+  private openSplicer(): void {
+    const object = this.ctx.config.kernelSplice;
+    if (!object || this.ctx.splicer) return;
+    try {
+      this.ctx.splicer = SocketSplicer.open(object);
+      this.ctx.log.info({ object }, "same-node connections are spliced in the kernel");
+    } catch (e) {
+      this.ctx.log.warn({ object, err: errorMessage(e) }, "kernel splice unavailable: the proxy copies same-node connections itself");
+    }
   }
 
   /** Policy changed: closes live connections the new policy denies. */
@@ -161,5 +176,6 @@ export class NodeProxy {
     await Promise.race([settled, new Promise((r) => setTimeout(r, 2000).unref())]);
     this.clients.close();
     this.ctx.connections.stop();
+    this.ctx.splicer?.close();
   }
 }

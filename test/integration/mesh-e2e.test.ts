@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import type { ConnectionSnapshot } from "../../agent/proxy/connection-manager.js";
 import { run } from "../../native/exec.js";
 import { netnsPath } from "../../native/netns.js";
 import { requireState, runDetached } from "../../scripts/cluster/cluster.js";
@@ -264,6 +265,49 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       3000,
       50,
     );
+  });
+
+  it("same node: the kernel carries a live connection's bytes, still counted, and a policy that now denies it resets it", async () => {
+    const local = podIp(C, "app", "local");
+    type Conn = ConnectionSnapshot;
+    const spliced = async (min: number) => {
+      const { connections } = await admin<{ connections: Conn[] }>(C, 1, "/connections");
+      return connections.find(
+        (c) => c.mode === "same-node" && c.srcWorkload === "app/client" && c.splice === "kernel" && c.bytesReceived > min,
+      );
+    };
+    // Echo rounds for 3 s on one connection: whatever the timing, every round that completes went
+    // through the kernel splice, and the proxy's counts (from TCP_INFO) keep growing.
+    const held = probe<{ ok: boolean; rounds: number; code?: string }>(C, "app/client", ["hold", local, "8080", "3000"]);
+    const first = await waitFor("a same-node connection spliced in the kernel", () => spliced(0), 10_000);
+    await waitFor("its byte counts to grow", () => spliced(first.bytesReceived), 10_000);
+    const h = await held;
+    expect(h.code).toBeUndefined();
+    expect(h.rounds).toBeGreaterThan(0);
+
+    // A policy change reaches spliced connections as it reaches copied ones: reset, not a FIN.
+    const dir = mkdtempSync(join(tmpdir(), "weft-splice-deny-"));
+    const file = join(dir, "deny.yaml");
+    writeFileSync(
+      file,
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: deny-client-local\n  namespace: app\nspec:\n  selector:\n    matchLabels:\n      app: local\n  action: DENY\n  rules:\n  - from:\n    - source:\n        principals: ["cluster.local/ns/app/sa/client"]\n',
+    );
+    try {
+      const denied = probe<{ ok: boolean; rounds: number; code?: string }>(C, "app/client", ["hold", local, "8080", "60000"]);
+      await waitFor("the connection to be spliced", () => spliced(0), 10_000);
+      await weftOk(["cluster", "apply", "--name", C, "-f", file]);
+      expect((await denied).code).toBe("ECONNRESET");
+    } finally {
+      await weftOk(["cluster", "delete", "--name", C, "-f", file]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await waitFor(
+      "allowed again",
+      async () => (await probe<{ ok: boolean }>(C, "app/client", ["connect", local, "8080", "x", "2000"])).ok,
+      5000,
+      50,
+    );
+    await waitFor("nothing left spliced", async () => !(await spliced(-1)), 10_000);
   });
 
   it("carries 1,000 sequential and 200 concurrent connections with no failure over a handful of mTLS sessions", async () => {
