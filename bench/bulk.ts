@@ -1,7 +1,7 @@
 /**
  * Bulk: one large download through each path, every variant side by side.
  *
- *   node dist/bench/bulk.js [--quick] [--rounds 3] [--size-mib 1024] [--variants direct,haproxy,weft]
+ *   node dist/bench/bulk.js [--quick] [--rounds 3] [--size-mib 1024] [--variants direct,direct-same-node,haproxy,weft,weft-same-node]
  *
  * curl in the client pod (node 1) fetches a sparse file nginx sends with sendfile from the server
  * pod (node 2), so neither end spends its time on disk or copies: what limits the rate is the
@@ -29,7 +29,8 @@ await runBench(
   {
     script: "bulk",
     // The L7 paths are measured by http.ts; here they would only repeat the L4 tunnel's cost.
-    defaultVariants: L4_VARIANTS,
+    // The same-node pair too: a transfer between two pods of one node is where the kernel splice counts most.
+    defaultVariants: [...L4_VARIANTS, "direct-same-node", "weft-same-node"],
     numbers: [{ flag: "size-mib", help: "MiB per download", min: 1, max: 16_384, full: 1024, quick: 128 }],
     bulkBytes: (n) => (n["size-mib"] as number) * MIB,
   },

@@ -1,7 +1,7 @@
 /**
  * Request/response and new connections per second, every variant side by side.
  *
- *   node dist/bench/http.js [--quick] [--rounds 3] [--duration 10] [--variants direct,haproxy,haproxy-http,weft,weft-l7,weft-l7-authz1,weft-l7-authz]
+ *   node dist/bench/http.js [--quick] [--rounds 3] [--duration 10] [--variants direct,direct-same-node,haproxy,haproxy-http,weft,weft-same-node,weft-l7,weft-l7-authz1,weft-l7-authz]
  *
  * wrk runs in each variant's client pod (node 1) against nginx in its server pod (node 2):
  *   keep-alive c=1   HTTP/1.1 keep-alive, 1 KiB body, one connection: latency without queueing
@@ -14,7 +14,8 @@
  * (a Service port declared http) with the pair in HTTP mode, weft L4 and direct, from the same
  * interleaved rounds. New connections are measured on the L4 paths. The authorization table
  * compares weft L7 with 100 AuthorizationPolicies at the destination against weft L7 with none
- * (keep-alive c=50 only): its p50 ratio is the policies' cost.
+ * (keep-alive c=50 only): its p50 ratio is the policies' cost. The same-node tables put weft's
+ * kernel splice between two pods of node 1 beside the same pods without a proxy and the HAProxy pair.
  */
 import { type BenchEnv, missingRatioReason, runBench, skippedRows } from "./lib/harness.js";
 import { runs, SCENARIOS, type TableSpec, tableSpecs } from "./lib/http-tables.js";
@@ -83,6 +84,7 @@ await runBench(
         "New connections: 'requests per connection' is wrk's completed requests over the connections nginx accepted in the run; ≈1 proves one request per connection.",
         "Ratios are medians of the per-round ratios, with their spread across rounds (min–max) in brackets; a target is met only when its median is.",
         "L7 tables: 'weft L7' calls a Service VIP whose port declares appProtocol http (node 1's agent parses and routes each request); 'HAProxy mTLS pair, HTTP mode' is the same pair with `mode http` on both halves, keep-alive and `http-reuse always`. Both weft rows use the same two agents, so their RSS is the same processes.",
+        "Same-node tables: client and server pods both on node 1. 'weft L4, same node' is node 1's agent deciding each connection and pairing its two sockets in the kernel (sockhash, sk_skb verdict); 'direct, same node' is the same two pods with no proxy. The HAProxy pair's row is the cross-node pair of the L4 tables (same rounds). 'added' columns are over the cross-node direct path, so a same-node row can be below it.",
         "L7 authorization table: with no policy the destination splices the tunnelled bytes at L4, so 'vs weft-l7' is the whole cost of checking requests at the destination (its HTTP parsing plus the policies); with 1 policy it already parses every request, so 'vs weft-l7-authz1' (the tracked target) is the cost of the 100 policies themselves.",
       ],
       targets: targets(env, samples),
@@ -187,6 +189,7 @@ function targets(env: BenchEnv, by: Map<string, Samples>) {
   const l4 = missingRatioReason(env);
   const l7 = missingRatioReason(env, ["weft-l7", "haproxy-http"]);
   const authz = missingRatioReason(env, ["weft-l7-authz", "weft-l7-authz1"]);
+  const sameNode = missingRatioReason(env, ["weft-same-node", "haproxy"]);
   return [
     checkTarget(
       { what: "weft rps vs HAProxy pair, keep-alive c=50", op: ">=", bound: 1, unit: "×", trackRegression: true },
@@ -222,6 +225,16 @@ function targets(env: BenchEnv, by: Map<string, Samples>) {
       { what: "weft L7 added p50 latency vs HAProxy HTTP-mode pair's, keep-alive c=1", op: "<=", bound: 1.5, unit: "×" },
       spreadOf("c1", "weft-l7", "haproxy-http", (x) => x.p50, true),
       l7,
+    ),
+    checkTarget(
+      { what: "weft same-node (kernel splice) rps vs HAProxy pair, keep-alive c=50", op: ">=", bound: 1, unit: "×" },
+      spreadOf("c50", "weft-same-node", "haproxy", (x) => x.rps),
+      sameNode,
+    ),
+    checkTarget(
+      { what: "weft same-node (kernel splice) p50 vs HAProxy pair's, keep-alive c=1", op: "<=", bound: 1, unit: "×" },
+      spreadOf("c1", "weft-same-node", "haproxy", (x) => x.p50),
+      sameNode,
     ),
     checkTarget(
       { what: "weft L7 p50 with 100 AuthorizationPolicies at the destination vs 1, keep-alive c=50", op: "<=", bound: 1.05, unit: "×" },

@@ -9,13 +9,20 @@ import type { BpfMap } from "./bpf-map.js";
 import { BpfObject } from "./bpf-object.js";
 import { ATTACH, libbpf } from "./libbpf.js";
 import { lastErrno } from "./libc.js";
-import { setRcvLowat, socketCookie } from "./socket-info.js";
+import { setRcvLowat, setSendBuffer, socketCookie } from "./socket-info.js";
 
 const PROGRAM = "weft_splice";
 const SOCKS = "weft_splice_socks";
 const PEERS = "weft_splice_peer";
 /** Above any byte count that can arrive in the microseconds pair() takes; the kernel caps it. */
 const HOLD_LOWAT = 1 << 30;
+/**
+ * Send buffer of a paired socket. The kernel hands redirected bytes to the peer's send path from
+ * a work queue, and when that send buffer is full it retries only a jiffy later: with the
+ * autotuned buffer a one-connection transfer stalls on every retry (~200 MB/s here). A larger,
+ * fixed buffer keeps the queue fed (bench/ANALYSIS.md); it is a limit, not an allocation.
+ */
+const SPLICE_SNDBUF = 4 << 20;
 
 /** One socket of a pair: its fd and cookie. */
 export interface SpliceEnd {
@@ -66,6 +73,8 @@ export class SocketSplicer {
    */
   pair(first: SpliceEnd, second: SpliceEnd): void {
     this.check();
+    setSendBuffer(first.fd, SPLICE_SNDBUF);
+    setSendBuffer(second.fd, SPLICE_SNDBUF);
     setRcvLowat(first.fd, HOLD_LOWAT);
     try {
       setRcvLowat(second.fd, HOLD_LOWAT);

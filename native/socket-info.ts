@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 
 const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
 const SO_RCVLOWAT = 18;
 const SO_COOKIE = 57;
 const IPPROTO_TCP = 6;
@@ -95,4 +96,13 @@ export function tcpCounters(fd: number): TcpCounters {
 export function setRcvLowat(fd: number, bytes: number): void {
   const c = load();
   if (c.setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, [bytes], 4) !== 0) throw new SocketCallError(`setsockopt(${fd}, SO_RCVLOWAT)`, c.errno());
+}
+
+/**
+ * Sets SO_SNDBUF (the kernel doubles it for its bookkeeping, and stops autotuning this socket's
+ * send buffer).
+ */
+export function setSendBuffer(fd: number, bytes: number): void {
+  const c = load();
+  if (c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, [bytes], 4) !== 0) throw new SocketCallError(`setsockopt(${fd}, SO_SNDBUF)`, c.errno());
 }

@@ -230,6 +230,7 @@ export class OutboundListener {
     const info = { ...this.info(src, dst, req, "same-node"), policy: decision.policy };
     const splicer = this.ctx.splicer;
     if (!splicer) {
+      this.ctx.metrics.sameNodeCarried("proxy");
       const tracked = this.track(sock, up, info, req, true);
       spliceWith(sock, up, (r) => tracked.close(r.clean ? undefined : r.error));
       return;
@@ -240,6 +241,7 @@ export class OutboundListener {
       spliced ? spliced.bytes() : { received: sock.bytesRead, sent: sock.bytesWritten },
     );
     spliced = await spliceInKernel(splicer, sock, up, (r) => tracked.close(r.clean ? undefined : r.error));
+    this.ctx.metrics.sameNodeCarried(spliced.fallback ? "proxy" : "kernel");
     if (spliced.fallback) {
       tracked.info.splice = undefined;
       const log = { err: spliced.fallback.message, src: info.srcWorkload };

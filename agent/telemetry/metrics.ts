@@ -17,6 +17,7 @@ export class ProxyMetrics {
   readonly requests: RequestMetrics;
   private readonly limitHits: Counter<string>;
   private readonly dryRuns: Counter<string>;
+  private readonly sameNode: Counter<string>;
 
   constructor(registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -69,7 +70,18 @@ export class ProxyMetrics {
       labelNames: ["policy", "result"],
       registers: [registry],
     });
+    this.sameNode = new Counter({
+      name: "weft_same_node_connections_total",
+      help: "Same-node connections with L4 policy only, by who carried their bytes: kernel (the sockhash splice) or proxy (copied: the splice is off or could not take the connection)",
+      labelNames: ["carrier"],
+      registers: [registry],
+    });
     if (opts.processMetrics) collectDefaultMetrics({ register: registry });
+  }
+
+  /** A same-node connection started: carried by the kernel splice or copied by the proxy. */
+  sameNodeCarried(carrier: "kernel" | "proxy"): void {
+    this.sameNode.inc({ carrier });
   }
 
   /** A limit was hit (a connection, stream or handshake refused or cut). */

@@ -234,7 +234,7 @@ async function startVariant(
   try {
     log(`${name}: pods and upstream`);
     const client: PodRecord = await cluster.addPod(ns, "client", 1);
-    const server: PodRecord = await cluster.addPod(ns, "server", 2);
+    const server: PodRecord = await cluster.addPod(ns, "server", instance.serverNode ?? 2);
     await startNginx(cluster, `${ns}/server`, {
       prefix: join(workDir, `nginx-${name}`),
       webRoot: join(workDir, "www"),

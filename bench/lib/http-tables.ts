@@ -22,6 +22,11 @@ export const SCENARIOS: readonly Scenario[] = [
 
 /** The variants of the L4 tables (new connections are measured on these only). */
 const L4_TABLE: readonly VariantName[] = ["direct", "haproxy", "weft"];
+/**
+ * The same-node tables: weft's kernel splice between two pods of node 1, against the same two
+ * pods with no proxy and against the HAProxy mTLS pair (whose row crosses nodes, as a pair does).
+ */
+const SAME_NODE_TABLE: readonly VariantName[] = ["direct", "direct-same-node", "haproxy", "weft-same-node"];
 /** The variants of the L7 tables. */
 const L7_TABLE: readonly VariantName[] = ["direct", "haproxy-http", "weft", "weft-l7"];
 /**
@@ -52,6 +57,14 @@ export function tableSpecs(): TableSpec[] {
       variants: L7_TABLE,
       baselines: ["direct", "haproxy-http", "weft"],
     });
+  for (const s of SCENARIOS.filter((x) => x.id !== "conn"))
+    specs.push({
+      table: `Same node: ${s.table} — weft's kernel splice between two pods of one node`,
+      scenario: s,
+      variants: SAME_NODE_TABLE,
+      baselines: ["direct", "haproxy", "direct-same-node"],
+      p50Ratio: true,
+    });
   const c50 = SCENARIOS.find((x) => x.id === "c50") as Scenario;
   specs.push({
     table: `L7 authorization: ${c50.table} — 100 AuthorizationPolicies at the destination vs 1 and vs none`,
@@ -64,10 +77,11 @@ export function tableSpecs(): TableSpec[] {
 }
 
 /**
- * Whether a variant runs a scenario: new connections are measured on the L4 paths only, and the
- * policies' cost at c=50 only (the one row that asks for it).
+ * Whether a variant runs a scenario: new connections are measured on the cross-node L4 paths
+ * only, and the policies' cost at c=50 only (the one row that asks for it).
  */
 export function runs(s: { id: string }, v: VariantName): boolean {
   if (v === "weft-l7-authz" || v === "weft-l7-authz1") return s.id === "c50";
+  if (v === "weft-same-node" || v === "direct-same-node") return s.id !== "conn";
   return s.id !== "conn" || L4_TABLE.includes(v);
 }

@@ -8,7 +8,17 @@ import type { PodRecord } from "../../scripts/cluster/state.js";
 import type { BenchCluster } from "./cluster.js";
 
 /** The variants, in the order their rows appear. */
-export const VARIANT_NAMES = ["direct", "haproxy", "haproxy-http", "weft", "weft-l7", "weft-l7-authz1", "weft-l7-authz"] as const;
+export const VARIANT_NAMES = [
+  "direct",
+  "direct-same-node",
+  "haproxy",
+  "haproxy-http",
+  "weft",
+  "weft-same-node",
+  "weft-l7",
+  "weft-l7-authz1",
+  "weft-l7-authz",
+] as const;
 
 /** The L4 paths: what a benchmark measures unless it asks for the L7 ones too. */
 export const L4_VARIANTS = ["direct", "haproxy", "weft"] as const;
@@ -27,7 +37,7 @@ export interface VariantContext {
   cluster: BenchCluster;
   /** The client pod, on node 1 (wrk, curl and the idle-connection holder run here). */
   client: PodRecord;
-  /** The server pod, on node 2 (nginx listens on server.ip:serverPort). */
+  /** The server pod, on node 2 or, for a same-node variant, node 1 (nginx listens on server.ip:serverPort). */
   server: PodRecord;
   serverPort: number;
   /** A private directory for configs and keys; removed after the run. */
@@ -53,6 +63,8 @@ export interface BenchVariant {
   name: VariantName;
   /** Human name for tables ("HAProxy mTLS pair"). */
   title: string;
+  /** The node of the server pod (default 2: across nodes from the client; 1: the same node). */
+  serverNode?: 1 | 2;
   /** Why this variant cannot run here (a missing tool, a missing component), or null. */
   unavailable(): string | null;
   setup(ctx: VariantContext): Promise<VariantSetup>;

@@ -149,20 +149,25 @@ function userObjectsYaml(ctx: VariantContext, policyCount: number): string {
  * A fresh weft variant: the L4 path (pod IP), the L7 path (a Service port declared http), or the
  * L7 path with AuthorizationPolicies checked per request at the destination.
  */
-export function weftVariant(layer: "l4" | "l7" | "l7-authz1" | "l7-authz" = "l4"): BenchVariant {
+export function weftVariant(layer: "l4" | "l7" | "l7-authz1" | "l7-authz" = "l4", serverNode: 1 | 2 = 2): BenchVariant {
   let ctxRef: VariantContext | null = null;
   let holdsMesh = false;
   let service = false;
   const l7 = layer !== "l4";
   const policyCount = layer === "l7-authz" ? AUTHZ_POLICY_COUNT : layer === "l7-authz1" ? 1 : 0;
   const authz = policyCount > 0;
+  const sameNode = serverNode === 1;
+  if (sameNode && l7) throw new Error("weft bench variant: the same-node variant measures the L4 path only");
   return {
-    name: layer === "l4" ? "weft" : layer === "l7" ? "weft-l7" : `weft-${layer}`,
+    name: sameNode ? "weft-same-node" : layer === "l4" ? "weft" : layer === "l7" ? "weft-l7" : `weft-${layer}`,
     title: authz
       ? `weft L7, ${policyCount} AuthorizationPolic${policyCount === 1 ? "y" : "ies"} at the destination`
       : l7
         ? "weft L7 (HTTP over HBONE)"
-        : "weft L4 (HBONE)",
+        : sameNode
+          ? "weft L4, same node (kernel splice)"
+          : "weft L4 (HBONE)",
+    serverNode,
     unavailable: () => (existsSync(weftBin()) ? null : `${weftBin()} is missing: run 'npm run build'`),
     async setup(ctx): Promise<VariantSetup> {
       ctxRef = ctx;
@@ -194,6 +199,7 @@ export function weftVariant(layer: "l4" | "l7" | "l7-authz1" | "l7-authz" = "l4"
         target = { host: vip, port: ctx.serverPort };
       }
       await assertLayer(ctx, target, l7);
+      if (sameNode) await assertKernelSplice(ctx, target);
       if (authz) await assertPolicies(ctx, target);
       ctx.log(`weft: controller and 2 agents ready (${workers} proxy workers each), ${l7 ? "L7 via the Service VIP" : "L4 to the pod IP"}`);
       return {
@@ -201,7 +207,12 @@ export function weftVariant(layer: "l4" | "l7" | "l7-authz1" | "l7-authz" = "l4"
         proxyPids: [...mesh.agents.values()].map((a) => a.pid),
         info: {
           "weft proxy workers per agent": String(workers),
-          "weft HBONE": "TLS 1.3, ECDSA P-256 SPIFFE certificates, HTTP/2 CONNECT, pooled",
+          ...(sameNode
+            ? {
+                "weft same node":
+                  "client and server pods on node 1: node 1's agent decides the connection, dials the pod from the client's address and pairs the two sockets in its sockhash (sk_skb verdict); checked by weft_same_node_connections_total{carrier=\"kernel\"}",
+              }
+            : { "weft HBONE": "TLS 1.3, ECDSA P-256 SPIFFE certificates, HTTP/2 CONNECT, pooled" }),
           ...(l7
             ? {
                 "weft L7": `the client calls Service ${ctx.client.namespace}/${L7_SERVICE} (VIP ${target.host}, port declares appProtocol http); a VirtualService routes it; node 1's agent routes every request over reused upstream HTTP/1.1 connections in HBONE; checked by its istio_requests_total`,
@@ -235,6 +246,31 @@ export function weftVariant(layer: "l4" | "l7" | "l7-authz1" | "l7-authz" = "l4"
       }
     },
   };
+}
+
+/** Same-node connections node 1's agent handed to the kernel splice. */
+export function kernelSplicedCount(metricsText: string): number {
+  let total = 0;
+  for (const line of metricsText.split("\n")) {
+    if (!line.startsWith('weft_same_node_connections_total{carrier="kernel"}')) continue;
+    const v = Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (Number.isFinite(v)) total += v;
+  }
+  return total;
+}
+
+/** One request to the same-node pod must be carried by the kernel splice, or the row measures the proxy's copy. */
+async function assertKernelSplice(ctx: VariantContext, target: { host: string; port: number }): Promise<void> {
+  const count = async () => {
+    const r = await ctx.cluster.exec("node1", ["curl", "-sf", "--max-time", "5", METRICS_URL], { timeoutMs: 10_000 });
+    return kernelSplicedCount(r.stdout);
+  };
+  const before = await count();
+  const pod = `${ctx.client.namespace}/${ctx.client.name}`;
+  await ctx.cluster.exec(pod, ["curl", "-sf", "-o", "/dev/null", "--max-time", "5", `http://${target.host}:${target.port}${SMALL_PATH}`], {
+    timeoutMs: 10_000,
+  });
+  await until("node 1's agent to count the connection as spliced in the kernel", 5000, async () => (await count()) > before);
 }
 
 /**

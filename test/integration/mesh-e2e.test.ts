@@ -278,12 +278,15 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
     };
     // Echo rounds for 3 s on one connection: whatever the timing, every round that completes went
     // through the kernel splice, and the proxy's counts (from TCP_INFO) keep growing.
+    const kernelCarried = async () => counterSum(await metrics(C, 1), "weft_same_node_connections_total", { carrier: "kernel" });
+    const carriedBefore = await kernelCarried();
     const held = probe<{ ok: boolean; rounds: number; code?: string }>(C, "app/client", ["hold", local, "8080", "3000"]);
     const first = await waitFor("a same-node connection spliced in the kernel", () => spliced(0), 10_000);
     await waitFor("its byte counts to grow", () => spliced(first.bytesReceived), 10_000);
     const h = await held;
     expect(h.code).toBeUndefined();
     expect(h.rounds).toBeGreaterThan(0);
+    expect(await kernelCarried()).toBeGreaterThan(carriedBefore);
 
     // A policy change reaches spliced connections as it reaches copied ones: reset, not a FIN.
     const dir = mkdtempSync(join(tmpdir(), "weft-splice-deny-"));

@@ -11,7 +11,17 @@ describe("bench command line", () => {
     expect(parseBenchArgs([], "http", [duration])).toEqual({
       quick: false,
       rounds: 3,
-      variants: ["direct", "haproxy", "haproxy-http", "weft", "weft-l7", "weft-l7-authz1", "weft-l7-authz"],
+      variants: [
+        "direct",
+        "direct-same-node",
+        "haproxy",
+        "haproxy-http",
+        "weft",
+        "weft-same-node",
+        "weft-l7",
+        "weft-l7-authz1",
+        "weft-l7-authz",
+      ],
       cluster: BENCH_CLUSTER,
       numbers: { duration: 10 },
     });
@@ -29,8 +39,9 @@ describe("bench command line", () => {
     expect(parseVariants("weft,direct")).toEqual(["direct", "weft"]);
     expect(parseVariants(" haproxy ")).toEqual(["haproxy"]);
     expect(parseVariants("weft-l7,haproxy-http,weft")).toEqual(["haproxy-http", "weft", "weft-l7"]);
+    expect(parseVariants("weft-same-node,weft,direct-same-node")).toEqual(["direct-same-node", "weft", "weft-same-node"]);
     expect(() => parseVariants("direct,envoy")).toThrow(
-      /unknown variant 'envoy' \(known: direct, haproxy, haproxy-http, weft, weft-l7, weft-l7-authz1, weft-l7-authz\)/,
+      /unknown variant 'envoy' \(known: direct, direct-same-node, haproxy, haproxy-http, weft, weft-same-node, weft-l7, weft-l7-authz1, weft-l7-authz\)/,
     );
     expect(() => parseVariants(",")).toThrow(/name at least one/);
   });
