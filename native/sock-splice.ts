@@ -84,7 +84,9 @@ export class SocketSplicer {
         this.socks.updateRaw(first.cookie, fdValue(first.fd));
         this.socks.updateRaw(second.cookie, fdValue(second.fd));
       } catch (e) {
-        this.unpair(first, second);
+        // Nothing was forwarded yet (the wake-ups are held): both sockets can leave the sockhash.
+        this.forget(first, second);
+        for (const end of [first, second]) this.socks.deleteRaw(end.cookie);
         throw e;
       } finally {
         setRcvLowat(second.fd, 1);
@@ -94,13 +96,14 @@ export class SocketSplicer {
     }
   }
 
-  /** Forgets a pair (closing a socket removes it from the sockhash by itself; this removes the rest). */
-  unpair(a: SpliceEnd, b: SpliceEnd): void {
+  /**
+   * Forgets a pair once one of its sockets closed: its peer entries. The sockets leave the
+   * sockhash by themselves when they close, and must not be taken out before: removing a socket
+   * drops what the kernel still holds for it, such as redirected bytes not yet sent.
+   */
+  forget(a: SpliceEnd, b: SpliceEnd): void {
     if (this.closed) return;
-    for (const end of [a, b]) {
-      this.peers.deleteRaw(end.cookie);
-      this.socks.deleteRaw(end.cookie);
-    }
+    for (const end of [a, b]) this.peers.deleteRaw(end.cookie);
   }
 
   /** Sockets paired now (the peer table's entries). */

@@ -41,7 +41,7 @@ export function renderConnections(conns: readonly ConnectionSnapshot[]): string 
       .map((c) => [
         String(c.id),
         c.direction === "inbound" ? "in" : "out",
-        c.mode,
+        c.splice === "kernel" ? `${c.mode} (kernel)` : c.mode,
         c.srcWorkload ?? hostPort(c.src),
         shortIdentity(c.srcIdentity),
         c.dstWorkload ? `${c.dstWorkload} ${hostPort(c.target ?? c.dst)}` : hostPort(c.target ?? c.dst),

@@ -168,7 +168,7 @@ export async function spliceInKernel(
     u.refresh();
     if (paired) {
       paired = false;
-      splicer.unpair(c.end, u.end);
+      splicer.forget(c.end, u.end);
     }
     // Abnormal end: the peer must see a reset, never a FIN it would take for a complete answer.
     if (!completed(self) && !other.destroyed) other.resetAndDestroy();
@@ -233,15 +233,21 @@ function nodeCounts(client: Socket): KernelSplice {
   return { bytes: () => ({ received: client.bytesRead, sent: client.bytesWritten }) };
 }
 
-/** Ends `to` once every byte `from` received before its FIN went out of `to`. */
-function endWhenDrained(from: Side, to: Side, waitedMs = 0): void {
-  if (to.sock.destroyed) return;
+/**
+ * Ends `to` once every byte `from` received before its FIN went out of `to`. The count is taken
+ * at the FIN, while `from` is still open (it may close before the kernel is done with its bytes).
+ */
+function endWhenDrained(from: Side, to: Side): void {
   const pending = from.receivedNotRead();
-  if (pending === undefined || (to.refresh() && to.out >= pending)) {
-    to.sock.end();
-    return;
-  }
-  // The kernel sends redirected bytes from a work queue; a full peer window holds them longer.
-  const next = Math.min(100, Math.max(1, waitedMs));
-  setTimeout(() => endWhenDrained(from, to, waitedMs + next), next).unref();
+  const poll = (waitedMs: number) => {
+    if (to.sock.destroyed) return;
+    if (pending === undefined || (to.refresh() && to.out >= pending)) {
+      to.sock.end();
+      return;
+    }
+    // The kernel sends redirected bytes from a work queue; a full peer window holds them longer.
+    const next = Math.min(100, Math.max(1, waitedMs));
+    setTimeout(() => poll(waitedMs + next), next).unref();
+  };
+  poll(0);
 }

@@ -210,6 +210,9 @@ describe("connections and tap", () => {
     expect(renderConnections([conn]).split("\n")[1]).toBe(
       "7   out  hbone  shop/web  shop/sa/web  shop/api 10.244.2.2:8080  shop/sa/api  shop/api  2.0 KiB/10 B  1m5s  -",
     );
+    expect(renderConnections([{ ...conn, mode: "same-node", splice: "kernel" }]).split("\n")[1]).toMatch(
+      /^7\s+out\s+same-node \(kernel\)\s+shop\/web/,
+    );
     expect(renderConnections([])).toBe("no live connections");
     expect(shortIdentity("spiffe://td/ns/a/sa/b")).toBe("a/sa/b");
   });
