@@ -94,6 +94,9 @@ await runBench(
 
 type Samples = Map<string, (Sample | null)[]>;
 
+/** Baselines without a proxy: compared by rate and p50 only. */
+const NO_PROXY: ReadonlySet<VariantName> = new Set<VariantName>(["direct", "direct-same-node"]);
+
 function tableRows(env: BenchEnv, spec: TableSpec, per: Samples): BenchRow[] {
   const s = spec.scenario;
   const col = (name: string, pick: (x: Sample) => number | null) => (per.get(name) ?? []).map((x) => (x ? pick(x) : null));
@@ -149,7 +152,8 @@ function tableRows(env: BenchEnv, spec: TableSpec, per: Samples): BenchRow[] {
             ? null
             : medianOrNull(mine.map((x, i) => (x === null || base[i] == null ? null : x - (base[i] as number))));
       }
-      for (const b of spec.baselines.filter((x) => x !== "direct"))
+      // Added latency and proxy CPU compare proxies: a baseline with no proxy has neither.
+      for (const b of spec.baselines.filter((x) => !NO_PROXY.has(x)))
         put(
           `added p50 vs ${b}`,
           v.name === b || v.name === "direct" || !direct || !per.has(b)
@@ -161,7 +165,7 @@ function tableRows(env: BenchEnv, spec: TableSpec, per: Samples): BenchRow[] {
               ),
         );
     }
-    for (const b of spec.baselines.filter((x) => x !== "direct"))
+    for (const b of spec.baselines.filter((x) => !NO_PROXY.has(x)))
       put(
         `CPU vs ${b}`,
         v.name === b || v.name === "direct" || !per.has(b)

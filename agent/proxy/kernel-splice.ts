@@ -19,7 +19,7 @@ import type { Socket } from "node:net";
 import { BpfError } from "../../native/bpf-error.js";
 import { type SocketSplicer, type SpliceEnd, spliceEnd } from "../../native/sock-splice.js";
 import { type TcpCounters, tcpCounters } from "../../native/socket-info.js";
-import type { SpliceResult } from "./copy.js";
+import { type SpliceResult, spliceWith } from "./copy.js";
 
 interface StreamHandle {
   fd: number;
@@ -148,11 +148,19 @@ export async function spliceInKernel(
   upstream: Socket,
   done: (r: SpliceResult) => void,
 ): Promise<KernelSplice> {
-  const ch = handleOf(client);
-  const uh = handleOf(upstream);
-  if (!ch || !uh) throw new Error("kernel splice: a socket has no file descriptor");
-  const c = new Side(client, spliceEnd(ch.fd));
-  const u = new Side(upstream, spliceEnd(uh.fd));
+  let c: Side;
+  let u: Side;
+  try {
+    const ch = handleOf(client);
+    const uh = handleOf(upstream);
+    if (!ch || !uh) throw new Error("kernel splice: a socket has no file descriptor");
+    c = new Side(client, spliceEnd(ch.fd));
+    u = new Side(upstream, spliceEnd(uh.fd));
+  } catch (e) {
+    // Nothing was touched yet: the proxy copies this one.
+    spliceWith(client, upstream, done);
+    return { ...nodeCounts(client), fallback: e as Error };
+  }
   const heldFromClient = takeHeld(client);
   const heldFromUpstream = takeHeld(upstream);
 
