@@ -25,6 +25,10 @@ import { checkTarget } from "./lib/targets.js";
 import type { VariantName } from "./lib/variant.js";
 import { DURATION_FLAG, type Sample, writeWrkScript, wrkRun } from "./lib/wrk-run.js";
 
+// Declared before the top-level await below runs the report that reads it.
+/** Baselines without a proxy: compared by rate and p50 only. */
+const NO_PROXY: ReadonlySet<VariantName> = new Set<VariantName>(["direct", "direct-same-node"]);
+
 await runBench(
   {
     script: "http",
@@ -94,8 +98,6 @@ await runBench(
 
 type Samples = Map<string, (Sample | null)[]>;
 
-/** Baselines without a proxy: compared by rate and p50 only. */
-const NO_PROXY: ReadonlySet<VariantName> = new Set<VariantName>(["direct", "direct-same-node"]);
 
 function tableRows(env: BenchEnv, spec: TableSpec, per: Samples): BenchRow[] {
   const s = spec.scenario;
