@@ -98,7 +98,6 @@ await runBench(
 
 type Samples = Map<string, (Sample | null)[]>;
 
-
 function tableRows(env: BenchEnv, spec: TableSpec, per: Samples): BenchRow[] {
   const s = spec.scenario;
   const col = (name: string, pick: (x: Sample) => number | null) => (per.get(name) ?? []).map((x) => (x ? pick(x) : null));
