@@ -25,6 +25,8 @@ export interface Libc {
   bind: (fd: number, addr: Buffer, len: number) => number;
   listen: (fd: number, backlog: number) => number;
   close: (fd: number) => number;
+  getsockopt: (fd: number, level: number, name: number, out: Buffer, len: [number]) => number;
+  ioctlInt: (fd: number, request: number, out: [number]) => number;
   errno: () => number;
 }
 
@@ -41,6 +43,8 @@ export function load(): Libc {
     bind: lib.func("int bind(int, const void *, uint32_t)"),
     listen: lib.func("int listen(int, int)"),
     close: lib.func("int close(int)"),
+    getsockopt: lib.func("int getsockopt(int, int, int, _Out_ void *, _Inout_ uint32_t *)"),
+    ioctlInt: lib.func("int ioctl(int, unsigned long, _Out_ int *)"),
     errno: () => koffi.errno(),
   };
   return libc;

@@ -5,9 +5,7 @@
  * unsent queue (SIOCOUTQ); and SO_RCVLOWAT, which holds back or kicks the socket's data-ready
  * wake-up.
  */
-import { createRequire } from "node:module";
-
-const require = createRequire(import.meta.url);
+import { load } from "./reuseport.js";
 
 const SOL_SOCKET = 1;
 const SO_SNDBUF = 7;
@@ -20,28 +18,6 @@ const SIOCOUTQ = 0x5411;
 const TCPI_BYTES_ACKED = 120;
 const TCPI_BYTES_RECEIVED = 128;
 const TCPI_SIZE = 136;
-
-interface Calls {
-  getsockopt: (fd: number, level: number, name: number, out: Buffer, len: [number]) => number;
-  setsockopt: (fd: number, level: number, name: number, value: number[], len: number) => number;
-  ioctlInt: (fd: number, request: number, out: [number]) => number;
-  errno: () => number;
-}
-
-let calls: Calls | undefined;
-
-function load(): Calls {
-  if (calls) return calls;
-  const koffi = require("koffi") as typeof import("koffi");
-  const lib = koffi.load("libc.so.6");
-  calls = {
-    getsockopt: lib.func("int getsockopt(int, int, int, _Out_ void *, _Inout_ uint32_t *)"),
-    setsockopt: lib.func("int setsockopt(int, int, int, _In_ int *, uint32_t)"),
-    ioctlInt: lib.func("int ioctl(int, unsigned long, _Out_ int *)"),
-    errno: () => koffi.errno(),
-  };
-  return calls;
-}
 
 /** A failed socket call: names the call and the errno. */
 export class SocketCallError extends Error {

@@ -20,7 +20,7 @@ export interface SpliceResult {
 }
 
 /** True when a stream finished both ways without being destroyed early. */
-function completed(s: Duplex): boolean {
+export function completed(s: Duplex): boolean {
   return s.readableEnded && s.writableFinished;
 }
 

@@ -19,7 +19,7 @@ import type { Socket } from "node:net";
 import { BpfError } from "../../native/bpf-error.js";
 import { type SocketSplicer, type SpliceEnd, spliceEnd } from "../../native/sock-splice.js";
 import { type TcpCounters, tcpCounters } from "../../native/socket-info.js";
-import { type SpliceResult, spliceWith } from "./copy.js";
+import { completed, type SpliceResult, spliceWith } from "./copy.js";
 
 interface StreamHandle {
   fd: number;
@@ -89,10 +89,6 @@ function flush(s: Socket, chunks: Buffer[]): Promise<void> {
       s.write(chunks[i] as Buffer, last ? (e) => (e ? reject(e) : resolve()) : undefined);
     }
   });
-}
-
-function completed(s: Socket): boolean {
-  return s.readableEnded && s.writableFinished;
 }
 
 /** One side's kernel view: what it received from its peer and what went out of it, not through Node. */
