@@ -24,11 +24,35 @@ export function completed(s: Duplex): boolean {
   return s.readableEnded && s.writableFinished;
 }
 
+/**
+ * A chunk this large is a whole HTTP/2 DATA frame at the default frame size (or a full socket
+ * read): more are likely in the same turn of the event loop.
+ */
+export const COALESCE_FROM = 16 * 1024;
+/** Bytes held for one coalesced write before the reader is paused as for any full writer. */
+const COALESCE_MAX = 256 * 1024;
+
 /** Copies from → to; ends `to` when `from` ends. */
 function forward(from: Duplex, to: Duplex): void {
   const resume = () => from.resume();
+  let corked = false;
+  let uncork: (() => void) | undefined;
   from.on("data", (chunk: Buffer) => {
-    if (!to.write(chunk)) {
+    // A run of full frames (a bulk transfer) goes out as one write at the end of this turn of
+    // the event loop instead of one syscall per 16 KiB frame; a smaller chunk (a request, the
+    // tail of a response) is written at once, so no request waits on it.
+    if (!corked && chunk.length >= COALESCE_FROM) {
+      corked = true;
+      to.cork();
+      uncork ??= () => {
+        corked = false;
+        to.uncork();
+      };
+      setImmediate(uncork);
+    }
+    // While corked, write() says false past the writer's small high-water mark: the chunks are
+    // only held until the end of this turn, so the reader pauses only past COALESCE_MAX.
+    if (!to.write(chunk) && (!corked || to.writableLength >= COALESCE_MAX)) {
       from.pause();
       to.once("drain", resume);
     }
