@@ -149,10 +149,25 @@ export class ConnectionManager {
   /** Called by TrackedConnection.close. */
   finish(c: TrackedConnection, error: Error | undefined, responseFlags: ResponseFlag): void {
     this.live.delete(c.id);
-    this.metrics.connectionClosed({ ...c.labels, response_flags: responseFlags });
+    this.metrics.connectionClosed(c.labels, responseFlags);
     if (error) this.metrics.connectionFailed(c.labels.reporter, errorCode(error));
+    const level = error ? "warn" : "info";
+    // The access-log fields are built only when their level is logged (not per connection at warn).
+    if (this.log.isLevelEnabled(level)) this.log[level](this.accessFields(c, error, responseFlags), "connection complete");
+    if (connectionChannel.hasSubscribers) {
+      connectionChannel.publish({
+        type: "close",
+        connection: c.snapshot(),
+        responseFlags,
+        ...(error ? { error: error.message, errorCode: errorCode(error) } : {}),
+      } satisfies ConnectionEvent);
+    }
+  }
+
+  /** One access-log line's fields for a finished connection (ztunnel's names where it has one). */
+  private accessFields(c: TrackedConnection, error: Error | undefined, responseFlags: ResponseFlag): Record<string, unknown> {
     const snap = c.snapshot();
-    const fields = {
+    return {
       direction: snap.direction,
       mode: snap.mode,
       "src.addr": snap.src.port ? `${snap.src.ip}:${snap.src.port}` : snap.src.ip,
@@ -172,16 +187,6 @@ export class ConnectionManager {
       response_flags: responseFlags,
       ...(error ? { error: error.message, error_code: errorCode(error) } : {}),
     };
-    if (error) this.log.warn(fields, "connection complete");
-    else this.log.info(fields, "connection complete");
-    if (connectionChannel.hasSubscribers) {
-      connectionChannel.publish({
-        type: "close",
-        connection: snap,
-        responseFlags,
-        ...(error ? { error: error.message, errorCode: errorCode(error) } : {}),
-      } satisfies ConnectionEvent);
-    }
   }
 
   /** Live connections. */

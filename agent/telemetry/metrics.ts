@@ -1,15 +1,18 @@
 /** The proxy's Prometheus metrics, with Istio's names (istio_*) so existing dashboards apply. */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import { TRAFFIC_LABELS, type TrafficLabels } from "./labels.js";
+import { LabelCounter } from "./label-counter.js";
+import type { TrafficLabels } from "./labels.js";
 import { RequestMetrics } from "./request-metrics.js";
 
 /** Counters the proxy updates per connection and per request. */
 export class ProxyMetrics {
   readonly registry: Registry;
-  private readonly opened: Counter<string>;
-  private readonly closed: Counter<string>;
-  private readonly sent: Counter<string>;
-  private readonly received: Counter<string>;
+  private readonly opened: LabelCounter;
+  private readonly closed: LabelCounter;
+  private readonly sent: LabelCounter;
+  private readonly received: LabelCounter;
+  /** A connection's label set with the response flags it closed with, made once per pair. */
+  private readonly withFlags = new WeakMap<TrafficLabels, Map<string, TrafficLabels>>();
   private readonly errors: Counter<string>;
   /** HBONE sessions currently pooled (gauge), for pool health. */
   readonly poolSessions: Gauge<string>;
@@ -21,31 +24,19 @@ export class ProxyMetrics {
 
   constructor(registry = new Registry(), opts: { processMetrics?: boolean } = {}) {
     this.registry = registry;
-    const labelNames = [...TRAFFIC_LABELS];
-    this.opened = new Counter({
-      name: "istio_tcp_connections_opened_total",
-      help: "The total number of TCP connections opened",
-      labelNames,
-      registers: [registry],
-    });
-    this.closed = new Counter({
-      name: "istio_tcp_connections_closed_total",
-      help: "The total number of TCP connections closed",
-      labelNames,
-      registers: [registry],
-    });
-    this.sent = new Counter({
-      name: "istio_tcp_sent_bytes_total",
-      help: "The size of total bytes sent during response in case of a TCP connection",
-      labelNames,
-      registers: [registry],
-    });
-    this.received = new Counter({
-      name: "istio_tcp_received_bytes_total",
-      help: "The size of total bytes received during request in case of a TCP connection",
-      labelNames,
-      registers: [registry],
-    });
+    // Istio's TCP metrics, with its standard traffic labels (labels.ts).
+    this.opened = new LabelCounter(registry, "istio_tcp_connections_opened_total", "The total number of TCP connections opened");
+    this.closed = new LabelCounter(registry, "istio_tcp_connections_closed_total", "The total number of TCP connections closed");
+    this.sent = new LabelCounter(
+      registry,
+      "istio_tcp_sent_bytes_total",
+      "The size of total bytes sent during response in case of a TCP connection",
+    );
+    this.received = new LabelCounter(
+      registry,
+      "istio_tcp_received_bytes_total",
+      "The size of total bytes received during request in case of a TCP connection",
+    );
     this.errors = new Counter({
       name: "weft_connection_errors_total",
       help: "Connections refused or ended by an error, by reporter and stable error code (WEFT_…)",
@@ -99,9 +90,23 @@ export class ProxyMetrics {
     this.opened.inc(labels);
   }
 
-  /** A connection closed. */
-  connectionClosed(labels: TrafficLabels): void {
-    this.closed.inc(labels);
+  /** A connection closed, with these response flags (they replace the ones it opened with). */
+  connectionClosed(labels: TrafficLabels, responseFlags: string): void {
+    if (labels.response_flags === responseFlags) {
+      this.closed.inc(labels);
+      return;
+    }
+    let byFlags = this.withFlags.get(labels);
+    if (!byFlags) {
+      byFlags = new Map();
+      this.withFlags.set(labels, byFlags);
+    }
+    let flagged = byFlags.get(responseFlags);
+    if (!flagged) {
+      flagged = Object.freeze({ ...labels, response_flags: responseFlags });
+      byFlags.set(responseFlags, flagged);
+    }
+    this.closed.inc(flagged);
   }
 
   /** A connection was refused or ended by an error with this code. */
