@@ -9,7 +9,7 @@
  * 'end' and 'close' are emitted at most once, so they get plain listeners: once() would add a
  * wrapper object and a bound function per listener to every live connection.
  */
-import type { Duplex } from "node:stream";
+import type { Duplex, Writable } from "node:stream";
 
 /** How a splice ended. */
 export interface SpliceResult {
@@ -29,30 +29,45 @@ export function completed(s: Duplex): boolean {
  * read): more are likely in the same turn of the event loop.
  */
 export const COALESCE_FROM = 16 * 1024;
-/** Bytes held for one coalesced write before the reader is paused as for any full writer. */
+/** Bytes held for one coalesced write before the writer asks its reader to wait for 'drain'. */
 const COALESCE_MAX = 256 * 1024;
+
+/**
+ * Writes to one writer so that a run of full frames (a bulk transfer) goes out as one write at
+ * the end of this turn of the event loop, instead of one syscall per 16 KiB frame. A smaller
+ * chunk (a request, the tail of a response) is written at once, so no request waits on it.
+ * Made on a connection's first full frame: most connections never need one.
+ */
+export class Coalescer {
+  private corked = false;
+  private readonly uncork = () => {
+    this.corked = false;
+    this.to.uncork();
+  };
+
+  constructor(private readonly to: Writable) {}
+
+  /** Writes a chunk; false when the caller should wait for the writer's 'drain'. */
+  write(chunk: Buffer): boolean {
+    if (!this.corked && chunk.length >= COALESCE_FROM) {
+      this.corked = true;
+      this.to.cork();
+      setImmediate(this.uncork);
+    }
+    // While corked, write() says false past the writer's small high-water mark although the
+    // chunks are only held until the end of this turn: the caller waits only past COALESCE_MAX
+    // (then write() has said false, so 'drain' comes).
+    return this.to.write(chunk) || (this.corked && this.to.writableLength < COALESCE_MAX);
+  }
+}
 
 /** Copies from → to; ends `to` when `from` ends. */
 function forward(from: Duplex, to: Duplex): void {
   const resume = () => from.resume();
-  let corked = false;
-  let uncork: (() => void) | undefined;
+  let co: Coalescer | undefined;
   from.on("data", (chunk: Buffer) => {
-    // A run of full frames (a bulk transfer) goes out as one write at the end of this turn of
-    // the event loop instead of one syscall per 16 KiB frame; a smaller chunk (a request, the
-    // tail of a response) is written at once, so no request waits on it.
-    if (!corked && chunk.length >= COALESCE_FROM) {
-      corked = true;
-      to.cork();
-      uncork ??= () => {
-        corked = false;
-        to.uncork();
-      };
-      setImmediate(uncork);
-    }
-    // While corked, write() says false past the writer's small high-water mark: the chunks are
-    // only held until the end of this turn, so the reader pauses only past COALESCE_MAX.
-    if (!to.write(chunk) && (!corked || to.writableLength >= COALESCE_MAX)) {
+    if (!co && chunk.length >= COALESCE_FROM) co = new Coalescer(to);
+    if (!(co ? co.write(chunk) : to.write(chunk))) {
       from.pause();
       to.once("drain", resume);
     }

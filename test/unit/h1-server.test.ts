@@ -208,6 +208,27 @@ describe("weft's HTTP/1.1 server", () => {
     expect(h.got).toMatch(/^HTTP\/1\.1 200 OK\r\ncontent-type: text\/plain\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
   });
 
+  it("streams a large body of full frames intact, and the next keep-alive response after it", async () => {
+    const frame = 16 * 1024;
+    const frames = 64;
+    const s = await serve((down, seen) => {
+      if (seen.path === "/small") {
+        down.reply(200, "after");
+        return;
+      }
+      // A run of full frames in one turn, as an upstream's HTTP/2 DATA frames arrive: coalesced.
+      const w = down.start(200, { "content-length": String(frame * frames) });
+      for (let i = 0; i < frames; i++) w.write(Buffer.alloc(frame, 97 + (i % 26)));
+      w.end();
+    });
+    servers.push(s.server);
+    const r = await exchange(s.port, ["GET /big HTTP/1.1\r\n\r\n", "GET /small HTTP/1.1\r\n\r\n"], (g) => g.endsWith("after"));
+    const headEnd = r.got.indexOf("\r\n\r\n") + 4;
+    const body = r.got.slice(headEnd, headEnd + frame * frames);
+    for (let i = 0; i < frames; i++) expect(body.slice(i * frame, (i + 1) * frame)).toBe(String.fromCharCode(97 + (i % 26)).repeat(frame));
+    expect(r.got.slice(headEnd + frame * frames)).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nafter$/);
+  });
+
   it("refuses to write a field that would break the message, and drops the connection", async () => {
     const s = await serve((down) => {
       down.start(200, { "x-injected": "a\r\nset-cookie: evil=1" }).end();

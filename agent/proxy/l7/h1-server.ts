@@ -16,6 +16,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import { type Duplex, Readable } from "node:stream";
+import { COALESCE_FROM, Coalescer } from "../copy.js";
 import { type Downstream, endToEnd, grpcStatusForHttp, isGrpc, type ResponseWriter, responseHeaders } from "./downstream.js";
 import {
   assertWritable,
@@ -284,13 +285,17 @@ class Exchange<S> implements Downstream {
       this.conn.sock.destroy(e as Error);
       return { write: () => true, onDrain: () => undefined, end: () => undefined };
     }
-    // The head waits for the first body bytes or the end, so a small response is one write.
+    // The head waits for the first body bytes or the end, so a small response is one write; a
+    // large body's frames of one event-loop turn go out together (copy.ts's Coalescer).
+    let co: Coalescer | undefined;
     const send = (parts: Buffer[]): boolean => {
       if (head) {
         parts.unshift(head);
         head = undefined;
       }
-      return sock.write(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
+      const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+      if (!co && data.length >= COALESCE_FROM) co = new Coalescer(sock);
+      return co ? co.write(data) : sock.write(data);
     };
     return {
       write: (c) => {
