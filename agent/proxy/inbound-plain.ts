@@ -14,7 +14,7 @@ import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
-import { checkPlaintext, type InboundDecision } from "./inbound-policy.js";
+import { checkPlaintext, type InboundDecision, refusedSince } from "./inbound-policy.js";
 import { workloadRef } from "./names.js";
 import type { SocketAddr } from "./request.js";
 
@@ -68,7 +68,8 @@ export class PlaintextInbound {
     sock.on("error", () => undefined);
     const src = { ip: v4(sock.remoteAddress), port: sock.remotePort ?? 0 };
     const target = { ip: v4(sock.localAddress), port: sock.localPort ?? 0 };
-    const decision = checkPlaintext(this.ctx.view(), { sourceIp: src.ip, target });
+    const view = this.ctx.view();
+    const decision = checkPlaintext(view, { sourceIp: src.ip, target });
     const info: ConnectionInfo = {
       direction: "inbound",
       mode: "plaintext",
@@ -95,6 +96,13 @@ export class PlaintextInbound {
     } catch (e) {
       sock.resetAndDestroy();
       this.ctx.connections.rejected(info, labels, errorMessage(e), "CONNECT", "WEFT_UPSTREAM_UNREACHABLE");
+      return;
+    }
+    const late = refusedSince(view, this.ctx.view(), (v) => checkPlaintext(v, { sourceIp: src.ip, target }));
+    if (late) {
+      up.resetAndDestroy();
+      sock.resetAndDestroy();
+      this.ctx.connections.rejected(info, labels, late.reason, late.flags, late.code);
       return;
     }
     const tracked = this.ctx.connections.open(

@@ -212,6 +212,34 @@ export function checkPlaintext(view: MeshView, req: { sourceIp: string; target: 
   return { ok: true, destination, ...(source ? { source } : {}), policy: decision.reason };
 }
 
+/** Why a connection allowed with an older view is refused by the view in force now. */
+export interface LateRefusal {
+  status: number;
+  code: ErrorCode;
+  flags: ResponseFlag;
+  reason: string;
+}
+
+/**
+ * Decides again, with the view in force now, a connection allowed for L4 delivery with an older
+ * view before an await (the dial to the pod). A policy change re-checks the connections the proxy
+ * tracks, and this one was not tracked yet: without this, a DENY that lands while the pod is being
+ * dialled would never reach it. Null when the view is unchanged or it is still allowed at L4.
+ */
+export function refusedSince(decidedWith: MeshView, now: MeshView, decide: (view: MeshView) => InboundDecision): LateRefusal | null {
+  if (now === decidedWith) return null;
+  const d = decide(now);
+  if (!d.ok) return { status: d.status, code: d.code, flags: d.flags, reason: `policy changed while connecting: ${d.reason}` };
+  if (d.http)
+    return {
+      status: 503,
+      code: "WEFT_UNAVAILABLE",
+      flags: "CONNECT",
+      reason: "policy changed while connecting: it now needs HTTP attributes, checked by the destination's HTTP server (reconnect)",
+    };
+  return null;
+}
+
 /** The source address policy sees for an HBONE stream, or why the stream is refused. */
 export type Attribution = { ok: true; ip: string; trusted: boolean } | { ok: false; reason: string };
 

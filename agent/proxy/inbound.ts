@@ -16,7 +16,7 @@ import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
 import { drainSession } from "./goaway.js";
-import { attributeSource, checkInbound, type InboundDecision, parseAuthority } from "./inbound-policy.js";
+import { attributeSource, checkInbound, type InboundDecision, type LateRefusal, parseAuthority, refusedSince } from "./inbound-policy.js";
 import { InboundHttp } from "./l7/inbound-http.js";
 import { DEFAULT_PROXY_LIMITS, KeyedCounter } from "./limits.js";
 import { workloadRef } from "./names.js";
@@ -380,14 +380,16 @@ export class InboundServer {
       );
     }
     const sourceIp = attributed.ip;
-    const decision = checkInbound(this.ctx.view(), {
+    const input = {
       sourceIdentity: info.peer,
       sourceIp,
       target,
       ...(info.presented ? { presentedIdentity: info.presented } : {}),
       httpCapable: true,
       traced: this.ctx.tracer !== undefined,
-    });
+    };
+    const view = this.ctx.view();
+    const decision = checkInbound(view, input);
     const connInfo: ConnectionInfo = {
       direction: "inbound",
       mode: "hbone",
@@ -408,7 +410,7 @@ export class InboundServer {
       this.ctx.connections.rejected(connInfo, this.labels(decision, info.peer), decision.reason, decision.flags, decision.code);
       return;
     }
-    void this.deliver(stream, decision, connInfo, info.peer);
+    void this.deliver(stream, decision, connInfo, info.peer, () => refusedSince(view, this.ctx.view(), (v) => checkInbound(v, input)));
   }
 
   private labels(d: InboundDecision, peer: string) {
@@ -429,6 +431,7 @@ export class InboundServer {
     decision: InboundDecision & { ok: true },
     connInfo: ConnectionInfo,
     peer: string,
+    refusedNow: () => LateRefusal | null,
   ): Promise<void> {
     const labels = this.labels(decision, peer);
     if (decision.http) {
@@ -466,6 +469,13 @@ export class InboundServer {
     }
     if (stream.destroyed) {
       upstream.destroy();
+      return;
+    }
+    const late = refusedNow();
+    if (late) {
+      upstream.resetAndDestroy();
+      stream.respond({ ":status": late.status, [ERROR_HEADER]: late.code }, { endStream: true });
+      this.ctx.connections.rejected(connInfo, labels, late.reason, late.flags, late.code);
       return;
     }
     stream.respond({ ":status": 200 });

@@ -16,7 +16,7 @@ import type { ConnectionInfo, ConnectionMode } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
 import { dial } from "./dial.js";
-import { checkInbound } from "./inbound-policy.js";
+import { checkInbound, refusedSince } from "./inbound-policy.js";
 import { type KernelSplice, spliceInKernel } from "./kernel-splice.js";
 import type { HttpProxy } from "./l7/http-proxy.js";
 import { portHandling, sniff, wantsL7 } from "./l7/protocol.js";
@@ -202,13 +202,15 @@ export class OutboundListener {
 
   /** Same node: no tunnel, but the same inbound decision a remote peer would get. */
   private async sameNode(sock: Socket, src: SocketAddr, dst: SocketAddr, req: OutboundRequest & { kind: "hbone" }): Promise<void> {
-    const decision = checkInbound(this.ctx.view(), {
+    const input = {
       sourceIdentity: req.source.identity,
       sourceIp: src.ip,
       target: req.target,
       httpCapable: true,
       traced: this.ctx.tracer !== undefined,
-    });
+    };
+    const view = this.ctx.view();
+    const decision = checkInbound(view, input);
     if (!decision.ok) {
       this.refuse(sock, src, dst, req, decision.reason, decision.flags, decision.code, "same-node");
       return;
@@ -225,6 +227,12 @@ export class OutboundListener {
       up = await dial(req.target, this.ctx.config.connectTimeoutMs, this.ctx.config.transparent ? { source: src.ip } : {});
     } catch (e) {
       this.refuse(sock, src, dst, req, errorMessage(e), "CONNECT", errorCode(e, "WEFT_UPSTREAM_UNREACHABLE"), "same-node");
+      return;
+    }
+    const late = refusedSince(view, this.ctx.view(), (v) => checkInbound(v, input));
+    if (late) {
+      up.resetAndDestroy();
+      this.refuse(sock, src, dst, req, late.reason, late.flags, late.code, "same-node");
       return;
     }
     const info = { ...this.info(src, dst, req, "same-node"), policy: decision.policy };

@@ -15,7 +15,7 @@ import type { ProxyConfig, ProxyContext } from "./context.js";
 import { hboneConnector } from "./hbone-connect.js";
 import { InboundServer } from "./inbound.js";
 import { PlaintextInbound } from "./inbound-plain.js";
-import { checkInbound } from "./inbound-policy.js";
+import { checkInbound, checkPlaintext } from "./inbound-policy.js";
 import { BalancerRegistry } from "./l7/balancer.js";
 import { UpstreamClients } from "./l7/clients.js";
 import { HttpProxy } from "./l7/http-proxy.js";
@@ -115,6 +115,11 @@ export class NodeProxy {
   /** Policy changed: closes live connections the new policy denies. */
   recheck(view: MeshView): number {
     const closed = this.ctx.connections.closeDenied((info) => {
+      if (info.mode === "plaintext" && info.direction === "inbound" && info.target) {
+        // No identity to re-check, but STRICT mTLS or an address rule can now refuse it.
+        const d = checkPlaintext(view, { sourceIp: info.src.ip, target: info.target });
+        return d.ok ? null : `policy changed: ${d.reason}`;
+      }
       if (!info.srcIdentity || !info.target) return null;
       if (info.direction !== "inbound" && info.mode !== "same-node") return null;
       // Tunnels the destination's HTTP server handles are checked request by request; spliced

@@ -23,7 +23,7 @@ import { writeFileAtomic } from "../../scripts/cluster/state.js";
 import { storeFileName, storePath } from "../../scripts/cluster/store.js";
 import { Topology } from "../../scripts/cluster/topology.js";
 import { forceDown, PROBE, runProbe } from "../helpers/cluster.js";
-import { counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy } from "../helpers/mesh.js";
+import { admin, counterSum, meshUp, metrics, podIp, probe, probeServer, seenBy } from "../helpers/mesh.js";
 import { describePrivileged } from "../helpers/privileged.js";
 import { pinDirOf } from "../helpers/redirect-cluster.js";
 import { waitFor } from "../helpers/wait.js";
@@ -176,6 +176,7 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
     await probeServer(C, "app/server", "whoami-server", 8080);
     await probeServer(C, "app/server", "whoami-server", 9090);
     await probeServer(C, "app/local", "whoami-server", 8080);
+    await probeServer(C, "app/local", "whoami-server", 9090);
     await waitFor("server reachable through the mesh", () => reaches("app/client", ip("app", "server"), 8080), 15_000, 100);
   });
 
@@ -252,6 +253,97 @@ describePrivileged("inbound capture and trusted attribution (2 nodes, real agent
       () => reaches("legacy/outsider2", ip("app", "server"), 9090),
     );
   });
+
+  it("a live plaintext connection is reset when STRICT arrives", async () => {
+    const live = probe<{ rounds: number; code?: string }>(C, "legacy/outsider2", ["hold", ip("app", "server"), "8080", "30000"]);
+    await waitFor(
+      "the plaintext connection tracked on node 2",
+      async () => {
+        const { connections } = await admin<{ connections: { mode: string; srcWorkload?: string }[] }>(C, 2, "/connections");
+        return connections.some((c) => c.mode === "plaintext" && c.srcWorkload === "legacy/outsider2");
+      },
+      10_000,
+    );
+    await withYaml(
+      "strict",
+      NS_STRICT,
+      async () => {
+        const r = await live;
+        expect(r.rounds).toBeGreaterThan(0);
+        expect(r.code).toBe("ECONNRESET");
+      },
+      () => reaches("legacy/outsider2", ip("app", "server"), 8080),
+    );
+  });
+
+  // A policy re-check sees only tracked connections; one whose pod was still being dialled when the
+  // DENY landed was decided with the old view. The pod's SYNs are dropped until the DENY is in
+  // force, so the dial is in flight across the change; when a retransmitted SYN gets through, the
+  // proxy must decide again and refuse. A run where the dial timed out first (5 s: a slow push)
+  // exercised nothing and is repeated.
+  for (const [where, target, node, tag] of [
+    ["on the destination node (HBONE)", "server", 2, "server"],
+    ["on one node (same-node delivery)", "local", 1, "local"],
+  ] as const) {
+    it(`a DENY that lands while the pod is being dialled refuses the connection ${where}`, async () => {
+      const codes = async (code: string) => counterSum(await metrics(C, node), "weft_connection_errors_total", { code });
+      const nft = (script: string) =>
+        run("nsenter", [`--net=${netnsPath(pod("app", target).netns)}`, "--", "nft", "-f", "-"], { input: script });
+      const table = "weft_test_syn";
+      const dropped = async () => {
+        const out = await run("nsenter", [
+          `--net=${netnsPath(pod("app", target).netns)}`,
+          "--",
+          "nft",
+          "list",
+          "chain",
+          "inet",
+          table,
+          "in",
+        ]);
+        return Number(/packets (\d+)/.exec(out.stdout)?.[1] ?? 0);
+      };
+      const deny = file(`deny-${tag}`, policy(`deny-${tag}`, "  action: DENY\n  rules:\n  - {}\n").replace("app: server", `app: ${tag}`));
+      let exercised = false;
+      for (let attempt = 0; attempt < 3 && !exercised; attempt++) {
+        await nft(
+          `table inet ${table} {\n chain in { type filter hook input priority -10; tcp dport 8080 tcp flags & (syn | ack) == syn counter drop; }\n}\n`,
+        );
+        let held: Promise<{ rounds: number; code?: string }> | undefined;
+        try {
+          const unreachable = await codes("WEFT_UPSTREAM_UNREACHABLE");
+          held = probe<{ rounds: number; code?: string }>(C, "app/client", ["hold", ip("app", target), "8080", "20000"]);
+          await waitFor("the proxy's dial of the pod held up", async () => (await dropped()) > 0, 10_000, 50);
+          const deniedBefore = await codes("WEFT_AUTHZ_DENIED");
+          await weftOk(["cluster", "apply", "--name", C, "-f", deny]);
+          // In force on that node: a fresh connection to an open port is refused and counted.
+          await waitFor(
+            "the DENY in force",
+            async () => {
+              await reaches("app/client", ip("app", target), 9090);
+              return (await codes("WEFT_AUTHZ_DENIED")) > deniedBefore;
+            },
+            10_000,
+            100,
+          );
+          const deniedInForce = await codes("WEFT_AUTHZ_DENIED");
+          await nft(`table inet ${table}\ndelete table inet ${table}\n`);
+          const r = await held;
+          // Never carried: reset before any echo came back, whichever way it was refused.
+          expect(r.code).toBe("ECONNRESET");
+          expect(r.rounds).toBe(0);
+          exercised = (await codes("WEFT_UPSTREAM_UNREACHABLE")) === unreachable;
+          if (exercised) expect(await codes("WEFT_AUTHZ_DENIED")).toBeGreaterThan(deniedInForce);
+        } finally {
+          await nft(`table inet ${table}\ndelete table inet ${table}\n`).catch(() => undefined);
+          await weftOk(["cluster", "delete", "--name", C, "-f", deny]);
+          await held?.catch(() => undefined);
+        }
+        await waitFor(`deny-${tag} gone`, () => reaches("app/client", ip("app", target), 9090), 10_000, 100);
+      }
+      expect(exercised).toBe(true);
+    }, 120_000);
+  }
 
   it("an independent HBONE client (no weft SNI) reaches the pod at <pod IP>:15008; a wrong identity is refused", async () => {
     const client = await certFor(ID("client"));

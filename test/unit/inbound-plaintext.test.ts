@@ -1,7 +1,7 @@
 /** Captured plaintext (15006): the decision (portLevelMtls, authorization with no identity) and the node's rules. */
 import { describe, expect, it } from "vitest";
 import { renderNodeRules } from "../../agent/capture/node-rules.js";
-import { checkPlaintext } from "../../agent/proxy/inbound-policy.js";
+import { checkPlaintext, refusedSince } from "../../agent/proxy/inbound-policy.js";
 import { MeshView } from "../../agent/state/view.js";
 import { trafficLabels } from "../../agent/telemetry/labels.js";
 import type { AuthorizationPolicy, AuthzSource, PeerAuthentication } from "../../controller/api/model.js";
@@ -95,5 +95,44 @@ describe("renderNodeRules", () => {
     const text = renderNodeRules({ ...base, hbonePort: null, pods: [] });
     expect(text).not.toContain("15008");
     expect(text).not.toContain("elements");
+  });
+});
+
+describe("refusedSince: a connection decided with an older view, decided again after its dial", () => {
+  const req = { sourceIp: legacy.addresses[0] as string, target: { ip: "10.244.1.3", port: 8080 } };
+  const decide = (v: MeshView) => checkPlaintext(v, req);
+  const before = view();
+
+  it("says nothing while the view it was decided with is still in force", () => {
+    expect(refusedSince(before, before, decide)).toBeNull();
+  });
+
+  it("says nothing when a newer view still allows it", () => {
+    expect(refusedSince(before, view(), decide)).toBeNull();
+  });
+
+  it("refuses with the new view's status, code and reason when it now denies", () => {
+    const strict: PeerAuthentication = { ...portStrict, portLevelMtls: { "8080": "STRICT" } };
+    expect(refusedSince(before, view([], [strict]), decide)).toMatchObject({
+      status: 403,
+      code: "WEFT_UNAUTHENTICATED",
+      flags: "DENY",
+      reason: expect.stringMatching(/^policy changed while connecting: plaintext refused: mTLS is STRICT/),
+    });
+  });
+
+  it("refuses a connection that would now need the destination's HTTP server", () => {
+    const now = view();
+    const http = () => ({
+      ok: true as const,
+      destination: server,
+      policy: "allowed",
+      http: { authz: true, jwt: false, rateLimit: false, trace: false, sniffed: false },
+    });
+    expect(refusedSince(before, now, http)).toMatchObject({
+      status: 503,
+      flags: "CONNECT",
+      reason: expect.stringContaining("HTTP attributes"),
+    });
   });
 });

@@ -11,7 +11,7 @@ import type { Endpoint, Workload } from "../../../controller/api/model.js";
 import type { MeshView } from "../../state/view.js";
 import type { ProxyContext } from "../context.js";
 import { dial } from "../dial.js";
-import { checkInbound } from "../inbound-policy.js";
+import { checkInbound, refusedSince } from "../inbound-policy.js";
 import { baggageOf } from "../names.js";
 import type { SocketAddr } from "../request.js";
 
@@ -96,17 +96,18 @@ export async function openTunnel(
   const workload = t.workload as Workload;
   let hbone = t.hbone as SocketAddr;
   if (t.mode === "same-node") {
-    const decision = checkInbound(ctx.view(), {
-      sourceIdentity: source.identity,
-      sourceIp,
-      target: t.target,
-      httpCapable: true,
-      traced: ctx.tracer !== undefined,
-    });
+    const input = { sourceIdentity: source.identity, sourceIp, target: t.target, httpCapable: true, traced: ctx.tracer !== undefined };
+    const view = ctx.view();
+    const decision = checkInbound(view, input);
     if (!decision.ok) throw new TunnelRefusedError(decision.reason, decision.status);
     if (!decision.http) {
       // From the client pod's own address, as the HBONE path delivers it on the destination node.
       const sock = await dial(t.target, connectTimeoutMs, ctx.config.transparent ? { source: sourceIp } : {});
+      const late = refusedSince(view, ctx.view(), (v) => checkInbound(v, input));
+      if (late) {
+        sock.destroy();
+        throw new TunnelRefusedError(late.reason, late.status);
+      }
       return trackSameNode(sock, source.identity, sourceIp, t.target);
     }
     // Requests must be checked one by one: through this node's own HBONE listener, whose HTTP
