@@ -30,37 +30,49 @@ if (mode === "echo-server") {
   });
   server.listen(port, "0.0.0.0", () => console.log(`listening ${port}`));
 } else if (mode === "hold") {
-  // One connection kept busy: a message every 50 ms must come back, for durationMs.
+  // One connection kept busy for durationMs: a message every 50 ms, each to come back in order.
+  // A late echo is no failure (a loaded machine is slow, not broken); one that has not come 10 s
+  // after the last was sent, or an error on the connection, is.
   const [host, port, duration] = args;
   const sock = net.connect({ host, port: Number(port) });
+  const sent = [];
   let rounds = 0;
-  let failures = 0;
-  let pending = null;
+  let stopped = false;
   let buf = "";
+  let done = false;
   const finish = (extra) => {
-    console.log(JSON.stringify({ ok: failures === 0 && rounds > 0, rounds, failures, ...extra }));
+    if (done) return;
+    done = true;
+    const failures = sent.length - rounds;
+    console.log(JSON.stringify({ ok: failures === 0 && rounds > 0 && !extra.code, rounds, failures, ...extra }));
     sock.destroy();
     process.exit(0);
   };
   sock.on("error", (e) => finish({ code: e.code }));
+  sock.on("close", () => finish({ code: "closed" }));
   sock.on("data", (d) => {
     buf += d;
-    if (pending && buf.includes(pending)) {
+    while (rounds < sent.length) {
+      const at = buf.indexOf(sent[rounds]);
+      if (at < 0) break;
+      buf = buf.slice(at + sent[rounds].length);
       rounds++;
-      pending = null;
     }
+    if (stopped && rounds === sent.length) finish({});
   });
   sock.on("connect", () => {
     const until = Date.now() + Number(duration);
     const tick = setInterval(() => {
-      if (pending) failures++;
       if (Date.now() > until) {
         clearInterval(tick);
-        finish({});
+        stopped = true;
+        if (rounds === sent.length) finish({});
+        else setTimeout(() => finish({}), 10_000);
         return;
       }
-      pending = `r${rounds}-${Date.now()};`;
-      sock.write(pending);
+      const m = `r${sent.length}-${Date.now()};`;
+      sent.push(m);
+      sock.write(m);
     }, 50);
   });
 } else if (mode === "hold-until") {
