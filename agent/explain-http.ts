@@ -5,6 +5,7 @@
  */
 import type { Workload } from "../controller/api/model.js";
 import { portHandling, wantsL7 } from "./proxy/l7/protocol.js";
+import { canonicalTarget, isTargetError } from "./proxy/l7/request-target.js";
 import { route } from "./proxy/l7/router.js";
 import type { MeshView, ServiceMatch } from "./state/view.js";
 
@@ -66,10 +67,15 @@ export function explainHttp(view: MeshView, source: Workload, match: ServiceMatc
         "no VirtualService, HTTPRoute or DestinationRule applies to this client: the connection is spliced at L4, one endpoint per connection",
     };
   }
+  // The proxy routes the canonical path; one it cannot make is answered 400 before any routing.
+  const target = canonicalTarget(sample.method, sample.path, true);
+  if (isTargetError(target)) {
+    return { ...base, route: "-", decision: "direct", status: 400, timeout: "-", detail: `the proxy answers 400: ${target.error}` };
+  }
   const headers = Object.fromEntries(Object.entries(sample.headers).map(([k, v]) => [k.toLowerCase(), v]));
   const d = route(view, {
     method: sample.method,
-    path: sample.path,
+    path: target.path,
     authority: headers.host ?? `${match.service.hostname}:${match.port.port}`,
     headers,
     service: match,

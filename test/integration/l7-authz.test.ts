@@ -18,13 +18,14 @@ import {
   bookinfoUp,
   deleteIn,
   getOnce,
+  httpbinStats,
   ISTIO,
   loadClient,
   nodeOf,
   productpageUrl,
   startHttpbin,
 } from "../helpers/l7.js";
-import { counterSum, metrics, vip } from "../helpers/mesh.js";
+import { counterSum, metrics, podIp, vip } from "../helpers/mesh.js";
 import { describePrivileged } from "../helpers/privileged.js";
 import { waitFor } from "../helpers/wait.js";
 import { testClusterName } from "../helpers/weft.js";
@@ -44,8 +45,11 @@ const JWT_FILE = join(TMP, "request-auth.yaml");
 const RL_FILE = join(TMP, "rate-limit.yaml");
 const RAW_HTTP_FILE = join(TMP, "raw-http.yaml");
 const RAW_TCP_FILE = join(TMP, "raw-tcp.yaml");
+const NORM_FILE = join(TMP, "deny-secret.yaml");
 /** A port of details-v1 whose Service declares no protocol (port name "raw"). */
 const RAW_PORT = 8000;
+/** Another such port, for the path normalization test. */
+const NORM_PORT = 8001;
 
 /** An ALLOW AuthorizationPolicy on details' undeclared port. */
 function rawPolicyYaml(name: string, rule: string[]): string {
@@ -143,7 +147,7 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
 
   afterEach(async () => {
     for (const f of FIXTURES) await deleteIn(C, NS, fixture(f));
-    for (const f of [JWT_FILE, RL_FILE, RAW_HTTP_FILE, RAW_TCP_FILE]) {
+    for (const f of [JWT_FILE, RL_FILE, RAW_HTTP_FILE, RAW_TCP_FILE, NORM_FILE]) {
       try {
         await deleteIn(C, NS, f);
       } catch {
@@ -388,5 +392,70 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
       200,
     );
     expect(spliced.reply).toMatch(/^HTTP\/1\.1 400/);
+  });
+
+  it("authorizes and forwards the canonical path: traversal, escapes, doubled slashes and backslashes do not get past a DENY", async () => {
+    writeFileSync(
+      NORM_FILE,
+      [
+        "apiVersion: security.istio.io/v1",
+        "kind: AuthorizationPolicy",
+        "metadata:",
+        "  name: details-deny-secret",
+        "spec:",
+        "  selector:",
+        "    matchLabels:",
+        "      app: details",
+        "  action: DENY",
+        "  rules:",
+        "    - to:",
+        "        - operation:",
+        "            paths: [/secret*]",
+        `            ports: ["${NORM_PORT}"]`,
+        "",
+      ].join("\n"),
+    );
+    await applyIn(C, NS, NORM_FILE);
+    await addService(C, {
+      namespace: NS,
+      name: "details-norm",
+      ports: [{ name: "raw", port: NORM_PORT, targetPort: NORM_PORT, protocol: "TCP" }],
+      selector: { app: "details" },
+    });
+    const pod = podIp(C, NS, "details-v1");
+    const hosts = [vip(C, NS, "details-norm"), pod];
+    // Raw requests (a URL library would resolve the dots itself): through the Service address,
+    // and to the pod's own address, which no route names, so only the destination reads them.
+    const send = (host: string, target: string) =>
+      probeConnect(C, BOOKINFO_CLIENT, host, NORM_PORT, `GET ${target} HTTP/1.1\r\nhost: details-norm\r\n\r\n`);
+    const until = (host: string, target: string, status: number) =>
+      waitFor(
+        `${status} for ${target} at ${host}`,
+        async () => {
+          const r = await send(host, target);
+          if (!r.reply?.startsWith(`HTTP/1.1 ${status}`)) throw new Error(`reply ${JSON.stringify(r)}`);
+          return r;
+        },
+        20_000,
+        200,
+      );
+    // The DENY is in force before the app listens, so nothing it denies can have reached it.
+    for (const host of hosts) await until(host, "/secret", 403);
+    await startHttpbin(C, `${NS}/details-v1`, NORM_PORT);
+    for (const host of hosts) {
+      const ok = await until(host, "/public/./a/../ok?q=/../secret", 200);
+      for (const target of ["/public/../secret", "/%73ecret", "//secret", "/public\\..\\secret", "/x/%2e%2E/secret/key", "/./secret"]) {
+        const r = await send(host, target);
+        expect(r.reply, `${host} ${target}`).toMatch(/^HTTP\/1\.1 403/);
+      }
+      const echo = JSON.parse((ok.reply as string).slice((ok.reply as string).indexOf("\r\n\r\n") + 4)) as { path: string };
+      expect(echo.path, host).toBe("/public/ok?q=/../secret");
+      const bad = await send(host, "/a%zz");
+      expect(bad.reply, host).toMatch(/^HTTP\/1\.1 400 [\s\S]*bad percent-encoding/);
+    }
+    // The app saw only the allowed request, in its canonical spelling.
+    const seen = (await httpbinStats(C, BOOKINFO_CLIENT, pod, NORM_PORT)).recent.map((r) => r.path);
+    expect(seen.length).toBeGreaterThanOrEqual(hosts.length);
+    expect(new Set(seen)).toEqual(new Set(["/public/ok?q=/../secret"]));
   });
 });

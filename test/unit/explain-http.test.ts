@@ -61,6 +61,22 @@ describe("weft explain for HTTP ports", () => {
     if (!svc) throw new Error("fixture");
     expect(explainHttp(w.view, w.client, svc, sample({}, "/other"))).toMatchObject({ decision: "no-route", status: 404 });
   });
+
+  it("routes the canonical path, as the proxy does, and says a target it cannot read is answered 400", () => {
+    const w = world(
+      vs("web", { hosts: ["web"], http: [{ match: [{ uri: { exact: "/only" } }], route: [{ destination: { host: "web" } }] }] }),
+    );
+    const svc = w.view.serviceByAddress("10.96.0.10", 80);
+    if (!svc) throw new Error("fixture");
+    const dotted = explainHttp(w.view, w.client, svc, sample({}, "/x/..//%6Fnly"));
+    expect(dotted).toMatchObject({ decision: "forward" });
+    expect(dotted.detail).toMatch(/^path sent upstream: \/only,/);
+    expect(explainHttp(w.view, w.client, svc, sample({}, "/a%zz"))).toMatchObject({
+      decision: "direct",
+      status: 400,
+      detail: expect.stringMatching(/bad percent-encoding/),
+    });
+  });
 });
 
 describe("weft policies on routes", () => {

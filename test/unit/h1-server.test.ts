@@ -128,6 +128,39 @@ describe("weft's HTTP/1.1 server", () => {
     expect(s.limits).toEqual(["http1_head_size", "http1_head_timeout"]);
   });
 
+  it("hands the handler the canonical path, and the absolute-form target's host as the authority", async () => {
+    const s = await serve();
+    servers.push(s.server);
+    const raw =
+      "GET /public/../admin HTTP/1.1\r\nhost: a\r\n\r\n" +
+      "GET //a/%2e%2E/%61dmin/./x?q=/../y HTTP/1.1\r\nhost: a\r\n\r\n" +
+      "GET http://b:8080/p\\..\\q HTTP/1.1\r\nhost: a\r\n\r\n";
+    await exchange(s.port, raw, (g) => g.split("HTTP/1.1 200").length === 4);
+    expect(s.seen.map((x) => x.path)).toEqual(["/admin", "/admin/x?q=/../y", "/q"]);
+    expect(s.seen.map((x) => x.authority)).toEqual(["a", "a", "b:8080"]);
+  });
+
+  it("answers 400 to a target it cannot make canonical or a second Host, and the handler never sees them", async () => {
+    const s = await serve();
+    servers.push(s.server);
+    for (const [target, why] of [
+      ["/a%zzb", /bad percent-encoding "%zz"/],
+      ["/a%00b", /%00 in the path/],
+      ["/a#frag", /fragment/],
+      ["relative/path", /is not a path/],
+    ] as const) {
+      const r = await exchange(s.port, `GET ${target} HTTP/1.1\r\nhost: a\r\n\r\n`);
+      expect(r.got, target).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+      expect(r.got, target).toMatch(why);
+      expect(r.closed).toBe(true);
+    }
+    const lower = await exchange(s.port, "get /x HTTP/1.1\r\nhost: a\r\n\r\n");
+    expect(lower.got).toMatch(/^HTTP\/1\.1 400 [\s\S]*not upper-case/);
+    const twoHosts = await exchange(s.port, "GET /x HTTP/1.1\r\nhost: a\r\nhost: admin\r\n\r\n");
+    expect(twoHosts.got).toMatch(/^HTTP\/1\.1 400 [\s\S]*more than one Host/);
+    expect(s.seen).toHaveLength(0);
+  });
+
   it("hands Upgrade, CONNECT, HTTP/1.0 and Expect requests to node:http with every byte already read", async () => {
     const s = await serve();
     servers.push(s.server);

@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { constants as h2, type ServerHttp2Stream } from "node:http2";
 import type { Readable } from "node:stream";
+import { type CanonicalTarget, canonicalTarget, isTargetError } from "./request-target.js";
 
 /** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1, and h2's forbidden ones). */
 const HOP_BY_HOP = new Set([
@@ -111,13 +112,13 @@ export function isGrpc(headers: IncomingHttpHeaders): boolean {
   return String(headers["content-type"] ?? "").startsWith("application/grpc");
 }
 
-/** An HTTP/1.1 request from Node's server. */
-export function h1Downstream(req: IncomingMessage, res: ServerResponse): Downstream {
+/** An HTTP/1.1 request from Node's server, with its target made canonical (request-target.ts). */
+export function h1Downstream(req: IncomingMessage, res: ServerResponse, target: CanonicalTarget): Downstream {
   return {
     protocol: "http1",
     method: req.method ?? "GET",
-    path: req.url ?? "/",
-    authority: req.headers.host ?? "",
+    path: target.path,
+    authority: target.authority ?? req.headers.host ?? "",
     headers: endToEnd(req.headers),
     body: req,
     grpc: isGrpc(req.headers),
@@ -164,13 +165,25 @@ export function h1Downstream(req: IncomingMessage, res: ServerResponse): Downstr
   };
 }
 
-/** An HTTP/2 stream from Node's server (h2c prior knowledge; gRPC). */
-export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Downstream {
+/**
+ * An HTTP/2 stream from Node's server (h2c prior knowledge; gRPC), or undefined once it was
+ * answered 400 because its :path cannot be made canonical (request-target.ts).
+ */
+export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Downstream | undefined {
+  const method = String(headers[":method"] ?? "GET");
+  const rawPath = headers[":path"];
+  const target = rawPath === undefined ? { path: "/" } : canonicalTarget(method, String(rawPath), false);
+  if (isTargetError(target)) {
+    const body = `bad request: ${target.error}\n`;
+    stream.respond({ ":status": 400, "content-type": "text/plain", "content-length": Buffer.byteLength(body) });
+    stream.end(body);
+    return undefined;
+  }
   let sent = false;
   return {
     protocol: "http2",
-    method: String(headers[":method"] ?? "GET"),
-    path: String(headers[":path"] ?? "/"),
+    method,
+    path: target.path,
     authority: String(headers[":authority"] ?? headers.host ?? ""),
     headers: endToEnd(headers),
     body: stream,

@@ -5,6 +5,7 @@
 import { createServer, type Server, type ServerOptions } from "node:http";
 import type { Duplex } from "node:stream";
 import { type Downstream, h1Downstream } from "./downstream.js";
+import { canonicalTarget, isTargetError } from "./request-target.js";
 
 /** An HTTP/1.1 server fed accepted connections, with a drain switch. */
 export class H1Entry<S> {
@@ -25,7 +26,13 @@ export class H1Entry<S> {
         res.writeHead(500).end();
         return;
       }
-      void handle(scope, h1Downstream(req, res)).catch((e: Error) => crashed(e, () => res.destroy()));
+      const target = canonicalTarget(req.method ?? "GET", req.url ?? "/", true);
+      if (isTargetError(target)) {
+        const body = `bad request: ${target.error}\n`;
+        res.writeHead(400, { "content-type": "text/plain", "content-length": Buffer.byteLength(body), connection: "close" }).end(body);
+        return;
+      }
+      void handle(scope, h1Downstream(req, res, target)).catch((e: Error) => crashed(e, () => res.destroy()));
     });
   }
 

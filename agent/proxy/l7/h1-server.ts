@@ -11,7 +11,9 @@
  *   paused when they pile up) until the current response has been written.
  * - A response that ends before its request body was read closes the connection, since what is
  *   left of that body cannot be told from a next request without reading it.
- * - A head that cannot be parsed is answered 4xx with its reason and the connection closed.
+ * - A head that cannot be parsed is answered 4xx with its reason and the connection closed; so is
+ *   a target that cannot be made canonical (request-target.ts): what is routed, authorized and
+ *   sent on is the canonical path, never the bytes as sent.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
@@ -31,6 +33,7 @@ import {
   wantsClose,
 } from "./h1-codec.js";
 import { withSniffedBytes } from "./protocol.js";
+import { type CanonicalTarget, canonicalTarget, isTargetError } from "./request-target.js";
 
 /** Bytes of pipelined requests held while one is being answered before reading pauses. */
 const PIPELINE_HOLD = 64 * 1024;
@@ -136,8 +139,19 @@ class Conn<S> {
       this.server.hooks.handOver(withSniffedBytes(this.sock, buf), this.scope);
       return;
     }
+    const target = canonicalTarget(r.head.method, r.head.target, true);
+    if (isTargetError(target)) {
+      this.fail(400, target.error);
+      return;
+    }
+    // Repeats are joined with commas, which no host name has: a second Host would make the
+    // authority that routes and rules see differ from the one an app picks (RFC 9112 §3.2: 400).
+    if (String(r.head.headers.host ?? "").includes(",")) {
+      this.fail(400, "more than one Host header");
+      return;
+    }
     this.keep(buf.subarray(r.used));
-    const ex = new Exchange(this, r.head);
+    const ex = new Exchange(this, r.head, target);
     this.active = ex;
     ex.feed(this);
     this.server.run(this, ex);
@@ -190,10 +204,11 @@ class Exchange<S> implements Downstream {
   constructor(
     private readonly conn: Conn<S>,
     head: RequestHead,
+    target: CanonicalTarget,
   ) {
     this.method = head.method;
-    this.path = head.target;
-    this.authority = String(head.headers.host ?? "");
+    this.path = target.path;
+    this.authority = target.authority ?? String(head.headers.host ?? "");
     this.headers = endToEnd(head.headers as IncomingHttpHeaders);
     this.grpc = isGrpc(head.headers as IncomingHttpHeaders);
     this.closeAfter = wantsClose(head.headers, head.minor);

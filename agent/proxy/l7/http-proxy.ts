@@ -27,6 +27,7 @@ import { H1Entry } from "./h1-entry.js";
 import { H1Server } from "./h1-server.js";
 import { withSniffedBytes } from "./protocol.js";
 import { REQUEST_CHANNEL, type RequestEvent } from "./request-event.js";
+import { canonicalTarget, isTargetError } from "./request-target.js";
 import { applyHeaderOperations } from "./rewrite.js";
 import { type RouteDecision, route } from "./router.js";
 import { openTunnel, targetOf, type UpstreamTarget } from "./tunnel.js";
@@ -123,7 +124,8 @@ export class HttpProxy {
     }
     const server = createH2Server({ settings: { enablePush: false } });
     server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-      void this.handle(scope, h2Downstream(stream, headers)).catch((e: Error) => this.crashed(e, () => stream.close()));
+      const down = h2Downstream(stream, headers);
+      if (down) void this.handle(scope, down).catch((e: Error) => this.crashed(e, () => stream.close()));
     });
     server.on("session", (session) => {
       this.h2Sessions.add(session);
@@ -451,11 +453,16 @@ export class HttpProxy {
       return;
     }
     const { ctx } = this.deps;
+    const target = canonicalTarget(req.method ?? "GET", req.url ?? "/", true);
+    if (isTargetError(target)) {
+      refuse(400, "Bad Request");
+      return;
+    }
     const headers = endToEnd(req.headers);
     const decision = route(ctx.view(), {
       method: req.method ?? "GET",
-      path: req.url ?? "/",
-      authority: req.headers.host ?? "",
+      path: target.path,
+      authority: target.authority ?? req.headers.host ?? "",
       headers,
       service: scope.service,
       source: scope.source,

@@ -133,7 +133,8 @@ export class InboundHttp {
     }
     const server = createH2Server({ settings: { enablePush: false } });
     server.on("stream", (s: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-      void this.handle(scope, h2Downstream(s, headers)).catch((e: Error) => this.crashed(e, () => s.close()));
+      const down = h2Downstream(s, headers);
+      if (down) void this.handle(scope, down).catch((e: Error) => this.crashed(e, () => s.close()));
     });
     server.on("session", (session) => session.on("error", () => undefined));
     server.emit("connection", withSniffedBytes(sock));
