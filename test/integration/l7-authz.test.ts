@@ -46,10 +46,13 @@ const RL_FILE = join(TMP, "rate-limit.yaml");
 const RAW_HTTP_FILE = join(TMP, "raw-http.yaml");
 const RAW_TCP_FILE = join(TMP, "raw-tcp.yaml");
 const NORM_FILE = join(TMP, "deny-secret.yaml");
+const PAYLOAD_FILE = join(TMP, "details-jwt.yaml");
 /** A port of details-v1 whose Service declares no protocol (port name "raw"). */
 const RAW_PORT = 8000;
 /** Another such port, for the path normalization test. */
 const NORM_PORT = 8001;
+/** And one for the JWT payload header test. */
+const PAYLOAD_PORT = 8002;
 
 /** An ALLOW AuthorizationPolicy on details' undeclared port. */
 function rawPolicyYaml(name: string, rule: string[]): string {
@@ -147,7 +150,7 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
 
   afterEach(async () => {
     for (const f of FIXTURES) await deleteIn(C, NS, fixture(f));
-    for (const f of [JWT_FILE, RL_FILE, RAW_HTTP_FILE, RAW_TCP_FILE, NORM_FILE]) {
+    for (const f of [JWT_FILE, RL_FILE, RAW_HTTP_FILE, RAW_TCP_FILE, NORM_FILE, PAYLOAD_FILE]) {
       try {
         await deleteIn(C, NS, f);
       } catch {
@@ -457,5 +460,53 @@ describePrivileged("L7: HTTP authorization at the destination (Istio's HTTP auth
     const seen = (await httpbinStats(C, BOOKINFO_CLIENT, pod, NORM_PORT)).recent.map((r) => r.path);
     expect(seen.length).toBeGreaterThanOrEqual(hosts.length);
     expect(new Set(seen)).toEqual(new Set(["/public/ok?q=/../secret"]));
+  });
+
+  it("a JWT payload header the client wrote itself never reaches the app (outputPayloadToHeader)", async () => {
+    const iss = "https://issuer.bookinfo.test";
+    const { publicKey } = await generateKeyPair("RS256");
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256" }] });
+    writeFileSync(
+      PAYLOAD_FILE,
+      [
+        "apiVersion: security.istio.io/v1",
+        "kind: RequestAuthentication",
+        "metadata:",
+        "  name: details-jwt",
+        "spec:",
+        "  selector:",
+        "    matchLabels:",
+        "      app: details",
+        "  jwtRules:",
+        `    - issuer: ${JSON.stringify(iss)}`,
+        `      jwks: ${JSON.stringify(jwks)}`,
+        "      outputPayloadToHeader: x-jwt-payload",
+        "",
+      ].join("\n"),
+    );
+    await startHttpbin(C, `${NS}/details-v1`, PAYLOAD_PORT);
+    await addService(C, {
+      namespace: NS,
+      name: "details-jwt",
+      ports: [{ name: "http", port: PAYLOAD_PORT, targetPort: PAYLOAD_PORT, protocol: "TCP", appProtocol: "http" }],
+      selector: { app: "details" },
+    });
+    const forged = Buffer.from(JSON.stringify({ iss, sub: "admin" })).toString("base64url");
+    const u = `http://${vip(C, NS, "details-jwt")}:${PAYLOAD_PORT}/whoami`;
+    const seenHeaders = async () => {
+      const last = await getOnce(C, BOOKINFO_CLIENT, u, [`x-jwt-payload:${forged}`]);
+      if (last.status !== 200) throw new Error(`HTTP ${last.status} ${last.error ?? ""}`);
+      return (last.body as { headers: Record<string, string> }).headers;
+    };
+    // Before the rule is in force the header is the client's business and reaches the app.
+    expect((await waitFor("httpbin answers", seenHeaders, 20_000, 200))["x-jwt-payload"]).toBe(forged);
+    await applyIn(C, NS, PAYLOAD_FILE);
+    await waitFor(
+      "the client's payload header dropped once the rule is in force",
+      async () => (await seenHeaders())["x-jwt-payload"] === undefined,
+      20_000,
+      200,
+    );
+    for (let i = 0; i < 5; i++) expect((await seenHeaders())["x-jwt-payload"]).toBeUndefined();
   });
 });

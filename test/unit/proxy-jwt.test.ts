@@ -38,7 +38,7 @@ const noFetch = new JwksCache(async () => {
 
 describe("RequestAuthentication (JWT) at the destination", () => {
   it("a request without a token is unauthenticated, not refused", async () => {
-    expect(await authenticate([rule()], {}, "/", noFetch.keys)).toEqual({ kind: "none" });
+    expect(await authenticate([rule()], { other: "x" }, "/", noFetch.keys)).toEqual({ kind: "none", headers: { other: "x" } });
   });
 
   it("a valid bearer token yields the principal, audiences and claims, and is removed by default", async () => {
@@ -86,6 +86,31 @@ describe("RequestAuthentication (JWT) at the destination", () => {
     expect(r.headers.authorization).toBe(`Bearer ${t}`);
     const payload = JSON.parse(Buffer.from(String(r.headers["x-jwt-payload"]), "base64url").toString("utf8"));
     expect(payload).toMatchObject({ role: "admin", iss: ISS, sub: "alice" });
+  });
+
+  it("drops a payload header the client wrote itself, with no token, with a token of another rule, and under the verified one", async () => {
+    const forged = Buffer.from(JSON.stringify({ iss: ISS, sub: "admin", role: "admin" })).toString("base64url");
+    const rules = [
+      rule({ outputPayloadToHeader: "X-Jwt-Payload" }),
+      rule({ issuer: "https://other.test", outputPayloadToHeader: "x-other-payload" }),
+    ];
+    const none = await authenticate(rules, { "x-jwt-payload": forged, "x-other-payload": forged, other: "x" }, "/", noFetch.keys);
+    expect(none).toEqual({ kind: "none", headers: { other: "x" } });
+    const t = await sign({ role: "dev" });
+    const valid = await authenticate(
+      rules,
+      { authorization: `Bearer ${t}`, "x-jwt-payload": forged, "x-other-payload": forged },
+      "/",
+      noFetch.keys,
+    );
+    expect(valid.kind).toBe("valid");
+    if (valid.kind !== "valid") return;
+    expect(valid.headers["x-other-payload"]).toBeUndefined();
+    const payload = JSON.parse(Buffer.from(String(valid.headers["x-jwt-payload"]), "base64url").toString("utf8"));
+    expect(payload).toMatchObject({ sub: "alice", role: "dev" });
+    // Headers no rule names pass untouched.
+    const untouched = { "x-jwt-payload": forged };
+    expect(await authenticate([rule()], untouched, "/", noFetch.keys)).toEqual({ kind: "none", headers: untouched });
   });
 
   it("fetches jwksUri keys once, caches them, and refuses tokens while no keys could be fetched", async () => {

@@ -245,10 +245,8 @@ export class InboundHttp {
         this.finish(scope, down, ev, started);
         return;
       }
-      if (a.kind === "valid") {
-        request.auth = a.auth;
-        request.headers = a.headers;
-      }
+      request.headers = a.headers;
+      if (a.kind === "valid") request.auth = a.auth;
     }
     {
       // Always decided afresh: policy may have changed since the tunnel was accepted.

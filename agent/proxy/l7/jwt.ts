@@ -12,9 +12,12 @@ import type { RequestAuth } from "../authz.js";
 /** The keys a rule's tokens verify against (inline jwks, or the fetched jwksUri document). */
 export type KeySource = (rule: JwtRule) => Promise<JWTVerifyGetKey>;
 
-/** What authentication made of a request. */
+/**
+ * What authentication made of a request. headers: the request's headers to check and send on,
+ * never carrying a payload header the client wrote itself.
+ */
 export type JwtOutcome =
-  | { kind: "none" }
+  | { kind: "none"; headers: Record<string, string | string[]> }
   | { kind: "valid"; auth: RequestAuth; headers: Record<string, string | string[]> }
   | { kind: "invalid"; reason: string };
 
@@ -64,7 +67,8 @@ export async function authenticate(
   path: string,
   keys: KeySource,
 ): Promise<JwtOutcome> {
-  if (rules.length === 0) return { kind: "none" };
+  if (rules.length === 0) return { kind: "none", headers };
+  const clean = withoutPayloadHeaders(rules, headers);
   const q = path.indexOf("?");
   const query = new URLSearchParams(q >= 0 ? path.slice(q + 1) : "");
   const seen: Location[] = [];
@@ -74,10 +78,25 @@ export async function authenticate(
       seen.push(loc);
       const token = tokenAt(loc, headers, query);
       if (token === undefined) continue;
-      return verify(rules, loc, token, headers, keys);
+      return verify(rules, loc, token, clean, keys);
     }
   }
-  return { kind: "none" };
+  return { kind: "none", headers: clean };
+}
+
+/**
+ * The headers without any that a rule writes a verified payload to (outputPayloadToHeader): an app
+ * trusts those as the mesh's word, so a client's own copy is dropped, token or not (fail closed).
+ */
+function withoutPayloadHeaders(rules: readonly JwtRule[], headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  let out = headers;
+  for (const r of rules) {
+    const name = r.outputPayloadToHeader?.toLowerCase();
+    if (name === undefined || out[name] === undefined) continue;
+    if (out === headers) out = { ...headers };
+    delete out[name];
+  }
+  return out;
 }
 
 async function verify(
