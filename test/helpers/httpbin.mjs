@@ -8,6 +8,9 @@
 //     --fail-first  the first n requests carrying a given x-test-key header get --fail-code, later
 //                   ones 200 (retries: one key per test request, so health checks never use
 //                   up the failures); requests without x-test-key are never failed
+// A request carrying `x-test-close-reused: 1` that arrives on a connection which already served a
+// request is answered by closing that connection without a byte (an app's keep-alive timeout
+// firing just as a request arrives); on a connection's first request the header does nothing.
 // Every other request gets 200 and a JSON echo {name, method, path, host, headers} of what arrived.
 // The server records what it received (the last 1,000 requests), queryable from any pod:
 //   GET /__stats[?key=<x-test-key>]  -> {name, total, attempts: {key: n}, recent: [{method, path, host, headers, key}]}
@@ -47,6 +50,8 @@ const KEEP = 1000;
 let total = 0;
 const attempts = new Map();
 const recent = [];
+/** Requests seen per connection. */
+const served = new WeakMap();
 
 function reply(res, status, body) {
   const text = JSON.stringify(body);
@@ -74,6 +79,13 @@ const server = createServer((req, res) => {
   recent.push(seen);
   if (recent.length > KEEP) recent.shift();
   req.resume();
+  const sock = req.socket;
+  const onThisConnection = (served.get(sock) ?? 0) + 1;
+  served.set(sock, onThisConnection);
+  if (req.headers["x-test-close-reused"] === "1" && onThisConnection > 1) {
+    sock.destroy();
+    return;
+  }
   const answer = () => {
     if (always !== undefined) return reply(res, always, { name: o.name, status: always });
     if (key !== null && (attempts.get(key) ?? 0) <= failFirst)

@@ -4,6 +4,8 @@
  * (an endpoint answering 500 is ejected for baseEjectionTime, then returns) and retries (a 503 on
  * the first attempt is retried; the app counts the attempts it saw).
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { forceDown } from "../helpers/cluster.js";
@@ -32,9 +34,10 @@ describePrivileged("L7: circuit breaking, outlier detection and retries in the s
         { ns: NS, name: "flaky-2", node: 2, labels: { app: "flaky" } },
         { ns: NS, name: "flaky-bad", node: 2, labels: { app: "flaky" } },
         { ns: NS, name: "retry", node: 2, labels: { app: "retry" } },
+        { ns: NS, name: "keepalive", node: 2, labels: { app: "keepalive" } },
       ],
       [NS],
-      [svc("httpbin", "httpbin"), svc("flaky", "flaky"), svc("retry", "retry")],
+      [svc("httpbin", "httpbin"), svc("flaky", "flaky"), svc("retry", "retry"), svc("keepalive", "keepalive")],
     );
     // Each answer takes 50 ms, so three clients' requests overlap at the pool limits.
     await startHttpbin(C, `${NS}/httpbin`, PORT, ["--delay-ms", "50"]);
@@ -42,10 +45,11 @@ describePrivileged("L7: circuit breaking, outlier detection and retries in the s
     await startHttpbin(C, `${NS}/flaky-2`, PORT);
     await startHttpbin(C, `${NS}/flaky-bad`, PORT, ["--always", "500"]);
     await startHttpbin(C, `${NS}/retry`, PORT, ["--fail-first", "1", "--fail-code", "503"]);
+    await startHttpbin(C, `${NS}/keepalive`, PORT);
     await waitFor(
       "test apps answering through the mesh",
       async () => {
-        for (const s of ["httpbin", "flaky", "retry"]) {
+        for (const s of ["httpbin", "flaky", "retry", "keepalive"]) {
           const r = await getOnce(C, CLIENT, url(s, "/__health"));
           if (r.status !== 200) throw new Error(`${s}: HTTP ${r.status} ${r.error ?? ""}`);
         }
@@ -153,5 +157,41 @@ describePrivileged("L7: circuit breaking, outlier detection and retries in the s
       expect((await getOnce(C, CLIENT, url("retry"), [`x-test-key:${k}`])).status).toBe(200);
       expect((await httpbinStats(C, CLIENT, retryPod, PORT, k)).attempts[k]).toBe(2);
     }
+  });
+
+  it("a kept-alive upstream connection the app closes as a GET arrives: the GET goes again on a fresh one, the client sees 200", async () => {
+    const pod = podIp(C, NS, "keepalive");
+    // A DestinationRule puts the service on the L7 path (pooled upstream connections).
+    const dir = mkdtempSync(join(tmpdir(), "weft-keepalive-"));
+    const file = join(dir, "dr.yaml");
+    writeFileSync(
+      file,
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: keepalive\nspec:\n  host: keepalive\n  trafficPolicy:\n    loadBalancer:\n      simple: ROUND_ROBIN\n",
+    );
+    try {
+      await applyIn(C, NS, file);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    let n = 0;
+    // Each round: one GET leaves a kept-alive upstream connection in the source proxy's pool;
+    // the next arrives on it and the app closes it without answering. On the L4 path every GET
+    // has its own connection and the app never closes one, so two attempts mean the L7 pool.
+    const key = await waitFor(
+      "a GET lost on a kept-alive connection sent again",
+      async () => {
+        const k = `keepalive-${++n}`;
+        const first = await getOnce(C, CLIENT, url("keepalive"));
+        if (first.status !== 200) throw new Error(`priming GET: HTTP ${first.status} ${first.error ?? ""}`);
+        const r = await getOnce(C, CLIENT, url("keepalive"), [`x-test-key:${k}`, "x-test-close-reused:1"]);
+        if (r.status !== 200) throw new Error(`client saw HTTP ${r.status} ${r.error ?? ""} for ${k}`);
+        const seen = (await httpbinStats(C, CLIENT, pod, PORT, k)).attempts[k];
+        if (seen !== 2) throw new Error(`the app saw ${seen} attempt(s) of ${k}`);
+        return k;
+      },
+      30_000,
+      200,
+    );
+    expect((await httpbinStats(C, CLIENT, pod, PORT, key)).recent.map((r) => r.path)).toEqual(["/get", "/get"]);
   });
 });

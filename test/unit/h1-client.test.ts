@@ -141,6 +141,53 @@ describe("weft's HTTP/1.1 client", () => {
     expect(up.connections()).toBe(3);
   });
 
+  it("sends an idempotent request again on a fresh connection when a kept-alive one closes before answering it", async () => {
+    // The upstream's idle-timeout race: each connection answers its first request, then closes
+    // on the next one without a byte of answer.
+    const served = new WeakMap<Socket, number>();
+    const up = await upstream((r, sock) => {
+      const n = (served.get(sock) ?? 0) + 1;
+      served.set(sock, n);
+      if (n > 1) sock.destroy();
+      else sock.write(`HTTP/1.1 200 OK\r\ncontent-length: ${r.split(" ")[1]?.length ?? 0}\r\n\r\n${r.split(" ")[1]}`);
+    });
+    servers.push(up.server);
+    const pool = up.pool();
+    expect(await call(pool, head("GET", "/one"))).toMatchObject({ status: 200, body: "/one" });
+    // Sent on the kept-alive connection, lost there, answered on a new one.
+    expect(await call(pool, head("GET", "/two"))).toMatchObject({ status: 200, body: "/two" });
+    expect(await call(pool, head("DELETE", "/three"))).toMatchObject({ status: 200, body: "/three" });
+    expect(up.requests.map((r) => r.split(" ").slice(0, 2).join(" "))).toEqual([
+      "GET /one",
+      "GET /two",
+      "GET /two",
+      "DELETE /three",
+      "DELETE /three",
+    ]);
+    expect(up.connections()).toBe(3);
+    // Never repeated: a method that is not idempotent, and a request with a body.
+    expect(await call(pool, head("POST", "/four", { "content-length": "0" }))).toMatchObject({ failure: "reset" });
+    expect(await call(pool, head("POST", "/five"))).toMatchObject({ status: 200 });
+    expect(await call(pool, head("PUT", "/six"), ["data"])).toMatchObject({ failure: "reset" });
+    expect(up.requests.filter((r) => r.startsWith("POST /four"))).toHaveLength(1);
+    expect(up.requests.filter((r) => r.startsWith("PUT /six"))).toHaveLength(1);
+  });
+
+  it("does not send a request again when its connection was fresh, or when some answer had arrived", async () => {
+    const up = await upstream((r, sock) => {
+      if (r.includes("/drop")) sock.destroy();
+      else if (r.includes("/half")) sock.end("HTTP/1.1 200 OK\r\ncontent-le");
+      else sock.write("HTTP/1.1 204 No Content\r\n\r\n");
+    });
+    servers.push(up.server);
+    const pool = up.pool();
+    expect(await call(pool, head("GET", "/drop"))).toMatchObject({ failure: "reset" });
+    expect(await call(pool, head("GET", "/fine"))).toMatchObject({ status: 204 });
+    expect(await call(pool, head("GET", "/half"))).toMatchObject({ failure: "reset" });
+    expect(up.requests.filter((r) => r.startsWith("GET /drop"))).toHaveLength(1);
+    expect(up.requests.filter((r) => r.startsWith("GET /half"))).toHaveLength(1);
+  });
+
   it("says connect-failure when no connection can be opened, and refuses fields that would break the request", async () => {
     const dead = new H1Pool(() => Promise.reject(new Error("no route")), {});
     expect(await call(dead, head("GET", "/"))).toMatchObject({ failure: "connect-failure", message: "no route" });

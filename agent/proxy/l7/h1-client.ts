@@ -29,6 +29,9 @@ import { TunnelRefusedError } from "./tunnel.js";
 
 const DEFAULT_IDLE_MS = 60 * 60 * 1000;
 
+/** Methods whose repetition has the effect of one request (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
 /** A request's body on its way to a connection: held until the head can go out with it. */
 class RequestWriter implements BodySink {
   private conn?: Conn;
@@ -36,6 +39,7 @@ class RequestWriter implements BodySink {
   private ended = false;
   private headSent = false;
   private chunked = false;
+  private bodyBytes = 0;
   private readonly drainWaiters: (() => void)[] = [];
   /** The whole request has been written. */
   finished = false;
@@ -84,9 +88,25 @@ class RequestWriter implements BodySink {
     return this.chunked ? chunkFrame(c) : [c];
   }
 
+  /**
+   * True when the request can be sent again as it was on another connection: complete, with no
+   * body, and a method RFC 9110 §9.2.2 calls idempotent (a proxy must not repeat any other).
+   */
+  get replayable(): boolean {
+    return this.ended && this.bodyBytes === 0 && IDEMPOTENT.has(this.head.method);
+  }
+
+  /** Forgets the connection it was written to, so bind() sends the request again. */
+  rewind(): void {
+    this.conn = undefined;
+    this.headSent = false;
+    this.finished = false;
+  }
+
   write(chunk: Buffer | string): boolean {
     const c = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
     if (this.ended || c.length === 0) return true;
+    this.bodyBytes += c.length;
     this.held.push(c);
     if (!this.conn) return true;
     this.flush();
@@ -162,6 +182,8 @@ class Active {
   body: Readable | undefined;
   private settled = false;
   private complete = false;
+  /** Some byte of an answer arrived on the connection. */
+  private answered = false;
   closeAfter = false;
 
   constructor(
@@ -169,6 +191,8 @@ class Active {
     readonly writer: RequestWriter,
     private readonly resolve: (r: Awaited<Exchange["response"]>) => void,
     private readonly released: (conn: Conn, reusable: boolean) => void,
+    /** The connection was lost before any answer: true when the request was sent again elsewhere. */
+    private readonly replay: () => boolean,
   ) {}
 
   fail(failure: ExchangeFailure): void {
@@ -178,6 +202,7 @@ class Active {
   }
 
   consume(conn: Conn): void {
+    this.answered = true;
     while (conn.buf && conn.buf.length > 0 && !this.complete) {
       if (!this.head) {
         const r = parseResponseHead(conn.buf);
@@ -296,7 +321,7 @@ class Active {
     }
     this.complete = true;
     if (this.body) this.body.destroy(e);
-    else this.fail({ kind: "reset", error: e });
+    else if (this.answered || !this.replay()) this.fail({ kind: "reset", error: e });
   }
 }
 
@@ -346,6 +371,18 @@ export class H1Pool {
       resolveResponse({ ok: false, failure: { kind: "connect-failure", error: e as Error } });
       return { body: writer, response, abort: () => undefined };
     }
+    let reused = false;
+    let replayed = false;
+    // A kept-alive connection can be closed by the upstream just as a request goes out on it
+    // (the idle-timeout race). Sent nowhere else yet and answered with nothing, a request that is
+    // safe to repeat is sent once more on a fresh connection instead of failing with a reset.
+    const replay = (): boolean => {
+      if (!reused || replayed || aborted || !writer.replayable) return false;
+      replayed = true;
+      writer.rewind();
+      fresh();
+      return true;
+    };
     const start = (c: Conn) => {
       if (aborted) {
         this.release(c, true);
@@ -354,22 +391,27 @@ export class H1Pool {
       }
       conn = c;
       c.served++;
-      active = new Active(head, writer, resolveResponse, (cc, reusable) => {
-        responseDone = { conn: cc, reusable };
-        // A response that ended before its request was written (an early answer) ends the connection.
-        if (!requestDone) {
-          cc.current = undefined;
-          cc.kill();
-          return;
-        }
-        settleConn();
-      });
+      active = new Active(
+        head,
+        writer,
+        resolveResponse,
+        (cc, reusable) => {
+          responseDone = { conn: cc, reusable };
+          // A response that ended before its request was written (an early answer) ends the connection.
+          if (!requestDone) {
+            cc.current = undefined;
+            cc.kill();
+            return;
+          }
+          settleConn();
+        },
+        replay,
+      );
       c.current = active;
       writer.bind(c);
     };
-    const idle = this.takeIdle();
-    if (idle) start(idle);
-    else {
+    const fresh = () => {
+      reused = false;
       this.live++;
       this.open().then(
         (sock) => {
@@ -384,7 +426,12 @@ export class H1Pool {
           resolveResponse({ ok: false, failure });
         },
       );
-    }
+    };
+    const idle = this.takeIdle();
+    if (idle) {
+      reused = true;
+      start(idle);
+    } else fresh();
     return {
       body: writer,
       response,
