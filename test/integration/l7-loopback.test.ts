@@ -58,6 +58,8 @@ const base: KubeObject[] = [
   ...service("web", "shop", VIP, [{ name: "http", port: 80, targetPort: UPSTREAM_PORT }], pods),
   ...service("h2", "shop", H2_VIP, [{ name: "grpc", port: 80, targetPort: H2_PORT }], [grpcPod]),
 ];
+/** What an upstream that declined an upgrade received after the request, then "<closed>" at its end. */
+const afterDecline: string[] = [];
 const subsets = custom("networking.istio.io/v1", "DestinationRule", "web", "shop", {
   host: "web",
   subsets: (Object.keys(hosts) as Version[]).map((v) => ({ name: v, labels: { version: v } })),
@@ -147,8 +149,26 @@ describe("L7 source proxy on loopback", () => {
           res.end(JSON.stringify({ version: v, path: req.url, host: req.headers.host }));
         }, b.delayMs);
       });
-      srv.on("upgrade", (_req, sock: Socket, head: Buffer) => {
-        sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: Upgrade\r\nx-version: ${v}\r\n\r\n`);
+      srv.on("upgrade", (req: IncomingMessage, sock: Socket, head: Buffer) => {
+        const b = behaviour[v];
+        b.paths.push(req.url ?? "");
+        b.headers.push(req.headers);
+        if (req.url === "/declines") {
+          // An app that answers the request and does not switch: every later byte on this
+          // connection would be a request of its own.
+          sock.write("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain");
+          afterDecline.length = 0;
+          if (head.length > 0) afterDecline.push(head.toString("latin1"));
+          sock.on("data", (d: Buffer) => afterDecline.push(d.toString("latin1")));
+          // node:http's sockets are half-open: the proxy's close shows as the end of the stream.
+          sock.once("end", () => {
+            afterDecline.push("<closed>");
+            sock.destroy();
+          });
+          return;
+        }
+        const protocol = req.url === "/other-protocol" ? "something-else" : "echo";
+        sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${protocol}\r\nconnection: Upgrade\r\nx-version: ${v}\r\n\r\n`);
         if (head.length > 0) sock.write(head);
         sock.pipe(sock);
       });
@@ -413,5 +433,80 @@ describe("L7 source proxy on loopback", () => {
     sock.write("ping-through-the-tunnel");
     await waitFor("the echo", () => got.includes("ping-through-the-tunnel"));
     sock.destroy();
+  });
+
+  /** Sends raw bytes on a new connection to the front; resolves with all it got once closed. */
+  async function rawExchange(bytes: string): Promise<string> {
+    const port = (front.address() as { port: number }).port;
+    const sock = connect(port, "127.0.50.1");
+    await once(sock, "connect");
+    let got = "";
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => {
+      got += d;
+    });
+    sock.write(bytes);
+    await once(sock, "close");
+    return got;
+  }
+
+  it("tunnels an Upgrade only on a 101: an answer that declines is relayed, and what the client sent after it never reaches the app", async () => {
+    apply(
+      subsets,
+      vs({
+        http: [
+          {
+            headers: { request: { remove: ["x-internal"], set: { "x-routed": "yes" } } },
+            route: [{ destination: { host: "web", subset: "v2" } }],
+          },
+        ],
+      }),
+    );
+    const got = await rawExchange(
+      "GET /declines HTTP/1.1\r\nhost: web\r\nconnection: Upgrade, x-drop-me\r\nupgrade: websocket\r\nx-internal: yes\r\nx-drop-me: 1\r\n\r\n" +
+        "GET /secret HTTP/1.1\r\nhost: web\r\nx-internal: yes\r\n\r\n",
+    );
+    expect(got).toMatch(/^HTTP\/1.1 200 OK\r\n/);
+    expect(got).toMatch(/\r\nconnection: close\r\n/i);
+    expect(got.endsWith("\r\n\r\nplain")).toBe(true);
+    await waitFor("the declined upstream connection closed", () => afterDecline.includes("<closed>"));
+    expect(afterDecline).toEqual(["<closed>"]);
+    // The upgrade request went as routed: the route's header edits, hop-by-hop fields dropped.
+    const h = behaviour.v2.headers[0];
+    expect(behaviour.v2.paths).toEqual(["/declines"]);
+    expect(h?.["x-internal"]).toBeUndefined();
+    expect(h?.["x-drop-me"]).toBeUndefined();
+    expect(h?.["x-routed"]).toBe("yes");
+    expect(h?.upgrade).toBe("websocket");
+  });
+
+  it("refuses a 101 to a protocol the client did not ask for, an Upgrade with a body, and declines h2c by answering in HTTP/1.1", async () => {
+    apply(subsets, vs({ http: [{ route: [{ destination: { host: "web", subset: "v1" } }] }] }));
+    const other = await rawExchange("GET /other-protocol HTTP/1.1\r\nhost: web\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n");
+    expect(other).toMatch(/^HTTP\/1.1 502 /);
+    const body = await rawExchange(
+      "POST /ws HTTP/1.1\r\nhost: web\r\nconnection: Upgrade\r\nupgrade: echo\r\ncontent-length: 4\r\n\r\nbody",
+    );
+    expect(body).toMatch(/^HTTP\/1.1 400 .*\r\n[\s\S]*an Upgrade request with a body/);
+    const port = (front.address() as { port: number }).port;
+    const sock = connect(port, "127.0.50.1");
+    await once(sock, "connect");
+    let got = "";
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => {
+      got += d;
+    });
+    sock.write(
+      "GET /h2c HTTP/1.1\r\nhost: web\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    // Chunked (the app gave no length): the JSON sits between the chunk size and the last chunk.
+    await waitFor("the HTTP/1.1 answer", () => got.endsWith("\r\n0\r\n\r\n"));
+    sock.destroy();
+    expect(got).toMatch(/^HTTP\/1.1 200 OK\r\n/);
+    const json = /\r\n\r\n[0-9a-f]+\r\n(\{.*\})\r\n0\r\n\r\n$/.exec(got)?.[1];
+    expect(JSON.parse(json ?? "null")).toMatchObject({ version: "v1", path: "/h2c" });
+    const seen = behaviour.v1.headers.at(-1);
+    expect(seen?.upgrade).toBeUndefined();
+    expect(seen?.["http2-settings"]).toBeUndefined();
   });
 });

@@ -197,6 +197,63 @@ describe("weft's HTTP/1.1 client", () => {
     expect(up.requests).toHaveLength(0);
   });
 
+  it("skips interim 1xx answers only: an unasked 101 or a status outside 100-599 fails the exchange", async () => {
+    const up = await upstream((r, sock) => {
+      const ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+      if (r.includes("/switch")) sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n${ok}`);
+      else if (r.includes("/zero")) sock.write(`HTTP/1.1 000 X\r\n\r\n${ok}`);
+      else sock.write(`HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n${ok}`);
+    });
+    servers.push(up.server);
+    const pool = up.pool();
+    expect(await call(pool, head("GET", "/hints"))).toMatchObject({ status: 200, body: "ok" });
+    expect(await call(pool, head("GET", "/switch"))).toMatchObject({
+      failure: "reset",
+      message: expect.stringMatching(/switched protocols \(101\)/),
+    });
+    expect(await call(pool, head("GET", "/zero"))).toMatchObject({
+      failure: "reset",
+      message: expect.stringMatching(/bad response head: invalid status code 000/),
+    });
+    expect(await call(pool, head("GET", "/hints"))).toMatchObject({ status: 200, body: "ok" });
+    // The connections that carried the bad answers were dropped, never reused.
+    expect(up.connections()).toBe(3);
+  });
+
+  it("hands over response fields as sent, a repeated Content-Length as its one value", async () => {
+    const up = await upstream((_r, sock) =>
+      sock.write("HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\nconstructor: y\r\n__proto__: x\r\n\r\nok"),
+    );
+    servers.push(up.server);
+    const r = await call(up.pool(), head("GET", "/"));
+    expect(r).toMatchObject({ status: 200, body: "ok" });
+    expect(Object.entries(r.headers ?? {})).toEqual([
+      ["content-length", "2"],
+      ["constructor", "y"],
+      ["__proto__", "x"],
+    ]);
+  });
+
+  it("refuses a request line or fields that would not be written as given", async () => {
+    const up = await upstream((_r, sock) => sock.write("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+    servers.push(up.server);
+    const pool = up.pool();
+    for (const h of [
+      head("GET", "/a b"),
+      head("GET", "/a\r\nx: 1"),
+      head("GET /x HTTP/1.1\r\n", "/"),
+      head("GET", "/", { "x-a": "\u010d\u010ax-smuggled: 1" }),
+      head("GET", "/", { "x-a": "a\x01" }),
+      { ...head("GET", "/"), authority: "web\u010d\u010ax: 1" },
+    ]) {
+      expect(await call(pool, h), JSON.stringify(h)).toMatchObject({
+        failure: "connect-failure",
+        message: expect.stringMatching(/invalid/),
+      });
+    }
+    expect(up.requests).toHaveLength(0);
+  });
+
   it("hands a body that came with its head over whole, and streams one that did not", async () => {
     const up = await upstream((r, sock) => {
       if (r.includes("/small")) sock.write("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");

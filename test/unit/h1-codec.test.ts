@@ -1,12 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  assertWritable,
   BodyDecoder,
   type HeadError,
   isHeadError,
   parseRequestHead,
   parseResponseHead,
   type RequestHead,
+  type ResponseHead,
   responseFraming,
   wantsClose,
 } from "../../agent/proxy/l7/h1-codec.js";
@@ -44,6 +46,49 @@ describe("HTTP/1.1 request heads", () => {
     expect(error(`GET / HTTP/1.1\r\nx: ${"a".repeat(17_000)}\r\n\r\n`).status).toBe(431);
   });
 
+  it("counts empty lines before the request line against the head limit (431), whatever the bytes' split", () => {
+    expect(head(`${"\r\n".repeat(100)}GET / HTTP/1.1\r\nhost: a\r\n\r\n`).method).toBe("GET");
+    // An endless stream of CRLFs is refused once it passes the limit, not held until the timeout.
+    const crlfs = error("\r\n".repeat(9000));
+    expect(crlfs.status).toBe(431);
+    expect(crlfs.error).toMatch(/larger than 16384 bytes \(with 9000 empty lines before it\)/);
+    expect(error(`${"\r\n".repeat(8200)}GET / HTTP/1.1\r\nhost: a\r\n\r\n`).status).toBe(431);
+    // A head of exactly the limit: every prefix of it is incomplete, the whole of it parses.
+    const max = 64;
+    const line = "GET / HTTP/1.1\r\nx: ";
+    const exact = Buffer.from(`${line}${"a".repeat(max - line.length)}\r\n\r\n`, "latin1");
+    for (let n = 1; n < exact.length; n++) expect(parseRequestHead(exact.subarray(0, n), max), String(n)).toBe("incomplete");
+    const whole = parseRequestHead(exact, max);
+    expect(whole !== "incomplete" && !isHeadError(whole)).toBe(true);
+    const over = Buffer.from(`${line}${"a".repeat(max - line.length + 1)}\r\n\r\n`, "latin1");
+    expect((parseRequestHead(over, max) as HeadError).status).toBe(431);
+  });
+
+  it("trims only SP and HTAB around field values and refuses control characters in them", () => {
+    const cases: [string, RegExp][] = [
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: \x0bchunked\r\n\r\n", /invalid character in header Transfer-Encoding/],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\x0c\r\n\r\n", /invalid character in header Transfer-Encoding/],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\xa0\r\n\r\n", /invalid Transfer-Encoding/],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: \xa0chunked\r\n\r\n", /invalid Transfer-Encoding/],
+      ["POST / HTTP/1.1\r\nContent-Length: \x0b5\r\n\r\n", /invalid character in header Content-Length/],
+      ["POST / HTTP/1.1\r\nContent-Length: 5\xa0\r\n\r\n", /invalid Content-Length/],
+      ["POST / HTTP/1.1\r\nContent-Length: \xa05\r\n\r\n", /invalid Content-Length/],
+      ["GET / HTTP/1.1\r\nx: a\x01b\r\n\r\n", /invalid character in header x/],
+      ["GET / HTTP/1.1\r\nx: a\x7f\r\n\r\n", /invalid character in header x/],
+      ["GET / HTTP/1.1\r\nx: a\x1bb\r\n\r\n", /invalid character in header x/],
+      ["GET / HTTP/1.1\r\nx: a\rb\r\n\r\n", /invalid character in header x/],
+    ];
+    for (const [raw, why] of cases) {
+      const e = error(raw);
+      expect(e.status, JSON.stringify(raw)).toBe(400);
+      expect(e.error, JSON.stringify(raw)).toMatch(why);
+    }
+    const h = head("POST / HTTP/1.1\r\nx: \t a\tb \t\r\ny: caf\xe9\xa0\r\nContent-Length:\t5 \r\nz:\r\n\r\n");
+    expect(h.headers).toEqual({ x: "a\tb", y: "caf\xe9\xa0", "content-length": "5", z: "" });
+    expect(h.framing).toEqual({ kind: "length", length: 5 });
+    expect(head("POST / HTTP/1.1\r\nTransfer-Encoding: ,\tchunked ,\r\n\r\n").framing).toEqual({ kind: "chunked" });
+  });
+
   it("refuses what cannot be framed or read one way only (request smuggling), naming the problem", () => {
     const cases: [string, number, RegExp][] = [
       ["POST / HTTP/1.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n", 400, /both Transfer-Encoding and Content-Length/],
@@ -71,9 +116,35 @@ describe("HTTP/1.1 request heads", () => {
 
   it("frames bodies by Content-Length (same value repeated is one length) or chunked coding", () => {
     expect(head("POST / HTTP/1.1\r\ncontent-length: 5, 5\r\n\r\n").framing).toEqual({ kind: "length", length: 5 });
+    expect(head("POST / HTTP/1.1\r\ncontent-length: 0, 0\r\n\r\n").framing).toEqual({ kind: "none" });
     expect(head("POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n").framing).toEqual({ kind: "none" });
     expect(head("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n").framing).toEqual({ kind: "chunked" });
     expect(head("GET / HTTP/1.0\r\n\r\n").minor).toBe(0);
+  });
+
+  it("forwards a repeated Content-Length as the one length it was framed by (RFC 9110 §8.6)", () => {
+    for (const [fields, value] of [
+      ["content-length: 5, 5\r\n", "5"],
+      ["content-length: 5\r\nContent-Length: 5\r\n", "5"],
+      ["content-length: 5 ,\t5,5\r\n", "5"],
+      ["content-length: 007\r\n", "7"],
+      ["content-length: 0, 0\r\n", "0"],
+    ]) {
+      expect(head(`POST / HTTP/1.1\r\n${fields}\r\n`).headers["content-length"], fields).toBe(value);
+    }
+  });
+
+  it("reads every field name as sent, `__proto__` and Object.prototype's names included", () => {
+    const h = head("GET / HTTP/1.1\r\n__proto__: x\r\nconstructor: y\r\ntoString: z\r\nhasOwnProperty: w\r\n\r\n");
+    expect(Object.getPrototypeOf(h.headers)).toBeNull();
+    expect(Object.entries(h.headers)).toEqual([
+      ["__proto__", "x"],
+      ["constructor", "y"],
+      ["tostring", "z"],
+      ["hasownproperty", "w"],
+    ]);
+    expect(head("GET / HTTP/1.1\r\n\r\n").headers.constructor).toBeUndefined();
+    expect(head("GET / HTTP/1.1\r\n\r\n").headers.toString).toBeUndefined();
   });
 });
 
@@ -100,6 +171,42 @@ describe("HTTP/1.1 response heads", () => {
   it("refuses a malformed status line", () => {
     const r = parseResponseHead(Buffer.from("HTTP/1.1 2000 OK\r\n\r\n"));
     expect(r !== "incomplete" && isHeadError(r) && r.error).toMatch(/malformed status line/);
+  });
+
+  it("refuses status codes outside 100-599", () => {
+    for (const line of ["HTTP/1.1 000 X", "HTTP/1.1 099 X", "HTTP/1.1 600 X", "HTTP/1.1 999", "HTTP/1.0 042 Y"]) {
+      const r = parseResponseHead(Buffer.from(`${line}\r\ncontent-length: 0\r\n\r\n`));
+      expect(r !== "incomplete" && isHeadError(r) && r, line).toEqual({
+        error: expect.stringMatching(/invalid status code \d{3}/),
+        status: 502,
+      });
+    }
+    expect(res("HTTP/1.1 100 Continue\r\n\r\n").status).toBe(100);
+    expect(res("HTTP/1.1 599 X\r\n\r\n").status).toBe(599);
+  });
+
+  it("checks a response's framing fields by RFC 9110 rules too", () => {
+    // No trimming of VT/FF/NBSP, a coding that is not a token, a repeated length made one.
+    expect(() => res("HTTP/1.1 200 OK\r\ntransfer-encoding: \x0bchunked\r\n\r\n")).toThrow(/invalid character/);
+    expect(responseFraming("GET", res("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\xa0\r\n\r\n"))).toMatch(/invalid Transfer-Encoding/);
+    expect(responseFraming("GET", res("HTTP/1.1 200 OK\r\ncontent-length: 5\xa0\r\n\r\n"))).toMatch(/invalid Content-Length/);
+    expect(() => res("HTTP/1.1 200 OK\r\nx: \x01\r\n\r\n")).toThrow(/invalid character in header x/);
+    const framed = (method: string, raw: string): [unknown, ResponseHead] => {
+      const h = res(raw);
+      return [responseFraming(method, h), h];
+    };
+    const [f, h] = framed("GET", "HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\ncontent-length: 3\r\n\r\n");
+    expect(f).toEqual({ kind: "length", length: 3 });
+    expect(h.headers["content-length"]).toBe("3");
+    const [fh, hh] = framed("HEAD", "HTTP/1.1 200 OK\r\ncontent-length: 10, 10\r\n\r\n");
+    expect(fh).toEqual({ kind: "none" });
+    expect(hh.headers["content-length"]).toBe("10");
+    expect(framed("GET", "HTTP/1.1 304 Not Modified\r\ncontent-length: 5, 6\r\n\r\n")[0]).toMatch(/invalid Content-Length/);
+    const proto = res("HTTP/1.1 200 OK\r\nconstructor: y\r\n__proto__: x\r\n\r\n");
+    expect(Object.entries(proto.headers)).toEqual([
+      ["constructor", "y"],
+      ["__proto__", "x"],
+    ]);
   });
 
   it("says when a connection must close after a message", () => {
@@ -164,11 +271,28 @@ describe("body decoding", () => {
       ["5\nhello\r\n", /bare LF/],
       [`${"1".repeat(20)}\r\n`, /invalid chunk size/],
       [`5;${"x".repeat(5000)}`, /too long/],
+      [" 5\r\nhello\r\n", /invalid chunk size/],
+      ["5\x0b\r\nhello\r\n", /invalid chunk size/],
+      ["5\xa0\r\nhello\r\n", /invalid chunk size/],
+      ["+5\r\nhello\r\n", /invalid chunk size/],
+      ["5;a=b\rc\r\nhello\r\n", /invalid character in chunk extension/],
+      ["5;a=\x01\r\nhello\r\n", /invalid character in chunk extension/],
+      ["5\r\nhello\r\n0\r\nx: \x0b1\r\n\r\n", /trailers: invalid character in header x/],
     ] as const) {
       const { d } = decodeAll({ kind: "chunked" }, [Buffer.from(wire, "latin1")]);
       expect(d.error, wire).toMatch(why);
       expect(d.done).toBe(false);
     }
+  });
+
+  it("reads a chunk size followed by BWS and extensions, and gives trailers a map without a prototype", () => {
+    const { data, d } = decodeAll({ kind: "chunked" }, [
+      Buffer.from('5 \t;a=b ; c="d\te"\r\nhello\r\n1\t\r\n!\r\n0\r\nconstructor: 1\r\n\r\n', "latin1"),
+    ]);
+    expect(d.error).toBeUndefined();
+    expect(data).toBe("hello!");
+    expect(d.trailers?.constructor).toBe("1");
+    expect(Object.getPrototypeOf(d.trailers)).toBeNull();
   });
 
   it("ends a close-delimited body only when the connection closes", () => {
@@ -182,5 +306,15 @@ describe("body decoding", () => {
     expect(d.done).toBe(true);
     expect(n).toBe(3);
     expect(new BodyDecoder({ kind: "length", length: 1 }).closed()).toBe(false);
+  });
+});
+
+describe("writing fields", () => {
+  it("refuses what the parser would refuse, and code points latin1 would cut to a control byte", () => {
+    for (const v of ["a\r\nb: 1", "a\0", "a\x01", "a\x0b", "a\x7f", "\u010d\u010ax-smuggled: 1", "\u0100"]) {
+      expect(() => assertWritable({ x: v }), JSON.stringify(v)).toThrow(/invalid character in header x/);
+      expect(() => assertWritable({ x: ["ok", v] }), JSON.stringify(v)).toThrow(/invalid character in header x/);
+    }
+    expect(() => assertWritable({ x: "a\tb c\xe9", y: 5, z: undefined })).not.toThrow();
   });
 });

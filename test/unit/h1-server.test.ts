@@ -161,6 +161,52 @@ describe("weft's HTTP/1.1 server", () => {
     expect(s.seen).toHaveLength(0);
   });
 
+  it("routes on one spelling of the Host (lower case, no trailing dot) and answers 400 to a missing or unusable one", async () => {
+    const s = await serve();
+    servers.push(s.server);
+    await exchange(
+      s.port,
+      "GET /a HTTP/1.1\r\nhost: ADMIN.shop.svc.cluster.local.\r\n\r\nGET /b HTTP/1.1\r\nhost: Web:8080\r\n\r\nGET /c HTTP/1.1\r\nhost: [::1]:80\r\n\r\n",
+      (g) => g.split("HTTP/1.1 200").length === 4,
+    );
+    expect(s.seen.map((x) => x.authority)).toEqual(["admin.shop.svc.cluster.local", "web:8080", "[::1]:80"]);
+    for (const [head, why] of [
+      ["", /missing Host header/],
+      ["host: \r\n", /missing Host header/],
+      ["host: u@admin.shop\r\n", /is not a host\[:port\]/],
+      ["host: admin shop\r\n", /is not a host\[:port\]/],
+      ["host: admin/x\r\n", /is not a host\[:port\]/],
+      ["host: a:99999\r\n", /above 65535/],
+      ["host: a:8x\r\n", /is not a host\[:port\]/],
+      ["host: .\r\n", /is not a host\[:port\]/],
+    ] as const) {
+      const r = await exchange(s.port, `GET /x HTTP/1.1\r\n${head}\r\n`);
+      expect(r.got, head).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+      expect(r.got, head).toMatch(why);
+    }
+    expect(s.seen).toHaveLength(3);
+  });
+
+  it("passes response trailers on without the fields RFC 9110 keeps out of trailers", async () => {
+    const s = await serve((down) => {
+      const w = down.start(200, { "content-type": "text/plain" });
+      w.write(Buffer.from("abc"));
+      w.end({
+        "grpc-status": "0",
+        "x-checksum": "1",
+        "content-length": "99",
+        "transfer-encoding": "chunked",
+        "set-cookie": ["s=1"],
+        location: "http://evil/",
+      });
+    });
+    servers.push(s.server);
+    const r = await exchange(s.port, "GET / HTTP/1.1\r\nhost: a\r\n\r\n", (g) =>
+      g.endsWith("\r\n0\r\ngrpc-status: 0\r\nx-checksum: 1\r\n\r\n"),
+    );
+    expect(r.got).toMatch(/\r\n3\r\nabc\r\n0\r\ngrpc-status: 0\r\nx-checksum: 1\r\n\r\n$/);
+  });
+
   it("hands Upgrade, CONNECT, HTTP/1.0 and Expect requests to node:http with every byte already read", async () => {
     const s = await serve();
     servers.push(s.server);
@@ -192,13 +238,13 @@ describe("weft's HTTP/1.1 server", () => {
       down.reply(200, "ok");
     });
     servers.push(s.server);
-    const asked = await exchange(s.port, "GET / HTTP/1.1\r\nconnection: close\r\n\r\n");
+    const asked = await exchange(s.port, "GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n");
     expect(asked.got).toMatch(/connection: close\r\n/);
     expect(asked.closed).toBe(true);
-    const kept = await exchange(s.port, "GET / HTTP/1.1\r\n\r\n", (g) => g.endsWith("ok"));
+    const kept = await exchange(s.port, "GET / HTTP/1.1\r\nhost: a\r\n\r\n", (g) => g.endsWith("ok"));
     expect(kept.got).not.toMatch(/connection: close/);
     s.h1.drain();
-    const drained = await exchange(s.port, "GET / HTTP/1.1\r\n\r\n");
+    const drained = await exchange(s.port, "GET / HTTP/1.1\r\nhost: a\r\n\r\n");
     expect(drained.got).toMatch(/connection: close\r\n/);
     expect(drained.closed).toBe(true);
   });
@@ -219,7 +265,10 @@ describe("weft's HTTP/1.1 server", () => {
     servers.push(server);
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
-    const r = await exchange((server.address() as { port: number }).port, "POST / HTTP/1.1\r\ncontent-length: 100000\r\n\r\nabc");
+    const r = await exchange(
+      (server.address() as { port: number }).port,
+      "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 100000\r\n\r\nabc",
+    );
     expect(r.got).toMatch(/^HTTP\/1\.1 413 Content Too Large\r\n[\s\S]*connection: close/);
     expect(r.closed).toBe(true);
   });
@@ -232,11 +281,13 @@ describe("weft's HTTP/1.1 server", () => {
       w.end({ "grpc-status": "0" });
     });
     servers.push(s.server);
-    const r = await exchange(s.port, "GET / HTTP/1.1\r\n\r\n", (g) => g.endsWith("\r\n\r\n") && g.includes("grpc-status"));
+    const r = await exchange(s.port, "GET / HTTP/1.1\r\nhost: a\r\n\r\n", (g) => g.endsWith("\r\n\r\n") && g.includes("grpc-status"));
     expect(r.got).toBe(
       "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\ngrpc-status: 0\r\n\r\n",
     );
-    const h = await exchange(s.port, "HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n", (g) => g.endsWith("0\r\ngrpc-status: 0\r\n\r\n"));
+    const h = await exchange(s.port, "HEAD / HTTP/1.1\r\nhost: a\r\n\r\nGET / HTTP/1.1\r\nhost: a\r\n\r\n", (g) =>
+      g.endsWith("0\r\ngrpc-status: 0\r\n\r\n"),
+    );
     // The HEAD answer is its head alone; the next response follows it directly.
     expect(h.got).toMatch(/^HTTP\/1\.1 200 OK\r\ncontent-type: text\/plain\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
   });
@@ -255,7 +306,9 @@ describe("weft's HTTP/1.1 server", () => {
       w.end();
     });
     servers.push(s.server);
-    const r = await exchange(s.port, ["GET /big HTTP/1.1\r\n\r\n", "GET /small HTTP/1.1\r\n\r\n"], (g) => g.endsWith("after"));
+    const r = await exchange(s.port, ["GET /big HTTP/1.1\r\nhost: a\r\n\r\n", "GET /small HTTP/1.1\r\nhost: a\r\n\r\n"], (g) =>
+      g.endsWith("after"),
+    );
     const headEnd = r.got.indexOf("\r\n\r\n") + 4;
     const body = r.got.slice(headEnd, headEnd + frame * frames);
     for (let i = 0; i < frames; i++) expect(body.slice(i * frame, (i + 1) * frame)).toBe(String.fromCharCode(97 + (i % 26)).repeat(frame));
@@ -267,7 +320,7 @@ describe("weft's HTTP/1.1 server", () => {
       down.start(200, { "x-injected": "a\r\nset-cookie: evil=1" }).end();
     });
     servers.push(s.server);
-    const r = await exchange(s.port, "GET / HTTP/1.1\r\n\r\n");
+    const r = await exchange(s.port, "GET / HTTP/1.1\r\nhost: a\r\n\r\n");
     expect(r.got).toBe("");
     expect(r.closed).toBe(true);
   });
@@ -281,7 +334,7 @@ describe("weft's HTTP/1.1 server", () => {
     });
     servers.push(s.server);
     const sock = connect(s.port, "127.0.0.1");
-    sock.write("GET /slow HTTP/1.1\r\n\r\n");
+    sock.write("GET /slow HTTP/1.1\r\nhost: a\r\n\r\n");
     await waitFor("request seen", async () => s.seen.some((x) => x.path === "/slow"), 5000);
     sock.destroy();
     await waitFor("handler told the client is gone", async () => gone, 5000);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalTarget, isTargetError, normalizePath } from "../../agent/proxy/l7/request-target.js";
+import { canonicalAuthority, canonicalTarget, isTargetError, normalizePath } from "../../agent/proxy/l7/request-target.js";
 
 /** The table of Istio's normalization page (MERGE_SLASHES), plus what RFC 3986 §5.2.4 says of dot segments. */
 const CASES: [string, string][] = [
@@ -98,6 +98,36 @@ describe("request targets made canonical (Istio's MERGE_SLASHES normalization)",
       const r = canonicalTarget(method, target, absolute);
       expect(isTargetError(r), `${method} ${target}`).toBe(true);
       expect((r as { error: string }).error).toMatch(why);
+    }
+  });
+});
+
+describe("canonicalAuthority", () => {
+  it("gives one spelling: lower case, no trailing dot, no empty port", () => {
+    expect(canonicalAuthority("Admin.Shop.svc.cluster.local.")).toBe("admin.shop.svc.cluster.local");
+    expect(canonicalAuthority("WEB:8080")).toBe("web:8080");
+    expect(canonicalAuthority("web:")).toBe("web");
+    expect(canonicalAuthority("[::1]:443")).toBe("[::1]:443");
+    expect(canonicalAuthority("10.96.0.1")).toBe("10.96.0.1");
+  });
+
+  it("refuses what is not one host[:port], saying why", () => {
+    for (const [raw, why] of [
+      [undefined, /missing Host/],
+      ["", /missing Host/],
+      ["a, b", /more than one Host/],
+      ["user@admin", /not a host/],
+      ["admin shop", /not a host/],
+      ["admin/x", /not a host/],
+      ["a:99999", /above 65535/],
+      ["a:-1", /not a host/],
+      [".", /not a host/],
+      ["a..", /not a host/],
+      ["[::1", /not a host/],
+    ] as const) {
+      const r = canonicalAuthority(raw);
+      expect(typeof r, String(raw)).toBe("object");
+      expect((r as { error: string }).error, String(raw)).toMatch(why);
     }
   });
 });

@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { constants as h2, type ServerHttp2Stream } from "node:http2";
 import type { Readable } from "node:stream";
-import { type CanonicalTarget, canonicalTarget, isTargetError } from "./request-target.js";
+import { type CanonicalTarget, canonicalAuthority, canonicalTarget, isTargetError, type TargetError } from "./request-target.js";
 
 /** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1, and h2's forbidden ones). */
 const HOP_BY_HOP = new Set([
@@ -101,9 +101,44 @@ export function responseHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeade
   return out;
 }
 
-function trailersOnly(t: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(t)) if (v !== undefined && !k.startsWith(":")) out[k] = v;
+/**
+ * Fields a sender must not put in trailers (RFC 9110 §6.5.1: framing, routing, authentication,
+ * response control): a client could act on them as if they came in the head.
+ */
+const NOT_IN_TRAILERS = new Set([
+  "age",
+  "authorization",
+  "cache-control",
+  "connection",
+  "content-encoding",
+  "content-length",
+  "content-range",
+  "content-type",
+  "date",
+  "expires",
+  "host",
+  "keep-alive",
+  "location",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "retry-after",
+  "set-cookie",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "vary",
+  "www-authenticate",
+]);
+
+/** Trailer fields that may be passed on: no pseudo-headers, none RFC 9110 §6.5.1 keeps out of trailers. */
+export function trailersOnly(t: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const k in t) {
+    const v = t[k];
+    if (v !== undefined && k.charCodeAt(0) !== 58 && !NOT_IN_TRAILERS.has(k)) out[k] = v;
+  }
   return out;
 }
 
@@ -113,12 +148,12 @@ export function isGrpc(headers: IncomingHttpHeaders): boolean {
 }
 
 /** An HTTP/1.1 request from Node's server, with its target made canonical (request-target.ts). */
-export function h1Downstream(req: IncomingMessage, res: ServerResponse, target: CanonicalTarget): Downstream {
+export function h1Downstream(req: IncomingMessage, res: ServerResponse, target: CanonicalTarget, authority: string): Downstream {
   return {
     protocol: "http1",
     method: req.method ?? "GET",
     path: target.path,
-    authority: target.authority ?? req.headers.host ?? "",
+    authority,
     headers: endToEnd(req.headers),
     body: req,
     grpc: isGrpc(req.headers),
@@ -165,16 +200,28 @@ export function h1Downstream(req: IncomingMessage, res: ServerResponse, target: 
   };
 }
 
+/** An h2 request's authority made canonical; a Host that names another authority is refused (RFC 9113 §8.3.1). */
+function h2Authority(headers: IncomingHttpHeaders): string | TargetError {
+  const pseudo = headers[":authority"];
+  const host = headers.host;
+  const a = canonicalAuthority(pseudo === undefined ? (host === undefined ? undefined : String(host)) : String(pseudo));
+  if (typeof a !== "string" || pseudo === undefined || host === undefined) return a;
+  const h = canonicalAuthority(String(host));
+  return h === a ? a : { error: "Host differs from :authority" };
+}
+
 /**
  * An HTTP/2 stream from Node's server (h2c prior knowledge; gRPC), or undefined once it was
- * answered 400 because its :path cannot be made canonical (request-target.ts).
+ * answered 400 because its :path or authority cannot be made canonical (request-target.ts).
  */
 export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Downstream | undefined {
   const method = String(headers[":method"] ?? "GET");
   const rawPath = headers[":path"];
   const target = rawPath === undefined ? { path: "/" } : canonicalTarget(method, String(rawPath), false);
-  if (isTargetError(target)) {
-    const body = `bad request: ${target.error}\n`;
+  const authority = h2Authority(headers);
+  const refusal = isTargetError(target) ? target : typeof authority === "string" ? undefined : authority;
+  if (refusal) {
+    const body = `bad request: ${refusal.error}\n`;
     stream.respond({ ":status": 400, "content-type": "text/plain", "content-length": Buffer.byteLength(body) });
     stream.end(body);
     return undefined;
@@ -183,8 +230,8 @@ export function h2Downstream(stream: ServerHttp2Stream, headers: IncomingHttpHea
   return {
     protocol: "http2",
     method,
-    path: target.path,
-    authority: String(headers[":authority"] ?? headers.host ?? ""),
+    path: (target as CanonicalTarget).path,
+    authority: authority as string,
     headers: endToEnd(headers),
     body: stream,
     grpc: isGrpc(headers),

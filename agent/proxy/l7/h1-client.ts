@@ -14,6 +14,7 @@ import { type Duplex, Readable } from "node:stream";
 import type { BodySink } from "./body.js";
 import type { ClientSettings, Exchange, ExchangeFailure, UpstreamHead, UpstreamResponse } from "./exchange.js";
 import {
+  assertRequestLine,
   assertWritable,
   BodyDecoder,
   chunkFrame,
@@ -212,7 +213,14 @@ class Active {
           return;
         }
         conn.buf = r.used < conn.buf.length ? conn.buf.subarray(r.used) : undefined;
-        // 1xx answers are interim (100 Continue, 103 Early Hints); the real head follows.
+        if (r.head.status === 101) {
+          // This client never asks to upgrade (upgrade.ts carries Upgrade requests; Upgrade and
+          // Connection are hop-by-hop, dropped from what is sent here): a switch
+          // unasked means what follows is not an HTTP response to this request.
+          this.protocolError(conn, "upstream switched protocols (101) though no upgrade was asked");
+          return;
+        }
+        // Other 1xx answers are interim (100 Continue, 103 Early Hints); the real head follows.
         if (r.head.status < 200) continue;
         const framing = responseFraming(this.request.method, r.head);
         if (typeof framing === "string") {
@@ -365,6 +373,7 @@ export class H1Pool {
       settleConn();
     });
     try {
+      assertRequestLine(head.method, head.path);
       assertWritable(head.headers);
       assertWritable({ host: head.authority });
     } catch (e) {

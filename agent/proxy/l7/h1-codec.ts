@@ -14,9 +14,20 @@ export const MAX_HEADERS = 200;
 const MAX_CHUNK_LINE = 4096;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL.
-const BAD_VALUE = /[\0\r\n]/;
+// Field values (RFC 9110 §5.5): visible ASCII, obs-text, SP and HTAB. Any other control character
+// is refused, read or written (as Node's llhttp and its header check do): some parsers end a line
+// at a bare CR or treat VT/FF as whitespace, so such a value has more than one reading. Written
+// strings can hold code points above 0xff, which latin1 encoding would cut to their low byte
+// ("\u010a" → LF), so those are refused too; a parsed value never has any.
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+// chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1): hex digits first, nothing before them,
+// then BWS (SP/HTAB only) before an extension's ";" or the line's end. Only the size is read;
+// extensions are dropped when re-framing, so they are only checked for control characters (a
+// bare CR there would end the line for some parsers).
+const CHUNK_SIZE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;|$)/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
+const CONTENT_LENGTH = /^\d{1,15}$/;
 
 /** A parsed head's fields, names in lower case; repeats joined as Node joins them. */
 export type HeaderMap = Record<string, string | string[]>;
@@ -55,6 +66,29 @@ export function isHeadError<H>(r: HeadResult<H>): r is HeadError {
   return typeof r === "object" && "error" in r;
 }
 
+/**
+ * An empty field map. Without a prototype, a field named `__proto__` is an own property rather
+ * than a (dropped) prototype change, and `constructor` or `toString` start out undefined rather
+ * than being Object.prototype's functions, so every name sent is read as sent.
+ */
+function headerMap(): HeaderMap {
+  return Object.create(null) as HeaderMap;
+}
+
+/** True for SP and HTAB, the only whitespace of HTTP/1.1 (OWS, RFC 9110 §5.6.3). */
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** s without leading and trailing SP/HTAB; `.trim()` would also strip VT, FF, NBSP and more. */
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isOws(s.charCodeAt(a))) a++;
+  while (b > a && isOws(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
 function addHeader(h: HeaderMap, name: string, value: string): void {
   const cur = h[name];
   if (cur === undefined) {
@@ -81,7 +115,11 @@ function fields(text: string, from: number, headers: HeaderMap): string | undefi
     if (colon <= 0) return `header line without a name: ${JSON.stringify(line.slice(0, 40))}`;
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) return `invalid header name ${JSON.stringify(name.slice(0, 40))}`;
-    const value = line.slice(colon + 1).trim();
+    let a = colon + 1;
+    let b = line.length;
+    while (a < b && isOws(line.charCodeAt(a))) a++;
+    while (b > a && isOws(line.charCodeAt(b - 1))) b--;
+    const value = line.slice(a, b);
     if (BAD_VALUE.test(value)) return `invalid character in header ${name}`;
     addHeader(headers, name.toLowerCase(), value);
   }
@@ -90,14 +128,20 @@ function fields(text: string, from: number, headers: HeaderMap): string | undefi
 
 function findHead(buf: Buffer, max: number): { start: number; end: number } | HeadError | "incomplete" {
   let start = 0;
-  // RFC 9112 §2.2: a server should ignore empty lines received before a request line.
+  // RFC 9112 §2.2: a server should ignore empty lines received before a request line. They count
+  // against the head's size like any other byte of it: the whole buffer a caller holds while it
+  // waits for a head stays under the limit, so an endless stream of CRLFs is refused (431) as
+  // soon as it passes it rather than held (and rescanned) until the head timeout. A fixed count
+  // of empty lines would refuse clients that end a body with an extra CRLF for no gain.
   while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
   const end = buf.indexOf("\r\n\r\n", start, "latin1");
-  if (end < 0) {
-    if (buf.length - start > max) return { error: `message head larger than ${max} bytes`, status: 431 };
-    return "incomplete";
+  // Incomplete, the head ends at buf.length - 3 at the earliest (a split "\r\n\r\n"): the limit
+  // then refuses the same heads however the bytes were split.
+  if (end < 0 ? buf.length - 3 > max : end > max) {
+    const lead = start > 0 ? ` (with ${start / 2} empty lines before it)` : "";
+    return { error: `message head larger than ${max} bytes${lead}`, status: 431 };
   }
-  if (end - start > max) return { error: `message head larger than ${max} bytes`, status: 431 };
+  if (end < 0) return "incomplete";
   // A lone LF anywhere in the head makes line boundaries ambiguous.
   const lf = buf.indexOf(10, start);
   if (lf >= 0 && lf < end) {
@@ -106,16 +150,42 @@ function findHead(buf: Buffer, max: number): { start: number; end: number } | He
   return { start, end };
 }
 
+/**
+ * The length a Content-Length field gives, or why it gives none. A list of one value repeated
+ * ("5, 5", or two fields of 5) is that value, and the field is replaced by it (RFC 9110 §8.6):
+ * the message is forwarded as framed, never with the list a next hop might read otherwise.
+ */
+function contentLength(h: HeaderMap): number | string | undefined {
+  const cl = h["content-length"];
+  if (cl === undefined) return undefined;
+  const raw = String(cl);
+  let first: string | undefined;
+  for (const v of raw.split(",")) {
+    const n = trimOws(v);
+    if (first === undefined) {
+      if (!CONTENT_LENGTH.test(n)) return `invalid Content-Length ${JSON.stringify(raw)}`;
+      first = n;
+    } else if (n !== first) return `invalid Content-Length ${JSON.stringify(raw)}`;
+  }
+  const length = Number(first);
+  h["content-length"] = String(length);
+  return length;
+}
+
 /** Reads Content-Length and Transfer-Encoding into a framing, or says why they are unusable. */
 function bodyFraming(h: HeaderMap, isRequest: boolean): Framing | string {
   const te = h["transfer-encoding"];
-  const cl = h["content-length"];
   if (te !== undefined) {
-    if (cl !== undefined) return "both Transfer-Encoding and Content-Length";
-    const codings = String(te)
-      .split(",")
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean);
+    if (h["content-length"] !== undefined) return "both Transfer-Encoding and Content-Length";
+    const codings: string[] = [];
+    for (const part of String(te).split(",")) {
+      const c = trimOws(part).toLowerCase();
+      if (c === "") continue;
+      // A coding that is not a token (parameters aside) has no reading.
+      const semi = c.indexOf(";");
+      if (!TOKEN.test(semi < 0 ? c : trimOws(c.slice(0, semi)))) return `invalid Transfer-Encoding ${JSON.stringify(String(te))}`;
+      codings.push(c);
+    }
     if (codings.length !== 1 || codings[0] !== "chunked") {
       // A response may end a non-chunked coding by closing; a request cannot.
       if (!isRequest && codings[codings.length - 1] !== "chunked") return { kind: "close" };
@@ -123,15 +193,9 @@ function bodyFraming(h: HeaderMap, isRequest: boolean): Framing | string {
     }
     return { kind: "chunked" };
   }
-  if (cl !== undefined) {
-    const values = String(cl)
-      .split(",")
-      .map((s) => s.trim());
-    const first = values[0] as string;
-    if (!/^\d{1,15}$/.test(first) || values.some((v) => v !== first)) return `invalid Content-Length ${JSON.stringify(String(cl))}`;
-    const length = Number(first);
-    return length === 0 ? { kind: "none" } : { kind: "length", length };
-  }
+  const length = contentLength(h);
+  if (typeof length === "string") return length;
+  if (length !== undefined) return length === 0 ? { kind: "none" } : { kind: "length", length };
   return isRequest ? { kind: "none" } : { kind: "close" };
 }
 
@@ -160,7 +224,7 @@ export function parseRequestHead(buf: Buffer, max = MAX_HEAD_BYTES): HeadResult<
   if (!TARGET.test(target)) return { error: "invalid request target", status: 400 };
   if (version !== "HTTP/1.1" && version !== "HTTP/1.0")
     return { error: `unsupported version ${JSON.stringify(version.slice(0, 20))}`, status: 505 };
-  const headers: HeaderMap = {};
+  const headers = headerMap();
   const bad = eol < 0 ? undefined : fields(text, eol + 2, headers);
   if (bad) return { error: bad, status: 400 };
   const framing = bodyFraming(headers, true);
@@ -173,17 +237,26 @@ export function parseResponseHead(buf: Buffer, max = MAX_HEAD_BYTES): HeadResult
   const h = headText(buf, max);
   if (h === "incomplete" || "error" in h) return h;
   const { text, eol, line, used } = h;
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(line);
+  const m = STATUS_LINE.exec(line);
   if (!m) return { error: `malformed status line ${JSON.stringify(line.slice(0, 80))}`, status: 502 };
-  const headers: HeaderMap = {};
+  // RFC 9110 §15: three digits, 1xx to 5xx. Any other would be read by its own rules (a 0xx is
+  // "below 200", an interim answer) that no sender meant.
+  const status = Number(m[2]);
+  if (status < 100 || status > 599) return { error: `invalid status code ${m[2]}`, status: 502 };
+  const headers = headerMap();
   const bad = eol < 0 ? undefined : fields(text, eol + 2, headers);
   if (bad) return { error: bad, status: 502 };
-  return { head: { status: Number(m[2]), minor: Number(m[1]), headers }, used };
+  return { head: { status, minor: Number(m[1]), headers }, used };
 }
 
 /** How a response to `method` with this head is delimited (RFC 9112 §6.3), or why it cannot be. */
 export function responseFraming(method: string, head: ResponseHead): Framing | string {
-  if (method === "HEAD" || head.status === 204 || head.status === 304 || head.status < 200) return { kind: "none" };
+  if (method === "HEAD" || head.status === 204 || head.status === 304 || head.status < 200) {
+    // No body follows whatever the fields say, but a Content-Length is still forwarded: it is
+    // checked and made one value as for any other message.
+    const length = contentLength(head.headers);
+    return typeof length === "string" ? length : { kind: "none" };
+  }
   return bodyFraming(head.headers, false);
 }
 
@@ -277,7 +350,7 @@ export class BodyDecoder {
         return;
       }
       if (this.trailerText !== "") {
-        const t: HeaderMap = {};
+        const t = headerMap();
         const bad = fields(this.trailerText.slice(0, -2), 0, t);
         if (bad) {
           this.error = `trailers: ${bad}`;
@@ -288,13 +361,16 @@ export class BodyDecoder {
       this.state = "done";
       return;
     }
-    const semi = line.indexOf(";");
-    const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
-    if (!/^[0-9a-fA-F]{1,13}$/.test(hex)) {
-      this.error = `invalid chunk size ${JSON.stringify(hex.slice(0, 20))}`;
+    const m = CHUNK_SIZE.exec(line);
+    if (!m) {
+      this.error = `invalid chunk size line ${JSON.stringify(line.slice(0, 20))}`;
       return;
     }
-    const size = Number.parseInt(hex, 16);
+    if (m[0].length < line.length && BAD_VALUE.test(line.slice(m[0].length))) {
+      this.error = "invalid character in chunk extension";
+      return;
+    }
+    const size = Number.parseInt(m[1] as string, 16);
     if (size === 0) this.state = "trailers";
     else {
       this.left = size;
@@ -344,7 +420,10 @@ export function headerLines(headers: Record<string, string | number | string[] |
   return s;
 }
 
-/** Throws when a field about to be written would break the message (CR/LF injection). */
+/**
+ * Throws when a field about to be written would break the message (CR/LF injection), or would
+ * be refused by weft's own parser (the same BAD_VALUE) were it read back.
+ */
 export function assertWritable(headers: Record<string, string | number | string[] | undefined>): void {
   for (const name in headers) {
     if (!TOKEN.test(name)) throw new Error(`invalid header name ${JSON.stringify(name)}`);
@@ -352,6 +431,12 @@ export function assertWritable(headers: Record<string, string | number | string[
     if (v === undefined) continue;
     for (const x of Array.isArray(v) ? v : [v]) if (BAD_VALUE.test(String(x))) throw new Error(`invalid character in header ${name}`);
   }
+}
+
+/** Throws when a method or target about to be written would break the request line. */
+export function assertRequestLine(method: string, target: string): void {
+  if (!TOKEN.test(method)) throw new Error(`invalid method ${JSON.stringify(method.slice(0, 40))}`);
+  if (!TARGET.test(target)) throw new Error(`invalid request target ${JSON.stringify(target.slice(0, 80))}`);
 }
 
 /** One chunk of chunked coding around data. */

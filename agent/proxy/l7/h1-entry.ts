@@ -2,10 +2,24 @@
  * The HTTP/1.1 side of a proxy listener: node:http parses connections the proxy accepted itself
  * (captured sockets, HBONE streams), each served under the scope it was accepted with.
  */
-import { createServer, type Server, type ServerOptions } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerOptions } from "node:http";
 import type { Duplex } from "node:stream";
 import { type Downstream, h1Downstream } from "./downstream.js";
-import { canonicalTarget, isTargetError } from "./request-target.js";
+import { type CanonicalTarget, canonicalAuthority, canonicalTarget, isTargetError, type TargetError } from "./request-target.js";
+
+/**
+ * The authority of a request node:http parsed: the absolute-form target's, else the one Host.
+ * node:http keeps the first of two Host fields and drops the rest, so repeats are counted in
+ * the raw fields (RFC 9112 §3.2: 400).
+ */
+export function requestAuthority(req: IncomingMessage, target: CanonicalTarget): string | TargetError {
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === "host") hosts++;
+  if (hosts > 1) return { error: "more than one Host header" };
+  if (target.authority !== undefined) return target.authority;
+  // HTTP/1.0 may leave Host out; refused then, as Envoy does unless told a default host.
+  return canonicalAuthority(req.headers.host);
+}
 
 /** An HTTP/1.1 server fed accepted connections, with a drain switch. */
 export class H1Entry<S> {
@@ -27,12 +41,13 @@ export class H1Entry<S> {
         return;
       }
       const target = canonicalTarget(req.method ?? "GET", req.url ?? "/", true);
-      if (isTargetError(target)) {
-        const body = `bad request: ${target.error}\n`;
+      const authority = isTargetError(target) ? target : requestAuthority(req, target);
+      if (typeof authority !== "string") {
+        const body = `bad request: ${authority.error}\n`;
         res.writeHead(400, { "content-type": "text/plain", "content-length": Buffer.byteLength(body), connection: "close" }).end(body);
         return;
       }
-      void handle(scope, h1Downstream(req, res, target)).catch((e: Error) => crashed(e, () => res.destroy()));
+      void handle(scope, h1Downstream(req, res, target as CanonicalTarget, authority)).catch((e: Error) => crashed(e, () => res.destroy()));
     });
   }
 

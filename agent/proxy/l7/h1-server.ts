@@ -19,7 +19,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import { type Duplex, Readable } from "node:stream";
 import { COALESCE_FROM, Coalescer } from "../copy.js";
-import { type Downstream, endToEnd, grpcStatusForHttp, isGrpc, type ResponseWriter, responseHeaders } from "./downstream.js";
+import { type Downstream, endToEnd, grpcStatusForHttp, isGrpc, type ResponseWriter, responseHeaders, trailersOnly } from "./downstream.js";
 import {
   assertWritable,
   BodyDecoder,
@@ -33,7 +33,8 @@ import {
   wantsClose,
 } from "./h1-codec.js";
 import { withSniffedBytes } from "./protocol.js";
-import { type CanonicalTarget, canonicalTarget, isTargetError } from "./request-target.js";
+import { type CanonicalTarget, canonicalAuthority, canonicalTarget, isTargetError } from "./request-target.js";
+import { upgradeProtocols } from "./upgrade.js";
 
 /** Bytes of pipelined requests held while one is being answered before reading pauses. */
 const PIPELINE_HOLD = 64 * 1024;
@@ -58,7 +59,10 @@ export interface H1ServerOptions {
 
 function needsNodeHttp(h: RequestHead): boolean {
   if (h.method === "CONNECT" || h.minor === 0 || h.headers.expect !== undefined) return true;
-  return h.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(String(h.headers.connection ?? ""));
+  if (h.headers.upgrade === undefined || !/(^|,)\s*upgrade\s*(,|$)/i.test(String(h.headers.connection ?? ""))) return false;
+  // An offer of h2c alone is declined by serving the request as HTTP/1.1 (its Upgrade and
+  // HTTP2-Settings are hop-by-hop and dropped), as Envoy does; the client carries on in HTTP/1.1.
+  return upgradeProtocols(h.headers.upgrade).some((p) => p !== "h2c");
 }
 
 /** One accepted connection. */
@@ -144,14 +148,15 @@ class Conn<S> {
       this.fail(400, target.error);
       return;
     }
-    // Repeats are joined with commas, which no host name has: a second Host would make the
-    // authority that routes and rules see differ from the one an app picks (RFC 9112 §3.2: 400).
-    if (String(r.head.headers.host ?? "").includes(",")) {
-      this.fail(400, "more than one Host header");
+    // Repeats are joined with commas, which canonicalAuthority refuses: a second Host would make
+    // the authority that routes and rules see differ from the one an app picks (RFC 9112 §3.2).
+    const authority = target.authority ?? canonicalAuthority(r.head.headers.host === undefined ? undefined : String(r.head.headers.host));
+    if (typeof authority !== "string") {
+      this.fail(400, authority.error);
       return;
     }
     this.keep(buf.subarray(r.used));
-    const ex = new Exchange(this, r.head, target);
+    const ex = new Exchange(this, r.head, target, authority);
     this.active = ex;
     ex.feed(this);
     this.server.run(this, ex);
@@ -205,10 +210,11 @@ class Exchange<S> implements Downstream {
     private readonly conn: Conn<S>,
     head: RequestHead,
     target: CanonicalTarget,
+    authority: string,
   ) {
     this.method = head.method;
     this.path = target.path;
-    this.authority = target.authority ?? String(head.headers.host ?? "");
+    this.authority = authority;
     this.headers = endToEnd(head.headers as IncomingHttpHeaders);
     this.grpc = isGrpc(head.headers as IncomingHttpHeaders);
     this.closeAfter = wantsClose(head.headers, head.minor);
@@ -320,12 +326,8 @@ class Exchange<S> implements Downstream {
       onDrain: (fn) => sock.once("drain", fn),
       end: (trailers?: IncomingHttpHeaders) => {
         if (chunked) {
-          if (trailers && Object.keys(trailers).length > 0) {
-            const t: Record<string, string | string[]> = {};
-            for (const k in trailers) {
-              const v = trailers[k];
-              if (v !== undefined && k.charCodeAt(0) !== 58) t[k] = v;
-            }
+          const t = trailers ? trailersOnly(trailers) : undefined;
+          if (t && Object.keys(t).length > 0) {
             try {
               assertWritable(t);
               send([Buffer.from(`0\r\n${headerLines(t)}\r\n`, "latin1")]);

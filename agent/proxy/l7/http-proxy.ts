@@ -16,14 +16,14 @@ import type { Workload } from "../../../controller/api/model.js";
 import type { ServiceMatch } from "../../state/view.js";
 import { type ResponseFlag, trafficLabels } from "../../telemetry/labels.js";
 import type { ConnectionInfo } from "../connection-manager.js";
-import { spliceWith } from "../copy.js";
 import { workloadRef } from "../names.js";
 import type { SocketAddr } from "../request.js";
 import { ReplayableBody } from "./body.js";
 import { Cancel } from "./cancel.js";
 import { type Downstream, discardBody, endToEnd, h2Downstream, type ResponseWriter } from "./downstream.js";
 import { type ForwardResult, forward, type L7Deps } from "./forward.js";
-import { H1Entry } from "./h1-entry.js";
+import { reasonPhrase } from "./h1-codec.js";
+import { H1Entry, requestAuthority } from "./h1-entry.js";
 import { H1Server } from "./h1-server.js";
 import { withSniffedBytes } from "./protocol.js";
 import { REQUEST_CHANNEL, type RequestEvent } from "./request-event.js";
@@ -31,6 +31,7 @@ import { canonicalTarget, isTargetError } from "./request-target.js";
 import { applyHeaderOperations } from "./rewrite.js";
 import { type RouteDecision, route } from "./router.js";
 import { openTunnel, targetOf, type UpstreamTarget } from "./tunnel.js";
+import { carryUpgrade, upgradeProtocols, upgradeRefusal, upgradeRequestHead } from "./upgrade.js";
 
 /** Channel carrying RequestEvent per finished request (what `weft tap` shows). */
 export const requestChannel = diagnostics.channel(REQUEST_CHANNEL);
@@ -442,56 +443,78 @@ export class HttpProxy {
     if (requestChannel.hasSubscribers) requestChannel.publish(ev);
   }
 
-  /** An HTTP/1.1 Upgrade (WebSocket): routed like a request, then spliced as bytes. */
+  /**
+   * An HTTP/1.1 Upgrade (WebSocket): routed and sent like a request; the connection becomes a
+   * byte tunnel only on the upstream's 101 (upgrade.ts).
+   */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.pause();
     const scope = this.h1.scopeOf(req.socket);
     const refuse = (status: number, why: string) => {
-      socket.end(`HTTP/1.1 ${status} ${why}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      socket.end(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
     };
     if (!scope) {
-      refuse(500, "Internal Server Error");
+      refuse(500, "no scope for this connection");
       return;
     }
     const { ctx } = this.deps;
     const target = canonicalTarget(req.method ?? "GET", req.url ?? "/", true);
     if (isTargetError(target)) {
-      refuse(400, "Bad Request");
+      refuse(400, `bad request: ${target.error}`);
+      return;
+    }
+    const refusal = upgradeRefusal(req.httpVersionMinor, req.headers);
+    if (refusal) {
+      refuse(400, `bad request: ${refusal}`);
+      return;
+    }
+    const authority = requestAuthority(req, target);
+    if (typeof authority !== "string") {
+      refuse(400, `bad request: ${authority.error}`);
       return;
     }
     const headers = endToEnd(req.headers);
     const decision = route(ctx.view(), {
       method: req.method ?? "GET",
       path: target.path,
-      authority: target.authority ?? req.headers.host ?? "",
+      authority,
       headers,
       service: scope.service,
       source: scope.source,
     });
     if (decision.kind !== "forward") {
-      refuse(decision.kind === "no-route" ? decision.status : 503, "No Route");
+      // A direct response or redirect is an answer to an ordinary request, not to an upgrade.
+      refuse(
+        decision.kind === "no-route" ? decision.status : 503,
+        decision.kind === "no-route" ? `no route: ${decision.reason}` : "no upgrade on this route",
+      );
       return;
     }
     const eps = decision.cluster.endpoints;
     const ep = eps[Math.floor(Math.random() * eps.length)];
     if (!ep) {
-      refuse(503, "Service Unavailable");
+      refuse(503, `no endpoint in ${decision.cluster.key}`);
+      return;
+    }
+    const asked = upgradeProtocols(req.headers.upgrade);
+    let requestHead: Buffer;
+    try {
+      const edited = applyHeaderOperations(headers, decision.requestHeaders);
+      requestHead = upgradeRequestHead(req.method ?? "GET", decision.path, decision.authority, edited, String(req.headers.upgrade));
+    } catch (e) {
+      refuse(400, `bad request: ${(e as Error).message}`);
       return;
     }
     const t = targetOf(ctx.view(), ep, decision.cluster.port.targetPort);
     openTunnel(ctx, scope.source, scope.src.ip, t).then(
       (tunnel) => {
-        const lines = [`${req.method} ${decision.path} HTTP/1.1`, `host: ${decision.authority}`];
-        for (let i = 0; i < req.rawHeaders.length; i += 2) {
-          const name = req.rawHeaders[i] as string;
-          if (name.toLowerCase() !== "host") lines.push(`${name}: ${req.rawHeaders[i + 1]}`);
-        }
-        tunnel.write(`${lines.join("\r\n")}\r\n\r\n`);
-        if (head.length > 0) tunnel.write(head);
-        spliceWith(socket, tunnel, () => undefined);
+        carryUpgrade(socket, tunnel, { method: req.method ?? "GET", head: requestHead, asked }, head, (o) => {
+          if (o.kind === "failed") ctx.log.warn({ reason: o.reason, upstream: `${t.target.ip}:${t.target.port}` }, "upgrade not carried");
+        });
       },
       (e: Error) => {
         ctx.log.warn({ err: e.message, upstream: `${t.target.ip}:${t.target.port}` }, "upgrade tunnel failed");
-        refuse(503, "Service Unavailable");
+        refuse(503, "upstream connection failed");
       },
     );
   }

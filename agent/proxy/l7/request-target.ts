@@ -111,8 +111,10 @@ export function canonicalTarget(method: string, target: string, absoluteForm: bo
     const from = target.indexOf("//") + 2;
     let end = from;
     while (end < target.length && target[end] !== "/" && target[end] !== "?") end++;
-    authority = target.slice(from, end);
-    if (authority === "" || authority.includes("@")) return { error: "absolute-form target without a usable host" };
+    const raw = target.slice(from, end);
+    const canonical = canonicalAuthority(raw);
+    if (typeof canonical !== "string") return { error: `absolute-form target without a usable host: ${canonical.error}` };
+    authority = canonical;
     rest = end < target.length ? target.slice(end) : "/";
     if (rest.startsWith("?")) rest = `/${rest}`;
   }
@@ -128,4 +130,28 @@ export function canonicalTarget(method: string, target: string, absoluteForm: bo
 /** True when canonicalTarget refused the target. */
 export function isTargetError(t: CanonicalTarget | TargetError): t is TargetError {
   return "error" in t;
+}
+
+/** uri-host (an IP literal in brackets, or reg-name characters) and an optional port (RFC 3986 §3.2). */
+const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::(\d{0,5}))?$/;
+
+/**
+ * A request's authority (Host or :authority) in the one spelling routes, policies and the app
+ * all see, or why it is refused: lower-case, without the trailing dot of a fully qualified name
+ * (`admin.svc.` and `ADMIN.svc` name `admin.svc`, which `hosts` rules must not miss), without an
+ * empty port. Missing, repeated (joined with commas), userinfo (`u@host`) and anything that is
+ * not a host are refused (RFC 9112 §3.2).
+ */
+export function canonicalAuthority(raw: string | undefined): string | TargetError {
+  if (raw === undefined || raw === "") return { error: "missing Host header" };
+  if (raw.includes(",")) return { error: "more than one Host header" };
+  const m = AUTHORITY.exec(raw);
+  if (!m) return { error: `Host ${JSON.stringify(raw.slice(0, 80))} is not a host[:port]` };
+  let host = (m[1] as string).toLowerCase();
+  if (host === "." || host.endsWith("..")) return { error: `Host ${JSON.stringify(raw.slice(0, 80))} is not a host[:port]` };
+  if (host.endsWith(".") && !host.startsWith("[")) host = host.slice(0, -1);
+  const port = m[2];
+  if (port === undefined || port === "") return host;
+  if (Number(port) > 65535) return { error: `Host ${JSON.stringify(raw.slice(0, 80))} has port ${port} (above 65535)` };
+  return `${host}:${port}`;
 }

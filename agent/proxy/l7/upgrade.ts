@@ -1,0 +1,211 @@
+/**
+ * HTTP/1.1 Upgrade (WebSocket) at the source proxy, after routing: the request goes upstream as
+ * routed (canonical path, the route's header edits, hop-by-hop fields dropped), and the client's
+ * connection becomes a byte tunnel only once the upstream answers 101 Switching Protocols to a
+ * protocol the client asked for (RFC 9110 §7.8), as Envoy does.
+ *
+ * Invariants:
+ * - Nothing the client sent after the request head reaches the upstream before the 101: until
+ *   then those bytes may be the next HTTP request, which must be routed and authorized itself.
+ * - Any other answer is relayed as the response to that one request, and both connections close.
+ * - `h2c` is never tunnelled: weft speaks h2 to the client itself or not at all.
+ */
+import type { IncomingHttpHeaders } from "node:http";
+import type { Duplex } from "node:stream";
+import { spliceWith } from "../copy.js";
+import {
+  assertRequestLine,
+  assertWritable,
+  BodyDecoder,
+  chunkFrame,
+  headerLines,
+  isHeadError,
+  LAST_CHUNK,
+  parseResponseHead,
+  type ResponseHead,
+  reasonPhrase,
+  responseFraming,
+} from "./h1-codec.js";
+
+/** The protocols an Upgrade header asks for, lower-cased, without versions' case changed. */
+export function upgradeProtocols(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value.join(",") : value)
+    .split(",")
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+/** Why an Upgrade request cannot be carried, or undefined when it can. */
+export function upgradeRefusal(minor: number, headers: IncomingHttpHeaders): string | undefined {
+  if (minor !== 1) return "Upgrade needs HTTP/1.1";
+  const protocols = upgradeProtocols(headers.upgrade);
+  if (protocols.length === 0) return "empty Upgrade header";
+  if (protocols.some((p) => p === "h2c" || p.startsWith("h2c/"))) return "h2c upgrade is not supported (speak h2 with prior knowledge)";
+  // The bytes after the head are held until the 101; a body there could never be sent.
+  const length = headers["content-length"];
+  if ((length !== undefined && length !== "0") || headers["transfer-encoding"] !== undefined) return "an Upgrade request with a body";
+  return undefined;
+}
+
+/** The request head sent upstream: the routed request plus the upgrade it asks for. */
+export function upgradeRequestHead(
+  method: string,
+  path: string,
+  authority: string,
+  headers: Record<string, string | string[] | undefined>,
+  upgrade: string,
+): Buffer {
+  const all = { ...headers, connection: "upgrade", upgrade };
+  assertRequestLine(method, path);
+  assertWritable(all);
+  assertWritable({ host: authority });
+  return Buffer.from(`${method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n${headerLines(all)}\r\n`, "latin1");
+}
+
+/** True when a response switches to one of the protocols asked for. */
+export function switchesTo(head: ResponseHead, asked: readonly string[]): boolean {
+  if (head.status !== 101) return false;
+  const given = upgradeProtocols(head.headers.upgrade);
+  return given.length > 0 && given.every((p) => asked.includes(p));
+}
+
+/** How the exchange ended, for the caller's log. */
+export type UpgradeOutcome =
+  | { kind: "switched" }
+  | { kind: "answered"; status: number }
+  | { kind: "failed"; status: number; reason: string };
+
+/**
+ * Sends the upgrade request on the tunnel and waits for the upstream's answer; on a 101 that
+ * matches, splices client and tunnel (bytes the client already sent go first). `held` is what
+ * the client sent after its request head; the client socket is expected paused.
+ */
+export function carryUpgrade(
+  client: Duplex,
+  tunnel: Duplex,
+  request: { method: string; head: Buffer; asked: readonly string[] },
+  held: Buffer,
+  done: (o: UpgradeOutcome) => void,
+): void {
+  let buf: Buffer | undefined;
+  const fail = (status: number, reason: string) => {
+    cleanup();
+    tunnel.destroy();
+    if (client.writable) client.end(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    else client.destroy();
+    done({ kind: "failed", status, reason });
+  };
+  const onData = (c: Buffer) => {
+    buf = buf ? Buffer.concat([buf, c]) : c;
+    const r = parseResponseHead(buf);
+    if (r === "incomplete") return;
+    if (isHeadError(r)) {
+      fail(502, `upstream sent a bad answer to the upgrade: ${r.error}`);
+      return;
+    }
+    // Interim answers (100, 103) come before the real one.
+    if (r.head.status < 200 && r.head.status !== 101) {
+      buf = r.used < buf.length ? buf.subarray(r.used) : undefined;
+      if (buf) onData(Buffer.alloc(0));
+      return;
+    }
+    cleanup();
+    const rest = buf.subarray(r.used);
+    if (r.head.status === 101) {
+      if (!switchesTo(r.head, request.asked)) {
+        fail(502, `upstream switched to ${JSON.stringify(String(r.head.headers.upgrade ?? ""))}, not to what was asked`);
+        return;
+      }
+      client.write(buf.subarray(0, r.used));
+      if (rest.length > 0) client.write(rest);
+      if (held.length > 0) tunnel.write(held);
+      spliceWith(client, tunnel, () => undefined);
+      done({ kind: "switched" });
+      return;
+    }
+    relayAnswer(client, tunnel, request.method, r.head, rest, () => done({ kind: "answered", status: r.head.status }));
+  };
+  const onEnd = () => fail(502, "upstream closed before answering the upgrade");
+  const onClientGone = () => {
+    cleanup();
+    tunnel.destroy();
+    done({ kind: "failed", status: 499, reason: "client went away before the upgrade was answered" });
+  };
+  const cleanup = () => {
+    tunnel.off("data", onData);
+    tunnel.off("end", onEnd);
+    tunnel.off("close", onEnd);
+    client.off("close", onClientGone);
+  };
+  tunnel.on("data", onData);
+  tunnel.once("end", onEnd);
+  tunnel.once("close", onEnd);
+  tunnel.on("error", () => undefined);
+  client.once("close", onClientGone);
+  tunnel.write(request.head);
+}
+
+/** Relays a non-101 answer to the client as that request's response, then closes both sides. */
+function relayAnswer(client: Duplex, tunnel: Duplex, method: string, head: ResponseHead, first: Buffer, done: () => void): void {
+  const framing = responseFraming(method, head);
+  const finish = () => {
+    tunnel.destroy();
+    client.end();
+    done();
+  };
+  if (typeof framing === "string") {
+    client.end("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    tunnel.destroy();
+    done();
+    return;
+  }
+  const headers: Record<string, string | string[] | undefined> = { ...head.headers };
+  for (const h of ["connection", "keep-alive", "upgrade", "transfer-encoding", "content-length", "proxy-connection", "te", "trailer"])
+    delete headers[h];
+  if (framing.kind === "length") headers["content-length"] = String(framing.length);
+  if (framing.kind === "chunked") headers["transfer-encoding"] = "chunked";
+  headers.connection = "close";
+  try {
+    assertWritable(headers);
+  } catch {
+    client.end("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    tunnel.destroy();
+    done();
+    return;
+  }
+  client.write(`HTTP/1.1 ${head.status} ${reasonPhrase(head.status)}\r\n${headerLines(headers)}\r\n`);
+  const decoder = new BodyDecoder(framing);
+  const emit = (c: Buffer) => {
+    if (framing.kind === "chunked") for (const p of chunkFrame(c)) client.write(p);
+    else client.write(c);
+  };
+  const feed = (c: Buffer) => {
+    decoder.feed(c, 0, emit);
+    if (decoder.error) {
+      client.destroy();
+      tunnel.destroy();
+      done();
+      return;
+    }
+    if (decoder.done) {
+      tunnel.off("data", feed);
+      if (framing.kind === "chunked") client.write(LAST_CHUNK);
+      finish();
+    }
+  };
+  if (decoder.done || (framing.kind === "length" && framing.length === 0)) {
+    finish();
+    return;
+  }
+  tunnel.on("data", feed);
+  tunnel.once("end", () => {
+    if (decoder.done) return;
+    if (decoder.closed()) finish();
+    else {
+      client.destroy();
+      done();
+    }
+  });
+  if (first.length > 0) feed(first);
+}
