@@ -5,6 +5,8 @@
  * destination's HTTP server) they are checked. Dry-run policies are never enforced: their
  * would-be outcome is reported beside the decision. Pure: the caller gathers the facts.
  */
+
+import { isPathTemplate, pathTemplate } from "../../common/path-template.js";
 import type { AuthorizationPolicy, AuthzCondition, AuthzOperation, AuthzRule, AuthzSource } from "../../controller/api/model.js";
 import { parseSpiffeId } from "../../controller/api/model.js";
 import { ipInCidr } from "./ip-match.js";
@@ -23,20 +25,26 @@ export interface ConnectionFacts {
 /** What is known about one HTTP request. */
 export interface RequestFacts {
   method: string;
-  /** The request target as sent (a query string is ignored when matching paths). */
+  /** The request target as sent (a query string is ignored when matching paths); also `:path`. */
   path: string;
   /** :authority / Host. */
   host: string;
-  /** Lower-case names. */
+  /** Lower-case names, without pseudo-headers (`:method`, `:path`, `:authority` are read from the fields above). */
   headers: Record<string, string | string[]>;
   /** The request's authenticated JWT, when RequestAuthentication accepted one. */
   auth?: RequestAuth;
 }
 
-/** A validated JWT's facts, as Istio's request.auth.* attributes name them. */
+/**
+ * A validated JWT's facts, as Istio's request.auth.* attributes name them. The request principal
+ * ("<iss>/<sub>") is kept as its two claims: a pattern is split at its last "/" and each part
+ * matched apart, since an issuer (a URL) and a subject may both hold "/".
+ */
 export interface RequestAuth {
-  /** "<iss>/<sub>". */
-  principal: string;
+  /** The `iss` claim; undefined when absent, empty or not a string. */
+  issuer: string | undefined;
+  /** The `sub` claim; undefined when absent, empty or not a string (then there is no request principal). */
+  subject: string | undefined;
   audiences: string[];
   presenter?: string;
   claims: Record<string, unknown>;
@@ -62,7 +70,8 @@ export type AuthzDecision = ({ allowed: true } | { allowed: false }) & {
  * Whether a rule's HTTP-only parts count as matching when there are no request facts. At L4
  * they cannot be checked: ALLOW rules with them never match (fail closed), DENY rules treat
  * them as matching (fail closed too). "optimistic" is the reverse, used only to learn whether
- * some request could be allowed (then the destination's HTTP server decides per request).
+ * some request could be allowed (then the destination's HTTP server decides per request). With
+ * request facts, the mode also settles a path template that only characters outside pchar decide.
  */
 type L7Mode = "never" | "always";
 
@@ -106,11 +115,31 @@ interface Partition {
 
 const partitions = new WeakMap<readonly AuthorizationPolicy[], Partition>();
 
+/** What a DENY rule naming a path template that cannot be read becomes (as the translator's unreadable rule). */
+const UNREADABLE_DENY: AuthzRule = { from: [], to: [], when: [] };
+
+/** Whether a rule names a `paths`/`notPaths` value with braces that is no valid path template. */
+function hasBadTemplate(r: AuthzRule): boolean {
+  const bad = (ps: readonly string[] | undefined) => ps?.some((v) => isPathTemplate(v) && pathTemplate(v) === null) ?? false;
+  return r.to.some((o) => bad(o.paths) || bad(o.notPaths));
+}
+
+/**
+ * The policy with rules naming an unreadable path template failing closed, as the translator
+ * treats a rule it cannot read: a DENY denies its whole scope, an ALLOW or AUDIT loses the rule
+ * (an ALLOW left with none still counts as an ALLOW policy, so it allows nothing).
+ */
+function withReadableTemplates(p: AuthorizationPolicy): AuthorizationPolicy {
+  if (!p.rules.some(hasBadTemplate)) return p;
+  return { ...p, rules: p.action === "DENY" ? [UNREADABLE_DENY] : p.rules.filter((r) => !hasBadTemplate(r)) };
+}
+
 function partition(policies: readonly AuthorizationPolicy[]): Partition {
   let p = partitions.get(policies);
   if (!p) {
-    const enforced = policies.filter((x) => !x.dryRun);
-    const dry = policies.filter((x) => x.dryRun);
+    const readable = policies.map(withReadableTemplates);
+    const enforced = readable.filter((x) => !x.dryRun);
+    const dry = readable.filter((x) => x.dryRun);
     p = {
       enforced,
       deny: enforced.filter((x) => x.action === "DENY"),
@@ -206,7 +235,11 @@ function decide(
   optimistic: boolean,
 ): AuthzDecision {
   for (const p of deny) {
-    if (anyRule(p, x, optimistic ? "never" : "always")) return { allowed: false, policy: p.key, reason: `denied by DENY policy ${p.key}` };
+    if (anyRule(p, x, optimistic ? "never" : "always")) {
+      const why =
+        p.rules[0] === UNREADABLE_DENY ? " (it names a path template that cannot be read, so it denies everything: fail closed)" : "";
+      return { allowed: false, policy: p.key, reason: `denied by DENY policy ${p.key}${why}` };
+    }
   }
   if (allowAll.length === 0) return { allowed: true, reason: "no ALLOW policy applies" };
   for (const p of allow) {
@@ -326,6 +359,52 @@ function anyMatch(patterns: readonly string[] | undefined, value: string | undef
   return patterns?.some((p) => stringMatch(p, value)) ?? false;
 }
 
+/**
+ * Istio's request principal match (its JWT-claims form): the pattern splits at its last "/" into
+ * issuer and subject, matched apart, "*" on the issuer's left or the subject's right; "*" needs
+ * both. No subject (or issuer) means no request principal: nothing matches.
+ */
+export function requestPrincipalMatch(pattern: string, auth: RequestAuth | undefined): boolean {
+  const iss = auth?.issuer;
+  const sub = auth?.subject;
+  if (!iss || !sub) return false;
+  if (pattern === "*") return true;
+  const cut = pattern.lastIndexOf("/");
+  if (cut < 0) {
+    // No "/": a "*"-ended pattern names the issuer, a "*"-started one the subject; exact never matches.
+    if (pattern.startsWith("*")) return sub.endsWith(pattern.slice(1));
+    if (pattern.endsWith("*")) return iss.startsWith(pattern.slice(0, -1));
+    return false;
+  }
+  const pIss = pattern.slice(0, cut);
+  const pSub = pattern.slice(cut + 1);
+  if (pattern.startsWith("*")) return (pIss === "*" || iss.endsWith(pIss.slice(1))) && sub === pSub;
+  if (pattern.endsWith("*")) return iss === pIss && (pSub === "*" || sub.startsWith(pSub.slice(0, -1)));
+  return iss === pIss && sub === pSub;
+}
+
+function anyRequestPrincipal(patterns: readonly string[], auth: RequestAuth | undefined): boolean {
+  return patterns.some((p) => requestPrincipalMatch(p, auth));
+}
+
+/**
+ * Whether a `paths`/`notPaths` list names the request's path (without query). A template match
+ * that only characters outside pchar decide (undefined) counts as `unknownMatches`: the caller
+ * picks the side that fails closed.
+ */
+function pathIn(patterns: readonly string[], path: string | undefined, unknownMatches: boolean): boolean {
+  for (const p of patterns) {
+    if (!isPathTemplate(p)) {
+      if (stringMatch(p, path)) return true;
+      continue;
+    }
+    // An unreadable template's rule is already replaced (see withReadableTemplates); undefined is the fail-closed side.
+    const m = path === undefined ? false : pathTemplate(p)?.match(path);
+    if (m === true || (m === undefined && unknownMatches)) return true;
+  }
+  return false;
+}
+
 function sourceMatches(s: AuthzSource, x: Derived, l7: L7Mode): boolean {
   const { f, principal, ns } = x;
   if (s.principals && !anyMatch(s.principals, principal)) return false;
@@ -336,9 +415,9 @@ function sourceMatches(s: AuthzSource, x: Derived, l7: L7Mode): boolean {
   if (s.notIpBlocks?.some((c) => ipInCidr(f.sourceIp, c))) return false;
   if (s.requestPrincipals || s.notRequestPrincipals) {
     if (!f.request) return l7 === "always";
-    const rp = f.request.auth?.principal;
-    if (s.requestPrincipals && !anyMatch(s.requestPrincipals, rp)) return false;
-    if (s.notRequestPrincipals && anyMatch(s.notRequestPrincipals, rp)) return false;
+    const auth = f.request.auth;
+    if (s.requestPrincipals && !anyRequestPrincipal(s.requestPrincipals, auth)) return false;
+    if (s.notRequestPrincipals && anyRequestPrincipal(s.notRequestPrincipals, auth)) return false;
   }
   return true;
 }
@@ -355,8 +434,9 @@ function operationMatches(o: AuthzOperation, x: Derived, l7: L7Mode): boolean {
   if (o.methods && !anyMatch(o.methods, r.method)) return false;
   if (o.notMethods && anyMatch(o.notMethods, r.method)) return false;
   const path = x.path;
-  if (o.paths && !anyMatch(o.paths, path)) return false;
-  if (o.notPaths && anyMatch(o.notPaths, path)) return false;
+  // l7 "always" is the DENY side: there an undecidable template counts as naming the path.
+  if (o.paths && !pathIn(o.paths, path, l7 === "always")) return false;
+  if (o.notPaths && pathIn(o.notPaths, path, l7 === "never")) return false;
   if (o.hosts && !o.hosts.some((h) => hostMatch(h, r.host))) return false;
   if (o.notHosts?.some((h) => hostMatch(h, r.host))) return false;
   return true;
@@ -378,7 +458,10 @@ function hostMatch(pattern: string, host: string): boolean {
 }
 
 function headerValue(headers: Record<string, string | string[]>, name: string): string | undefined {
-  const v = headers[name.toLowerCase()];
+  // Own fields only: a rule on `constructor` or `__proto__` must not read Object.prototype.
+  const n = name.toLowerCase();
+  if (!Object.hasOwn(headers, n)) return undefined;
+  const v = headers[n];
   return Array.isArray(v) ? v.join(",") : v;
 }
 
@@ -388,7 +471,7 @@ function claimValues(auth: RequestAuth | undefined, key: string): string[] | und
   const names = [...key.slice("request.auth.claims".length).matchAll(/\[([^\]]+)\]/g)].map((m) => m[1] as string);
   let v: unknown = auth.claims;
   for (const n of names) {
-    if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+    if (v === null || typeof v !== "object" || Array.isArray(v) || !Object.hasOwn(v, n)) return undefined;
     v = (v as Record<string, unknown>)[n];
   }
   if (typeof v === "string") return [v];
@@ -397,14 +480,26 @@ function claimValues(auth: RequestAuth | undefined, key: string): string[] | und
   return undefined;
 }
 
+/**
+ * A header as Envoy's RBAC header matchers see it: pseudo-headers included (the header view has
+ * none: it is what is sent on), taken from the request's own facts.
+ */
+function requestHeader(r: RequestFacts, name: string): string | undefined {
+  const n = name.toLowerCase();
+  if (n.charCodeAt(0) !== 58) return headerValue(r.headers, n);
+  if (n === ":authority") return r.host;
+  if (n === ":path") return r.path;
+  if (n === ":method") return r.method;
+  return undefined;
+}
+
 /** The values a request-level condition key has (undefined: the attribute is absent). */
 function requestValues(key: string, r: RequestFacts): string[] | undefined {
   const h = /^request\.headers\[(.+)\]$/.exec(key);
   if (h) {
-    const v = headerValue(r.headers, h[1] as string);
+    const v = requestHeader(r, h[1] as string);
     return v === undefined ? undefined : [v];
   }
-  if (key === "request.auth.principal") return r.auth ? [r.auth.principal] : undefined;
   if (key === "request.auth.audiences") return r.auth?.audiences;
   if (key === "request.auth.presenter") return r.auth?.presenter ? [r.auth.presenter] : undefined;
   if (key.startsWith("request.auth.claims[")) return claimValues(r.auth, key);
@@ -437,6 +532,11 @@ function conditionMatches(c: AuthzCondition, x: Derived, l7: L7Mode): boolean {
     default: {
       // request.*, connection.sni, experimental.*: not knowable at L4.
       if (!f.request || !c.key.startsWith("request.")) return l7 === "always";
+      if (c.key === "request.auth.principal") {
+        const auth = f.request.auth;
+        if (c.values && !anyRequestPrincipal(c.values, auth)) return false;
+        return !c.notValues || !anyRequestPrincipal(c.notValues, auth);
+      }
       const vs = requestValues(c.key, f.request) ?? [];
       if (c.values && !c.values.some((p) => vs.some((v) => stringMatch(p, v)))) return false;
       if (c.notValues?.some((p) => vs.some((v) => stringMatch(p, v)))) return false;

@@ -148,6 +148,12 @@ export interface JwtHeader {
   prefix?: string;
 }
 
+/** A claim copied to a header (`claim` may name a nested claim with "."); `header` is lower case. */
+export interface JwtClaimHeader {
+  header: string;
+  claim: string;
+}
+
 /** One RequestAuthentication jwtRule. */
 export interface JwtRule {
   issuer: string;
@@ -158,8 +164,21 @@ export interface JwtRule {
   jwksUri?: string;
   fromHeaders?: JwtHeader[];
   fromParams?: string[];
+  /** Cookies a token is read from, after fromHeaders and fromParams (Envoy's order). */
+  fromCookies?: string[];
   forwardOriginalToken?: boolean;
   outputPayloadToHeader?: string;
+  /**
+   * Headers written from a verified token's claims (Envoy's claim_to_headers). Every request the
+   * rule applies to loses the client's own copies, token or not: the app trusts them as the mesh's.
+   */
+  outputClaimToHeaders?: JwtClaimHeader[];
+  /**
+   * Why the rule cannot be used (object, field, problem). Such a rule has no keys but still turns
+   * verification on: every token of its issuer fails, or every token at its locations when its
+   * issuer could not be read (issuer ""). A request without a token is unaffected.
+   */
+  unusable?: string;
 }
 
 /** A validated security.istio.io RequestAuthentication. */
@@ -169,7 +188,7 @@ export interface RequestAuthentication {
   namespace: string;
   scope: PolicyScope;
   jwtRules: JwtRule[];
-  /** Why the object failed validation; invalid rules are dropped (a token of their issuer gets 401). */
+  /** Why the object failed validation; invalid rules are kept as unusable markers (see JwtRule.unusable). */
   errors?: string[];
 }
 
@@ -528,4 +547,33 @@ export function parseSpiffeId(id: string): { trustDomain: string; namespace: str
   const m = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id);
   if (!m) return null;
   return { trustDomain: m[1] as string, namespace: m[2] as string, serviceAccount: m[3] as string };
+}
+
+/**
+ * Headers an outputClaimToHeaders entry may not name: framing and routing headers the proxy
+ * itself reads or writes, which a claim value (or their removal) would change the meaning of.
+ */
+const PROXY_OWNED_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade",
+  "expect",
+]);
+
+/** Why a name cannot be an outputClaimToHeaders header (Istio's `^[-_A-Za-z0-9]+$`), or undefined when it can. */
+export function claimHeaderProblem(name: string): string | undefined {
+  if (!/^[-_A-Za-z0-9]+$/.test(name)) return `'${name}' is not a header name (letters, digits, '-' and '_' only)`;
+  if (PROXY_OWNED_HEADERS.has(name.toLowerCase())) return `'${name}' is a header the proxy owns (framing or routing)`;
+  return undefined;
+}
+
+/** Why a name cannot be a fromCookies cookie (an RFC 6265 cookie-name: an HTTP token), or undefined when it can. */
+export function cookieNameProblem(name: string): string | undefined {
+  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) ? undefined : `'${name}' is not a cookie name (an RFC 6265 token)`;
 }

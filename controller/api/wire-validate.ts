@@ -12,6 +12,7 @@ import type {
   AuthzRule,
   AuthzSource,
   Endpoint,
+  JwtClaimHeader,
   JwtRule,
   MtlsMode,
   PeerAuthentication,
@@ -24,7 +25,7 @@ import type {
   TracingPolicy,
   Workload,
 } from "./model.js";
-import { parseSpiffeId } from "./model.js";
+import { claimHeaderProblem, cookieNameProblem, parseSpiffeId } from "./model.js";
 import {
   bool,
   checkCidr,
@@ -184,8 +185,10 @@ function jwtRule(o: Rec, path: string): JwtRule {
   const jwksUri = o.jwksUri === undefined || o.jwksUri === null ? undefined : str(o, "jwksUri", path, true);
   const out =
     o.outputPayloadToHeader === undefined || o.outputPayloadToHeader === null ? undefined : str(o, "outputPayloadToHeader", path, true);
+  const unusable = optStr(o, "unusable", path);
   return compact({
-    issuer: str(o, "issuer", path, true),
+    // An unusable rule's issuer may be unknown (empty): it then fails every token at its locations.
+    issuer: str(o, "issuer", path, unusable === undefined),
     audiences: nonEmpty(strList(o, "audiences", path)),
     jwks,
     jwksUri,
@@ -196,9 +199,29 @@ function jwtRule(o: Rec, path: string): JwtRule {
       }),
     ),
     fromParams: nonEmpty(strList(o, "fromParams", path)),
+    fromCookies: nonEmpty(
+      strList(o, "fromCookies", path, (c, p) => {
+        const problem = cookieNameProblem(c);
+        if (problem) fail(p, problem);
+      }),
+    ),
     forwardOriginalToken: o.forwardOriginalToken === true ? true : undefined,
     outputPayloadToHeader: out,
+    outputClaimToHeaders: nonEmpty(list(o, "outputClaimToHeaders", path, (c, p) => claimHeader(c, p, unusable !== undefined))),
+    unusable,
   });
+}
+
+/**
+ * A claim header: a header name weft may write (lower case, as the controller sends it) and a
+ * claim, which an unusable rule's entry may lack (it is kept only to drop the client's copies).
+ */
+function claimHeader(o: Rec, path: string, marker: boolean): JwtClaimHeader {
+  const header = str(o, "header", path, true);
+  const problem = claimHeaderProblem(header);
+  if (problem) fail(`${path}.header`, problem);
+  if (header !== header.toLowerCase()) fail(`${path}.header`, `'${header}' is not lower case`);
+  return { header, claim: str(o, "claim", path, !marker) };
 }
 
 function requestAuthentication(o: Rec): RequestAuthentication {

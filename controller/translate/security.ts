@@ -7,7 +7,9 @@
  * policy in force in a stricter form (see translateAuthorizationPolicy) and is reported as an
  * error with its field path, every one of them, not just the first.
  */
+
 import { isIP } from "node:net";
+import { isPathTemplate, pathTemplate } from "../../common/path-template.js";
 import type { KubeObject } from "../api/kube-types.js";
 import type {
   AuthorizationPolicy,
@@ -19,14 +21,17 @@ import type {
   PeerAuthentication,
   PolicyScope,
 } from "../api/model.js";
+import { boundByTargetRef, nonEmptyValues, partList, requiredPart, valueList, warnLowerCaseMethods } from "./authz-shape.js";
 import { Fields, InvalidField } from "./fields.js";
 import { type Diagnostics, refOf, type TranslateOptions } from "./types.js";
 
 const MTLS_MODES: readonly MtlsMode[] = ["STRICT", "PERMISSIVE", "DISABLE", "UNSET"];
 const SOURCE_UNSUPPORTED = ["remoteIpBlocks", "notRemoteIpBlocks"];
 const CONDITION_KEYS =
-  /^(source\.ip|source\.namespace|source\.principal|remote\.ip|destination\.ip|destination\.port|connection\.sni|request\.headers\[[^\]]+\]|request\.auth\.(principal|audiences|presenter)|request\.auth\.claims(\[[^\]]+\])+)$/;
-const CONDITION_UNSUPPORTED = /^(request\.regex\.headers|experimental\.)/;
+  /^(source\.ip|source\.namespace|source\.principal|destination\.ip|destination\.port|connection\.sni|request\.headers\[[^\]]+\]|request\.auth\.(principal|audiences|presenter)|request\.auth\.claims(\[[^\]]+\])+)$/;
+// remote.ip is the X-Forwarded-For-aware client address, which weft does not derive (as with
+// remoteIpBlocks); reading it as the peer address would let a DENY on it miss proxied clients.
+const CONDITION_UNSUPPORTED = /^(request\.regex\.headers|experimental\.|remote\.ip$)/;
 
 function checkCidr(value: string, path: string): void {
   const [addr, prefix, extra] = value.split("/");
@@ -44,14 +49,13 @@ function checkPort(value: string, path: string): number {
 }
 
 /** spec.selector → scope. The root namespace's selector applies in every namespace (Istio). */
-function scopeOf(spec: Fields, namespace: string, opts: TranslateOptions, rootSelectorIsMeshWide: boolean): PolicyScope {
+function scopeOf(spec: Fields, namespace: string, opts: TranslateOptions): PolicyScope {
   const sel = spec.obj("selector");
   const labels = sel?.map("matchLabels");
   sel?.finish();
   const hasSelector = labels !== undefined && Object.keys(labels).length > 0;
   if (namespace === opts.rootNamespace) {
-    if (!hasSelector) return { kind: "mesh" };
-    return rootSelectorIsMeshWide ? { kind: "mesh", selector: labels } : { kind: "workload", selector: labels };
+    return hasSelector ? { kind: "mesh", selector: labels } : { kind: "mesh" };
   }
   return hasSelector ? { kind: "workload", selector: labels } : { kind: "namespace" };
 }
@@ -90,30 +94,31 @@ class Problems {
 
 function source(f: Fields, unsupported: Unsupported, opts: TranslateOptions, p: Problems): AuthzSource {
   const s: AuthzSource = {};
-  const principals = (key: string) => p.run(() => f.strList(key), []).map((v) => v.replace(/^spiffe:\/\//, ""));
+  const list = (key: string) => p.run(() => nonEmptyValues(f, key), []);
+  const principals = (key: string) => list(key).map((v) => v.replace(/^spiffe:\/\//, ""));
   const sa = (key: string) =>
-    p
-      .run(() => f.strList(key), [])
-      .flatMap((v, i) => {
-        const [ns, name, extra] = v.split("/");
-        if (ns && name && extra === undefined) return [`${opts.trustDomain}/ns/${ns}/sa/${name}`];
-        p.list.push(`${f.at(key)}[${i}]: '${v}' is not '<namespace>/<service account>'`);
-        return [];
-      });
+    list(key).flatMap((v, i) => {
+      const [ns, name, extra] = v.split("/");
+      if (ns && name && extra === undefined) return [`${opts.trustDomain}/ns/${ns}/sa/${name}`];
+      p.list.push(`${f.at(key)}[${i}]: '${v}' is not '<namespace>/<service account>'`);
+      return [];
+    });
+  // Istio refuses serviceAccounts next to principals or namespaces; read together as "either"
+  // they would let in callers each list alone keeps out.
+  const withSa = ["serviceAccounts", "notServiceAccounts"].filter((k) => f.has(k));
+  const withId = ["principals", "notPrincipals", "namespaces", "notNamespaces"].filter((k) => f.has(k));
+  if (withSa.length > 0 && withId.length > 0)
+    p.list.push(`${f.at(withSa[0] as string)}: cannot be set with ${withId.join(", ")} (Istio refuses the combination)`);
   const pr = [...principals("principals"), ...sa("serviceAccounts")];
   const np = [...principals("notPrincipals"), ...sa("notServiceAccounts")];
   if (pr.length) s.principals = pr;
   if (np.length) s.notPrincipals = np;
-  const ns = p.run(() => f.strList("namespaces"), []);
-  if (ns.length) s.namespaces = ns;
-  const nns = p.run(() => f.strList("notNamespaces"), []);
-  if (nns.length) s.notNamespaces = nns;
-  const rp = p.run(() => f.strList("requestPrincipals"), []);
-  if (rp.length) s.requestPrincipals = rp;
-  const nrp = p.run(() => f.strList("notRequestPrincipals"), []);
-  if (nrp.length) s.notRequestPrincipals = nrp;
+  for (const key of ["namespaces", "notNamespaces", "requestPrincipals", "notRequestPrincipals"] as const) {
+    const v = list(key);
+    if (v.length) s[key] = v;
+  }
   for (const key of ["ipBlocks", "notIpBlocks"] as const) {
-    const v = p.run(() => f.strList(key), []);
+    const v = list(key);
     for (const [i, c] of v.entries()) p.run(() => checkCidr(c, `${f.at(key)}[${i}]`), undefined);
     if (v.length) s[key] = v;
   }
@@ -123,28 +128,31 @@ function source(f: Fields, unsupported: Unsupported, opts: TranslateOptions, p: 
   return s;
 }
 
-function operation(f: Fields, p: Problems): AuthzOperation {
+// Paths (with any {*}/{**} templates) and methods go to the agent exactly as written: Istio
+// compares methods case-sensitively, so upper-casing "get" would make it match GET.
+function operation(f: Fields, p: Problems, warn: (path: string, note: string) => void): AuthzOperation {
   const o: AuthzOperation = {};
   for (const key of ["ports", "notPorts"] as const) {
-    const v = p.run(() => f.strList(key), []).map((x, i) => p.run(() => checkPort(x, `${f.at(key)}[${i}]`), 0));
+    const v = p.run(() => valueList(f, key), []).map((x, i) => p.run(() => checkPort(x, `${f.at(key)}[${i}]`), 0));
     if (v.length) o[key] = v;
   }
-  for (const key of ["hosts", "notHosts", "paths", "notPaths"] as const) {
-    const v = p.run(() => f.strList(key), []);
+  for (const key of ["hosts", "notHosts", "paths", "notPaths", "methods", "notMethods"] as const) {
+    const v = p.run(() => nonEmptyValues(f, key), []);
     if (v.length) o[key] = v;
   }
-  for (const key of ["methods", "notMethods"] as const) {
-    const v = p.run(() => f.strList(key), []).map((m) => m.toUpperCase());
-    if (v.length) o[key] = v;
-  }
+  for (const key of ["methods", "notMethods"] as const) warnLowerCaseMethods(f, key, o[key] ?? [], warn);
+  for (const key of ["paths", "notPaths"] as const)
+    for (const [i, v] of (o[key] ?? []).entries())
+      if (isPathTemplate(v) && pathTemplate(v) === null)
+        p.list.push(`${f.at(key)}[${i}]: '${v}' is not a valid path template ({*} and {**} as whole segments, {**} last of them)`);
   f.finish();
   return o;
 }
 
 function condition(f: Fields, unsupported: Unsupported, p: Problems): AuthzCondition | null {
   const key = p.run(() => f.reqStr("key"), "");
-  const values = p.run(() => f.strList("values"), []);
-  const notValues = p.run(() => f.strList("notValues"), []);
+  const values = p.run(() => valueList(f, "values"), []);
+  const notValues = p.run(() => valueList(f, "notValues"), []);
   f.finish();
   if (key === "") return null;
   if (CONDITION_UNSUPPORTED.test(key)) {
@@ -155,19 +163,23 @@ function condition(f: Fields, unsupported: Unsupported, p: Problems): AuthzCondi
     p.list.push(`${f.at("key")}: '${key}' is not a condition key Istio defines`);
     return null;
   }
-  if (!values.length && !notValues.length) p.list.push(`${f.path}: a condition needs values or notValues`);
-  for (const [i, v] of values.entries()) {
-    if (key.endsWith(".ip")) p.run(() => checkCidr(v, `${f.at("values")}[${i}]`), undefined);
-    if (key === "destination.port") p.run(() => checkPort(v, `${f.at("values")}[${i}]`), 0);
-  }
-  for (const [i, v] of notValues.entries()) {
-    if (key.endsWith(".ip")) p.run(() => checkCidr(v, `${f.at("notValues")}[${i}]`), undefined);
-    if (key === "destination.port") p.run(() => checkPort(v, `${f.at("notValues")}[${i}]`), 0);
-  }
+  if (!f.has("values") && !f.has("notValues")) p.list.push(`${f.path}: a condition needs values or notValues`);
   const c: AuthzCondition = { key };
-  if (values.length) c.values = values;
-  if (notValues.length) c.notValues = notValues;
+  if (values.length) c.values = conditionValues(key, values, f.at("values"), p);
+  if (notValues.length) c.notValues = conditionValues(key, notValues, f.at("notValues"), p);
   return c;
+}
+
+/**
+ * Checks a condition's addresses and ports. A port is kept as its number ("080" is 80, as Istio
+ * parses it): the agent compares the text, and "080" would never equal a connection's "80".
+ */
+function conditionValues(key: string, values: string[], path: string, p: Problems): string[] {
+  return values.map((v, i) => {
+    if (key.endsWith(".ip")) p.run(() => checkCidr(v, `${path}[${i}]`), undefined);
+    if (key === "destination.port") return String(p.run(() => checkPort(v, `${path}[${i}]`), 0));
+    return v;
+  });
 }
 
 /** A DENY rule that matches every request: what a DENY that cannot be understood becomes. */
@@ -183,18 +195,18 @@ function rule(
   const unsupportedFields: string[] = [];
   const unsupported: Unsupported = (what) => unsupportedFields.push(what);
   const from = problems
-    .run(() => f.list("from"), [])
+    .run(() => partList(f, "from"), [])
     .map((x) => {
-      const src = problems.run(() => x.obj("source"), undefined);
+      const src = problems.run(() => requiredPart(x, "source"), undefined);
       x.finish();
       return src ? source(src, unsupported, opts, problems) : {};
     });
   const to = problems
-    .run(() => f.list("to"), [])
+    .run(() => partList(f, "to"), [])
     .map((x) => {
-      const op = problems.run(() => x.obj("operation"), undefined);
+      const op = problems.run(() => requiredPart(x, "operation"), undefined);
       x.finish();
-      return op ? operation(op, problems) : {};
+      return op ? operation(op, problems, warn) : {};
     });
   const when = problems
     .run(() => f.list("when"), [])
@@ -225,10 +237,10 @@ function broadestScope(namespace: string, opts: TranslateOptions): PolicyScope {
 }
 
 /** The policy's scope; the broadest one when spec.selector cannot be fully understood. */
-function readScope(spec: Fields | undefined, namespace: string, opts: TranslateOptions, rootMeshWide: boolean, p: Problems): PolicyScope {
+function readScope(spec: Fields | undefined, namespace: string, opts: TranslateOptions, p: Problems): PolicyScope {
   if (!spec) return broadestScope(namespace, opts);
   const before = p.list.length;
-  const scope = p.run(() => scopeOf(spec, namespace, opts, rootMeshWide), undefined);
+  const scope = p.run(() => scopeOf(spec, namespace, opts), undefined);
   const selectorOk = p.list.slice(before).every((e) => !e.startsWith("spec.selector"));
   return scope && selectorOk ? scope : broadestScope(namespace, opts);
 }
@@ -241,7 +253,7 @@ function readScope(spec: Fields | undefined, namespace: string, opts: TranslateO
  * rule that cannot be understood is dropped from an ALLOW (it matches nothing) and turned into a
  * match-all rule in a DENY (a DENY rule that cannot be read must deny). The problems travel in
  * `errors` and each is reported with its field path. null only for policies weft does not apply
- * to workloads at all (targetRef, CUSTOM).
+ * to workloads at all (targetRef).
  */
 export function translateAuthorizationPolicy(obj: KubeObject, opts: TranslateOptions, diags: Diagnostics): AuthorizationPolicy | null {
   const ref = refOf(obj);
@@ -249,27 +261,26 @@ export function translateAuthorizationPolicy(obj: KubeObject, opts: TranslateOpt
   const namespace = obj.metadata.namespace ?? "default";
   const top = new Problems();
   const spec = top.run(() => Fields.of(obj.spec ?? {}, "spec", top.sink, true), undefined);
-  if (spec?.has("targetRef") || spec?.has("targetRefs")) {
+  if (spec && top.run(() => boundByTargetRef(spec), false)) {
     diags.warn(ref, "spec.targetRef(s) binds the policy to a gateway or waypoint, which weft does not have: the policy is not applied");
     return null;
   }
   const rawAction = spec ? top.run(() => spec.str("action"), null) : null;
   let action: Action | undefined;
+  const custom = rawAction?.toUpperCase() === "CUSTOM";
   if (rawAction === undefined) action = "ALLOW";
+  else if (custom) action = "DENY";
   else if (rawAction !== null) {
     const a = rawAction.toUpperCase();
-    if (a === "CUSTOM") {
-      diags.warn(ref, "action CUSTOM (external authorization) is not supported: the policy is not applied");
-      return null;
-    }
     if (a === "ALLOW" || a === "DENY" || a === "AUDIT") action = a;
     else top.list.push(`spec.action: '${rawAction}' is not ALLOW, DENY, AUDIT or CUSTOM`);
   }
-  if (spec?.has("provider")) {
+  if (custom && spec) readCustom(spec, top, warn);
+  else if (spec?.has("provider")) {
     spec.accept("provider");
     top.list.push("spec.provider: is only valid with action CUSTOM");
   }
-  const scope = readScope(spec, namespace, opts, true, top);
+  const scope = readScope(spec, namespace, opts, top);
   if (spec) rootHint(obj, scope.selector !== undefined, opts, diags);
   const ruleProblems: string[] = [];
   const rules: AuthzRule[] = [];
@@ -311,6 +322,22 @@ export function translateAuthorizationPolicy(obj: KubeObject, opts: TranslateOpt
 }
 
 /**
+ * CUSTOM hands the requests its rules match to an external authorizer, which weft does not have:
+ * the policy becomes a DENY of exactly those requests, the answer an authorizer that cannot be
+ * reached gives. No provider is an error (Istio then denies every request in the scope).
+ */
+function readCustom(spec: Fields, p: Problems, warn: (path: string, note: string) => void): void {
+  const provider = p.run(() => spec.obj("provider"), undefined);
+  const name = provider ? p.run(() => provider.str("name"), undefined) : undefined;
+  provider?.finish();
+  if (!name && (provider || !spec.has("provider"))) p.list.push("spec.provider.name: is required with action CUSTOM");
+  warn(
+    "spec.action",
+    `CUSTOM (external authorization${name ? ` by provider '${name}'` : ""}) is not supported, weft has no ext_authz: the requests this policy's rules match are denied (fail closed)`,
+  );
+}
+
+/**
  * The `istio.io/dry-run` annotation: "true" evaluates the policy without enforcing it. Any other
  * value than "true"/"false" is reported and the policy is enforced (a typo must not switch a
  * DENY off).
@@ -337,14 +364,23 @@ function mode(v: string | undefined, path: string): MtlsMode {
 /**
  * Translates one PeerAuthentication. Invalid ones resolve to STRICT for their scope (the widest
  * scope of the namespace when the selector itself cannot be read), with every problem reported:
- * a typo must never turn mutual TLS off.
+ * a typo must never turn mutual TLS off. null for one Istio ignores (root namespace, selector).
  */
 export function translatePeerAuthentication(obj: KubeObject, opts: TranslateOptions, diags: Diagnostics): PeerAuthentication | null {
   const ref = refOf(obj);
   const namespace = obj.metadata.namespace ?? "default";
   const problems = new Problems();
   const spec = problems.run(() => Fields.of(obj.spec ?? {}, "spec", problems.sink, true), undefined);
-  const scope = readScope(spec, namespace, opts, false, problems);
+  const scope = readScope(spec, namespace, opts, problems);
+  if (scope.kind === "mesh" && scope.selector) {
+    // Istio's ComposePeerAuthentication skips these, so they must not override mesh-wide mTLS
+    // for the root namespace's own workloads (a DISABLE for its gateway, say).
+    diags.warn(
+      ref,
+      `spec.selector: a PeerAuthentication with a selector in the root namespace (${opts.rootNamespace}) is ignored, as Istio ignores it: set mesh-wide mTLS without a selector, and a workload's own in the workload's namespace`,
+    );
+    return null;
+  }
   if (spec) rootHint(obj, scope.selector !== undefined, opts, diags);
   let m: MtlsMode = "STRICT";
   const portLevelMtls: Record<string, MtlsMode> = {};
@@ -357,10 +393,11 @@ export function translatePeerAuthentication(obj: KubeObject, opts: TranslateOpti
       if (scope.selector === undefined)
         problems.list.push("spec.portLevelMtls: needs spec.selector (port-level settings apply to selected workloads only)");
       for (const port of Object.keys(pl.value)) {
-        problems.run(() => checkPort(port, `spec.portLevelMtls.${port}`), 0);
+        // Keyed by the number, as the agent looks ports up ("080" is port 80, a uint32 in Istio).
+        const n = problems.run(() => checkPort(port, `spec.portLevelMtls.${port}`), 0);
         const entry = problems.run(() => pl.obj(port), undefined);
         if (!entry) continue;
-        portLevelMtls[port] = problems.run(() => mode(entry.str("mode"), `spec.portLevelMtls.${port}.mode`), "STRICT");
+        portLevelMtls[String(n)] = problems.run(() => mode(entry.str("mode"), `spec.portLevelMtls.${port}.mode`), "STRICT");
         entry.finish();
       }
     }

@@ -110,10 +110,23 @@ export const JWT: RequestAuthentication = {
       jwks: '{"keys":[]}',
       fromHeaders: [{ name: "x-jwt", prefix: "Bearer " }],
       fromParams: ["token"],
+      fromCookies: ["session", "__Host-jwt"],
       forwardOriginalToken: true,
       outputPayloadToHeader: "x-jwt-payload",
+      outputClaimToHeaders: [
+        { header: "x-jwt-claim-sub", claim: "sub" },
+        { header: "x-jwt-claim-group", claim: "realm.group" },
+      ],
     },
     { issuer: "https://other.test", jwksUri: "http://keys.auth.svc.cluster.local/jwks.json", fromHeaders: [{ name: "x-other" }] },
+    {
+      issuer: "",
+      fromParams: ["t"],
+      fromCookies: ["t"],
+      // A marker's claim may be unreadable: the entry only drops the client's copy of the header.
+      outputClaimToHeaders: [{ header: "x-jwt-claim-role", claim: "" }],
+      unusable: "RequestAuthentication shop/jwt: spec.jwtRules[2].issuer: required",
+    },
   ],
   errors: ["spec.jwtRules[2].issuer: required"],
 };

@@ -31,7 +31,8 @@ function policy(
 }
 
 const auth = {
-  principal: "https://issuer.example/alice",
+  issuer: "https://issuer.example",
+  subject: "alice",
   audiences: ["bookinfo"],
   claims: { groups: ["dev", "ops"], nested: { role: "admin" }, iss: "https://issuer.example" },
 };

@@ -11,7 +11,7 @@ const IDS = ["spiffe://cluster.local/ns/a/sa/x", "spiffe://cluster.local/ns/b/sa
 const IPS = ["10.1.0.5", "10.1.0.6", "10.2.0.9"];
 const PORTS = [8080, 9090];
 const METHODS = ["GET", "POST", "DELETE", "BREW"];
-const PATHS = ["/", "/api/v1?x=1", "/admin/users", "/health"];
+const PATHS = ["/", "/api/v1?x=1", "/admin/users", "/health", "/admin/a*b", "/api/"];
 
 function pick<T>(r: () => number, xs: readonly T[]): T {
   return xs[Math.floor(r() * xs.length)] as T;
@@ -37,8 +37,8 @@ function randomOperation(r: () => number): AuthzOperation {
   const o: AuthzOperation = {};
   if (r() < 0.5) o.methods = some(r, METHODS);
   else if (r() < 0.3) o.notMethods = some(r, METHODS);
-  if (r() < 0.4) o.paths = some(r, ["/api/*", "/admin/*", "/health", "*"]);
-  if (r() < 0.15) o.notPaths = some(r, ["/admin/*"]);
+  if (r() < 0.4) o.paths = some(r, ["/api/*", "/admin/*", "/health", "*", "/admin/{*}", "/api/{**}"]);
+  if (r() < 0.15) o.notPaths = some(r, ["/admin/*", "/admin/{*}", "/{x}"]);
   if (r() < 0.3) o.ports = some(r, PORTS);
   if (r() < 0.1) o.notPorts = some(r, PORTS);
   return o;
@@ -49,7 +49,8 @@ function randomCondition(r: () => number): AuthzCondition {
   if (k < 0.3) return { key: "request.headers[x-user]", values: some(r, ["jason", "ann"]) };
   if (k < 0.5) return { key: "source.ip", values: some(r, ["10.1.0.0/24", "10.2.0.9"]) };
   if (k < 0.7) return { key: "source.namespace", notValues: some(r, ["a", "b"]) };
-  if (k < 0.85) return { key: "destination.port", values: some(r, PORTS.map(String)) };
+  if (k < 0.8) return { key: "destination.port", values: some(r, PORTS.map(String)) };
+  if (k < 0.85) return { key: "request.headers[:method]", notValues: some(r, METHODS) };
   return { key: "source.principal", values: some(r, ["cluster.local/ns/a/sa/x"]) };
 }
 
@@ -90,7 +91,7 @@ function randomRequest(r: () => number): ConnectionFacts {
       path: pick(r, PATHS),
       host: "svc:8080",
       headers: r() < 0.5 ? { "x-user": pick(r, ["jason", "ann", "bob"]) } : {},
-      ...(r() < 0.3 ? { auth: { principal: "iss/sub", audiences: [], claims: {} } } : {}),
+      ...(r() < 0.3 ? { auth: { issuer: "iss", subject: pick(r, ["sub", "a/b"]), audiences: [], claims: {} } } : {}),
     },
   };
 }

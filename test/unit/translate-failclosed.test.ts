@@ -116,6 +116,30 @@ describe("fail-closed security translation: the malformed policies of issue 13",
       /namespaces: expected a list of strings/,
     ],
     ["a wrong type (selector as a list)", allowFromA, { ...allowFromA, selector: ["app=web"] }, /spec\.selector: expected a mapping/],
+    [
+      "an empty principals list in an ALLOW",
+      allowFromA,
+      { selector: { matchLabels: { app: "web" } }, rules: [{ from: [{ source: { principals: [] } }] }] },
+      /source\.principals: is an empty list/,
+    ],
+    [
+      "an empty source in an ALLOW",
+      allowFromA,
+      { selector: { matchLabels: { app: "web" } }, rules: [{ from: [{ source: {} }] }] },
+      /from\[0\]\.source: is empty/,
+    ],
+    [
+      "an empty operation in an ALLOW",
+      { rules: [{ to: [{ operation: { ports: ["8080"] } }] }] },
+      { rules: [{ to: [{ operation: {} }] }] },
+      /to\[0\]\.operation: is empty/,
+    ],
+    [
+      "an empty notNamespaces list in a DENY",
+      { action: "DENY", rules: [{ from: [{ source: { notNamespaces: ["a"] } }] }] },
+      { action: "DENY", rules: [{ from: [{ source: { notNamespaces: [] } }] }] },
+      /notNamespaces: is an empty list/,
+    ],
   ])("%s: reported, and allows nothing the intent does not", (_n, intent, broken, message) => {
     for (const other of [undefined, { rules: [{}] }, { rules: [{ from: [{ source: { namespaces: ["b"] } }] }] }]) {
       const m = expectNoWidening(intent, broken, other);
@@ -159,6 +183,29 @@ describe("fail-closed security translation: the malformed policies of issue 13",
     expect(allow.authorizationPolicies[0]).toMatchObject({ action: "ALLOW", rules: [{ from: [{ namespaces: ["a"] }], to: [], when: [] }] });
   });
 
+  it("CUSTOM denies what its rules match, other requests keep their ALLOW", () => {
+    const allowAll = ap("allow-all", { rules: [{}] });
+    const m = translate(
+      objects([allowAll, ap("p", { action: "custom", provider: { name: "ext" }, rules: [{ to: [{ operation: { ports: ["8080"] } }] }] })]),
+    );
+    const allowed = allowedSet(m.authorizationPolicies);
+    const ports = (k: string) => SAMPLES[Number(k.split(":")[1])]?.destinationPort;
+    expect(new Set([...allowed].map(ports))).toEqual(new Set([80, 9090]));
+    expect(allowed.size).toBe((SAMPLES.length * DESTS.length * 2) / 3);
+  });
+
+  it("a DENY on remote.ip (unsupported) denies every connection its rule otherwise matches", () => {
+    const m = translate(objects([ap("p", { action: "DENY", rules: [{ when: [{ key: "remote.ip", values: ["172.16.0.0/12"] }] }] })]));
+    expect(allowedSet(m.authorizationPolicies).size).toBe(0);
+  });
+
+  it("a DENY on destination.port 080 denies port 80", () => {
+    const m = translate(objects([ap("p", { action: "DENY", rules: [{ when: [{ key: "destination.port", values: ["080"] }] }] })]));
+    const allowed = [...allowedSet(m.authorizationPolicies)].map((k) => SAMPLES[Number(k.split(":")[1])]?.destinationPort);
+    expect(allowed.length).toBeGreaterThan(0);
+    expect(allowed).not.toContain(80);
+  });
+
   it.each([
     [{ mtls: { mode: "STRICT " } }, /'STRICT ' is not one of/],
     [{ mtls: { mode: "PERMISSIVE" }, portLevelMtls: { "8080": { mode: "DISABLE" } } }, /portLevelMtls: needs spec.selector/],
@@ -186,17 +233,21 @@ describe("fail-closed security translation: the malformed policies of issue 13",
 const cidr = fc.constantFrom("10.0.0.0/8", "10.1.0.0/16", "192.168.1.1", "0.0.0.0/0");
 const port = fc.constantFrom("80", "8080", "9090");
 const some = <T>(arb: fc.Arbitrary<T>) => fc.uniqueArray(arb, { minLength: 1, maxLength: 2 });
-const sourceArb = fc.record(
-  {
-    namespaces: some(fc.constantFrom("a", "b", "shop", "*")),
-    notNamespaces: some(fc.constantFrom("a", "b")),
-    principals: some(fc.constantFrom("cluster.local/ns/a/sa/x", "spiffe://cluster.local/ns/b/sa/y", "*")),
-    ipBlocks: some(cidr),
-    notIpBlocks: some(cidr),
-  },
-  { requiredKeys: [] },
+// An empty source or operation is invalid (Istio rejects it), so the intents never have one.
+const nonEmpty = <T extends object>(arb: fc.Arbitrary<T>) => arb.filter((o) => Object.keys(o).length > 0);
+const sourceArb = nonEmpty(
+  fc.record(
+    {
+      namespaces: some(fc.constantFrom("a", "b", "shop", "*")),
+      notNamespaces: some(fc.constantFrom("a", "b")),
+      principals: some(fc.constantFrom("cluster.local/ns/a/sa/x", "spiffe://cluster.local/ns/b/sa/y", "*")),
+      ipBlocks: some(cidr),
+      notIpBlocks: some(cidr),
+    },
+    { requiredKeys: [] },
+  ),
 );
-const operationArb = fc.record({ ports: some(port), notPorts: some(port) }, { requiredKeys: [] });
+const operationArb = nonEmpty(fc.record({ ports: some(port), notPorts: some(port) }, { requiredKeys: [] }));
 const conditionArb = fc.oneof(
   fc.record({ key: fc.constant("source.ip"), values: some(cidr) }),
   fc.record({ key: fc.constant("destination.port"), notValues: some(port) }),

@@ -9,6 +9,20 @@ const pa = (name: string, ns: string, spec: unknown) => custom("security.istio.i
 const msgs = (d: Diagnostic[]) => d.map((x) => `${x.severity}: ${x.message}`);
 
 describe("translate: AuthorizationPolicy", () => {
+  it("refuses serviceAccounts next to principals or namespaces, as Istio does: the ALLOW rule is dropped, a DENY's matches all", () => {
+    const spec = (action: string) => ({
+      action,
+      rules: [{ from: [{ source: { principals: ["cluster.local/ns/y/sa/z"], serviceAccounts: ["other/api"] } }] }],
+    });
+    const allow = translate(objects([ap("a", "shop", spec("ALLOW"))])).authorizationPolicies[0];
+    expect(allow?.rules).toEqual([]);
+    expect(allow?.errors).toEqual([
+      "spec.rules[0].from[0].source.serviceAccounts: cannot be set with principals (Istio refuses the combination)",
+    ]);
+    const deny = translate(objects([ap("d", "shop", spec("DENY"))])).authorizationPolicies[0];
+    expect(deny?.rules).toEqual([{ from: [], to: [], when: [] }]);
+  });
+
   it("translates a full ALLOW policy", () => {
     const m = translate(
       objects([
@@ -23,11 +37,11 @@ describe("translate: AuthorizationPolicy", () => {
                     principals: ["spiffe://cluster.local/ns/shop/sa/client", "cluster.local/ns/x/*"],
                     namespaces: ["shop"],
                     notIpBlocks: ["10.0.0.0/8"],
-                    serviceAccounts: ["other/api"],
                   },
                 },
+                { source: { serviceAccounts: ["other/api"] } },
               ],
-              to: [{ operation: { ports: ["8080"], methods: ["get"], paths: ["/api/*"] } }],
+              to: [{ operation: { ports: ["8080"], methods: ["GET"], paths: ["/api/*"] } }],
               when: [
                 { key: "source.ip", values: ["10.244.0.0/16"] },
                 { key: "request.headers[x-user]", notValues: ["bob"] },
@@ -49,10 +63,11 @@ describe("translate: AuthorizationPolicy", () => {
           {
             from: [
               {
-                principals: ["cluster.local/ns/shop/sa/client", "cluster.local/ns/x/*", "cluster.local/ns/other/sa/api"],
+                principals: ["cluster.local/ns/shop/sa/client", "cluster.local/ns/x/*"],
                 namespaces: ["shop"],
                 notIpBlocks: ["10.0.0.0/8"],
               },
+              { principals: ["cluster.local/ns/other/sa/api"] },
             ],
             to: [{ ports: [8080], methods: ["GET"], paths: ["/api/*"] }],
             when: [
@@ -118,12 +133,8 @@ describe("translate: AuthorizationPolicy", () => {
   });
 
   it.each([
-    [
-      "CUSTOM",
-      { action: "CUSTOM", provider: { name: "ext" } },
-      /action CUSTOM \(external authorization\) is not supported: the policy is not applied/,
-    ],
     ["targetRefs", { targetRefs: [{ kind: "Gateway", name: "gw" }] }, /targetRef\(s\) binds the policy to a gateway or waypoint/],
+    ["targetRef", { targetRef: { kind: "Gateway", name: "gw" } }, /targetRef\(s\) binds the policy to a gateway or waypoint/],
   ])("reports a %s policy as not applied", (_n, spec, why) => {
     const m = translate(objects([ap("p", "shop", spec)]));
     expect(m.authorizationPolicies).toEqual([]);
@@ -244,8 +255,23 @@ describe("translate: PeerAuthentication", () => {
     expect(m.diagnostics.map((d) => d.severity)).toEqual(errors.map(() => "error"));
   });
 
-  it("treats a root-namespace PeerAuthentication with a selector as workload-scoped there", () => {
-    const m = translate(objects([pa("p", "weft-system", { selector: { matchLabels: { app: "x" } }, mtls: { mode: "STRICT" } })]));
-    expect(m.peerAuthentications[0]?.scope).toEqual({ kind: "workload", selector: { app: "x" } });
+  it("ignores a root-namespace PeerAuthentication with a selector, as Istio does, and says so", () => {
+    const m = translate(
+      objects([
+        pa("mesh", "weft-system", { mtls: { mode: "STRICT" } }),
+        pa("gw", "weft-system", { selector: { matchLabels: { app: "gw" } }, mtls: { mode: "DISABLE" } }),
+      ]),
+    );
+    expect(m.peerAuthentications.map((p) => [p.name, p.scope, p.mode])).toEqual([["mesh", { kind: "mesh" }, "STRICT"]]);
+    expect(msgs(m.diagnostics)).toEqual([
+      "warning: spec.selector: a PeerAuthentication with a selector in the root namespace (weft-system) is ignored, as Istio ignores it: set mesh-wide mTLS without a selector, and a workload's own in the workload's namespace",
+    ]);
+  });
+
+  it("keys port-level modes by port number (080 is port 80)", () => {
+    const m = translate(
+      objects([pa("p", "shop", { selector: { matchLabels: { app: "db" } }, portLevelMtls: { "080": { mode: "STRICT" } } })]),
+    );
+    expect(m.peerAuthentications[0]?.portLevelMtls).toEqual({ "80": "STRICT" });
   });
 });

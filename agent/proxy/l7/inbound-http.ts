@@ -56,6 +56,8 @@ const SNIFF_WAIT_MS = 1_000;
 
 /** Istio's body for a request RBAC denied. */
 const RBAC_DENIED = "RBAC: access denied";
+/** The body of every 401 for a token (Envoy's generic jwt_authn status text). */
+const JWT_REFUSED = "Jwt verification fails";
 
 /** Per-worker destination HTTP server. */
 export class InboundHttp {
@@ -241,7 +243,8 @@ export class InboundHttp {
         discardBody(down);
         ev.status = 401;
         ev.reason = a.reason;
-        ev.bytesSent = down.reply(401, a.reason, { "www-authenticate": 'Bearer realm="weft"' });
+        // The reason names the policy, key hosts and fetch errors: kept for the access log, never told to the client.
+        ev.bytesSent = down.reply(401, JWT_REFUSED, { "www-authenticate": 'Bearer realm="weft"' });
         this.finish(scope, down, ev, started);
         return;
       }

@@ -3,7 +3,8 @@
  * (it is then unauthenticated, and only an AuthorizationPolicy requiring requestPrincipals
  * refuses it); a token that is present must verify against a rule for its issuer, or the request
  * is refused with 401. Verification is jose's (signature, exp/nbf, issuer, audiences); this file
- * only finds the token, picks the rule and shapes the outcome.
+ * only finds the token, picks the rule and shapes the outcome. A rule the controller could not
+ * translate (JwtRule.unusable) is Istio's fake JWKS: its tokens always fail, never pass.
  */
 import { createLocalJWKSet, decodeJwt, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
 import type { JwtRule } from "../../../controller/api/model.js";
@@ -14,7 +15,7 @@ export type KeySource = (rule: JwtRule) => Promise<JWTVerifyGetKey>;
 
 /**
  * What authentication made of a request. headers: the request's headers to check and send on,
- * never carrying a payload header the client wrote itself.
+ * never carrying a payload or claim header the client wrote itself.
  */
 export type JwtOutcome =
   | { kind: "none"; headers: Record<string, string | string[]> }
@@ -24,36 +25,108 @@ export type JwtOutcome =
 interface Location {
   header?: { name: string; prefix: string };
   param?: string;
+  cookie?: string;
+}
+
+/** Where a request's tokens may be: its headers, its query and the cookies some rule names. */
+interface Sources {
+  headers: Record<string, string | string[]>;
+  query: URLSearchParams;
+  /** Every value each named cookie is sent with, in order. */
+  cookies: Map<string, string[]>;
 }
 
 const DEFAULT_LOCATIONS: Location[] = [{ header: { name: "authorization", prefix: "Bearer " } }, { param: "access_token" }];
 
+/** A rule's token locations in Envoy's order (headers, params, cookies); the defaults only when it names none. */
 function locationsOf(rule: JwtRule): Location[] {
   const out: Location[] = [];
   for (const h of rule.fromHeaders ?? []) out.push({ header: { name: h.name.toLowerCase(), prefix: h.prefix ?? "" } });
   for (const p of rule.fromParams ?? []) out.push({ param: p });
+  for (const c of rule.fromCookies ?? []) out.push({ cookie: c });
   return out.length > 0 ? out : DEFAULT_LOCATIONS;
 }
 
 function sameLocation(a: Location, b: Location): boolean {
-  return a.header ? a.header.name === b.header?.name && a.header.prefix === b.header.prefix : a.param === b.param;
+  if (a.header) return a.header.name === b.header?.name && a.header.prefix === b.header.prefix;
+  return a.param !== undefined ? a.param === b.param : a.cookie === b.cookie;
 }
 
-function tokenAt(loc: Location, headers: Record<string, string | string[]>, query: URLSearchParams): string | undefined {
+function tokenAt(loc: Location, src: Sources): string | undefined {
   if (loc.header) {
-    const raw = headers[loc.header.name];
+    const raw = src.headers[loc.header.name];
     const v = Array.isArray(raw) ? raw[0] : raw;
     if (v === undefined || !v.startsWith(loc.header.prefix)) return undefined;
     const t = v.slice(loc.header.prefix.length).trim();
     return t === "" ? undefined : t;
   }
-  return query.get(loc.param as string) ?? undefined;
+  if (loc.cookie !== undefined) {
+    const v = src.cookies.get(loc.cookie)?.[0];
+    return v === undefined || v === "" ? undefined : v;
+  }
+  return src.query.get(loc.param as string) ?? undefined;
+}
+
+/**
+ * The named cookies of every Cookie header (RFC 6265 §5.4: `name=value` pairs split at ";",
+ * whitespace trimmed, a pair without "=" skipped, a value in double quotes unquoted, as Envoy).
+ */
+function cookiesOf(headers: Record<string, string | string[]>, names: ReadonlySet<string>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (names.size === 0) return out;
+  const raw = headers.cookie;
+  for (const line of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) {
+    for (const pair of line.split(";")) {
+      const eq = pair.indexOf("=");
+      if (eq < 0) continue;
+      const name = pair.slice(0, eq).trim();
+      if (!names.has(name)) continue;
+      let value = pair.slice(eq + 1).trim();
+      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+      const seen = out.get(name);
+      if (seen) seen.push(value);
+      else out.set(name, [value]);
+    }
+  }
+  return out;
+}
+
+/** Claims Envoy copies to a header: a string as is, a number or boolean as text; nothing else. */
+function claimText(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (typeof v === "boolean") return v ? "true" : "false";
+  if (typeof v !== "number" || !Number.isFinite(v)) return undefined;
+  // Envoy prints a whole double as an int64; JavaScript would write 1e+21.
+  return Number.isInteger(v) && Math.abs(v) < 2 ** 63 ? BigInt(v).toString() : String(v);
+}
+
+/**
+ * The header value for a claim ("." walks into nested claims, as Envoy's claim_to_headers), as
+ * the UTF-8 bytes header strings carry; undefined (no header) when the claim is absent, empty, not
+ * a string, number or boolean, or holds a control character (it would split the header).
+ */
+function claimHeaderValue(payload: JWTPayload, claim: string): string | undefined {
+  let v: unknown = payload;
+  for (const part of claim.split(".")) {
+    if (v === null || typeof v !== "object" || Array.isArray(v) || !Object.hasOwn(v, part)) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  const text = claimText(v);
+  if (text === undefined || text === "") return undefined;
+  const bytes = Buffer.from(text, "utf8").toString("latin1");
+  return /[^\t\x20-\x7e\x80-\xff]/.test(bytes) ? undefined : bytes;
+}
+
+/** A claim that names someone: a non-empty string, else absent (an empty or odd `sub` is no principal). */
+function nameClaim(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : undefined;
 }
 
 function authOf(p: JWTPayload): RequestAuth {
   const aud = p.aud === undefined ? [] : Array.isArray(p.aud) ? p.aud : [p.aud];
   return {
-    principal: `${p.iss ?? ""}/${p.sub ?? ""}`,
+    issuer: nameClaim(p.iss),
+    subject: nameClaim(p.sub),
     audiences: aud,
     ...(typeof p.azp === "string" ? { presenter: p.azp } : {}),
     claims: p as Record<string, unknown>,
@@ -68,15 +141,27 @@ export async function authenticate(
   keys: KeySource,
 ): Promise<JwtOutcome> {
   if (rules.length === 0) return { kind: "none", headers };
-  const clean = withoutPayloadHeaders(rules, headers);
+  const clean = withoutOutputHeaders(rules, headers);
   const q = path.indexOf("?");
-  const query = new URLSearchParams(q >= 0 ? path.slice(q + 1) : "");
+  const cookieNames = new Set(rules.flatMap((r) => r.fromCookies ?? []));
+  const src: Sources = {
+    headers,
+    query: new URLSearchParams(q >= 0 ? path.slice(q + 1) : ""),
+    cookies: cookiesOf(headers, cookieNames),
+  };
+  for (const [name, values] of src.cookies) {
+    // Only the first would be verified, and an app may read another: refused rather than guessed.
+    if (values.some((v) => v !== values[0]))
+      return { kind: "invalid", reason: `Jwt verification fails: cookie ${name} is sent more than once, with different values` };
+  }
+  const refused = unusableHit(rules, src);
+  if (refused) return refused;
   const seen: Location[] = [];
   for (const rule of rules) {
     for (const loc of locationsOf(rule)) {
       if (seen.some((s) => sameLocation(s, loc))) continue;
       seen.push(loc);
-      const token = tokenAt(loc, headers, query);
+      const token = tokenAt(loc, src);
       if (token === undefined) continue;
       return verify(rules, loc, token, clean, keys);
     }
@@ -85,16 +170,20 @@ export async function authenticate(
 }
 
 /**
- * The headers without any that a rule writes a verified payload to (outputPayloadToHeader): an app
- * trusts those as the mesh's word, so a client's own copy is dropped, token or not (fail closed).
+ * The headers without any that a rule writes from a verified token (outputPayloadToHeader,
+ * outputClaimToHeaders): an app trusts those as the mesh's word, so a client's own copy is
+ * dropped, token or not (fail closed), as Envoy's jwt_authn sanitizes them.
  */
-function withoutPayloadHeaders(rules: readonly JwtRule[], headers: Record<string, string | string[]>): Record<string, string | string[]> {
+function withoutOutputHeaders(rules: readonly JwtRule[], headers: Record<string, string | string[]>): Record<string, string | string[]> {
   let out = headers;
-  for (const r of rules) {
-    const name = r.outputPayloadToHeader?.toLowerCase();
-    if (name === undefined || out[name] === undefined) continue;
+  const drop = (name: string) => {
+    if (out[name] === undefined) return;
     if (out === headers) out = { ...headers };
     delete out[name];
+  };
+  for (const r of rules) {
+    if (r.outputPayloadToHeader !== undefined) drop(r.outputPayloadToHeader.toLowerCase());
+    for (const c of r.outputClaimToHeaders ?? []) drop(c.header.toLowerCase());
   }
   return out;
 }
@@ -123,10 +212,45 @@ async function verify(
     if (!rule.forwardOriginalToken && loc.header) delete out[loc.header.name];
     if (rule.outputPayloadToHeader)
       out[rule.outputPayloadToHeader.toLowerCase()] = Buffer.from(JSON.stringify(payload)).toString("base64url");
+    for (const c of rule.outputClaimToHeaders ?? []) {
+      const v = claimHeaderValue(payload, c.claim);
+      if (v !== undefined) out[c.header.toLowerCase()] = v;
+    }
     return { kind: "valid", auth: authOf(payload), headers: out };
   } catch (e) {
     return { kind: "invalid", reason: `Jwt verification fails: ${(e as Error).message}` };
   }
+}
+
+/**
+ * A token at an unusable rule's location that the rule may have been for: of its issuer, any
+ * token when its issuer is unknown, or one whose issuer cannot be read. Checked at every such
+ * location before any usable rule, so another token verifying first never lets it reach the app,
+ * and a usable rule of the same issuer never stands in for what the broken one would demand.
+ */
+function unusableHit(rules: readonly JwtRule[], src: Sources): JwtOutcome | undefined {
+  for (const rule of rules) {
+    if (rule.unusable === undefined) continue;
+    for (const loc of locationsOf(rule)) {
+      const token = tokenAt(loc, src);
+      if (token === undefined) continue;
+      let iss: string | undefined;
+      try {
+        iss = decodeJwt(token).iss;
+      } catch {
+        return { kind: "invalid", reason: `Jwt is not in the form of Header.Payload.Signature (${at(loc)})` };
+      }
+      if (rule.issuer !== "" && rule.issuer !== iss) continue;
+      const whose = rule.issuer === "" ? `a jwtRule of unknown issuer reads ${at(loc)} (token issuer ${iss ?? "(none)"})` : `issuer ${iss}`;
+      return { kind: "invalid", reason: `Jwt verification fails: ${whose} has no usable keys: ${rule.unusable}` };
+    }
+  }
+  return undefined;
+}
+
+function at(loc: Location): string {
+  if (loc.header) return `header ${loc.header.name}`;
+  return loc.param !== undefined ? `query parameter ${loc.param}` : `cookie ${loc.cookie}`;
 }
 
 /** A JWKS document fetched from a jwksUri. */
@@ -157,6 +281,7 @@ export class JwksCache {
 
   /** The KeySource for authenticate(). */
   readonly keys: KeySource = async (rule) => {
+    if (rule.unusable !== undefined) throw new Error(`issuer ${rule.issuer} has no usable keys: ${rule.unusable}`);
     if (rule.jwks !== undefined) {
       let k = this.inline.get(rule.jwks);
       if (!k) {
