@@ -103,6 +103,18 @@ function translatePod(
   const node = pod.spec?.nodeName;
   // hostNetwork pods share the node's address and are never captured: not workloads of the mesh.
   if (addresses.length === 0 || !node || pod.spec?.hostNetwork) return { workload: null, diagnostics };
+  // A mirror (static) pod is made by its node's kubelet, which the API server lets name any
+  // namespace but no service account: its "default" would be whatever the node asked for. It
+  // gets no identity, as Istio's CA node authorizer skips such pods.
+  if (pod.metadata.annotations?.["kubernetes.io/config.mirror"] !== undefined) {
+    diagnostics.push({
+      ref: refOf(pod),
+      severity: "warning",
+      message:
+        "mirror (static) pod: its service account is not the API server's to vouch for, so it gets no mesh identity and stays out of the mesh",
+    });
+    return { workload: null, diagnostics };
+  }
   const labels = { ...(pod.metadata.labels ?? {}) };
   const sa = pod.spec?.serviceAccountName || "default";
   const name = workloadName(pod);

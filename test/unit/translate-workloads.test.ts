@@ -159,6 +159,24 @@ describe("translate: workloads", () => {
     ]);
   });
 
+  it("gives a mirror (static) pod no identity: its node, not the API server, chose its namespace, and its service account is empty", () => {
+    // What NodeRestriction lets a kubelet create: any namespace, any labels, no service account.
+    const mirror = pod({ name: "m", ns: "payments", node: "n1", ip: "10.244.1.66", labels: { app: "m" } });
+    mirror.metadata.annotations = { "kubernetes.io/config.mirror": "abc" };
+    delete (mirror.spec as { serviceAccountName?: string }).serviceAccountName;
+    const ok = pod({ name: "ok", ns: "payments", node: "n1", ip: "10.244.1.7" });
+    const m = translate(objects([namespace("payments", { "weft.dev/mesh": "enabled" }), n1, mirror, ok]));
+    expect(m.workloads.map((w) => w.name)).toEqual(["ok"]);
+    expect(m.workloads.some((w) => w.identity.endsWith("/ns/payments/sa/default"))).toBe(false);
+    expect(m.diagnostics).toEqual([
+      expect.objectContaining({
+        severity: "warning",
+        ref: expect.objectContaining({ name: "m" }),
+        message: expect.stringContaining("mirror (static) pod"),
+      }),
+    ]);
+  });
+
   it("marks a terminating or unready pod not ready", () => {
     const t = pod({ name: "t", ns: "shop", node: "n1", ip: "10.244.1.2" });
     t.metadata.deletionTimestamp = "2026-01-01T00:00:00Z";
