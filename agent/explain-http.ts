@@ -5,7 +5,7 @@
  */
 import type { Workload } from "../controller/api/model.js";
 import { portHandling, wantsL7 } from "./proxy/l7/protocol.js";
-import { canonicalTarget, isTargetError } from "./proxy/l7/request-target.js";
+import { canonicalAuthority, canonicalTarget, isTargetError } from "./proxy/l7/request-target.js";
 import { route } from "./proxy/l7/router.js";
 import type { MeshView, ServiceMatch } from "./state/view.js";
 
@@ -73,10 +73,15 @@ export function explainHttp(view: MeshView, source: Workload, match: ServiceMatc
     return { ...base, route: "-", decision: "direct", status: 400, timeout: "-", detail: `the proxy answers 400: ${target.error}` };
   }
   const headers = Object.fromEntries(Object.entries(sample.headers).map(([k, v]) => [k.toLowerCase(), v]));
+  // The authority as the proxy makes it: an absolute-form target's host, else the Host, canonical.
+  const authority = target.authority ?? canonicalAuthority(headers.host ?? `${match.service.hostname}:${match.port.port}`);
+  if (typeof authority !== "string") {
+    return { ...base, route: "-", decision: "direct", status: 400, timeout: "-", detail: `the proxy answers 400: ${authority.error}` };
+  }
   const d = route(view, {
     method: sample.method,
     path: target.path,
-    authority: headers.host ?? `${match.service.hostname}:${match.port.port}`,
+    authority,
     headers,
     service: match,
     source,

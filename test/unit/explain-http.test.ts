@@ -76,6 +76,11 @@ describe("weft explain for HTTP ports", () => {
       status: 400,
       detail: expect.stringMatching(/bad percent-encoding/),
     });
+    expect(explainHttp(w.view, w.client, svc, { ...sample({}, "/only"), headers: { Host: "u@web" } })).toMatchObject({
+      decision: "direct",
+      status: 400,
+      detail: expect.stringMatching(/is not a host\[:port\]/),
+    });
   });
 });
 

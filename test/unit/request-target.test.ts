@@ -107,6 +107,7 @@ describe("canonicalAuthority", () => {
     expect(canonicalAuthority("Admin.Shop.svc.cluster.local.")).toBe("admin.shop.svc.cluster.local");
     expect(canonicalAuthority("WEB:8080")).toBe("web:8080");
     expect(canonicalAuthority("web:")).toBe("web");
+    expect(canonicalAuthority("admin.svc:080")).toBe("admin.svc:80");
     expect(canonicalAuthority("[::1]:443")).toBe("[::1]:443");
     expect(canonicalAuthority("10.96.0.1")).toBe("10.96.0.1");
   });
@@ -124,6 +125,7 @@ describe("canonicalAuthority", () => {
       [".", /not a host/],
       ["a..", /not a host/],
       ["[::1", /not a host/],
+      ["adm%69n.svc", /not a host/],
     ] as const) {
       const r = canonicalAuthority(raw);
       expect(typeof r, String(raw)).toBe("object");

@@ -73,6 +73,7 @@ export class HttpProxy {
     );
     this.h1.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.h1.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+      socket.on("error", () => undefined);
       socket.end("HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     });
     this.h1.server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
@@ -448,6 +449,9 @@ export class HttpProxy {
    * byte tunnel only on the upstream's 101 (upgrade.ts).
    */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // node:http takes its own 'error' listener off an upgraded socket: without one, a client's
+    // reset while the answer is awaited would end the process.
+    socket.on("error", () => undefined);
     socket.pause();
     const scope = this.h1.scopeOf(req.socket);
     const refuse = (status: number, why: string) => {

@@ -133,14 +133,15 @@ export function isTargetError(t: CanonicalTarget | TargetError): t is TargetErro
 }
 
 /** uri-host (an IP literal in brackets, or reg-name characters) and an optional port (RFC 3986 §3.2). */
-const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::(\d{0,5}))?$/;
+const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=]+)(?::(\d{0,5}))?$/;
 
 /**
  * A request's authority (Host or :authority) in the one spelling routes, policies and the app
  * all see, or why it is refused: lower-case, without the trailing dot of a fully qualified name
  * (`admin.svc.` and `ADMIN.svc` name `admin.svc`, which `hosts` rules must not miss), without an
- * empty port. Missing, repeated (joined with commas), userinfo (`u@host`) and anything that is
- * not a host are refused (RFC 9112 §3.2).
+ * empty port, the port as a plain number (`:080` is `:80`). Missing, repeated (joined with
+ * commas), userinfo (`u@host`), percent-encoded names (an app that decodes them would see another
+ * host than the rules did) and anything that is not a host are refused (RFC 9112 §3.2).
  */
 export function canonicalAuthority(raw: string | undefined): string | TargetError {
   if (raw === undefined || raw === "") return { error: "missing Host header" };
@@ -153,5 +154,5 @@ export function canonicalAuthority(raw: string | undefined): string | TargetErro
   const port = m[2];
   if (port === undefined || port === "") return host;
   if (Number(port) > 65535) return { error: `Host ${JSON.stringify(raw.slice(0, 80))} has port ${port} (above 65535)` };
-  return `${host}:${port}`;
+  return `${host}:${Number(port)}`;
 }

@@ -76,10 +76,14 @@ export type UpgradeOutcome =
   | { kind: "answered"; status: number }
   | { kind: "failed"; status: number; reason: string };
 
+/** How long the upstream has to answer an upgrade request (node:http's headersTimeout). */
+export const UPGRADE_ANSWER_MS = 60_000;
+
 /**
  * Sends the upgrade request on the tunnel and waits for the upstream's answer; on a 101 that
  * matches, splices client and tunnel (bytes the client already sent go first). `held` is what
- * the client sent after its request head; the client socket is expected paused.
+ * the client sent after its request head; the client socket is expected paused. done is called
+ * once, however the exchange ends.
  */
 export function carryUpgrade(
   client: Duplex,
@@ -87,14 +91,24 @@ export function carryUpgrade(
   request: { method: string; head: Buffer; asked: readonly string[] },
   held: Buffer,
   done: (o: UpgradeOutcome) => void,
+  answerMs = UPGRADE_ANSWER_MS,
 ): void {
+  // Resets on either side are expected; an 'error' without a listener would end the process.
+  client.on("error", () => undefined);
+  tunnel.on("error", () => undefined);
+  let ended = false;
+  const finish = (o: UpgradeOutcome) => {
+    if (ended) return;
+    ended = true;
+    done(o);
+  };
   let buf: Buffer | undefined;
   const fail = (status: number, reason: string) => {
     cleanup();
     tunnel.destroy();
     if (client.writable) client.end(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     else client.destroy();
-    done({ kind: "failed", status, reason });
+    finish({ kind: "failed", status, reason });
   };
   const onData = (c: Buffer) => {
     buf = buf ? Buffer.concat([buf, c]) : c;
@@ -121,18 +135,20 @@ export function carryUpgrade(
       if (rest.length > 0) client.write(rest);
       if (held.length > 0) tunnel.write(held);
       spliceWith(client, tunnel, () => undefined);
-      done({ kind: "switched" });
+      finish({ kind: "switched" });
       return;
     }
-    relayAnswer(client, tunnel, request.method, r.head, rest, () => done({ kind: "answered", status: r.head.status }));
+    relayAnswer(client, tunnel, request.method, r.head, rest, () => finish({ kind: "answered", status: r.head.status }));
   };
   const onEnd = () => fail(502, "upstream closed before answering the upgrade");
   const onClientGone = () => {
     cleanup();
     tunnel.destroy();
-    done({ kind: "failed", status: 499, reason: "client went away before the upgrade was answered" });
+    finish({ kind: "failed", status: 499, reason: "client went away before the upgrade was answered" });
   };
+  const timer = setTimeout(() => fail(504, `upstream did not answer the upgrade in ${answerMs} ms`), answerMs);
   const cleanup = () => {
+    clearTimeout(timer);
     tunnel.off("data", onData);
     tunnel.off("end", onEnd);
     tunnel.off("close", onEnd);
@@ -141,71 +157,79 @@ export function carryUpgrade(
   tunnel.on("data", onData);
   tunnel.once("end", onEnd);
   tunnel.once("close", onEnd);
-  tunnel.on("error", () => undefined);
   client.once("close", onClientGone);
   tunnel.write(request.head);
 }
 
-/** Relays a non-101 answer to the client as that request's response, then closes both sides. */
+/** Framing and connection fields of an answer, replaced by the relay's own. */
+const RELAY_DROPS = ["connection", "keep-alive", "upgrade", "transfer-encoding", "proxy-connection", "te", "trailer"];
+
+/**
+ * Relays a non-101 answer to the client as that request's response, then closes both sides.
+ * Either side going away ends the other: a body cut short reaches the client as a reset, never
+ * as a complete response. done is called once.
+ */
 function relayAnswer(client: Duplex, tunnel: Duplex, method: string, head: ResponseHead, first: Buffer, done: () => void): void {
-  const framing = responseFraming(method, head);
-  const finish = () => {
+  let over = false;
+  const end = (clientEnd: "end" | "destroy") => {
+    if (over) return;
+    over = true;
     tunnel.destroy();
-    client.end();
+    if (clientEnd === "end") client.end();
+    else client.destroy();
     done();
   };
-  if (typeof framing === "string") {
-    client.end("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    tunnel.destroy();
-    done();
-    return;
-  }
+  const framing = responseFraming(method, head);
   const headers: Record<string, string | string[] | undefined> = { ...head.headers };
-  for (const h of ["connection", "keep-alive", "upgrade", "transfer-encoding", "content-length", "proxy-connection", "te", "trailer"])
-    delete headers[h];
-  if (framing.kind === "length") headers["content-length"] = String(framing.length);
-  if (framing.kind === "chunked") headers["transfer-encoding"] = "chunked";
+  for (const h of RELAY_DROPS) delete headers[h];
+  if (typeof framing !== "string" && framing.kind !== "none") delete headers["content-length"];
+  if (typeof framing !== "string" && framing.kind === "length") headers["content-length"] = String(framing.length);
+  if (typeof framing !== "string" && framing.kind === "chunked") headers["transfer-encoding"] = "chunked";
   headers.connection = "close";
+  let headText: string;
   try {
+    if (typeof framing === "string") throw new Error(framing);
     assertWritable(headers);
+    headText = `HTTP/1.1 ${head.status} ${reasonPhrase(head.status)}\r\n${headerLines(headers)}\r\n`;
   } catch {
-    client.end("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    tunnel.destroy();
-    done();
+    if (client.writable) client.write("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    end("end");
     return;
   }
-  client.write(`HTTP/1.1 ${head.status} ${reasonPhrase(head.status)}\r\n${headerLines(headers)}\r\n`);
-  const decoder = new BodyDecoder(framing);
+  const f = framing as Exclude<typeof framing, string>;
+  client.once("close", () => end("destroy"));
+  tunnel.once("close", () => end("destroy"));
+  client.write(headText);
+  const decoder = new BodyDecoder(f);
   const emit = (c: Buffer) => {
-    if (framing.kind === "chunked") for (const p of chunkFrame(c)) client.write(p);
-    else client.write(c);
+    const ok =
+      f.kind === "chunked"
+        ? chunkFrame(c)
+            .map((p) => client.write(p))
+            .every(Boolean)
+        : client.write(c);
+    if (!ok) {
+      tunnel.pause();
+      client.once("drain", () => tunnel.resume());
+    }
   };
   const feed = (c: Buffer) => {
     decoder.feed(c, 0, emit);
-    if (decoder.error) {
-      client.destroy();
-      tunnel.destroy();
-      done();
-      return;
-    }
-    if (decoder.done) {
+    if (decoder.error) end("destroy");
+    else if (decoder.done) {
       tunnel.off("data", feed);
-      if (framing.kind === "chunked") client.write(LAST_CHUNK);
-      finish();
+      if (f.kind === "chunked") client.write(LAST_CHUNK);
+      end("end");
     }
   };
-  if (decoder.done || (framing.kind === "length" && framing.length === 0)) {
-    finish();
+  if (decoder.done || (f.kind === "length" && f.length === 0)) {
+    end("end");
     return;
   }
   tunnel.on("data", feed);
   tunnel.once("end", () => {
-    if (decoder.done) return;
-    if (decoder.closed()) finish();
-    else {
-      client.destroy();
-      done();
-    }
+    if (!decoder.done && decoder.closed()) end("end");
+    else end("destroy");
   });
   if (first.length > 0) feed(first);
 }
