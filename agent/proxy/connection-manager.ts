@@ -15,7 +15,8 @@ import type { SocketAddr } from "./request.js";
 export const connectionChannel = diagnostics.channel("weft:connection");
 
 /** How a connection travels: an HBONE tunnel, same-node delivery, plain TCP, or refused before it went anywhere. */
-export type ConnectionMode = "hbone" | "same-node" | "passthrough" | "reject" | "http" | "http2" | "plaintext";
+/** How a connection is carried; "tcp": sniffed as not HTTP by the destination's HTTP server and spliced at L4. */
+export type ConnectionMode = "hbone" | "same-node" | "passthrough" | "reject" | "http" | "http2" | "plaintext" | "tcp";
 
 /** What is known about a connection, for listings, logs and policy re-checks. */
 export interface ConnectionInfo {

@@ -194,6 +194,26 @@ export function checkPlaintext(view: MeshView, req: { sourceIp: string; target: 
       ...(source ? { source } : {}),
     };
   }
+  // Plaintext is spliced, never read request by request: where tokens must be checked or requests
+  // counted, it would pass both, so it is refused (as an ALLOW rule with HTTP parts refuses it).
+  if (inboundProtocol(view, destination, req.target.port) !== "tcp") {
+    const duty =
+      view.jwtRulesFor(destination).length > 0
+        ? "RequestAuthentication"
+        : view.rateLimitsFor(destination).length > 0
+          ? "RateLimitPolicy"
+          : undefined;
+    if (duty)
+      return {
+        ok: false,
+        status: 403,
+        code: "WEFT_UNAUTHENTICATED",
+        flags: "DENY",
+        reason: `plaintext refused: a ${duty} applies to ${destination.namespace}/${destination.name} port ${req.target.port}, and plaintext is not checked request by request (use the mesh's mTLS)`,
+        destination,
+        ...(source ? { source } : {}),
+      };
+  }
   const decision = authorize(view.authorizationPoliciesFor(destination), {
     sourceIp: req.sourceIp,
     destinationIp: req.target.ip,

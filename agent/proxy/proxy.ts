@@ -10,6 +10,7 @@ import { SocketSplicer } from "../../native/sock-splice.js";
 import type { IdentitySource } from "../identity/types.js";
 import type { MeshView } from "../state/view.js";
 import type { ProxyMetrics } from "../telemetry/metrics.js";
+import { authorize } from "./authz.js";
 import { ConnectionManager, type ConnectionSnapshot } from "./connection-manager.js";
 import type { ProxyConfig, ProxyContext } from "./context.js";
 import { hboneConnector } from "./hbone-connect.js";
@@ -133,6 +134,18 @@ export class NodeProxy {
         traced: this.ctx.tracer !== undefined,
       });
       if (!d.ok) return `policy changed: ${d.reason}`;
+      if (info.mode === "tcp") {
+        // Spliced after sniffing found no HTTP: it holds what spliceTcp required, the L4 decision
+        // (HTTP parts fail closed), and no token or rate-limit duty it could not meet.
+        if (d.http?.jwt || d.http?.rateLimit) return "policy changed: its bytes are not HTTP and tokens or rate limits now apply";
+        const l4 = authorize(view.authorizationPoliciesFor(d.destination), {
+          sourceIdentity: info.srcIdentity,
+          sourceIp: info.src.ip,
+          destinationIp: info.target.ip,
+          destinationPort: info.target.port,
+        });
+        return l4.allowed ? null : `policy changed: ${l4.reason}`;
+      }
       return d.http && !http ? "policy changed: it now needs HTTP attributes, checked by the destination's HTTP server" : null;
     });
     const direct = recheckSameNode(view, this.ctx.tracer !== undefined);

@@ -4,13 +4,26 @@ import { renderNodeRules } from "../../agent/capture/node-rules.js";
 import { checkPlaintext, refusedSince } from "../../agent/proxy/inbound-policy.js";
 import { MeshView } from "../../agent/state/view.js";
 import { trafficLabels } from "../../agent/telemetry/labels.js";
-import type { AuthorizationPolicy, AuthzSource, PeerAuthentication } from "../../controller/api/model.js";
+import type { AuthorizationPolicy, AuthzSource, MeshSnapshotData, PeerAuthentication, Service } from "../../controller/api/model.js";
 import { snapshot, workload } from "../helpers/mesh-fixture.js";
 
 const N1 = "10.250.0.11";
 const server = workload({ name: "server", ns: "shop", ip: "10.244.1.3", node: "node1", nodeAddress: N1 });
 const remote = workload({ name: "remote", ns: "shop", ip: "10.244.2.3", node: "node2", nodeAddress: "10.250.0.12" });
 const legacy = workload({ name: "legacy", ns: "legacy", ip: "10.244.1.9", node: "node1", nodeAddress: N1, enrolled: false });
+
+const httpService: Service = {
+  key: "shop/server",
+  name: "server",
+  namespace: "shop",
+  hostname: "server.shop.svc.cluster.local",
+  vips: ["10.96.0.3"],
+  ports: [
+    { name: "http", port: 80, targetPort: 8080, appProtocol: "http" },
+    { name: "db", port: 5432, targetPort: 5432, appProtocol: "tcp" },
+  ],
+  endpoints: [{ workloadUid: server.uid, address: "10.244.1.3", ready: true }],
+};
 
 const allowFrom = (from: AuthzSource): AuthorizationPolicy => ({
   key: "shop/allow",
@@ -32,6 +45,42 @@ const portStrict: PeerAuthentication = {
 function view(policies: AuthorizationPolicy[] = [], pas: PeerAuthentication[] = []): MeshView {
   return new MeshView({ ...snapshot("node1", [server, remote, legacy], [], policies), peerAuthentications: pas });
 }
+
+describe("checkPlaintext where requests must be checked one by one", () => {
+  const withDuty = (extra: Partial<MeshSnapshotData>) =>
+    new MeshView({
+      ...snapshot("node1", [server, legacy], [httpService]),
+      ...extra,
+    } as MeshSnapshotData);
+  const at = (port: number) => ({ sourceIp: legacy.addresses[0] as string, target: { ip: "10.244.1.3", port } });
+  const ra = {
+    key: "shop/ra",
+    name: "ra",
+    namespace: "shop",
+    scope: { kind: "namespace" },
+    jwtRules: [{ issuer: "https://iss", jwks: "{}" }],
+  };
+  const rl = {
+    key: "shop/rl",
+    name: "rl",
+    namespace: "shop",
+    scope: { kind: "namespace" },
+    total: { requestsPerSecond: 1, burst: 1 },
+    overrides: [],
+  };
+
+  it.each([
+    ["RequestAuthentication", { requestAuthentications: [ra] }],
+    ["RateLimitPolicy", { rateLimitPolicies: [rl] }],
+  ])("refuses plaintext to an HTTP port where a %s applies (it would pass unchecked), keeps a TCP port open", (duty, extra) => {
+    const v = withDuty(extra as Partial<MeshSnapshotData>);
+    const d = checkPlaintext(v, at(8080));
+    expect(d).toMatchObject({ ok: false, status: 403, code: "WEFT_UNAUTHENTICATED" });
+    expect(d.ok ? "" : d.reason).toContain(`a ${duty} applies to shop/server port 8080`);
+    expect(checkPlaintext(v, at(5432))).toMatchObject({ ok: true });
+    expect(checkPlaintext(withDuty({}), at(8080))).toMatchObject({ ok: true });
+  });
+});
 
 describe("checkPlaintext", () => {
   const at = (port: number) => ({ sourceIp: legacy.addresses[0] as string, target: { ip: "10.244.1.3", port } });

@@ -26,6 +26,12 @@ describe("protocol selection", () => {
     ["hello world\n", "tcp"],
     ["get / HTTP/1.1\r\n", "tcp"],
     ["GET / HTTP/3.0\r\n", "tcp"],
+    // Empty lines before a request line are skipped, as HTTP/1.1 servers skip them.
+    ["\r\nGET /c HTTP/1.1\r\n", "http1"],
+    ["\r\n\n\r\nGET /c HTTP/1.1\r\n", "http1"],
+    ["\r\n\r\n", "more"],
+    ["\r\nGE", "more"],
+    [`${"\r\n".repeat(5000)}GET / HTTP/1.1\r\n`, "tcp"],
   ])("classifies %j as %s", (text, expected) => {
     expect(classify(Buffer.from(text, "latin1"))).toBe(expected);
   });

@@ -19,6 +19,9 @@ export interface BodySink {
 
 /** Streams a body into a sink with its backpressure, ending the sink when the body ends. */
 export function pipeBody(source: Readable, sink: BodySink): void {
+  // A client that goes away mid-body destroys its body with an error: without a listener that
+  // error would end the process. Whoever watches the client (onGone) aborts the exchange.
+  source.on("error", () => undefined);
   source.on("data", (c: Buffer) => {
     if (!sink.write(c)) {
       source.pause();

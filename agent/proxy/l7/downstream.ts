@@ -55,7 +55,9 @@ export function grpcStatusForHttp(status: number): number {
 
 /** Lets a request's unread body flow away (answered without reading it). */
 export function discardBody(down: Downstream): void {
-  if (!down.bodyless) down.body.resume();
+  if (down.bodyless) return;
+  down.body.on("error", () => undefined);
+  down.body.resume();
 }
 
 /** One downstream request. */

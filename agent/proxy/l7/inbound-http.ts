@@ -95,8 +95,10 @@ export class InboundHttp {
     // Bytes are counted per request (istio_request_bytes); the tunnel's own byte counters stay 0
     // unless sniffing found TCP and the tunnel is spliced to the pod.
     const spliced: { up?: Socket } = {};
+    // Kept: a tunnel sniffed as TCP becomes mode "tcp", which a policy change re-checks at L4.
+    const record: ConnectionInfo = { ...info, mode: "http" };
     const tracked = this.ctx.connections.open(
-      { ...info, mode: "http" },
+      record,
       labels,
       () => (spliced.up ? { received: spliced.up.bytesWritten, sent: spliced.up.bytesRead } : { received: 0, sent: 0 }),
       (reason) => {
@@ -105,7 +107,7 @@ export class InboundHttp {
       },
     );
     stream.once("close", () => tracked.close());
-    void this.serve(stream, scope, spliced).catch((e: Error) => this.crashed(e, () => stream.close(h2.NGHTTP2_INTERNAL_ERROR)));
+    void this.serve(stream, scope, spliced, record).catch((e: Error) => this.crashed(e, () => stream.close(h2.NGHTTP2_INTERNAL_ERROR)));
   }
 
   /**
@@ -113,9 +115,20 @@ export class InboundHttp {
    * that are not HTTP cannot be checked request by request: on a port declared HTTP the tunnel
    * is reset (fail closed); on one that declares nothing they get the L4 decision and a splice.
    */
-  private async serve(stream: Duplex, scope: InboundHttpScope, spliced: { up?: Socket }): Promise<void> {
+  private async serve(stream: Duplex, scope: InboundHttpScope, spliced: { up?: Socket }, record: ConnectionInfo): Promise<void> {
     const protocol = await sniff(stream as unknown as Socket, scope.duties.sniffed ? SNIFF_WAIT_MS : FIRST_BYTES_WAIT_MS);
     if (protocol === "tcp" && scope.duties.sniffed) {
+      // Tokens and request counts cannot be checked on bytes weft cannot read, and an app may
+      // still read them as HTTP (HTTP/0.9, an odd method): refused, not spliced past the checks.
+      if (scope.duties.jwt || scope.duties.rateLimit) {
+        this.ctx.log.warn(
+          { dst: workloadRef(scope.destination), src: scope.sourceIdentity },
+          "non-HTTP bytes on a port that declares no protocol, where RequestAuthentication or a RateLimitPolicy applies; closing (fail closed; declare the port TCP to carry another protocol)",
+        );
+        stream.destroy();
+        return;
+      }
+      record.mode = "tcp";
       await this.spliceTcp(stream, scope, spliced);
       return;
     }

@@ -44,7 +44,13 @@ export function wantsL7(view: MeshView, service: ServiceMatch, source: Workload)
 }
 
 /** Classifies the first bytes: a protocol, or "more" when they could still be HTTP. */
-export function classify(head: Buffer): WireProtocol | "more" {
+export function classify(whole: Buffer): WireProtocol | "more" {
+  // Empty lines before a request line are skipped by HTTP/1.1 servers (RFC 9112 §2.2), weft's
+  // own included: an app would read what follows them as HTTP, so the sniffer must too.
+  let skip = 0;
+  while (skip < whole.length && skip < SNIFF_LIMIT && (whole[skip] === 13 || whole[skip] === 10)) skip++;
+  if (skip === whole.length) return skip < SNIFF_LIMIT ? "more" : "tcp";
+  const head = skip === 0 ? whole : whole.subarray(skip);
   const n = Math.min(head.length, H2_PREFACE.length);
   if (head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return head.length >= H2_PREFACE.length ? "http2" : "more";
   const text = head.subarray(0, Math.min(head.length, 512)).toString("latin1");
