@@ -92,8 +92,9 @@ describePrivileged("fail-closed policy with real connections (2 nodes)", () => {
     writeFileSync(p, text);
     return p;
   };
-  const connects = async (from: string, host: string, port: string) =>
-    (await probe<{ ok: boolean }>(C, from, ["connect", host, port, "x", "1500"])).ok;
+  /** idleMs: short where a refusal is expected; long where an answer is, as a busy machine is slow. */
+  const connects = async (from: string, host: string, port: string, idleMs = 1500) =>
+    (await probe<{ ok: boolean }>(C, from, ["connect", host, port, "x", String(idleMs)])).ok;
   const policyDetail = async (name: string) => {
     const rows = JSON.parse(await weftOk(["policies", ...at(2), "-o", "json"])) as { name: string; detail: string }[];
     return rows.find((r) => r.name === name)?.detail ?? "";
@@ -130,7 +131,7 @@ describePrivileged("fail-closed policy with real connections (2 nodes)", () => {
     } finally {
       await weftOk(["cluster", "delete", "--name", C, "-f", f]);
     }
-    await waitFor("client allowed again", () => connects("app/client", vip(C, "app", "server"), "80"), 5000, 50);
+    await waitFor("client allowed again", () => connects("app/client", vip(C, "app", "server"), "80"), 15_000, 50);
   });
 
   it('a DENY with action "DENY " denies its whole scope', async () => {
@@ -142,24 +143,24 @@ describePrivileged("fail-closed policy with real connections (2 nodes)", () => {
     } finally {
       await weftOk(["cluster", "delete", "--name", C, "-f", f]);
     }
-    await waitFor("client allowed again", () => connects("app/client", vip(C, "app", "server"), "80"), 5000, 50);
+    await waitFor("client allowed again", () => connects("app/client", vip(C, "app", "server"), "80"), 15_000, 50);
   });
 
   it('a PeerAuthentication with mode "PERMISSIVE " is STRICT: plaintext from outside the mesh is refused', async () => {
     const server = podIp(C, "app", "server");
-    expect(await connects("legacy/outsider", server, "8080")).toBe(true);
+    expect(await connects("legacy/outsider", server, "8080", 15_000)).toBe(true);
     const f = file("pa", PA_SPACE);
     await weftOk(["cluster", "apply", "--name", C, "-f", f]);
     try {
       await waitFor("plaintext refused", async () => !(await connects("legacy/outsider", server, "8080")), 5000, 50);
-      expect(await connects("app/client", vip(C, "app", "server"), "80")).toBe(true);
+      expect(await connects("app/client", vip(C, "app", "server"), "80", 15_000)).toBe(true);
       expect(await policyDetail("permissive-space")).toMatch(
         /^mTLS STRICT; INVALID, enforced fail-closed: spec\.mtls\.mode: 'PERMISSIVE '/,
       );
     } finally {
       await weftOk(["cluster", "delete", "--name", C, "-f", f]);
     }
-    await waitFor("plaintext allowed again", () => connects("legacy/outsider", server, "8080"), 5000, 50);
+    await waitFor("plaintext allowed again", () => connects("legacy/outsider", server, "8080"), 15_000, 50);
   });
 
   it("a refused VirtualService is listed with its reason, and a DENY-all applied afterwards still takes effect", async () => {
@@ -174,13 +175,13 @@ describePrivileged("fail-closed policy with real connections (2 nodes)", () => {
         5000,
         100,
       );
-      expect(await connects("app/client", vip(C, "app", "server"), "80")).toBe(true);
+      expect(await connects("app/client", vip(C, "app", "server"), "80", 15_000)).toBe(true);
       await weftOk(["cluster", "apply", "--name", C, "-f", deny]);
       await waitFor("client refused", async () => !(await connects("app/client", vip(C, "app", "server"), "80")), 5000, 50);
     } finally {
       await weftOk(["cluster", "delete", "--name", C, "-f", deny]).catch(() => "");
       await weftOk(["cluster", "delete", "--name", C, "-f", vs]);
     }
-    await waitFor("client allowed again", () => connects("app/client", vip(C, "app", "server"), "80"), 5000, 50);
+    await waitFor("client allowed again", () => connects("app/client", vip(C, "app", "server"), "80"), 15_000, 50);
   });
 });

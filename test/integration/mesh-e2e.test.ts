@@ -254,7 +254,7 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       // The client side learns why (the code the destination sent), not just "HTTP 403".
       expect(await sourceSaw()).toBeGreaterThan(sourceSawBefore);
       // Another identity is not affected.
-      expect((await probe<{ ok: boolean }>(C, "app/local", ["connect", vip(C, "app", "server"), "80", "x", "2000"])).ok).toBe(true);
+      expect((await probe<{ ok: boolean }>(C, "app/local", ["connect", vip(C, "app", "server"), "80", "x", "15000"])).ok).toBe(true);
     } finally {
       await weftOk(["cluster", "delete", "--name", C, "-f", file]);
       rmSync(dir, { recursive: true, force: true });
@@ -295,6 +295,8 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       file,
       'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: deny-client-local\n  namespace: app\nspec:\n  selector:\n    matchLabels:\n      app: local\n  action: DENY\n  rules:\n  - from:\n    - source:\n        principals: ["cluster.local/ns/app/sa/client"]\n',
     );
+    // The first connection must be gone, or it could pass for the one below being spliced.
+    await waitFor("the first connection closed", async () => !(await spliced(-1)), 10_000);
     try {
       const denied = probe<{ ok: boolean; rounds: number; code?: string }>(C, "app/client", ["hold", local, "8080", "60000"]);
       await waitFor("the connection to be spliced", () => spliced(0), 10_000);

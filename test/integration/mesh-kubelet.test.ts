@@ -105,7 +105,7 @@ describePrivileged("the mesh on kubelet-style nodes (systemd cgroup driver, cont
         3000,
         50,
       );
-      expect((await probe<{ ok: boolean }>(C, "app/local", ["connect", vip(C, "app", "server"), "80", "x", "2000"])).ok).toBe(true);
+      expect((await probe<{ ok: boolean }>(C, "app/local", ["connect", vip(C, "app", "server"), "80", "x", "15000"])).ok).toBe(true);
     } finally {
       await weftOk(["cluster", "delete", "--name", C, "-f", deny]).catch(() => undefined);
       await weftOk(["cluster", "delete", "--name", C, "-f", strict]).catch(() => undefined);

@@ -22,11 +22,13 @@ import { testClusterName } from "../helpers/weft.js";
 
 const C = testClusterName("src");
 
+const READY_MS = 15_000;
 type ConnectResult = { ok: boolean; reply?: string; code?: string };
 
 describePrivileged("the outbound proxy refuses sources outside the mesh (2 nodes)", () => {
-  const connect = (from: string, host: string, port: number) =>
-    probe<ConnectResult>(C, from, ["connect", host, String(port), "hello", "3000"]);
+  /** idleMs: short where a refusal is expected; long (READY_MS) where an answer is, as a busy machine is slow. */
+  const connect = (from: string, host: string, port: number, idleMs = 3000) =>
+    probe<ConnectResult>(C, from, ["connect", host, String(port), "hello", String(idleMs)]);
   const notCaptured = async () =>
     counterSum(await metrics(C, 1), "weft_connection_errors_total", { reporter: "source", code: "WEFT_NOT_CAPTURED" });
 
@@ -100,13 +102,13 @@ describePrivileged("the outbound proxy refuses sources outside the mesh (2 nodes
       pods.close();
     }
     // Without the stale entry its connections are its own again.
-    expect((await connect("legacy/outsider", podIp(C, "app", "server"), 8080)).ok).toBe(true);
+    expect((await connect("legacy/outsider", podIp(C, "app", "server"), 8080, READY_MS)).ok).toBe(true);
   });
 
   it("the same pods still reach the server without the mesh, and the enrolled client through it", async () => {
     // Outside the mesh is not cut off: their own connections are simply not captured (PERMISSIVE default).
-    expect((await connect("legacy/outsider", podIp(C, "app", "server"), 8080)).ok).toBe(true);
-    const seen = await connect("app/client", vip(C, "app", "server"), 80);
+    expect((await connect("legacy/outsider", podIp(C, "app", "server"), 8080, READY_MS)).ok).toBe(true);
+    const seen = await connect("app/client", vip(C, "app", "server"), 80, READY_MS);
     expect(seen.ok, JSON.stringify(seen)).toBe(true);
   });
 });

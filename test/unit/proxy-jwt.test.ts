@@ -253,6 +253,20 @@ describe("fromCookies", () => {
     expect(twice.kind).toBe("invalid");
   });
 
+  it("refuses a token header or query parameter sent twice with different values (an app may read the unverified one)", async () => {
+    const t = await sign({});
+    const forwarded = rule({ forwardOriginalToken: true });
+    const twice = await authenticate([forwarded], { authorization: [`Bearer ${t}`, `Bearer ${otherKeyToken}`] }, "/", noFetch.keys);
+    expect(twice).toMatchObject({ kind: "invalid", reason: expect.stringContaining("header authorization is sent more than once") });
+    const custom = rule({ fromHeaders: [{ name: "X-Jwt" }] });
+    expect((await authenticate([custom], { "x-jwt": [t, "forged"] }, "/", noFetch.keys)).kind).toBe("invalid");
+    const params = await authenticate([rule()], {}, `/?access_token=${t}&access_token=${otherKeyToken}`, noFetch.keys);
+    expect(params).toMatchObject({ kind: "invalid", reason: expect.stringContaining("query parameter access_token") });
+    // The same value twice is one token; a repeated header no rule reads is not looked at.
+    expect((await authenticate([forwarded], { authorization: [`Bearer ${t}`, `Bearer ${t}`] }, "/", noFetch.keys)).kind).toBe("valid");
+    expect((await authenticate([rule()], { authorization: `Bearer ${t}`, "x-jwt": ["a", "b"] }, "/", noFetch.keys)).kind).toBe("valid");
+  });
+
   it("replaces the default locations: with only fromCookies, Authorization and access_token are not read", async () => {
     const t = await sign({});
     expect((await authenticate([cookieRule()], { authorization: `Bearer ${otherKeyToken}` }, "/", noFetch.keys)).kind).toBe("none");
