@@ -149,11 +149,8 @@ export async function authenticate(
     query: new URLSearchParams(q >= 0 ? path.slice(q + 1) : ""),
     cookies: cookiesOf(headers, cookieNames),
   };
-  for (const [name, values] of src.cookies) {
-    // Only the first would be verified, and an app may read another: refused rather than guessed.
-    if (values.some((v) => v !== values[0]))
-      return { kind: "invalid", reason: `Jwt verification fails: cookie ${name} is sent more than once, with different values` };
-  }
+  const repeated = repeatedLocation(rules, src);
+  if (repeated) return { kind: "invalid", reason: `Jwt verification fails: ${repeated} is sent more than once, with different values` };
   const refused = unusableHit(rules, src);
   if (refused) return refused;
   const seen: Location[] = [];
@@ -167,6 +164,25 @@ export async function authenticate(
     }
   }
   return { kind: "none", headers: clean };
+}
+
+/**
+ * A token location sent more than once with different values (a header line, a query parameter
+ * or a cookie): only the first would be verified, and an app may read another, so the request is
+ * refused rather than guessed at.
+ */
+function repeatedLocation(rules: readonly JwtRule[], src: Sources): string | undefined {
+  const differ = (values: readonly string[]) => values.some((v) => v !== values[0]);
+  for (const [name, values] of src.cookies) if (differ(values)) return `cookie ${name}`;
+  for (const rule of rules) {
+    for (const loc of locationsOf(rule)) {
+      if (loc.header) {
+        const raw = src.headers[loc.header.name];
+        if (Array.isArray(raw) && differ(raw)) return `header ${loc.header.name}`;
+      } else if (loc.param !== undefined && differ(src.query.getAll(loc.param))) return `query parameter ${loc.param}`;
+    }
+  }
+  return undefined;
 }
 
 /**
