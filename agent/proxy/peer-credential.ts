@@ -32,6 +32,9 @@ export function peerCredential(socket: TLSSocket, trustDomain: string): PeerCred
   const parsed = parseSpiffeId(identity);
   if (!parsed || parsed.trustDomain !== trustDomain)
     return { refused: `peer identity ${identity} is not spiffe://${trustDomain}/ns/<namespace>/sa/<serviceaccount>` };
+  // An SVID is a leaf (SPIFFE X.509-SVID §4.1): a CA certificate presented as one is refused even
+  // when the bundle's root signed it, as it could sign identities of its own.
+  if (new X509Certificate(cert.raw).ca) return { refused: `peer certificate for ${identity} is a CA certificate, not a workload's` };
   const notAfter = Date.parse(cert.valid_to);
   if (!Number.isFinite(notAfter)) return { refused: "peer certificate has no readable notAfter" };
   let top = cert;

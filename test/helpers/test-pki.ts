@@ -40,8 +40,8 @@ export class TestPki {
     this.rootPem = readFileSync(join(this.dir, "root.pem"), "utf8");
   }
 
-  /** Issues a leaf for a SPIFFE id (or any URI SANs, to test bad certificates). */
-  issue(identity: string, opts: { uris?: string[]; days?: number } = {}): WorkloadCertificate {
+  /** Issues a leaf for a SPIFFE id (or any URI SANs, or a CA certificate, to test bad certificates). */
+  issue(identity: string, opts: { uris?: string[]; days?: number; ca?: boolean } = {}): WorkloadCertificate {
     const i = ++this.n;
     const key = join(this.dir, `leaf${i}.key`);
     const csr = join(this.dir, `leaf${i}.csr`);
@@ -50,9 +50,10 @@ export class TestPki {
     runSync("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key]);
     runSync("openssl", ["req", "-new", "-key", key, "-subj", "/O=weft-test", "-out", csr]);
     const uris = (opts.uris ?? [identity]).map((u) => `URI:${u}`).join(",");
+    const usage = opts.ca ? "digitalSignature,keyCertSign,cRLSign" : "digitalSignature,keyEncipherment";
     writeFileSync(
       ext,
-      `subjectAltName=critical,${uris}\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:FALSE\n`,
+      `subjectAltName=critical,${uris}\nkeyUsage=critical,${usage}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=critical,CA:${opts.ca ? "TRUE" : "FALSE"}\n`,
     );
     runSync("openssl", [
       "x509",
