@@ -1,7 +1,8 @@
 import { once } from "node:events";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { carryUpgrade, type UpgradeOutcome } from "../../agent/proxy/l7/upgrade.js";
+import { carryUpgrade, recordUpgrade, type UpgradeOutcome } from "../../agent/proxy/l7/upgrade.js";
+import type { ResponseFlag } from "../../agent/telemetry/labels.js";
 import { waitFor } from "../helpers/wait.js";
 
 // carryUpgrade between two real socket pairs on loopback: "client" is the proxy's side of the
@@ -99,5 +100,27 @@ describe("carryUpgrade: every way an upgrade can end ends both connections, once
     await waitFor("done", () => t.outcomes.length === 1);
     expect(t.outcomes[0]).toMatchObject({ kind: "failed", status: 504 });
     expect(t.tunnel.destroyed).toBe(true);
+  });
+
+  it("a switched tunnel is reported once it has closed, with the bytes it carried each way, as a 101 request", async () => {
+    const t = await setUp();
+    const answer = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n";
+    t.upstream.write(answer);
+    await waitFor("the 101", () => t.got() === answer);
+    t.upstream.on("data", (d: Buffer) => t.upstream.write(d));
+    t.app.write("ping");
+    await waitFor("the echo", () => t.got().endsWith("ping"));
+    // Running: nothing reported yet, as the tunnel's duration and bytes are not known.
+    expect(t.outcomes).toEqual([]);
+    t.app.end();
+    t.upstream.on("end", () => t.upstream.end());
+    await waitFor("the tunnel over", () => t.outcomes.length === 1);
+    expect(t.outcomes).toEqual([{ kind: "switched", fromClient: 4, toClient: answer.length + 4, clean: true }]);
+    const ev = { status: 0, flags: "-" as const, bytesSent: 0, bytesReceived: 0 };
+    recordUpgrade(ev, t.outcomes[0] as UpgradeOutcome);
+    expect(ev).toEqual({ status: 101, flags: "-", bytesSent: answer.length + 4, bytesReceived: 4 });
+    const failed = { status: 0, flags: "-" as ResponseFlag, bytesSent: 0, bytesReceived: 0 };
+    recordUpgrade(failed, { kind: "failed", status: 504, reason: "slow" });
+    expect(failed).toEqual({ status: 504, flags: "UT", reason: "slow", bytesSent: 0, bytesReceived: 0 });
   });
 });

@@ -22,16 +22,14 @@ import { ReplayableBody } from "./body.js";
 import { Cancel } from "./cancel.js";
 import { type Downstream, discardBody, endToEnd, h2Downstream, type ResponseWriter } from "./downstream.js";
 import { type ForwardResult, forward, type L7Deps } from "./forward.js";
-import { reasonPhrase } from "./h1-codec.js";
-import { H1Entry, requestAuthority } from "./h1-entry.js";
+import { H1Entry } from "./h1-entry.js";
 import { H1Server } from "./h1-server.js";
 import { withSniffedBytes } from "./protocol.js";
 import { REQUEST_CHANNEL, type RequestEvent } from "./request-event.js";
-import { canonicalTarget, isTargetError } from "./request-target.js";
 import { applyHeaderOperations } from "./rewrite.js";
 import { type RouteDecision, route } from "./router.js";
 import { openTunnel, targetOf, type UpstreamTarget } from "./tunnel.js";
-import { carryUpgrade, upgradeProtocols, upgradeRefusal, upgradeRequestHead } from "./upgrade.js";
+import { carryUpgrade, checkUpgradeRequest, recordUpgrade, refuseUpgrade, upgradeRequestHead } from "./upgrade.js";
 
 /** Channel carrying RequestEvent per finished request (what `weft tap` shows). */
 export const requestChannel = diagnostics.channel(REQUEST_CHANNEL);
@@ -446,80 +444,94 @@ export class HttpProxy {
 
   /**
    * An HTTP/1.1 Upgrade (WebSocket): routed and sent like a request; the connection becomes a
-   * byte tunnel only on the upstream's 101 (upgrade.ts).
+   * byte tunnel only on the upstream's 101 (upgrade.ts). Counted and logged as one request once
+   * it is over (a tunnel's duration and bytes are its whole life's, as Envoy reports them).
    */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // node:http takes its own 'error' listener off an upgraded socket: without one, a client's
     // reset while the answer is awaited would end the process.
     socket.on("error", () => undefined);
     socket.pause();
+    const started = Date.now();
     const scope = this.h1.scopeOf(req.socket);
-    const refuse = (status: number, why: string) => {
-      socket.end(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${why}\n`);
-    };
     if (!scope) {
-      refuse(500, "no scope for this connection");
+      refuseUpgrade(socket, 500, "no scope for this connection");
       return;
     }
     const { ctx } = this.deps;
-    const target = canonicalTarget(req.method ?? "GET", req.url ?? "/", true);
-    if (isTargetError(target)) {
-      refuse(400, `bad request: ${target.error}`);
-      return;
-    }
-    const refusal = upgradeRefusal(req.httpVersionMinor, req.headers);
-    if (refusal) {
-      refuse(400, `bad request: ${refusal}`);
-      return;
-    }
-    const authority = requestAuthority(req, target);
-    if (typeof authority !== "string") {
-      refuse(400, `bad request: ${authority.error}`);
+    const checked = checkUpgradeRequest(req);
+    const requestId =
+      typeof req.headers["x-request-id"] === "string" && req.headers["x-request-id"] !== "" ? req.headers["x-request-id"] : randomUUID();
+    const ev: RequestEvent = {
+      method: req.method ?? "GET",
+      path: "error" in checked ? (req.url ?? "/") : checked.path,
+      authority: "error" in checked ? String(req.headers.host ?? "") : checked.authority,
+      status: 0,
+      grpcStatus: "",
+      flags: "-",
+      durationMs: 0,
+      route: "-",
+      attempts: 0,
+      requestId,
+      source: workloadRef(scope.source),
+      bytesSent: 0,
+      bytesReceived: 0,
+    };
+    const refuse = (status: number, why: string, flags: ResponseFlag = "-", target?: UpstreamTarget) => {
+      ev.status = status;
+      ev.flags = flags;
+      ev.reason = why;
+      ev.bytesSent = refuseUpgrade(socket, status, why);
+      this.finish(scope, ev, started, target);
+    };
+    if ("error" in checked) {
+      refuse(400, `bad request: ${checked.error}`);
       return;
     }
     const headers = endToEnd(req.headers);
+    headers["x-request-id"] = requestId;
     const decision = route(ctx.view(), {
-      method: req.method ?? "GET",
-      path: target.path,
-      authority,
+      method: checked.method,
+      path: checked.path,
+      authority: checked.authority,
       headers,
       service: scope.service,
       source: scope.source,
     });
+    ev.route = routeName(decision);
     if (decision.kind !== "forward") {
       // A direct response or redirect is an answer to an ordinary request, not to an upgrade.
-      refuse(
-        decision.kind === "no-route" ? decision.status : 503,
-        decision.kind === "no-route" ? `no route: ${decision.reason}` : "no upgrade on this route",
-      );
+      if (decision.kind === "no-route") refuse(decision.status, `no route: ${decision.reason}`, "NR");
+      else refuse(503, "no upgrade on this route");
       return;
     }
+    ev.upstreamCluster = decision.cluster.key;
     const eps = decision.cluster.endpoints;
     const ep = eps[Math.floor(Math.random() * eps.length)];
     if (!ep) {
-      refuse(503, `no endpoint in ${decision.cluster.key}`);
+      refuse(503, `no endpoint in ${decision.cluster.key}`, "UH");
       return;
     }
-    const asked = upgradeProtocols(req.headers.upgrade);
     let requestHead: Buffer;
     try {
       const edited = applyHeaderOperations(headers, decision.requestHeaders);
-      requestHead = upgradeRequestHead(req.method ?? "GET", decision.path, decision.authority, edited, String(req.headers.upgrade));
+      requestHead = upgradeRequestHead(checked.method, decision.path, decision.authority, edited, checked.upgrade);
     } catch (e) {
       refuse(400, `bad request: ${(e as Error).message}`);
       return;
     }
     const t = targetOf(ctx.view(), ep, decision.cluster.port.targetPort);
+    ev.upstream = `${t.target.ip}:${t.target.port}`;
+    if (t.workload) ev.destinationWorkload = workloadRef(t.workload);
+    ev.attempts = 1;
     openTunnel(ctx, scope.source, scope.src.ip, t).then(
       (tunnel) => {
-        carryUpgrade(socket, tunnel, { method: req.method ?? "GET", head: requestHead, asked }, head, (o) => {
-          if (o.kind === "failed") ctx.log.warn({ reason: o.reason, upstream: `${t.target.ip}:${t.target.port}` }, "upgrade not carried");
+        carryUpgrade(socket, tunnel, { method: checked.method, head: requestHead, asked: checked.asked }, head, (o) => {
+          recordUpgrade(ev, o);
+          this.finish(scope, ev, started, t);
         });
       },
-      (e: Error) => {
-        ctx.log.warn({ err: e.message, upstream: `${t.target.ip}:${t.target.port}` }, "upgrade tunnel failed");
-        refuse(503, "upstream connection failed");
-      },
+      (e: Error) => refuse(503, `upstream connection failed: ${e.message}`, "UF", t),
     );
   }
 

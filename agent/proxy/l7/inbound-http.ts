@@ -9,7 +9,7 @@
  * costs latency, and Istio ambient reports destination HTTP metrics only with a waypoint. So
  * destination request metrics exist exactly for the connections this server takes.
  */
-import type { OutgoingHttpHeaders } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import { createServer as createH2Server, constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -34,6 +34,7 @@ import { fetchJwks } from "./jwks-fetch.js";
 import { authenticate, JwksCache } from "./jwt.js";
 import { sniff, withSniffedBytes } from "./protocol.js";
 import { RateLimiter } from "./rate-limit.js";
+import { carryUpgrade, checkUpgradeRequest, recordUpgrade, refuseUpgrade, upgradeRequestHead } from "./upgrade.js";
 
 /** The facts every request on one inbound connection shares. */
 export interface InboundHttpScope {
@@ -76,6 +77,7 @@ export class InboundHttp {
       (e, cleanup) => this.crashed(e, cleanup),
     );
     this.h1.server.on("clientError", (_err: Error, socket: Duplex) => socket.destroy());
+    this.h1.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     // weft's own HTTP/1.1 server; what it does not speak (Upgrade, CONNECT, HTTP/1.0, Expect)
     // goes to the node:http entry above.
     this.fast = new H1Server<InboundHttpScope>(
@@ -176,10 +178,9 @@ export class InboundHttp {
       stream.destroy();
       return;
     }
-    const source = scope.source && this.ctx.config.transparent ? scope.sourceIp : undefined;
     let up: Socket;
     try {
-      up = await dial(scope.target, this.ctx.config.connectTimeoutMs, source ? { source } : {});
+      up = await this.dialPod(scope);
     } catch (e) {
       this.ctx.log.warn({ dst: workloadRef(d), err: errorMessage(e) }, "could not reach the pod for a sniffed TCP connection");
       stream.destroy();
@@ -191,6 +192,12 @@ export class InboundHttp {
     }
     spliced.up = up;
     spliceWith(stream, up, () => undefined);
+  }
+
+  /** A connection to the pod, from the client's own address when the peer vouches for it (as inbound.ts dials). */
+  private dialPod(scope: InboundHttpScope): Promise<Socket> {
+    const source = scope.source && this.ctx.config.transparent ? scope.sourceIp : undefined;
+    return dial(scope.target, this.ctx.config.connectTimeoutMs, source ? { source } : {});
   }
 
   private jwksFor(w: Workload): JwksCache {
@@ -238,62 +245,130 @@ export class InboundHttp {
       view.samplingFor(d),
     );
     if (span) ev.span = span;
-    const limited = this.limiter.admit(view.rateLimitsFor(scope.destination), scope.destination.uid, scope.sourceIdentity);
-    if (limited) {
+    const refused = await this.admit(scope, request);
+    if (refused) {
       discardBody(down);
-      ev.status = 429;
-      ev.flags = "RL";
-      ev.reason = `rate limited by ${limited}`;
-      ev.bytesSent = down.reply(429, "local_rate_limited", { "x-weft-rate-limited": "true" });
+      ev.status = refused.status;
+      ev.flags = refused.flags;
+      ev.reason = refused.reason;
+      ev.bytesSent = down.reply(refused.status, refused.body, refused.headers);
       this.finish(scope, down, ev, started);
       return;
     }
-    const rules = view.jwtRulesFor(scope.destination);
+    await this.forward(scope, down, request.headers, ev);
+    this.finish(scope, down, ev, started);
+  }
+
+  /**
+   * Whether a request may go to the pod: its rate limit, its token (request.headers and
+   * request.auth become what the token says), then authorization with its HTTP attributes,
+   * always decided afresh (policy may have changed since the tunnel was accepted).
+   */
+  private async admit(scope: InboundHttpScope, request: RequestFacts): Promise<Refusal | undefined> {
+    const view = this.ctx.view();
+    const d = scope.destination;
+    const limited = this.limiter.admit(view.rateLimitsFor(d), d.uid, scope.sourceIdentity);
+    if (limited)
+      return {
+        status: 429,
+        flags: "RL",
+        reason: `rate limited by ${limited}`,
+        body: "local_rate_limited",
+        headers: { "x-weft-rate-limited": "true" },
+      };
+    const rules = view.jwtRulesFor(d);
     if (rules.length > 0) {
-      const jwks = this.jwksFor(scope.destination);
-      const a = await authenticate(rules, down.headers, down.path, jwks.keys);
-      if (a.kind === "invalid") {
-        discardBody(down);
-        ev.status = 401;
-        ev.reason = a.reason;
-        // The reason names the policy, key hosts and fetch errors: kept for the access log, never told to the client.
-        ev.bytesSent = down.reply(401, JWT_REFUSED, { "www-authenticate": 'Bearer realm="weft"' });
-        this.finish(scope, down, ev, started);
-        return;
-      }
+      const a = await authenticate(rules, request.headers, request.path, this.jwksFor(d).keys);
+      // The reason names the policy, key hosts and fetch errors: kept for the access log, never told to the client.
+      if (a.kind === "invalid")
+        return { status: 401, flags: "-", reason: a.reason, body: JWT_REFUSED, headers: { "www-authenticate": 'Bearer realm="weft"' } };
       request.headers = a.headers;
       if (a.kind === "valid") request.auth = a.auth;
     }
-    {
-      // Always decided afresh: policy may have changed since the tunnel was accepted.
-      const d = authorize(view.authorizationPoliciesFor(scope.destination), {
-        sourceIdentity: scope.sourceIdentity,
-        sourceIp: scope.sourceIp,
-        destinationIp: scope.target.ip,
-        destinationPort: scope.target.port,
-        request,
-      });
-      for (const o of d.dryRun ?? []) {
-        this.ctx.metrics.dryRun(o.policy, o.result);
-        this.ctx.log.info(
-          { policy: o.policy, result: o.result, method: down.method, path: down.path },
-          "dry-run policy outcome (not enforced)",
-        );
-      }
-      if (d.audit)
-        this.ctx.log.info({ audit: d.audit, method: down.method, path: down.path, src: scope.sourceIdentity }, "AUDIT policy matched");
-      if (!d.allowed) {
-        discardBody(down);
-        ev.status = 403;
-        ev.flags = "DENY";
-        ev.reason = d.reason;
-        ev.bytesSent = down.reply(403, RBAC_DENIED);
-        this.finish(scope, down, ev, started);
-        return;
-      }
+    const decision = authorize(view.authorizationPoliciesFor(d), {
+      sourceIdentity: scope.sourceIdentity,
+      sourceIp: scope.sourceIp,
+      destinationIp: scope.target.ip,
+      destinationPort: scope.target.port,
+      request,
+    });
+    for (const o of decision.dryRun ?? []) {
+      this.ctx.metrics.dryRun(o.policy, o.result);
+      this.ctx.log.info(
+        { policy: o.policy, result: o.result, method: request.method, path: request.path },
+        "dry-run policy outcome (not enforced)",
+      );
     }
-    await this.forward(scope, down, request.headers, ev);
-    this.finish(scope, down, ev, started);
+    if (decision.audit)
+      this.ctx.log.info(
+        { audit: decision.audit, method: request.method, path: request.path, src: scope.sourceIdentity },
+        "AUDIT policy matched",
+      );
+    if (!decision.allowed) return { status: 403, flags: "DENY", reason: decision.reason, body: RBAC_DENIED, headers: {} };
+    return undefined;
+  }
+
+  /**
+   * An HTTP/1.1 Upgrade (WebSocket) inside a tunnel: admitted as any request (rate limit, token,
+   * authorization), then sent to the pod, the connection becoming a byte tunnel only on the pod's
+   * 101 (upgrade.ts). Counted and logged as one request once it is over.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // node:http takes its own 'error' listener off an upgraded socket (see http-proxy.ts).
+    socket.on("error", () => undefined);
+    socket.pause();
+    void this.upgrade(req, socket, head).catch((e: Error) => this.crashed(e, () => socket.destroy()));
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const started = Date.now();
+    const scope = this.h1.scopeOf(req.socket);
+    if (!scope) {
+      refuseUpgrade(socket, 500, "no scope for this connection");
+      return;
+    }
+    const checked = checkUpgradeRequest(req);
+    const line = {
+      method: req.method ?? "GET",
+      path: "error" in checked ? (req.url ?? "/") : checked.path,
+      authority: "error" in checked ? String(req.headers.host ?? "") : checked.authority,
+      headers: req.headers as Record<string, string | string[]>,
+      grpc: false,
+    };
+    const ev: Served = { status: 0, flags: "-", bytesSent: 0, bytesReceived: 0 };
+    const refuse = (r: Refusal) => {
+      Object.assign(ev, { status: r.status, flags: r.flags, reason: r.reason });
+      ev.bytesSent = refuseUpgrade(socket, r.status, r.body, r.headers);
+      this.finish(scope, line, ev, started);
+    };
+    if ("error" in checked) {
+      refuse({ status: 400, flags: "-", reason: checked.error, body: `bad request: ${checked.error}`, headers: {} });
+      return;
+    }
+    const request: RequestFacts = { method: checked.method, path: checked.path, host: checked.authority, headers: endToEnd(req.headers) };
+    const refused = await this.admit(scope, request);
+    if (refused) {
+      refuse(refused);
+      return;
+    }
+    let requestHead: Buffer;
+    try {
+      requestHead = upgradeRequestHead(checked.method, checked.path, checked.authority, request.headers, checked.upgrade);
+    } catch (e) {
+      refuse({ status: 400, flags: "-", reason: errorMessage(e), body: `bad request: ${errorMessage(e)}`, headers: {} });
+      return;
+    }
+    let up: Socket;
+    try {
+      up = await this.dialPod(scope);
+    } catch (e) {
+      refuse({ status: 503, flags: "UF", reason: errorMessage(e), body: "upstream connect error", headers: {} });
+      return;
+    }
+    carryUpgrade(socket, up, { method: checked.method, head: requestHead, asked: checked.asked }, head, (o) => {
+      recordUpgrade(ev, o);
+      this.finish(scope, line, ev, started);
+    });
   }
 
   /** Sends the request to the pod and streams its response back. */
@@ -352,7 +427,7 @@ export class InboundHttp {
     });
   }
 
-  private finish(scope: InboundHttpScope, down: Downstream, ev: Served, started: number): void {
+  private finish(scope: InboundHttpScope, down: RequestLine, ev: Served, started: number): void {
     const view = this.ctx.view();
     const service = view.servicesOf(scope.destination)[0];
     const durationMs = Date.now() - started;
@@ -395,6 +470,18 @@ export class InboundHttp {
     this.clients.close();
   }
 }
+
+/** Why the proxy answers a request itself instead of forwarding it. */
+interface Refusal {
+  status: number;
+  flags: ResponseFlag;
+  reason: string;
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** What an access log line and the request metrics need of a request. */
+type RequestLine = Pick<Downstream, "method" | "path" | "authority" | "headers" | "grpc">;
 
 interface Served {
   status: number;

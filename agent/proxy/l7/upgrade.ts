@@ -10,8 +10,9 @@
  * - Any other answer is relayed as the response to that one request, and both connections close.
  * - `h2c` is never tunnelled: weft speaks h2 to the client itself or not at all.
  */
-import type { IncomingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
+import type { ResponseFlag } from "../../telemetry/labels.js";
 import { spliceWith } from "../copy.js";
 import {
   assertRequestLine,
@@ -26,6 +27,8 @@ import {
   reasonPhrase,
   responseFraming,
 } from "./h1-codec.js";
+import { requestAuthority } from "./h1-entry.js";
+import { canonicalTarget, isTargetError } from "./request-target.js";
 
 /** The protocols an Upgrade header asks for, lower-cased, without versions' case changed. */
 export function upgradeProtocols(value: string | string[] | undefined): string[] {
@@ -46,6 +49,37 @@ export function upgradeRefusal(minor: number, headers: IncomingHttpHeaders): str
   const length = headers["content-length"];
   if ((length !== undefined && length !== "0") || headers["transfer-encoding"] !== undefined) return "an Upgrade request with a body";
   return undefined;
+}
+
+/** An Upgrade request node:http parsed, checked and made canonical. */
+export interface UpgradeRequest {
+  method: string;
+  path: string;
+  authority: string;
+  /** The protocols asked for (lower case). */
+  asked: string[];
+  /** The Upgrade header as sent, for the request upstream. */
+  upgrade: string;
+}
+
+/** The checked parts of an Upgrade request, or the reason for a 400. */
+export function checkUpgradeRequest(req: IncomingMessage): UpgradeRequest | { error: string } {
+  const method = req.method ?? "GET";
+  const target = canonicalTarget(method, req.url ?? "/", true);
+  if (isTargetError(target)) return { error: target.error };
+  const refusal = upgradeRefusal(req.httpVersionMinor, req.headers);
+  if (refusal) return { error: refusal };
+  const authority = requestAuthority(req, target);
+  if (typeof authority !== "string") return { error: authority.error };
+  return { method, path: target.path, authority, asked: upgradeProtocols(req.headers.upgrade), upgrade: String(req.headers.upgrade) };
+}
+
+/** Answers an upgrade request the proxy itself refuses, and closes; returns the bytes written. */
+export function refuseUpgrade(socket: Duplex, status: number, why: string, headers: Record<string, string> = {}): number {
+  const extra = headerLines(headers);
+  const text = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-type: text/plain\r\n${extra}connection: close\r\n\r\n${why}\n`;
+  socket.end(text);
+  return Buffer.byteLength(text);
 }
 
 /** The request head sent upstream: the routed request plus the upgrade it asks for. */
@@ -70,11 +104,35 @@ export function switchesTo(head: ResponseHead, asked: readonly string[]): boolea
   return given.length > 0 && given.every((p) => asked.includes(p));
 }
 
-/** How the exchange ended, for the caller's log. */
+/** How the exchange ended, for the caller's metrics and access log (reported once it is over). */
 export type UpgradeOutcome =
-  | { kind: "switched" }
+  /** The tunnel ran and has closed: bytes carried each way after the 101 (its head included). */
+  | { kind: "switched"; fromClient: number; toClient: number; clean: boolean }
   | { kind: "answered"; status: number }
   | { kind: "failed"; status: number; reason: string };
+
+/** Istio's response flag for an upgrade's outcome. */
+function upgradeFlag(o: UpgradeOutcome): ResponseFlag {
+  // A tunnel either side ends, cleanly or not, was carried: which side cut it is not the mesh's to say.
+  if (o.kind !== "failed") return "-";
+  if (o.status === 504) return "UT";
+  if (o.status === 499) return "DC";
+  return "UC";
+}
+
+/** Writes an upgrade's outcome into its request record (status, flags, reason, bytes). */
+export function recordUpgrade(
+  ev: { status: number; flags: ResponseFlag; reason?: string; bytesSent: number; bytesReceived: number },
+  o: UpgradeOutcome,
+): void {
+  ev.status = o.kind === "switched" ? 101 : o.status;
+  ev.flags = upgradeFlag(o);
+  if (o.kind === "failed") ev.reason = o.reason;
+  if (o.kind === "switched") {
+    ev.bytesSent = o.toClient;
+    ev.bytesReceived = o.fromClient;
+  }
+}
 
 /** How long the upstream has to answer an upgrade request (node:http's headersTimeout). */
 export const UPGRADE_ANSWER_MS = 60_000;
@@ -131,11 +189,18 @@ export function carryUpgrade(
         fail(502, `upstream switched to ${JSON.stringify(String(r.head.headers.upgrade ?? ""))}, not to what was asked`);
         return;
       }
+      let fromClient = held.length;
+      let toClient = buf.length;
       client.write(buf.subarray(0, r.used));
       if (rest.length > 0) client.write(rest);
       if (held.length > 0) tunnel.write(held);
-      spliceWith(client, tunnel, () => undefined);
-      finish({ kind: "switched" });
+      client.on("data", (c: Buffer) => {
+        fromClient += c.length;
+      });
+      tunnel.on("data", (c: Buffer) => {
+        toClient += c.length;
+      });
+      spliceWith(client, tunnel, (end) => finish({ kind: "switched", fromClient, toClient, clean: end.clean }));
       return;
     }
     relayAnswer(client, tunnel, request.method, r.head, rest, () => finish({ kind: "answered", status: r.head.status }));
