@@ -9,6 +9,7 @@ import { load } from "./reuseport.js";
 
 const SOL_SOCKET = 1;
 const SO_SNDBUF = 7;
+const SO_LINGER = 13;
 const SO_RCVLOWAT = 18;
 const SO_COOKIE = 57;
 const IPPROTO_TCP = 6;
@@ -72,6 +73,13 @@ export function tcpCounters(fd: number): TcpCounters {
 export function setRcvLowat(fd: number, bytes: number): void {
   const c = load();
   if (c.setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, [bytes], 4) !== 0) throw new SocketCallError(`setsockopt(${fd}, SO_RCVLOWAT)`, c.errno());
+}
+
+/** Sets SO_LINGER to on, 0 s: closing the socket then resets the connection (RST) instead of a FIN. */
+export function setLingerZero(fd: number): void {
+  const c = load();
+  // struct linger { int l_onoff; int l_linger; }
+  if (c.setsockopt(fd, SOL_SOCKET, SO_LINGER, [1, 0], 8) !== 0) throw new SocketCallError(`setsockopt(${fd}, SO_LINGER)`, c.errno());
 }
 
 /**

@@ -9,7 +9,9 @@
  * 'end' and 'close' are emitted at most once, so they get plain listeners: once() would add a
  * wrapper object and a bound function per listener to every live connection.
  */
+import { Socket } from "node:net";
 import type { Duplex, Writable } from "node:stream";
+import { abortSocket } from "./abort.js";
 
 /** How a splice ended. */
 export interface SpliceResult {
@@ -89,8 +91,11 @@ export function spliceWith(a: Duplex, b: Duplex, done: (r: SpliceResult) => void
   };
   const onClose = (self: Duplex, other: Duplex) => () => {
     if (!completed(self) && !other.destroyed) {
-      // Abnormal end: propagate as an abort (RST), not as a FIN the peer would trust.
-      other.destroy(error);
+      // Abnormal end: propagate as an abort (RST), not as a FIN the peer would trust. A TCP
+      // socket must be reset (its destroy() closes with a FIN); a stream's destroy(error) is
+      // one already (HTTP/2: RST_STREAM).
+      if (other instanceof Socket) abortSocket(other);
+      else other.destroy(error);
     }
     if (++closed === 2) done({ clean: !error && completed(a) && completed(b), ...(error ? { error } : {}) });
   };

@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { errorMessage } from "../../common/errors.js";
 import { transparentListener } from "../../native/transparent.js";
 import { trafficLabels } from "../telemetry/labels.js";
+import { abortSocket } from "./abort.js";
 import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
@@ -86,7 +87,7 @@ export class PlaintextInbound {
     };
     const labels = this.labels(decision);
     if (!decision.ok) {
-      sock.resetAndDestroy();
+      abortSocket(sock);
       this.ctx.connections.rejected(info, labels, decision.reason, decision.flags, decision.code);
       return;
     }
@@ -94,14 +95,14 @@ export class PlaintextInbound {
     try {
       up = await dial(target, this.ctx.config.connectTimeoutMs, this.ctx.config.transparent ? { source: src.ip } : {});
     } catch (e) {
-      sock.resetAndDestroy();
+      abortSocket(sock);
       this.ctx.connections.rejected(info, labels, errorMessage(e), "CONNECT", "WEFT_UPSTREAM_UNREACHABLE");
       return;
     }
     const late = refusedSince(view, this.ctx.view(), (v) => checkPlaintext(v, { sourceIp: src.ip, target }));
     if (late) {
-      up.resetAndDestroy();
-      sock.resetAndDestroy();
+      abortSocket(up);
+      abortSocket(sock);
       this.ctx.connections.rejected(info, labels, late.reason, late.flags, late.code);
       return;
     }
@@ -111,7 +112,7 @@ export class PlaintextInbound {
       () => ({ received: sock.bytesRead, sent: sock.bytesWritten }),
       (reason) => {
         this.ctx.log.info({ reason, dst: info.dstWorkload }, "closing connection");
-        sock.resetAndDestroy();
+        abortSocket(sock);
         up.destroy();
       },
     );

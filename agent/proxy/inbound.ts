@@ -11,6 +11,7 @@ import { ERROR_HEADER, errorMessage, errorStack } from "../../common/errors.js";
 import { sharedListen } from "../../native/reuseport.js";
 import { transparentListener } from "../../native/transparent.js";
 import { trafficLabels } from "../telemetry/labels.js";
+import { abortSocket } from "./abort.js";
 import type { ConnectionInfo } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
@@ -29,16 +30,6 @@ interface SessionInfo {
   /** Identity presented to this peer (chosen by SNI). */
   presented?: string;
   peerAddr: { ip: string; port: number };
-}
-
-/**
- * Aborts a TCP connection: RST when possible. libuv cannot reset a socket whose write side was
- * already shut down (our FIN went out); the reset then fails without ever closing the handle, so
- * such a socket is destroyed instead (unread data makes the kernel send an RST anyway).
- */
-function abortSocket(s: Socket): void {
-  if (s.writableEnded) s.destroy();
-  else s.resetAndDestroy();
 }
 
 /** OpenSSL's verification of a server-side TLS socket's client chain: null when it passed. */
@@ -473,7 +464,7 @@ export class InboundServer {
     }
     const late = refusedNow();
     if (late) {
-      upstream.resetAndDestroy();
+      abortSocket(upstream);
       stream.respond({ ":status": late.status, [ERROR_HEADER]: late.code }, { endStream: true });
       this.ctx.connections.rejected(connInfo, labels, late.reason, late.flags, late.code);
       return;

@@ -19,6 +19,7 @@ import type { Socket } from "node:net";
 import { BpfError } from "../../native/bpf-error.js";
 import { type SocketSplicer, type SpliceEnd, spliceEnd } from "../../native/sock-splice.js";
 import { type TcpCounters, tcpCounters } from "../../native/socket-info.js";
+import { abortSocket } from "./abort.js";
 import { completed, type SpliceResult, spliceWith } from "./copy.js";
 
 interface StreamHandle {
@@ -175,7 +176,7 @@ export async function spliceInKernel(
       splicer.forget(c.end, u.end);
     }
     // Abnormal end: the peer must see a reset, never a FIN it would take for a complete answer.
-    if (!completed(self) && !other.destroyed) other.resetAndDestroy();
+    if (!completed(self) && !other.destroyed) abortSocket(other);
     if (++closed === 2) done({ clean: !error && completed(client) && completed(upstream), ...(error ? { error } : {}) });
   };
   client.on("error", onError);

@@ -12,6 +12,7 @@ import { PASSTHROUGH_MARK } from "../../controller/api/constants.js";
 import type { Workload } from "../../controller/api/model.js";
 import { sharedListen } from "../../native/reuseport.js";
 import { type ResponseFlag, trafficLabels } from "../telemetry/labels.js";
+import { abortSocket } from "./abort.js";
 import type { ConnectionInfo, ConnectionMode } from "./connection-manager.js";
 import type { ProxyContext } from "./context.js";
 import { spliceWith } from "./copy.js";
@@ -163,7 +164,7 @@ export class OutboundListener {
     code: ErrorCode,
     mode: ConnectionMode = "reject",
   ): void {
-    sock.resetAndDestroy();
+    abortSocket(sock);
     this.ctx.connections.rejected(
       { ...this.info(src, dst, req, mode), policy: reason },
       this.labels(req, mode === "hbone", flags),
@@ -183,7 +184,7 @@ export class OutboundListener {
   ) {
     return this.ctx.connections.open(info, this.labels(req, mtls), bytes, (reason) => {
       this.ctx.log.info({ reason, src: info.srcWorkload }, "closing connection");
-      sock.resetAndDestroy();
+      abortSocket(sock);
       other.destroy();
     });
   }
@@ -231,7 +232,7 @@ export class OutboundListener {
     }
     const late = refusedSince(view, this.ctx.view(), (v) => checkInbound(v, input));
     if (late) {
-      up.resetAndDestroy();
+      abortSocket(up);
       this.refuse(sock, src, dst, req, late.reason, late.flags, late.code, "same-node");
       return;
     }
@@ -292,7 +293,7 @@ export class OutboundListener {
         "WEFT_TUNNEL_CLOSED",
         `HBONE tunnel to ${formatAddr(req.hbone)} closed before the destination answered (${stream.rstCode ? `stream reset, HTTP/2 code ${stream.rstCode}` : "peer refused our certificate?"})`,
       );
-      sock.resetAndDestroy();
+      abortSocket(sock);
     });
     stream.on("response", (h) => {
       answered = true;
@@ -304,7 +305,7 @@ export class OutboundListener {
         const code = isErrorCode(sent) ? sent : "WEFT_TUNNEL_REFUSED";
         refusal = new WeftError(code, `destination refused the tunnel: HTTP ${status} ${code} (${ERROR_CODES[code]})`);
         // The app sees a reset, as it would from a refused connection, never a clean close.
-        sock.resetAndDestroy();
+        abortSocket(sock);
         stream.close(h2.NGHTTP2_CANCEL);
       }
     });

@@ -6,10 +6,11 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
+import type { Socket } from "node:net";
 import { Duplex } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { COALESCE_FROM, spliceWith } from "../../agent/proxy/copy.js";
+import { closeTcpPairs, tcpPair } from "../helpers/tcp-pair.js";
 
 /** A duplex whose readable side is fed by hand and whose writes are recorded call by call. */
 class Recorder extends Duplex {
@@ -100,24 +101,8 @@ describe("spliceWith write coalescing", () => {
 });
 
 describe("spliceWith on loopback TCP", () => {
-  const servers: Server[] = [];
-  afterEach(() => {
-    for (const s of servers.splice(0)) s.close();
-  });
-
-  /** A connected client/server socket pair on 127.0.0.1. */
-  async function pair(): Promise<[Socket, Socket]> {
-    const server = createServer({ allowHalfOpen: true });
-    servers.push(server);
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const { port } = server.address() as { port: number };
-    const accepted = once(server, "connection") as Promise<[Socket]>;
-    const client = tcpConnect({ port, host: "127.0.0.1", allowHalfOpen: true });
-    const [srv] = await accepted;
-    await once(client, "connect").catch(() => undefined);
-    return [client, srv];
-  }
+  afterEach(closeTcpPairs);
+  const pair = tcpPair;
 
   it("carries 32 MiB both ways with half-close, byte for byte", async () => {
     // app ⇄ (left) [splice] (right) ⇄ far: the proxy splices left and right.
@@ -144,4 +129,29 @@ describe("spliceWith on loopback TCP", () => {
     far.destroy();
     expect(await done).toBe(true);
   }, 60_000);
+
+  it("a reset on one side reaches the other as a reset, never as a clean end, even after a half-close", async () => {
+    for (const halfClosedFirst of [false, true]) {
+      const [app, left] = await pair();
+      const [right, far] = await pair();
+      const done = new Promise<boolean>((resolve) => spliceWith(left, right, (r) => resolve(r.clean)));
+      far.on("error", () => undefined);
+      const seen = new Promise<string>((resolve) => {
+        app.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        app.once("end", () => resolve("a clean end"));
+        app.once("close", () => resolve("closed without an error"));
+      });
+      if (halfClosedFirst) {
+        // The app's FIN went through (right's end() may still be under way) before far resets.
+        app.end();
+        await once(far, "end");
+      } else {
+        app.write("hello");
+        await once(far, "data");
+      }
+      far.resetAndDestroy();
+      expect(await seen).toBe("ECONNRESET");
+      expect(await done).toBe(false);
+    }
+  });
 });
