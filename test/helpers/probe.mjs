@@ -9,7 +9,23 @@
 //       connection failed or closed, or a round got no echo within timeoutMs.
 //   probe.mjs connect <host> <port> <message> [timeoutMs]
 //       prints one JSON line: {ok, reply, localAddress, localPort, remoteAddress, remotePort, code, ms}
+import { execFileSync } from "node:child_process";
 import net from "node:net";
+
+/**
+ * How a connection that reads EOF ended. Node can report a reset as a plain end: a write racing
+ * the RST takes its error (dropped by Node once the read side has ended the socket) and the next
+ * read sees EOF. A FIN leaves the socket in CLOSE-WAIT (half-open allowed, nothing sent back
+ * yet); a reset leaves it closed.
+ */
+function endedBy(sock) {
+  const filter = ["(", "sport", "=", `:${sock.localPort}`, ")"];
+  const finned =
+    execFileSync("ss", ["-Htn", "state", "close-wait", ...filter])
+      .toString()
+      .trim() !== "";
+  return finned ? { code: "closed" } : { code: "ECONNRESET", resetSeenAsEof: true };
+}
 
 const [mode, ...args] = process.argv.slice(2);
 
@@ -34,7 +50,8 @@ if (mode === "echo-server") {
   // A late echo is no failure (a loaded machine is slow, not broken); one that has not come 10 s
   // after the last was sent, or an error on the connection, is.
   const [host, port, duration] = args;
-  const sock = net.connect({ host, port: Number(port) });
+  // Half-open allowed, so an end can be told apart from a reset (endedBy) before Node answers it.
+  const sock = net.connect({ host, port: Number(port), allowHalfOpen: true });
   const sent = [];
   let rounds = 0;
   let stopped = false;
@@ -49,6 +66,7 @@ if (mode === "echo-server") {
     process.exit(0);
   };
   sock.on("error", (e) => finish({ code: e.code }));
+  sock.on("end", () => finish(endedBy(sock)));
   sock.on("close", () => finish({ code: "closed" }));
   sock.on("data", (d) => {
     buf += d;

@@ -301,7 +301,17 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       const denied = probe<{ ok: boolean; rounds: number; code?: string }>(C, "app/client", ["hold", local, "8080", "60000"]);
       await waitFor("the connection to be spliced", () => spliced(0), 10_000);
       await weftOk(["cluster", "apply", "--name", C, "-f", file]);
-      expect((await denied).code).toBe("ECONNRESET");
+      const outcome = await denied;
+      // On a failure, what node 1's agent did with connections meanwhile tells reset from FIN.
+      const story = () =>
+        JSON.stringify({
+          outcome,
+          log: agentLog(C, 1)
+            .filter((l) => /connection|splice|denied|policy/i.test(String(l.msg)))
+            .slice(-12)
+            .map((l) => ({ t: l.time, msg: l.msg, reason: l.reason, src: l.src, err: l.err })),
+        });
+      expect(outcome.code, story()).toBe("ECONNRESET");
     } finally {
       await weftOk(["cluster", "delete", "--name", C, "-f", file]);
       rmSync(dir, { recursive: true, force: true });
