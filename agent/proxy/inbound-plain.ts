@@ -113,7 +113,7 @@ export class PlaintextInbound {
       (reason) => {
         this.ctx.log.info({ reason, dst: info.dstWorkload }, "closing connection");
         abortSocket(sock);
-        up.destroy();
+        abortSocket(up);
       },
     );
     spliceWith(sock, up, (r) => tracked.close(r.clean ? undefined : r.error));

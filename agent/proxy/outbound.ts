@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants as h2 } from "node:http2";
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ERROR_CODES, ERROR_HEADER, type ErrorCode, errorCode, errorMessage, isErrorCode, WeftError } from "../../common/errors.js";
 import { PASSTHROUGH_MARK } from "../../controller/api/constants.js";
@@ -185,7 +185,9 @@ export class OutboundListener {
     return this.ctx.connections.open(info, this.labels(req, mtls), bytes, (reason) => {
       this.ctx.log.info({ reason, src: info.srcWorkload }, "closing connection");
       abortSocket(sock);
-      other.destroy();
+      // The far side is told too: a reset, not a FIN it could take for the client's end.
+      if (other instanceof Socket) abortSocket(other);
+      else other.destroy();
     });
   }
 
