@@ -118,8 +118,8 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       ]);
       expect(r.ok).toBe(true);
       expect(r.reply?.split(marker).length).toBe(2001);
-      // The payload crossed the fabric as TLS (~46 KB each way): wait until the capture holds at
-      // least one way's worth and has stopped growing (tcpdump writes as packets arrive), however
+      // The payload crossed the fabric as TLS (~46 KB each way): wait until the capture holds
+      // both ways' worth and has stopped growing (tcpdump writes as packets arrive), however
       // slowly tcpdump runs on a busy machine (under two CPU hogs it was still writing after 30 s).
       let last = -1;
       let stable = 0;
@@ -130,7 +130,7 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
           stable = held === last ? stable + 1 : 0;
           last = held;
           // Thrown, so a timeout says how far the capture got.
-          if (held <= payload.length || stable < 4) throw new Error(`the capture holds ${held} bytes (unchanged for ${stable} polls)`);
+          if (held <= 2 * payload.length || stable < 4) throw new Error(`the capture holds ${held} bytes (unchanged for ${stable} polls)`);
           return true;
         },
         120_000,
@@ -142,11 +142,13 @@ describePrivileged("the mesh end to end (2 nodes, controller, agents, real captu
       expect(raw.includes(Buffer.from(marker))).toBe(false);
       const { stdout } = await run("tcpdump", ["-nn", "-r", pcap, "tcp"]);
       const lines = stdout.trim().split("\n").filter(Boolean);
-      expect(lines.length).toBeGreaterThan(10);
       // Between nodes: HBONE (15008) and the agents' control connections (15012) only.
       const other = lines.filter((l) => !/\.15008[ :]/.test(l) && !/\.15012[ :]/.test(l));
       expect(other).toEqual([]);
-      expect(lines.some((l) => /\.15008[ :]/.test(l))).toBe(true);
+      // The payload went through 15008, whatever the packet count (GSO on the veths can carry it
+      // in a handful of large packets): the TCP payload seen there is at least its size.
+      const hbone = lines.filter((l) => /\.15008[ :]/.test(l)).reduce((n, l) => n + Number(/ length (\d+)/.exec(l)?.[1] ?? 0), 0);
+      expect(hbone, stdout.slice(0, 2000)).toBeGreaterThanOrEqual(payload.length);
     } finally {
       dump?.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
