@@ -39,6 +39,18 @@ describe("HTTP/1.1 request heads", () => {
     expect(r.head.headers).toEqual({ host: "web", "x-a": "1, 2", cookie: "a=1; b=2", "set-cookie": ["s=1", "t=2"] });
   });
 
+  it("lower-cases every name, in any spelling, whether or not it is one of the common ones", () => {
+    const h = head("GET / HTTP/1.1\r\nHOST: web\r\nContent-Type: a\r\nCONTENT-LENGTH: 0\r\nX-Custom-Thing: b\r\nuser-agent: c\r\n\r\n");
+    expect(h.headers).toEqual({ host: "web", "content-type": "a", "content-length": "0", "x-custom-thing": "b", "user-agent": "c" });
+  });
+
+  it("refuses a field line without a colon on it, even when a later line has one", () => {
+    expect(error("GET / HTTP/1.1\r\nHost: web\r\nno-colon-here\r\nX-A: 1\r\n\r\n").error).toMatch(
+      /header line without a name: "no-colon-here"/,
+    );
+    expect(error("GET / HTTP/1.1\r\n: v\r\n\r\n").error).toMatch(/without a name/);
+  });
+
   it("waits for the end of the head, skips empty lines before it, and bounds its size", () => {
     expect(req("GET / HTTP/1.1\r\nhost: a\r\n")).toBe("incomplete");
     expect(head("\r\n\r\nGET / HTTP/1.1\r\nhost: a\r\n\r\n").method).toBe("GET");

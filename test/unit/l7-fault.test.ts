@@ -78,3 +78,16 @@ describe("grpcStatusCode", () => {
     expect(grpcStatusCode(name)).toBe(code);
   });
 });
+
+describe("decideFault without a fault", () => {
+  it("draws nothing and decides nothing, and the empty decision cannot be changed by a caller", () => {
+    let drawn = 0;
+    const d = decideFault(undefined, () => {
+      drawn++;
+      return 0;
+    });
+    expect(drawn).toBe(0);
+    expect(d).toEqual({});
+    expect(Object.isFrozen(d)).toBe(true);
+  });
+});

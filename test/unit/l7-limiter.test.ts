@@ -233,3 +233,24 @@ describe("LimiterRegistry", () => {
     expect(r.forCluster("other", undefined, "http2")).not.toBe(l);
   });
 });
+
+describe("RequestLimiter.tryAdmit", () => {
+  it("admits at once while a slot is free and nobody waits, and leaves every other case to admit()", async () => {
+    const l = new RequestLimiter({ tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } }, "http1");
+    const first = l.tryAdmit();
+    expect(first?.ok).toBe(true);
+    expect(l.tryAdmit()).toBeUndefined();
+    const waiting = l.admit();
+    expect(l.stats()).toMatchObject({ active: 1, pending: 1 });
+    released(first as Admission)();
+    // The freed slot goes to the waiter, not to a newcomer that asks right away.
+    expect(l.tryAdmit()).toBeUndefined();
+    const second = await waiting;
+    expect(second.ok).toBe(true);
+    released(second)();
+    const aborted = new AbortController();
+    aborted.abort();
+    expect(l.tryAdmit(aborted.signal)).toBeUndefined();
+    expect(l.tryAdmit()?.ok).toBe(true);
+  });
+});

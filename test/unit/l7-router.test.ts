@@ -3,7 +3,7 @@
  * HTTPRoutes and DestinationRules translated by the controller's translate(), then route().
  */
 import { describe, expect, it } from "vitest";
-import { type RouteInput, route } from "../../agent/proxy/l7/router.js";
+import { defaultRetries, type RouteInput, resolveRetries, route } from "../../agent/proxy/l7/router.js";
 import { MeshView } from "../../agent/state/view.js";
 import type { MeshSnapshotData } from "../../controller/api/model.js";
 import { addrs, forward, req, subsets, vs, world } from "../helpers/l7-world.js";
@@ -232,5 +232,20 @@ describe("route: destinations", () => {
     const w = world(vs("shadow", { hosts: ["shadow"], http: [{ route: [{ destination: { host: "api" } }] }] }));
     const d = route(w.view, req(w, { vip: "10.96.0.11", port: 8000 }));
     expect(d.kind === "no-route" && d.reason).toMatch(/service shop\/api has no port 8000 and several others/);
+  });
+});
+
+describe("resolveRetries", () => {
+  it("resolves a rule's policy once per kind: the same frozen object for every request, which no caller can change", () => {
+    const rule = { attempts: 3, retryOn: ["5xx"], perTryTimeoutMs: 100 };
+    const vs1 = resolveRetries("VirtualService", rule);
+    expect(resolveRetries("VirtualService", rule)).toBe(vs1);
+    expect(vs1).toEqual({ attempts: 3, retryOn: ["5xx"], perTryTimeoutMs: 100 });
+    expect(Object.isFrozen(vs1) && Object.isFrozen(vs1.retryOn)).toBe(true);
+    const hr = resolveRetries("HTTPRoute", rule);
+    expect(hr).not.toBe(vs1);
+    expect(hr.retryOn).toEqual(["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes", "5xx"]);
+    expect(resolveRetries("VirtualService", undefined)).toBe(defaultRetries());
+    expect(Object.isFrozen(defaultRetries())).toBe(true);
   });
 });

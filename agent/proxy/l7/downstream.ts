@@ -96,8 +96,9 @@ export interface ResponseWriter {
 /** A response's headers without pseudo-headers and hop-by-hop ones (what any hop may write). */
 export function responseHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined || k.charCodeAt(0) === 58 || HOP_BY_HOP.has(k)) continue;
     out[k] = v;
   }
   return out;

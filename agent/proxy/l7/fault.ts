@@ -18,14 +18,17 @@ export interface FaultDecision {
   abort?: { status: number; grpcStatus?: number };
 }
 
+/** The decision for a route with no fault: shared, so a plain request allocates none. */
+const NO_FAULT: FaultDecision = Object.freeze({});
+
 function fires(percentage: number, random: () => number): boolean {
   return percentage > 0 && random() * 100 < percentage;
 }
 
 /** Decides, per request, whether to delay and/or abort (percentages 0–100, each drawn independently). */
 export function decideFault(fault: FaultInjection | undefined, random: () => number = Math.random): FaultDecision {
+  if (!fault) return NO_FAULT;
   const decision: FaultDecision = {};
-  if (!fault) return decision;
   if (fault.delay && fires(fault.delay.percentage, random)) decision.delayMs = fault.delay.fixedDelayMs;
   const abort = fault.abort;
   if (abort && fires(abort.percentage, random)) {

@@ -16,6 +16,7 @@ import type { ClientSettings, Exchange, ExchangeFailure, UpstreamHead, UpstreamR
 import {
   assertRequestLine,
   assertWritable,
+  assertWritableValue,
   BodyDecoder,
   chunkFrame,
   headerLines,
@@ -262,10 +263,10 @@ class Active {
               }
               return body;
             },
-            ...(whole ? { whole } : {}),
             trailers: () => decoder.trailers as UpstreamResponse["headers"] | undefined,
             headOnly: false,
           };
+          if (whole) response.whole = whole;
           this.resolve({ ok: true, response });
         }
         if (decoder.done) {
@@ -375,7 +376,7 @@ export class H1Pool {
     try {
       assertRequestLine(head.method, head.path);
       assertWritable(head.headers);
-      assertWritable({ host: head.authority });
+      assertWritableValue("host", head.authority);
     } catch (e) {
       resolveResponse({ ok: false, failure: { kind: "connect-failure", error: e as Error } });
       return { body: writer, response, abort: () => undefined };

@@ -99,29 +99,69 @@ function addHeader(h: HeaderMap, name: string, value: string): void {
   else h[name] = `${cur}${name === "cookie" ? "; " : ", "}${value}`;
 }
 
-/** Splits the lines of a head found in buf[start, end) (end excludes the blank line). */
+/**
+ * Lower-case names of the fields most messages carry, by the spelling they arrive in, so a
+ * parsed name costs no new string (and no string-table lookup when it becomes a key).
+ */
+const KNOWN_NAMES = new Map<string, string>();
+for (const n of [
+  "Host",
+  "User-Agent",
+  "Accept",
+  "Accept-Encoding",
+  "Accept-Language",
+  "Connection",
+  "Content-Type",
+  "Content-Length",
+  "Date",
+  "Server",
+  "Cache-Control",
+  "Cookie",
+  "Set-Cookie",
+  "Authorization",
+  "Transfer-Encoding",
+  "Keep-Alive",
+  "Last-Modified",
+  "ETag",
+  "Vary",
+  "Location",
+  "Upgrade",
+  "X-Request-Id",
+  "X-Forwarded-For",
+  "X-Forwarded-Proto",
+  "Traceparent",
+  "Tracestate",
+  "Baggage",
+  "End-User",
+]) {
+  KNOWN_NAMES.set(n, n.toLowerCase());
+  KNOWN_NAMES.set(n.toLowerCase(), n.toLowerCase());
+}
+
+/** Splits the field lines of a head's text from `from` on into headers; the reason when one is bad. */
 function fields(text: string, from: number, headers: HeaderMap): string | undefined {
   let count = 0;
   let i = from;
   while (i < text.length) {
     let eol = text.indexOf("\r\n", i);
     if (eol < 0) eol = text.length;
-    const line = text.slice(i, eol);
+    const start = i;
     i = eol + 2;
     if (++count > MAX_HEADERS) return `more than ${MAX_HEADERS} header lines`;
-    const c0 = line.charCodeAt(0);
+    const c0 = text.charCodeAt(start);
     if (c0 === 32 || c0 === 9) return "folded header line (obs-fold)";
-    const colon = line.indexOf(":");
-    if (colon <= 0) return `header line without a name: ${JSON.stringify(line.slice(0, 40))}`;
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return `invalid header name ${JSON.stringify(name.slice(0, 40))}`;
+    const colon = text.indexOf(":", start);
+    if (colon <= start || colon >= eol)
+      return `header line without a name: ${JSON.stringify(text.slice(start, Math.min(eol, start + 40)))}`;
+    const raw = text.slice(start, colon);
+    if (!TOKEN.test(raw)) return `invalid header name ${JSON.stringify(raw.slice(0, 40))}`;
     let a = colon + 1;
-    let b = line.length;
-    while (a < b && isOws(line.charCodeAt(a))) a++;
-    while (b > a && isOws(line.charCodeAt(b - 1))) b--;
-    const value = line.slice(a, b);
-    if (BAD_VALUE.test(value)) return `invalid character in header ${name}`;
-    addHeader(headers, name.toLowerCase(), value);
+    let b = eol;
+    while (a < b && isOws(text.charCodeAt(a))) a++;
+    while (b > a && isOws(text.charCodeAt(b - 1))) b--;
+    const value = text.slice(a, b);
+    if (BAD_VALUE.test(value)) return `invalid character in header ${raw}`;
+    addHeader(headers, KNOWN_NAMES.get(raw) ?? raw.toLowerCase(), value);
   }
   return undefined;
 }
@@ -425,12 +465,20 @@ export function headerLines(headers: Record<string, string | number | string[] |
  * be refused by weft's own parser (the same BAD_VALUE) were it read back.
  */
 export function assertWritable(headers: Record<string, string | number | string[] | undefined>): void {
+  // Runs on every request and response: no array or string is made for a value that is fine.
   for (const name in headers) {
     if (!TOKEN.test(name)) throw new Error(`invalid header name ${JSON.stringify(name)}`);
     const v = headers[name];
-    if (v === undefined) continue;
-    for (const x of Array.isArray(v) ? v : [v]) if (BAD_VALUE.test(String(x))) throw new Error(`invalid character in header ${name}`);
+    if (v === undefined || typeof v === "number") continue;
+    if (Array.isArray(v)) {
+      for (const x of v) assertWritableValue(name, x);
+    } else assertWritableValue(name, v);
   }
+}
+
+/** Throws when one field value about to be written under name would break the message. */
+export function assertWritableValue(name: string, value: string | number): void {
+  if (typeof value !== "number" && BAD_VALUE.test(value)) throw new Error(`invalid character in header ${name}`);
 }
 
 /** Throws when a method or target about to be written would break the request line. */

@@ -91,6 +91,12 @@ export class RequestLimiter {
     this.drain();
   }
 
+  /** A slot at once when one is free and nobody waits; undefined otherwise (then `admit` decides). */
+  tryAdmit(signal?: CancelSignal): Admission | undefined {
+    if (signal?.aborted || this.queue.length > 0 || this.active >= this.limits.connections) return undefined;
+    return this.start();
+  }
+
   /** Waits for a slot up to the pending limit; resolves not-ok at once when the pending queue is full, or when `signal` aborts. */
   admit(signal?: CancelSignal): Promise<Admission> {
     if (signal?.aborted) return Promise.resolve({ ok: false, reason: "request cancelled before admission" });

@@ -34,9 +34,20 @@ const GRPC_ON: Readonly<Record<string, number>> = {
   unavailable: GRPC_STATUS.UNAVAILABLE as number,
 };
 
-function matches(on: string, outcome: UpstreamOutcome): boolean {
+/** One retryOn word, read once: a condition name, an HTTP status, or a gRPC status. */
+type Condition = { kind: "named"; on: string } | { kind: "status"; status: number } | { kind: "grpc"; code: number };
+
+function condition(word: string): Condition {
+  const on = word.trim().toLowerCase();
+  if (/^\d{3}$/.test(on)) return { kind: "status", status: Number(on) };
+  const code = Object.hasOwn(GRPC_ON, on) ? GRPC_ON[on] : undefined;
+  return code !== undefined ? { kind: "grpc", code } : { kind: "named", on };
+}
+
+function matches(c: Condition, outcome: UpstreamOutcome): boolean {
   if (outcome.kind !== "response") {
-    switch (on) {
+    if (c.kind !== "named") return false;
+    switch (c.on) {
       case "5xx":
       case "gateway-error":
       case "reset":
@@ -50,33 +61,32 @@ function matches(on: string, outcome: UpstreamOutcome): boolean {
     }
   }
   const { status, grpcStatus } = outcome;
-  switch (on) {
+  if (c.kind === "status") return status === c.status;
+  if (c.kind === "grpc") return grpcStatus === c.code;
+  switch (c.on) {
     case "5xx":
       return status >= 500 && status <= 599;
     case "gateway-error":
       return status === 502 || status === 503 || status === 504;
     case "retriable-4xx":
       return status === 409;
-    default: {
-      if (/^\d{3}$/.test(on)) return status === Number(on);
-      const code = Object.hasOwn(GRPC_ON, on) ? GRPC_ON[on] : undefined;
-      return code !== undefined && grpcStatus === code;
-    }
+    default:
+      return false;
   }
 }
 
-// Policies are immutable snapshot objects: their words are normalised once, not per request.
-const normalised = new WeakMap<readonly string[], string[]>();
+// Policies are immutable snapshot objects: their words are read once, not per request.
+const compiled = new WeakMap<readonly string[], Condition[]>();
 
 /** True when the outcome is retriable under the policy (Envoy's retry_on semantics, see the header). */
 export function retriable(policy: RetryPolicy, outcome: UpstreamOutcome): boolean {
   if (policy.attempts <= 0) return false;
-  let words = normalised.get(policy.retryOn);
-  if (!words) {
-    words = policy.retryOn.map((w) => w.trim().toLowerCase());
-    normalised.set(policy.retryOn, words);
+  let conditions = compiled.get(policy.retryOn);
+  if (!conditions) {
+    conditions = policy.retryOn.map(condition);
+    compiled.set(policy.retryOn, conditions);
   }
-  for (const on of words) if (matches(on, outcome)) return true;
+  for (const c of conditions) if (matches(c, outcome)) return true;
   return false;
 }
 

@@ -91,25 +91,36 @@ const DEFAULT_RETRY_ON: readonly string[] = Object.freeze([
   "503",
 ]);
 
-/** Istio's default retry policy (2 attempts). */
+const DEFAULT_RETRIES: RetryPolicy = Object.freeze({ attempts: 2, retryOn: DEFAULT_RETRY_ON as string[] });
+
+/** Istio's default retry policy (2 attempts); one shared, frozen object. */
 export function defaultRetries(): RetryPolicy {
-  return { attempts: 2, retryOn: [...DEFAULT_RETRY_ON] };
+  return DEFAULT_RETRIES;
 }
+
+// A rule's retries are read from an immutable snapshot, so each rule's policy is resolved once
+// (retry.ts also keys its parsed conditions by the policy's retryOn array).
+const resolved = { VirtualService: new WeakMap<RetryPolicy, RetryPolicy>(), HTTPRoute: new WeakMap<RetryPolicy, RetryPolicy>() };
 
 /**
  * The retry policy of a rule. A VirtualService's empty retryOn means Istio's default conditions;
  * an HTTPRoute's retryOn holds status codes only, which Istio combines with its connection-level
- * conditions (503 when no code is listed).
+ * conditions (503 when no code is listed). The result is frozen and shared between requests.
  */
 export function resolveRetries(kind: RouteTable["kind"], r: RetryPolicy | undefined): RetryPolicy {
-  if (!r) return defaultRetries();
+  if (!r) return DEFAULT_RETRIES;
+  const memo = resolved[kind];
+  const hit = memo.get(r);
+  if (hit) return hit;
   let retryOn = r.retryOn;
   if (kind === "HTTPRoute") {
     const base = DEFAULT_RETRY_ON.filter((c) => !/^\d+$/.test(c));
     retryOn = [...base, ...(r.retryOn.length > 0 ? r.retryOn : ["503"])];
   } else if (retryOn.length === 0) retryOn = [...DEFAULT_RETRY_ON];
-  const out: RetryPolicy = { attempts: r.attempts, retryOn };
+  const out: RetryPolicy = { attempts: r.attempts, retryOn: Object.freeze(retryOn) as string[] };
   if (r.perTryTimeoutMs !== undefined) out.perTryTimeoutMs = r.perTryTimeoutMs;
+  Object.freeze(out);
+  memo.set(r, out);
   return out;
 }
 

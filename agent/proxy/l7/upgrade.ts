@@ -17,6 +17,7 @@ import { spliceWith } from "../copy.js";
 import {
   assertRequestLine,
   assertWritable,
+  assertWritableValue,
   BodyDecoder,
   chunkFrame,
   headerLines,
@@ -93,7 +94,7 @@ export function upgradeRequestHead(
   const all = { ...headers, connection: "upgrade", upgrade };
   assertRequestLine(method, path);
   assertWritable(all);
-  assertWritable({ host: authority });
+  assertWritableValue("host", authority);
   return Buffer.from(`${method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n${headerLines(all)}\r\n`, "latin1");
 }
 
